@@ -1,0 +1,34 @@
+"""Backend registry: key -> "module:Class", imported on demand so `--help` loads no simulator.
+
+Entry points: `REGISTRY`, `names`, `get`. An unknown key raises `UnknownBackendError` listing the
+known ones; a backend whose module cannot be imported raises `BackendUnavailable` with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from flyhpc.errors import BackendUnavailable, UnknownBackendError
+
+REGISTRY: dict[str, str] = {
+    "brian2cpp": "flyhpc.backends.brian2cpp_backend:Brian2CppBackend",
+}
+
+
+def names() -> list[str]:
+    """Every registered backend key, in registry order."""
+    return list(REGISTRY)
+
+
+def get(name: str):
+    """The backend class registered as `name`."""
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise UnknownBackendError(f"unknown backend {name!r}; known: {', '.join(REGISTRY)}") from None
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailable(f"backend {name!r} cannot be imported here: {exc}") from exc
+    return getattr(module, class_name)

@@ -1,0 +1,54 @@
+"""The `flyhpc` command line: a click group whose commands live one family per module.
+
+Each command parses its flags, calls one library function and renders the result with rich.
+`FlyhpcError`s become one-line messages with their exit code (`--debug` shows the traceback);
+any other exception is a bug and keeps its traceback. Entry point: `main`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from flyhpc import __version__
+from flyhpc.errors import FlyhpcError
+
+
+class FlyhpcGroup(click.Group):
+    """Turns FlyhpcError into click's one-line error with the error's exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FlyhpcError as exc:
+            if ctx.params.get("debug"):
+                raise
+            err = click.ClickException(str(exc))
+            err.exit_code = exc.exit_code
+            raise err from None
+
+
+@click.group(cls=FlyhpcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flyhpc")
+@click.option("--debug", is_flag=True, help="Show the full traceback of flyhpc errors.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(debug: bool, verbose: int) -> None:
+    """Whole-brain LIF model of the adult fruit fly on six simulators and on Slurm."""
+    from rich.logging import RichHandler
+
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+
+
+def _register() -> None:
+    from flyhpc.cli import run_cmd
+
+    cli.add_command(run_cmd.run)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="flyhpc")

@@ -1,0 +1,96 @@
+"""The simulator-neutral network every backend builds from: weights, refractoriness, drive sets.
+
+`build_network` applies an experiment to a connectome: silenced neurons lose every synapse to and
+from them, weights become signed count x w_syn (mV, float64), and driven neurons get a refractory
+window of 0 steps. Backends read only `NetworkSpec`; they never see files or FlyWire ids' origin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from flyhpc.connectome import Connectome
+from flyhpc.model import DriveSet, Experiment, Params
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network ready to simulate.
+
+    indptr/indices/weights_mv: CSR by presynaptic neuron after silencing (weights in mV, float64).
+    refractory_steps: per neuron, 22 (t_ref) or 0 for driven neurons.
+    drive_sets: the experiment's two Poisson sets as row indices with their rates.
+    """
+
+    params: Params
+    flywire_ids: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights_mv: np.ndarray
+    refractory_steps: np.ndarray
+    drive_sets: tuple[DriveSet, DriveSet]
+    silenced: np.ndarray
+    experiment: Experiment
+    connectome_source: str
+    connectome_digest: str
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.flywire_ids.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def pre_indices(self) -> np.ndarray:
+        """Presynaptic row of every edge (COO view of the CSR), int32."""
+        return np.repeat(np.arange(self.n_neurons, dtype=np.int32), np.diff(self.indptr))
+
+    def digest(self) -> str:
+        """sha256 of everything that shapes the simulated network (keys build caches)."""
+        h = hashlib.sha256()
+        h.update(repr(sorted(self.params.to_dict().items())).encode())
+        for arr in (self.indptr, self.indices, self.weights_mv, self.refractory_steps):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        for s in self.drive_sets:
+            h.update(np.ascontiguousarray(s.indices, dtype=np.int32).tobytes() + repr(s.rate_hz).encode())
+        return h.hexdigest()
+
+
+def build_network(conn: Connectome, experiment: Experiment, params: Params = Params()) -> NetworkSpec:
+    """Apply `experiment` to `conn`: resolve neurons, silence to and from, scale weights.
+
+    Raises
+    ------
+    ConfigError
+        If an experiment neuron is not in the connectome (every unknown id is named).
+    """
+    resolved = experiment.resolve(conn.flywire_ids)
+    indptr, indices, counts = conn.indptr, conn.indices, conn.counts
+    if resolved.silenced.size:
+        silent = np.zeros(conn.n_neurons, dtype=bool)
+        silent[resolved.silenced] = True
+        pre = np.repeat(np.arange(conn.n_neurons), np.diff(indptr))
+        keep = ~(silent[pre] | silent[indices])
+        indices, counts = indices[keep], counts[keep]
+        indptr = np.zeros_like(conn.indptr)
+        np.cumsum(np.bincount(pre[keep], minlength=conn.n_neurons), out=indptr[1:])
+    refractory = np.full(conn.n_neurons, params.refractory_steps, dtype=np.int32)
+    refractory[resolved.driven] = 0
+    return NetworkSpec(
+        params=params,
+        flywire_ids=conn.flywire_ids,
+        indptr=indptr,
+        indices=indices,
+        weights_mv=counts.astype(np.float64) * params.w_syn_mv,
+        refractory_steps=refractory,
+        drive_sets=resolved.drive_sets,
+        silenced=resolved.silenced,
+        experiment=experiment,
+        connectome_source=conn.source,
+        connectome_digest=conn.digest,
+    )
