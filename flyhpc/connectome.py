@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,11 +155,14 @@ def load_connectome(sources: Sources, cache_dir: Path | None = None) -> Connecto
     if cache.is_file():
         try:
             return _read_cache(cache, digest)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     ids = read_completeness(sources.completeness)
     pre, post, signed = _read_edges(sources.connectivity)
-    conn = connectome_from_edges(ids, pre, post, signed, sources.source, digest)
+    try:
+        conn = connectome_from_edges(ids, pre, post, signed, sources.source, digest)
+    except DataError as exc:
+        raise DataError(f"{sources.connectivity}: {exc}") from None
     _write_cache(conn, cache)
     return conn
 

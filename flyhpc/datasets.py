@@ -30,17 +30,26 @@ def resolve_sources(connectome: str | None, data_dir: Path, version: str = "783"
     ConfigError
         If a folder is given that holds no Completeness/Connectivity pair.
     """
-    from flyhpc import synthetic
-
     data_dir = Path(data_dir)
     if connectome in (None, "", "auto"):
-        return real_sources(data_dir, version) or synthetic.default_sources(data_dir)
+        real = real_sources(data_dir, version)
+        if real:
+            return real
+        from flyhpc import synthetic  # imported only when a synthetic connectome is needed
+
+        return synthetic.default_sources(data_dir)
     if connectome == "synthetic":
+        from flyhpc import synthetic
+
         return synthetic.default_sources(data_dir)
     folder = Path(connectome)
     if not folder.is_dir():
         raise ConfigError(f"--connectome {connectome!r}: not a folder, 'auto' or 'synthetic'")
-    found = real_sources(folder, version) or synthetic.sources_in(folder)
+    found = real_sources(folder, version)
+    if found is None:
+        from flyhpc import synthetic
+
+        found = synthetic.sources_in(folder)
     if found is None:
         raise ConfigError(
             f"--connectome {folder}: no Completeness_{version}.csv + Connectivity_{version}.parquet "

@@ -3,7 +3,7 @@
 `simulate` drives a backend through its stages (build, setup, sim, collect) under a `PhaseTimer`
 and checks the spikes it hands back; `run_experiment` adds loading (connectome, network, drive)
 and writing (spike parquet, rates CSV, JSON record) for `flyhpc run`. Neither knows about Slurm
-or benchmark bundles (see worker.py). Entry points: `PhaseTimer`, `simulate`, `run_experiment`.
+or benchmark bundles (see worker.py). Entry points: `PhaseTimer`, `load_inputs`, `simulate`, `run_experiment`.
 """
 
 from __future__ import annotations
@@ -114,6 +114,21 @@ def _check_spikes(name: str, table: SpikeTable, spec: NetworkSpec, drive: Drive)
         raise FlyhpcError(f"backend {name!r} returned impossible spikes: {'; '.join(bad)}")
 
 
+def load_inputs(connectome: str | None, data_dir: Path, experiment: Experiment, n_steps: int, n_run: int, *,
+                seed: int = 0, round_: int = 1, params: Params = Params()):
+    """Connectome, network and drive of one run: the `load` phase shared by `flyhpc run` and the worker.
+
+    Returns
+    -------
+    (Connectome, NetworkSpec, Drive)
+    """
+    sources = resolve_sources(connectome, data_dir)
+    conn = load_connectome(sources)
+    spec = build_network(conn, experiment, params)
+    drive = make_drive(spec, n_steps, n_run, base_seed=seed, round_=round_)
+    return conn, spec, drive
+
+
 def exp_name(backend: str, t_run_s: float, n_run: int) -> str:
     """The seed's file stem with t_run always written as a float: `brian2cpp_t1.0s_n1`."""
     return f"{backend}_t{float(t_run_s)}s_n{int(n_run)}"
@@ -155,10 +170,8 @@ def run_experiment(*, backend: str, experiment: Experiment, t_run_s: float, n_ru
     timer = PhaseTimer(on_phase=on_phase)
     t_start = time.perf_counter()
     with timer.phase("load"):
-        sources = resolve_sources(connectome, data_dir)
-        conn = load_connectome(sources)
-        spec = build_network(conn, experiment, params)
-        drive = make_drive(spec, n_steps, n_run, base_seed=seed, round_=round_)
+        conn, spec, drive = load_inputs(connectome, data_dir, experiment, n_steps, n_run, seed=seed,
+                                        round_=round_, params=params)
     result = simulate(backend, spec, drive, timer, n_threads=n_threads, precision=precision)
     with timer.phase("write"):
         meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,

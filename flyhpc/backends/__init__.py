@@ -12,6 +12,7 @@ from flyhpc.errors import BackendUnavailable, UnknownBackendError
 
 REGISTRY: dict[str, str] = {
     "brian2cpp": "flyhpc.backends.brian2cpp_backend:Brian2CppBackend",
+    "pytorch": "flyhpc.backends.pytorch_backend:PyTorchBackend",
 }
 
 

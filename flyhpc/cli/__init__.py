@@ -42,9 +42,13 @@ def cli(debug: bool, verbose: int) -> None:
 
 
 def _register() -> None:
-    from flyhpc.cli import run_cmd
+    from flyhpc.cli import run_cmd, slurm_cmd
 
     cli.add_command(run_cmd.run)
+    for command in (slurm_cmd.submit, slurm_cmd.status, slurm_cmd.resubmit, slurm_cmd.cancel):
+        cli.add_command(command)
+    from flyhpc.cli.data_cmd import data_group
+    cli.add_command(data_group)
 
 
 _register()

@@ -1,0 +1,88 @@
+"""Brian2CUDA backend (`brian2cuda`): the brian2cpp backend on Brian2CUDA's `cuda_standalone` device.
+
+Shares the network construction (`brian2_network`) and the build-once / run-per-trial lifecycle of
+`Brian2CppBackend`; owns only the CUDA device preferences (compute capability, GPU id, nvcc flags
+without fast math, GPU detection off where there is no GPU). Code generation and nvcc compilation are
+verified here; simulation needs a GPU and is not run here. Entry points: `Brian2CudaBackend`,
+`Brian2CudaOptions`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import ClassVar
+
+from flyhpc.backends.base import Capabilities, Probe
+from flyhpc.backends.brian2cpp_backend import Brian2CppBackend
+from flyhpc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Brian2CudaOptions:
+    """Settings of the brian2cuda backend.
+
+    compute_capability: target GPU architecture for nvcc (e.g. 8.0 for A100, 9.0 for H100);
+    gpu_id: CUDA device to run on (None: Brian2CUDA's choice); detect_gpus: query nvidia-smi
+    ("auto": only when nvidia-smi is on PATH).
+    """
+
+    compute_capability: float = 8.0
+    gpu_id: int | None = None
+    detect_gpus: str = "auto"
+
+    def __post_init__(self) -> None:
+        cc = self.compute_capability
+        if isinstance(cc, bool) or not isinstance(cc, (int, float)) or not 3.0 <= float(cc) < 20.0:
+            raise ConfigError(f"brian2cuda: compute_capability must be a number like 8.0, got {cc!r}")
+        if self.gpu_id is not None and (isinstance(self.gpu_id, bool) or not isinstance(self.gpu_id, int)
+                                        or self.gpu_id < 0):
+            raise ConfigError(f"brian2cuda: gpu_id must be None or an integer >= 0, got {self.gpu_id!r}")
+        if self.detect_gpus not in ("auto", "yes", "no"):
+            raise ConfigError(f"brian2cuda: detect_gpus must be 'auto', 'yes' or 'no', got {self.detect_gpus!r}")
+
+
+class Brian2CudaBackend(Brian2CppBackend):
+    """Brian2CUDA 1.0a7 (Brian2 2.8.0): one CUDA binary per (network, duration), one run per trial."""
+
+    name: ClassVar[str] = "brian2cuda"
+    device_name: ClassVar[str] = "cuda_standalone"
+    caps: ClassVar[Capabilities] = Capabilities(
+        device="gpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
+        deterministic=True, image="flyhpc-brian2cuda", verified_here="code generation only",
+        needs=frozenset({"gpu"}))
+    Options: ClassVar[type] = Brian2CudaOptions
+
+    @classmethod
+    def probe(cls) -> Probe:
+        """Brian2 and Brian2CUDA versions and whether nvcc is on PATH; never raises."""
+        try:
+            import brian2
+            import brian2cuda
+        except Exception as exc:
+            return Probe(False, f"brian2cuda cannot be imported: {exc}")
+        versions = {"brian2": brian2.__version__, "brian2cuda": str(getattr(brian2cuda, "__version__", "unknown"))}
+        nvcc = shutil.which("nvcc")
+        if not nvcc:
+            return Probe(False, "nvcc is not on PATH (Brian2CUDA compiles with nvcc)", versions)
+        versions["nvcc"] = nvcc
+        if not shutil.which("make"):
+            return Probe(False, "'make' is not on PATH", versions)
+        return Probe(True, "", versions)
+
+    def _openmp_threads(self) -> int:
+        return 0  # the CUDA device has no OpenMP threads; keeps the build key independent of CPUs
+
+    def _activate_device(self, threads: int) -> None:
+        import brian2 as b2
+        import brian2cuda  # noqa: F401  (registers the cuda_standalone device and its preferences)
+
+        super()._activate_device(threads)
+        cuda = b2.prefs.devices.cuda_standalone.cuda_backend
+        opts = self.options
+        detect = opts.detect_gpus == "yes" or (opts.detect_gpus == "auto" and shutil.which("nvidia-smi") is not None)
+        cuda.detect_gpus = detect
+        cuda.compute_capability = float(opts.compute_capability)
+        # Without detection Brian2CUDA needs an explicit GPU id (CUDA_VISIBLE_DEVICES still applies).
+        cuda.gpu_id = opts.gpu_id if (opts.gpu_id is not None or detect) else 0
+        cuda.extra_compile_args_nvcc = ["-w"]  # no -use_fast_math: the contract needs exact exp/float64

@@ -1,0 +1,287 @@
+"""GeNN 5 backend (`genn`): the model contract as a custom PyGeNN neuron, all trials in one batch.
+
+Owns the GeNN neuron model (exact propagator, Brian2's refractory rule via the last spike step,
+input that arrives while refractory kept in g), the translation of the shared drive into a per-batch
+event table read by that neuron, the bounded spike-recording windows, and the batched model itself.
+Written against PyGeNN 5.4's documented API; NOT RUN HERE (no GPU, PyGeNN is not on PyPI).
+Entry points: `GeNNBackend`, `GeNNOptions`, `neuron_model_code`, `recording_window_steps`, `drive_tables`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.drive import Drive
+from flyhpc.errors import BackendUnavailable, ConfigError, UnsupportedFeature
+from flyhpc.model import Params
+from flyhpc.network import NetworkSpec
+from flyhpc.spikes import SpikeTable
+
+WINDOW_ENV = "GENN_RECORDING_WINDOW_STEPS"
+MAX_SLOTS_ENV = "GENN_RECORDING_WINDOW_MAX_SLOTS"
+DEFAULT_WINDOW_STEPS = 100_000
+DEFAULT_MAX_SLOTS = 800_000
+NEVER_SPIKED = -1_000_000_000  # "last spike step" of a neuron that has not spiked yet
+
+# GeNN step n runs, per neuron: (1) apply the input of contract step n-1 (recurrent deliveries in Isyn
+# to g, drive kicks to v) unless the neuron spiked at n-1, because the contract's reset wipes input that
+# arrives in the spiking step; (2) contract step n: integrate exactly when not refractory, else freeze.
+# GeNN delivers a spike of step m at step m + 1 + axonal_delay_steps, so axonal delay D gives the
+# contract's delivery at step m + D; a drive event of step n is read from the event table at step n + 1.
+SIM_CODE = """
+const int n = (int)rint(t / dt);
+if (n - 1 != LastSpikeStep) {
+    G += Isyn;
+    if (DriveNext < DriveEnd && driveSteps[DriveNext] == (unsigned int)(n - 1)) {
+        V += Kick;
+    }
+}
+if (DriveNext < DriveEnd && driveSteps[DriveNext] <= (unsigned int)(n - 1)) {
+    DriveNext++;
+}
+if ((n - LastSpikeStep) >= RefSteps) {
+    const scalar u = V - V0;
+    V = V0 + A * u + Coef * (B - A) * G;
+    G = B * G;
+}
+"""
+THRESHOLD_CODE = "((int)rint(t / dt) - LastSpikeStep) >= RefSteps && V > Vth"
+RESET_CODE = """
+V = Vrst;
+G = 0.0;
+LastSpikeStep = (int)rint(t / dt);
+"""
+
+
+@dataclass(frozen=True)
+class GeNNOptions:
+    """Settings of the genn backend: GeNN code backend ("cuda" or "single_threaded_cpu") and CUDA device."""
+
+    genn_backend: str = "cuda"
+    device_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.genn_backend not in ("cuda", "single_threaded_cpu"):
+            raise ConfigError(f"genn: genn_backend must be 'cuda' or 'single_threaded_cpu', got {self.genn_backend!r}")
+        if isinstance(self.device_id, bool) or not isinstance(self.device_id, int) or self.device_id < 0:
+            raise ConfigError(f"genn: device_id must be an integer >= 0, got {self.device_id!r}")
+
+
+def propagator(params: Params) -> dict[str, float]:
+    """The contract's one-step propagator constants: A = exp(-dt/tau_m), B = exp(-dt/tau_s), Coef."""
+    return {"A": math.exp(-params.dt_ms / params.tau_m_ms), "B": math.exp(-params.dt_ms / params.tau_s_ms),
+            "Coef": params.tau_s_ms / (params.tau_s_ms - params.tau_m_ms)}
+
+
+def neuron_params(params: Params) -> dict[str, float]:
+    """Homogeneous parameters of the GeNN neuron (mV and dimensionless constants)."""
+    return {"V0": params.v_0_mv, "Vrst": params.v_rst_mv, "Vth": params.v_th_mv, "Kick": params.kick_mv,
+            **propagator(params)}
+
+
+def neuron_model_code() -> dict:
+    """Keyword arguments of `pygenn.create_neuron_model` for the contract neuron (no pygenn import).
+
+    Variables: V, G (scalar, per batch), LastSpikeStep (int, per batch), DriveNext/DriveEnd (uint, per
+    batch: this trial's slice of the shared `driveSteps` table) and RefSteps (int, shared by batches).
+    """
+    return {
+        "params": ["V0", "Vrst", "Vth", "Kick", "A", "B", "Coef"],
+        "vars": [("V", "scalar"), ("G", "scalar"), ("LastSpikeStep", "int"),
+                 ("DriveNext", "unsigned int"), ("DriveEnd", "unsigned int"),
+                 ("RefSteps", "int", "READ_ONLY_SHARED_NEURON")],
+        "extra_global_params": [("driveSteps", "unsigned int*")],
+        "sim_code": SIM_CODE,
+        "threshold_condition_code": THRESHOLD_CODE,
+        "reset_code": RESET_CODE,
+    }
+
+
+def recording_window_steps(n_steps: int, n_batch: int, env: dict | None = None) -> int:
+    """Steps recorded on the device between two pulls (seed-spec §3.4 rule).
+
+    window = min(n_steps, requested, max(1, max_slots // n_batch)), then gcd(n_steps, window) when the
+    window does not divide n_steps, so every window is full. requested = $GENN_RECORDING_WINDOW_STEPS
+    (default 100,000), max_slots = $GENN_RECORDING_WINDOW_MAX_SLOTS (default 800,000).
+
+    Raises
+    ------
+    ConfigError
+        If an environment value is not an integer, or n_steps / n_batch < 1.
+    """
+    env = os.environ if env is None else env
+    if n_steps < 1 or n_batch < 1:
+        raise ConfigError(f"genn: n_steps and n_batch must be >= 1, got {n_steps!r}, {n_batch!r}")
+
+    def read(name: str, default: int) -> int:
+        raw = env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise ConfigError(f"genn: ${name} must be an integer, got {raw!r}") from None
+
+    requested = read(WINDOW_ENV, DEFAULT_WINDOW_STEPS)
+    max_slots = read(MAX_SLOTS_ENV, DEFAULT_MAX_SLOTS)
+    window = min(n_steps, requested, max(1, max_slots // n_batch))
+    if n_steps % window:
+        window = math.gcd(n_steps, window)
+    return max(1, window)
+
+
+def drive_tables(drive: Drive, n_neurons: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The drive as GeNN reads it: one step table plus per-(batch, neuron) [next, end) slices into it.
+
+    Returns
+    -------
+    steps : uint32 array of every event step, grouped by batch then neuron, ascending within a group.
+    next_idx, end_idx : uint32 arrays of shape (n_trials, n_neurons).
+    """
+    if drive.n_steps >= 2**32 - 1:
+        raise UnsupportedFeature(f"genn: {drive.n_steps} steps do not fit the uint32 drive table")
+    parts, next_idx = [], np.zeros((drive.n_trials, n_neurons), np.uint32)
+    end_idx = np.zeros_like(next_idx)
+    offset = 0
+    for b, trial in enumerate(drive.trials):
+        order = np.lexsort((trial.steps, trial.neurons))  # by neuron, then step
+        neurons, steps = trial.neurons[order], trial.steps[order]
+        counts = np.bincount(neurons, minlength=n_neurons).astype(np.int64)
+        starts = offset + np.concatenate([[0], np.cumsum(counts)[:-1]])
+        next_idx[b] = starts
+        end_idx[b] = starts + counts
+        parts.append(steps.astype(np.uint32))
+        offset += int(counts.sum())
+    if offset >= 2**32:
+        raise UnsupportedFeature(f"genn: {offset} drive events do not fit uint32 indices")
+    steps_all = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+    if steps_all.size == 0:
+        steps_all = np.zeros(1, np.uint32)  # GeNN cannot allocate an empty extra global parameter
+    return steps_all, next_idx, end_idx
+
+
+class GeNNBackend(Backend):
+    """PyGeNN 5.4: one batched model (batch = trials), sparse synapses with an 18-step axonal delay."""
+
+    name: ClassVar[str] = "genn"
+    caps: ClassVar[Capabilities] = Capabilities(
+        device="gpu", batching="batched", drive="events", precisions=("float64", "float32"), compiles=True,
+        deterministic=True, image="flyhpc-genn", verified_here="not run here", needs=frozenset({"gpu"}))
+    Options: ClassVar[type] = GeNNOptions
+
+    def __init__(self, options=None, **kwargs):
+        super().__init__(options, **kwargs)
+        self._spec: NetworkSpec | None = None
+        self._n_steps = 0
+        self._model = None
+        self._pop = None
+        self._spikes: SpikeTable | None = None
+
+    @classmethod
+    def probe(cls) -> Probe:
+        """PyGeNN's version; imports pygenn, allocates nothing, never raises."""
+        try:
+            import pygenn
+        except Exception as exc:
+            return Probe(False, f"pygenn cannot be imported: {exc}")
+        return Probe(True, "", {"pygenn": str(getattr(pygenn, "__version__", "unknown"))})
+
+    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
+        """Check inputs and remember the network; the GeNN model is generated per batch size in `setup`.
+
+        Raises
+        ------
+        BackendUnavailable
+            If pygenn cannot be imported.
+        UnsupportedFeature
+            If the delay is shorter than one step.
+        """
+        probe = self.probe()
+        if not probe.ok:
+            raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
+        if int(n_steps) < 1:
+            raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+        if spec.params.delay_steps < 1:
+            raise UnsupportedFeature(f"backend {self.name!r} needs a delay of >= 1 step")
+        self.close()
+        self._spec, self._n_steps = spec, int(n_steps)
+        work_dir = self.work_root / self.name / spec.digest()[:16]
+        return BuildReport(cached=False, work_dir=str(work_dir), versions=probe.versions)
+
+    def _make_model(self, n_batch: int):
+        from pygenn import (GeNNModel, VarAccess, create_neuron_model, init_postsynaptic,
+                            init_weight_update)
+
+        spec = self._spec
+        code = neuron_model_code()
+        vars_ = [(v[0], v[1], getattr(VarAccess, v[2])) if len(v) == 3 else v for v in code["vars"]]
+        model_cls = create_neuron_model("flyhpc_lif", **{**code, "vars": vars_})
+        precision = "double" if self.precision == "float64" else "float"
+        work_dir = self.work_root / self.name / spec.digest()[:16]
+        work_dir.mkdir(parents=True, exist_ok=True)
+        kwargs = {"manual_device_id": self.options.device_id} if self.options.genn_backend == "cuda" else {}
+        model = GeNNModel(precision, "flyhpc_genn", backend=self.options.genn_backend, **kwargs)
+        model.dt = spec.params.dt_ms
+        model.batch_size = n_batch
+        init = {"V": spec.params.v_0_mv, "G": 0.0, "LastSpikeStep": NEVER_SPIKED, "DriveNext": 0,
+                "DriveEnd": 0, "RefSteps": np.asarray(spec.refractory_steps, np.int32)}
+        pop = model.add_neuron_population("neurons", spec.n_neurons, model_cls, neuron_params(spec.params), init)
+        pop.spike_recording_enabled = True
+        syn = model.add_synapse_population(
+            "recurrent", "SPARSE", pop, pop,
+            init_weight_update("StaticPulse", {}, {"g": np.asarray(spec.weights_mv, np.float64)}),
+            init_postsynaptic("DeltaCurr"))
+        syn.axonal_delay_steps = spec.params.delay_steps
+        syn.set_sparse_connections(spec.pre_indices.astype(np.uint32), np.asarray(spec.indices, np.uint32))
+        return model, pop, work_dir
+
+    def run(self, drive: Drive) -> RunReport:
+        """Build and load a model with batch = trials, upload the drive, step in recording windows."""
+        if self._spec is None:
+            raise ConfigError(f"backend {self.name!r}: run() called before build()")
+        if drive.n_steps != self._n_steps:
+            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps, build has {self._n_steps}")
+        steps, next_idx, end_idx = drive_tables(drive, self._spec.n_neurons)
+        model, pop, work_dir = self._make_model(drive.n_trials)
+        pop.extra_global_params["driveSteps"].set_init_values(steps)
+        window = recording_window_steps(drive.n_steps, drive.n_trials)
+        model.build(path_to_model=str(work_dir))
+        model.load(num_recording_timesteps=window)
+        for var, arr in (("DriveNext", next_idx), ("DriveEnd", end_idx)):
+            pop.vars[var].current_view[:] = arr.reshape(pop.vars[var].current_view.shape)
+            pop.vars[var].push_to_device()
+        trials, step_parts, neuron_parts = [], [], []
+        for _ in range(drive.n_steps // window):
+            for _ in range(window):
+                model.step_time()
+            model.pull_recording_buffers_from_device()
+            for b, (times_ms, ids) in enumerate(pop.spike_recording_data):
+                s = np.rint(np.asarray(times_ms) / self._spec.params.dt_ms).astype(np.int64)
+                step_parts.append(s)
+                neuron_parts.append(np.asarray(ids, np.int32))
+                trials.append(np.full(s.shape, drive.trials[b].trial, np.int32))
+        self._model, self._pop = model, pop
+        self._spikes = SpikeTable.from_arrays(np.concatenate(trials) if trials else [],
+                                              np.concatenate(step_parts) if step_parts else [],
+                                              np.concatenate(neuron_parts) if neuron_parts else [])
+        return RunReport(notes={"recording_window_steps": str(window), "work_dir": str(work_dir)})
+
+    def spikes(self) -> SpikeTable:
+        """Spikes of the last run, trials numbered as in the drive."""
+        if self._spikes is None:
+            raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
+        return self._spikes
+
+    def close(self) -> None:
+        """Unload the GeNN model (frees device memory). Idempotent."""
+        if self._model is not None:
+            unload = getattr(self._model, "unload", None)
+            if unload is not None:
+                unload()
+        self._model = self._pop = None

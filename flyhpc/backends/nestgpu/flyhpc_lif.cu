@@ -1,0 +1,55 @@
+// flyhpc_lif: the flyhpc model contract as a NEST GPU neuron kernel (built into the nestgpu image).
+//
+// Owns one step of every neuron: apply the input of the previous step (port 0 -> g, port 1 -> v)
+// unless the neuron spiked in that step (the contract's reset wipes it), then integrate exactly with
+// the linear propagator unless refractory (Brian2 rule: refractory while step - last_spike < ref_steps),
+// then threshold (v > v_th) and reset (v = v_rst, g = 0). Input that arrives while refractory is kept
+// in g without decay. Compiled here by nvcc as a syntax/type check; NOT RUN HERE (no GPU).
+#include <cmath>
+
+namespace flyhpc {
+
+struct LifParams {
+  double a;      // exp(-dt / tau_m)
+  double b;      // exp(-dt / tau_s)
+  double coef;   // tau_s / (tau_s - tau_m)
+  double v_0;    // resting potential (mV)
+  double v_rst;  // reset potential (mV)
+  double v_th;   // threshold (mV)
+};
+
+// One neuron, one step. Returns 1 if the neuron spikes at `step`.
+__host__ __device__ inline int lif_step(const LifParams &p, long long step, int ref_steps,
+                                        float in_g, float in_v, float &v, float &g,
+                                        long long &last_spike) {
+  if (step - 1 != last_spike) {  // input of step-1 survives only if the neuron did not spike then
+    g += in_g;
+    v += in_v;
+  }
+  const bool active = (step - last_spike) >= ref_steps;
+  if (active) {
+    const double u = (double)v - p.v_0;
+    v = (float)(p.v_0 + p.a * u + p.coef * (p.b - p.a) * (double)g);
+    g = (float)(p.b * (double)g);
+  }
+  if (active && v > p.v_th) {
+    v = (float)p.v_rst;
+    g = 0.0f;
+    last_spike = step;
+    return 1;
+  }
+  return 0;
+}
+
+// The update kernel: in_g / in_v are the per-neuron port sums NEST GPU collected in the previous step.
+__global__ void lif_update(int n, LifParams p, long long step, const int *ref_steps,
+                           float *in_g, float *in_v, float *v, float *g, long long *last_spike,
+                           int *spiked) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  spiked[i] = lif_step(p, step, ref_steps[i], in_g[i], in_v[i], v[i], g[i], last_spike[i]);
+  in_g[i] = 0.0f;
+  in_v[i] = 0.0f;
+}
+
+}  // namespace flyhpc

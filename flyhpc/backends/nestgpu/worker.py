@@ -1,0 +1,92 @@
+"""One NEST GPU trial in its own process: `python -m flyhpc.backends.nestgpu.worker REQUEST.json`.
+
+Reads the request written by `nestgpu_backend` (network .npz, this trial's drive .npz, seed,
+retrieval chunks), builds the network from our `flyhpc_lif` neuron (port 0 adds to g, port 1 adds the
+drive kick to v), simulates chunk by chunk, retrieving spike times after each, writes the spikes
+.npz and prints exactly one JSON line. Written against NEST GPU's Python API; NOT RUN HERE.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def _result(trial: int, status: str, **fields) -> None:
+    print(json.dumps({"trial": trial, "status": status, **fields}, sort_keys=True), flush=True)
+
+
+def simulate(request: dict) -> dict:
+    """Build and simulate one trial with NEST GPU; write its spikes; return the result fields."""
+    import nestgpu as ngpu
+
+    t0 = time.perf_counter()
+    net = np.load(request["network_file"])
+    drv = np.load(request["drive_file"])
+    v_0, v_rst, v_th, tau_m, tau_s, dt_ms, delay_steps, kick = (float(x) for x in net["params"])
+    n = int(net["indptr"].shape[0] - 1)
+    ngpu.SetRandomSeed(int(request["seed"]))
+    ngpu.SetTimeResolution(dt_ms)
+    neurons = ngpu.Create("flyhpc_lif", n)
+    ngpu.SetStatus(neurons, {"V_0": v_0, "V_rst": v_rst, "V_th": v_th, "tau_m": tau_m, "tau_s": tau_s,
+                             "V_m": v_0, "g": 0.0})
+    refractory = net["refractory_steps"].astype(np.float64) * dt_ms
+    for r in np.unique(refractory):
+        ngpu.SetStatus([int(i) for i in np.flatnonzero(refractory == r)], {"t_ref": float(r)})
+    pre = np.repeat(np.arange(n), np.diff(net["indptr"]))
+    if pre.size:
+        ngpu.Connect([int(i) for i in pre], [int(i) for i in net["indices"]], {"rule": "one_to_one"},
+                     {"weight": net["weights_mv"].astype(np.float32).tolist(), "delay": delay_steps * dt_ms,
+                      "receptor": 0})
+    driven = np.unique(drv["neurons"])
+    if driven.size:
+        gens = ngpu.Create("spike_generator", int(driven.size))
+        for k, idx in enumerate(driven):
+            steps = drv["steps"][drv["neurons"] == idx]
+            # A generator event at t reaches the target one resolution step later (its minimum delay).
+            ngpu.SetStatus(gens, k, {"spike_times": (steps * dt_ms).tolist(),
+                                     "spike_heights": [1.0] * int(steps.size)})
+        ngpu.Connect(gens, [int(i) for i in driven], {"rule": "one_to_one"},
+                     {"weight": kick, "delay": dt_ms, "receptor": 1})
+    ngpu.ActivateRecSpikeTimes(neurons, 4000)
+    t1 = time.perf_counter()
+    sim_s, steps_out, neurons_out = 0.0, [], []
+    for first, length in request["chunks"]:
+        s0 = time.perf_counter()
+        ngpu.Simulate(length * dt_ms)
+        sim_s += time.perf_counter() - s0
+        per_neuron = ngpu.GetRecSpikeTimes(neurons)
+        for idx, times in enumerate(per_neuron):
+            if len(times):
+                steps_out.append(np.rint(np.asarray(times) / dt_ms).astype(np.int64))
+                neurons_out.append(np.full(len(times), idx, np.int32))
+    steps_all = np.concatenate(steps_out) if steps_out else np.zeros(0, np.int64)
+    neurons_all = np.concatenate(neurons_out) if neurons_out else np.zeros(0, np.int32)
+    pairs = np.unique(np.stack([steps_all, neurons_all.astype(np.int64)], 1), axis=0)  # chunk overlap safety
+    np.savez(request["spikes_file"], steps=pairs[:, 0], neurons=pairs[:, 1].astype(np.int32))
+    return {"network_creation_time": t1 - t0, "simulation_time": sim_s, "n_spikes": int(len(pairs)),
+            "recording_chunks": len(request["chunks"])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m flyhpc.backends.nestgpu.worker REQUEST.json", file=sys.stderr)
+        return 2
+    with open(argv[0]) as fh:
+        request = json.load(fh)
+    trial = int(request["trial"])
+    try:
+        fields = simulate(request)
+    except Exception as exc:  # reported to the parent, which retries
+        _result(trial, "error", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    _result(trial, "success", **fields)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Result bundles on disk: every file name of a run label, and what a task's files say about it.
+
+`BundlePaths` is the one owner of file names under `<results_root>/<label>/` (round folders,
+parquet + record + log per task, manifest, checksums, results CSV, lock, submission); `read_record`
+and `record_state` judge a task from its files alone. Writes nothing (see collect.py, worker.py).
+Entry points: `BundlePaths`, `read_record`, `record_state`, `framework_name`, `display_path`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from flyhpc.errors import DataError
+from flyhpc.files import sha256_file
+
+RECORD_FORMAT = 1
+_STEM_RE = re.compile(r"^(?P<backend>[a-z0-9]+)_t(?P<t>\d+\.\d+(?:e[-+]?\d+)?)s_n(?P<n>\d+)$")
+
+# The seed's display names (CSV `framework` column); ours fall back to "<key> (<DEVICE>)".
+_FRAMEWORKS = {
+    "brian2cpp": "Brian2 (CPU)", "brian2cuda": "Brian2CUDA (GPU)", "nestgpu": "NEST GPU",
+    "genn": "GeNN (GPU)", "brian2genn": "Brian2GeNN (GPU)",
+}
+
+
+def framework_name(backend: str, device: str = "") -> str:
+    """Display name of a backend as the seed's CSV writes it (`PyTorch (CUDA)` / `PyTorch (CPU)`)."""
+    if backend == "pytorch":
+        return "PyTorch (CUDA)" if device.startswith(("gpu", "cuda")) else "PyTorch (CPU)"
+    if backend in _FRAMEWORKS:
+        return _FRAMEWORKS[backend]
+    return f"{backend} ({(device or 'cpu').split(':')[0].upper()})"
+
+
+class BundlePaths:
+    """Every path of one run label's bundle under `results_root`.
+
+    Layout: `<root>/<label>/round_XX/<stem>.parquet|.json|.log`, `<root>/<label>/manifest.csv`,
+    `checksums.sha256`, `benchmark-results.csv`, `submission.json`, `.flyhpc.lock`,
+    `comparisons/`. The label is checked (no `/`, `..` or shell metacharacters).
+    """
+
+    def __init__(self, results_root: str | Path, run_label: str):
+        from flyhpc.tasks import check_label
+
+        self.results_root = Path(results_root)
+        self.run_label = check_label(run_label)
+        self.label_dir = self.results_root / run_label
+        self.manifest = self.label_dir / "manifest.csv"
+        self.checksums = self.label_dir / "checksums.sha256"
+        self.results_csv = self.label_dir / "benchmark-results.csv"
+        self.submission = self.label_dir / "submission.json"
+        self.lock = self.label_dir / ".flyhpc.lock"
+        self.comparisons = self.label_dir / "comparisons"
+
+    def round_dir(self, round_: int) -> Path:
+        return self.label_dir / f"round_{int(round_):02d}"
+
+    def _file(self, task, suffix: str) -> Path:
+        return self.round_dir(task.round) / f"{task.stem}{suffix}"
+
+    def parquet(self, task) -> Path:
+        """The task's spike parquet: round_XX/<backend>_t<t>s_n<n>.parquet."""
+        return self._file(task, ".parquet")
+
+    def record(self, task) -> Path:
+        """The task record (JSON) next to its parquet."""
+        return self._file(task, ".json")
+
+    def log(self, task) -> Path:
+        """The task's log (phases, and the traceback if it failed)."""
+        return self._file(task, ".log")
+
+    def spike_file(self, round_: int, backend: str, t_run_s: float, n_run: int) -> Path:
+        """The parquet of a grid point, by value (for comparisons)."""
+        from flyhpc.runner import exp_name
+
+        return self.round_dir(round_) / f"{exp_name(backend, t_run_s, n_run)}.parquet"
+
+    def record_files(self) -> list[Path]:
+        """Every task record of the label, sorted by path."""
+        return sorted(p for p in self.label_dir.glob("round_*/*.json") if _STEM_RE.match(p.stem))
+
+    def relative(self, path: Path) -> str:
+        """`path` relative to the label folder, with `/` separators."""
+        return Path(path).resolve().relative_to(self.label_dir.resolve()).as_posix()
+
+
+def display_path(path: Path) -> str:
+    """A path relative to the working directory when it lies below it, else as given."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A task record as a dict.
+
+    Raises
+    ------
+    DataError
+        The file is missing, not JSON, or lacks the fields every record has.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: no task record") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: task record is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: task record is not a JSON object")
+    missing = [k for k in ("status", "backend", "t_run_s", "n_run", "round", "run_label") if k not in data]
+    if missing:
+        raise DataError(f"{path}: task record lacks {', '.join(missing)}")
+    return data
+
+
+def record_state(record_path: Path, parquet_path: Path) -> tuple[str, str]:
+    """Judge a task from its files: ("done" | "error" | "missing" | "corrupt", reason).
+
+    done: the record says success and the parquet's sha256 equals the recorded one. error: the
+    record says `error: ...`. missing: no record (never run, or still running). corrupt: anything
+    else (unreadable record, parquet missing or not matching its recorded hash).
+    """
+    if not Path(record_path).exists():
+        return "missing", "no task record"
+    try:
+        rec = read_record(record_path)
+    except DataError as exc:
+        return "corrupt", str(exc)
+    status = str(rec["status"])
+    if status.startswith("error"):
+        return "error", status
+    if status != "success":
+        return "corrupt", f"{record_path}: unknown status {status!r}"
+    if not Path(parquet_path).is_file():
+        return "corrupt", f"{parquet_path}: missing although its record says success"
+    if Path(parquet_path).stat().st_size != rec.get("parquet_bytes", -1):
+        return "corrupt", f"{parquet_path}: size differs from its record"
+    if sha256_file(parquet_path) != rec.get("parquet_sha256"):
+        return "corrupt", f"{parquet_path}: sha256 differs from its record"
+    return "done", ""

@@ -1,0 +1,173 @@
+"""`flyhpc submit / status / resubmit / cancel`: benchmark grids on Slurm (or submitit's local executor).
+
+Each command parses flags, calls one function of `flyhpc.slurm` / `flyhpc.slurm_status` and renders
+the result with rich. No scheduling logic here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from flyhpc.sacct import CATEGORIES
+
+_FAILED_STATES = ("failed", "timeout", "cancelled", "out-of-memory")
+_SHORT = {"pending": "pend", "running": "run", "timeout": "t/o", "cancelled": "canc", "out-of-memory": "oom",
+          "missing": "miss"}
+
+
+def _grid(paper: bool, grid_name: str | None, overrides: dict):
+    from flyhpc import tasks
+
+    if paper and grid_name:
+        raise click.UsageError("give --paper or --grid, not both")
+    grid = tasks.load_grid("paper" if paper else (grid_name or "quick"))
+    given = {k: v for k, v in overrides.items() if v not in (None, ())}
+    return dataclasses.replace(grid, **given) if given else grid
+
+
+def render_plan(console: Console, sp) -> None:
+    """The --dry-run table: one row per array, with resources and estimated hours."""
+    table = Table(title=f"{sp.run_label}: {sp.n_tasks} task(s) in {len(sp.arrays)} array(s) on "
+                        f"{sp.profile.name} ({sp.profile.executor}); {len(sp.skipped_done)} already done")
+    for col in ("backend", "tasks", "gpus", "cpus", "mem GB", "time", "%N", "image", "GPU-h", "core-h"):
+        table.add_column(col, justify="right" if col not in ("backend", "image") else "left")
+    tot_gpu = tot_core = 0.0
+    for arr in sp.arrays:
+        gpu_h, core_h = arr.estimate_hours(sp.profile)
+        tot_gpu, tot_core = tot_gpu + gpu_h, tot_core + core_h
+        table.add_row(arr.backend, str(arr.n_tasks), str(arr.resources.gpus), str(arr.resources.cpus),
+                      f"{arr.resources.mem_gb:g}", f"{arr.time_min} min",
+                      str(min(sp.profile.array_parallelism, arr.n_tasks)), arr.image or "-",
+                      f"{gpu_h:.2f}", f"{core_h:.2f}")
+    table.add_row("total", str(sp.n_tasks), "", "", "", "", "", "", f"{tot_gpu:.2f}", f"{tot_core:.2f}",
+                  style="bold")
+    console.print(table)
+
+
+@click.command()
+@click.option("--paper", is_flag=True, help="The paper grid (jobs/grids/paper.toml): 6 backends x 20 points x 5 rounds.")
+@click.option("--grid", "grid_name", help="A grid name (jobs/grids/<name>.toml) or path; default: quick.")
+@click.option("--backend", "backends", multiple=True, help="Backends (repeat); overrides the grid's.")
+@click.option("--t-run", "t_run_s", type=float, multiple=True, help="Simulated seconds per trial (repeat).")
+@click.option("--n-run", type=int, multiple=True, help="Trials per task (repeat).")
+@click.option("--rounds", type=int, help="Number of rounds.")
+@click.option("--round-start", type=int, help="First round number.")
+@click.option("--experiment", help="Preset experiment key.")
+@click.option("--seed", type=int, help="Base seed of the drive.")
+@click.option("--profile", default="local", show_default=True, help="Cluster profile: jobs/clusters/<name>.toml or a path.")
+@click.option("--run-label", required=True, help="Name of the results bundle (results/<label>/).")
+@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--connectome", default="auto", show_default=True, help="'auto', 'synthetic' or a folder.")
+@click.option("--no-container", is_flag=True, help="Run on the host's Python even if the profile uses Apptainer.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (arrays, resources, hours) and submit nothing.")
+def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed, profile, run_label,
+           results_root, connectome, no_container, dry_run):
+    """Expand a grid and submit one array per (backend, resource set); skip tasks already done."""
+    from flyhpc import profiles, slurm, tasks
+
+    grid = _grid(paper, grid_name, dict(backends=tuple(backends), t_run_s=tuple(t_run_s), n_run=tuple(n_run),
+                                        rounds=rounds, round_start=round_start, experiment=experiment, seed=seed))
+    prof = profiles.load_profile(profile)
+    todo = tasks.expand_grid(grid, run_label, str(results_root), connectome)
+    sp = slurm.plan(todo, prof, container=not no_container)
+    console = Console()
+    render_plan(console, sp)
+    if dry_run or not sp.arrays:
+        return
+    record = slurm.submit(sp)
+    new = record["submissions"][-len(sp.arrays):]
+    console.print(f"submitted {sp.n_tasks} task(s): job(s) {', '.join(s['job_id'] for s in new)}; "
+                  f"follow with `flyhpc status {run_label}`")
+
+
+def _status_view(report, results_root) -> Group:
+    table = Table(title=f"{report.run_label}: {len(report.rows)} task(s)")
+    table.add_column("backend", no_wrap=True)
+    for cat in CATEGORIES:
+        table.add_column(_SHORT.get(cat, cat), justify="right")
+    table.add_column("progress")
+    for backend, counts in sorted(report.counts.items()):
+        total = sum(counts.values())
+        table.add_row(backend, *(str(counts[c]) if counts[c] else "." for c in CATEGORIES),
+                      ProgressBar(total=total, completed=counts["done"], width=12))
+    parts: list = [table]
+    failures = report.failures()
+    if failures:
+        ft = Table(title="tasks to resubmit")
+        for col in ("task", "state", "job", "reason", "log"):
+            ft.add_column(col, overflow="fold")
+        for row in failures[:50]:
+            ft.add_row(row.key, row.state, row.job_id, row.reason, row.log)
+        parts.append(ft)
+        if len(failures) > 50:
+            parts.append(f"... and {len(failures) - 50} more")
+    return Group(*parts)
+
+
+@click.command()
+@click.argument("run_label")
+@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--watch", is_flag=True, help="Refresh until no task is pending or running.")
+@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes.")
+def status(run_label, results_root, watch, interval):
+    """Per-backend counts (sacct joined with the task records) and the failing tasks with their logs."""
+    from flyhpc import slurm_status
+
+    report = slurm_status.status(results_root, run_label)
+    if not watch:
+        Console().print(_status_view(report, results_root))
+        return
+    with Live(_status_view(report, results_root), refresh_per_second=1) as live:
+        while report.active:
+            time.sleep(interval)
+            report = slurm_status.status(results_root, run_label)
+            live.update(_status_view(report, results_root))
+
+
+@click.command()
+@click.argument("run_label")
+@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--failed", is_flag=True, help="Tasks that failed, timed out, were cancelled or ran out of memory.")
+@click.option("--missing", is_flag=True, help="Tasks with no record and no job.")
+@click.option("--time-factor", type=float, default=1.0, show_default=True, help="Multiply the time limits.")
+@click.option("--profile", default=None, help="Another cluster profile (default: the one submitted with).")
+@click.option("--no-container", is_flag=True, help="Run on the host's Python even if the profile uses Apptainer.")
+@click.option("--dry-run", is_flag=True, help="Show what would be resubmitted.")
+def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_container, dry_run):
+    """Submit again the tasks without a valid record (default: --failed and --missing)."""
+    from flyhpc import profiles, slurm, slurm_status
+
+    if time_factor < 1:
+        raise click.BadParameter(f"{time_factor}: must be >= 1", param_hint="--time-factor")
+    states = (_FAILED_STATES if failed or not missing else ()) + (("missing",) if missing or not failed else ())
+    prof = profiles.load_profile(profile) if profile else None
+    if dry_run:
+        rows = [r for r in slurm_status.status(results_root, run_label).rows if r.state in states]
+        Console().print(f"would resubmit {len(rows)} task(s): " + ", ".join(r.key for r in rows))
+        return
+    sp, _ = slurm.resubmit(results_root, run_label, states, profile=prof, time_factor=time_factor,
+                           container=not no_container)
+    console = Console()
+    if not sp.arrays:
+        console.print("nothing to resubmit")
+        return
+    render_plan(console, sp)
+
+
+@click.command()
+@click.argument("run_label")
+@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+def cancel(run_label, results_root):
+    """Cancel every job of a run label (scancel; SIGTERM for local jobs)."""
+    from flyhpc import slurm
+
+    ids = slurm.cancel(results_root, run_label)
+    Console().print(f"cancelled {len(ids)} job(s): {' '.join(ids)}" if ids else "no job to cancel")

@@ -1,0 +1,276 @@
+"""Benchmark tasks and grids: what one unit of benchmark work is and how a grid expands into them.
+
+Owns `BenchmarkTask` (a small frozen record with a stable key, the unit Slurm and `bench` run),
+`Grid` (presets read from jobs/grids/<name>.toml), run-label checking and the experiment names a
+task may carry. Runs nothing and writes nothing. Entry points: `BenchmarkTask`, `Grid`, `load_grid`,
+`expand_grid`, `check_label`, `experiment_of`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from flyhpc import backends
+from flyhpc.errors import ConfigError
+from flyhpc.model import PRESETS, Experiment, Params, validate_run
+
+GRIDS_DIR = Path(__file__).resolve().parents[1] / "jobs" / "grids"
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_INDEX_EXPERIMENT_RE = re.compile(r"^index:(\d+(?:,\d+)*)@(\d+(?:\.\d+)?)$")
+
+
+def check_label(run_label: str) -> str:
+    """Return `run_label` if it is a safe folder name, else raise ConfigError.
+
+    A label is 1-128 characters of letters, digits, `_`, `-` and `.`, starting with a letter or
+    digit, and never contains `..`: no `/`, no shell metacharacters, no way out of the results root.
+    """
+    if not isinstance(run_label, str) or not _LABEL_RE.match(run_label) or ".." in run_label:
+        raise ConfigError(f"run label {run_label!r} is not allowed: use 1-128 letters, digits, '_', '-' or '.', "
+                          "starting with a letter or digit, without '..', '/' or shell metacharacters")
+    return run_label
+
+
+def experiment_of(key: str) -> Experiment:
+    """The experiment a task names: a preset key (`sugar`, `p9`) or `index:I,J,...@RATE`.
+
+    The `index:` form drives the listed row indices at RATE Hz; it exists for tiny test
+    connectomes that lack the real FlyWire ids of the presets (e.g. `index:0,1,2@200`).
+
+    Raises
+    ------
+    ConfigError
+        Unknown preset or malformed `index:` form, listing what is accepted.
+    """
+    if key in PRESETS:
+        return PRESETS[key]
+    m = _INDEX_EXPERIMENT_RE.match(key or "")
+    if not m:
+        raise ConfigError(f"unknown experiment {key!r}; known: {', '.join(sorted(PRESETS))}, "
+                          "or 'index:I,J,...@RATE_HZ' (row indices driven at RATE_HZ)")
+    indices = tuple(int(v) for v in m.group(1).split(","))
+    rate_hz = float(m.group(2))
+    return Experiment(name=f"indices {m.group(1)} ({rate_hz:g} Hz)", key=key, activate=indices,
+                      rate_hz=rate_hz, by="index")
+
+
+def _check_t_run(t_run_s, where: str) -> float:
+    if isinstance(t_run_s, bool) or not isinstance(t_run_s, (int, float)):
+        raise ConfigError(f"{where}: t_run must be a number of seconds, got {t_run_s!r}")
+    try:
+        validate_run(float(t_run_s), 1, Params())
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return float(t_run_s)
+
+
+def _check_n_run(n_run, where: str) -> int:
+    if isinstance(n_run, bool) or not isinstance(n_run, int) or n_run < 1:
+        raise ConfigError(f"{where}: n_run must be an integer >= 1, got {n_run!r}")
+    return n_run
+
+
+# The seed's backend keys: a grid may name them before this flyhpc registers them all.
+SEED_BACKENDS = ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn", "brian2genn")
+
+
+def _check_backend(name: str, where: str, registered_only: bool = True) -> str:
+    if name in backends.REGISTRY:
+        return name
+    if not registered_only and name in SEED_BACKENDS:
+        return name
+    if name in SEED_BACKENDS:
+        raise ConfigError(f"{where}: backend {name!r} is not available in this flyhpc; registered: "
+                          f"{', '.join(backends.names())} (pick with --backend)")
+    raise ConfigError(f"{where}: unknown backend {name!r}; known: {', '.join(backends.names())}")
+
+
+@dataclass(frozen=True)
+class BenchmarkTask:
+    """One benchmark point: a backend, an experiment, t_run x n_run, a round, in one run label.
+
+    Small and picklable (submitit sends it to the job). `t_run_s` is stored as a float, so 1 and
+    1.0 give the same task and the same file names. `connectome` is "auto", "synthetic" or a folder;
+    `connectome_digest` is "" until resolved, and when set the worker refuses a connectome whose
+    digest differs. The drive of trial k is keyed by (experiment, seed, round, k).
+    """
+
+    run_label: str
+    round: int
+    backend: str
+    experiment: str
+    t_run_s: float
+    n_run: int
+    seed: int
+    connectome: str
+    connectome_digest: str
+    results_root: str
+
+    def __post_init__(self) -> None:
+        check_label(self.run_label)
+        where = f"task {self.run_label}/{self.backend}"
+        if isinstance(self.round, bool) or not isinstance(self.round, int) or self.round < 1:
+            raise ConfigError(f"{where}: round must be an integer >= 1, got {self.round!r}")
+        _check_backend(self.backend, where)
+        experiment_of(self.experiment)
+        object.__setattr__(self, "t_run_s", _check_t_run(self.t_run_s, where))
+        _check_n_run(self.n_run, where)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"{where}: seed must be an integer >= 0, got {self.seed!r}")
+        object.__setattr__(self, "results_root", str(self.results_root))
+        object.__setattr__(self, "connectome", str(self.connectome or "auto"))
+
+    @property
+    def stem(self) -> str:
+        """File stem shared by the task's parquet, record and log: `brian2cpp_t1.0s_n1`."""
+        from flyhpc.runner import exp_name
+
+        return exp_name(self.backend, self.t_run_s, self.n_run)
+
+    @property
+    def key(self) -> str:
+        """Stable id: `<label>/round_XX/<stem>`."""
+        return f"{self.run_label}/round_{self.round:02d}/{self.stem}"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A benchmark grid: backends x t_run x n_run over rounds `round_start..rounds`.
+
+    `rounds` is the grid's total number of rounds and `round_start` the first one to run, so
+    resuming a 5-round grid with `round_start = 3` runs rounds 3, 4 and 5 — never 3..7 (the seed's
+    trap). A `round_start` above `rounds` is an error, not an empty grid.
+    """
+
+    name: str
+    backends: tuple[str, ...]
+    t_run_s: tuple[float, ...]
+    n_run: tuple[int, ...]
+    rounds: int = 1
+    round_start: int = 1
+    experiment: str = "sugar"
+    seed: int = 0
+    description: str = ""
+
+    def round_numbers(self) -> range:
+        """The rounds this grid runs.
+
+        Raises
+        ------
+        ConfigError
+            rounds < 1, round_start < 1, or round_start > rounds.
+        """
+        for label, value in (("rounds", self.rounds), ("round_start", self.round_start)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"grid {self.name!r}: {label} must be an integer >= 1, got {value!r}")
+        if self.round_start > self.rounds:
+            raise ConfigError(f"grid {self.name!r}: round_start {self.round_start} is past the last round "
+                              f"{self.rounds} (rounds is the total number of rounds; rounds run: "
+                              f"round_start..rounds)")
+        return range(self.round_start, self.rounds + 1)
+
+
+_GRID_KEYS = {f.name for f in dataclasses.fields(Grid)} - {"name"}
+
+
+def known_grids() -> list[str]:
+    """Names of the grid presets in jobs/grids/."""
+    return sorted(p.stem for p in GRIDS_DIR.glob("*.toml"))
+
+
+def load_grid(name_or_path: str | Path) -> Grid:
+    """Read a grid preset (`paper`, `quick`: jobs/grids/<name>.toml) or a TOML file path.
+
+    The file has one `[grid]` table whose keys are the fields of `Grid` (t_run_s, n_run, ...).
+
+    Raises
+    ------
+    ConfigError
+        Unknown grid, unreadable TOML, unknown keys (listing the valid ones) or bad values.
+    """
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith(".toml") or path.is_file()):
+        path = GRIDS_DIR / f"{text}.toml"
+    if not path.is_file():
+        raise ConfigError(f"unknown grid {text!r}; known: {', '.join(known_grids())} (or a path to a .toml file)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    table = data.get("grid")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: needs a [grid] table")
+    unknown = sorted(set(table) - _GRID_KEYS)
+    if unknown:
+        raise ConfigError(f"{path} [grid]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_GRID_KEYS))}")
+    for key in ("backends", "t_run_s", "n_run"):
+        if not isinstance(table.get(key), list) or not table[key]:
+            raise ConfigError(f"{path} [grid].{key}: needs a non-empty list")
+    grid = Grid(name=path.stem, **{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
+    check_grid(grid, where=f"{path} [grid]")
+    return grid
+
+
+def check_grid(grid: Grid, where: str = "", registered_only: bool = False) -> None:
+    """Check every value of a grid (backends, durations, trial counts, rounds, experiment).
+
+    A grid may name seed backends that are not registered here (the paper grid names all five);
+    `expand_grid` (registered_only=True) refuses them with the list of registered ones.
+
+    Raises
+    ------
+    ConfigError
+        The first bad value, naming it and where it came from.
+    """
+    where = where or f"grid {grid.name!r}"
+    for b in grid.backends:
+        _check_backend(b, f"{where}.backends", registered_only)
+    for t in grid.t_run_s:
+        _check_t_run(t, f"{where}.t_run_s")
+    for n in grid.n_run:
+        _check_n_run(n, f"{where}.n_run")
+    grid.round_numbers()
+    try:
+        experiment_of(grid.experiment)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.experiment: {exc}") from None
+    if isinstance(grid.seed, bool) or not isinstance(grid.seed, int) or grid.seed < 0:
+        raise ConfigError(f"{where}.seed must be an integer >= 0, got {grid.seed!r}")
+
+
+def expand_grid(grid: Grid, run_label: str, results_root: str | Path, connectome: str = "auto") -> list[BenchmarkTask]:
+    """Every task of a grid, ordered by round, backend, n_run, t_run; duplicates (1 and 1.0) once.
+
+    Raises
+    ------
+    ConfigError
+        A bad label or grid value.
+    """
+    check_label(run_label)
+    check_grid(grid, registered_only=True)
+    out: list[BenchmarkTask] = []
+    seen: set[str] = set()
+    t_values = sorted({float(t) for t in grid.t_run_s})
+    n_values = sorted({int(n) for n in grid.n_run})
+    for rnd in grid.round_numbers():
+        for backend in dict.fromkeys(grid.backends):
+            for n_run in n_values:
+                for t_run_s in t_values:
+                    task = BenchmarkTask(run_label=run_label, round=rnd, backend=backend, experiment=grid.experiment,
+                                         t_run_s=t_run_s, n_run=n_run, seed=grid.seed, connectome=connectome,
+                                         connectome_digest="", results_root=str(results_root))
+                    if task.key not in seen:
+                        seen.add(task.key)
+                        out.append(task)
+    return out
+
+
+def sim_seconds(tasks: list[BenchmarkTask]) -> float:
+    """Simulated trial-seconds of a task list (t_run x n_run summed): a size estimate."""
+    return math.fsum(t.t_run_s * t.n_run for t in tasks)

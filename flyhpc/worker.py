@@ -1,0 +1,175 @@
+"""One benchmark task end to end: load, build, setup, sim, collect, write -> parquet + task record.
+
+The unit Slurm (and `flyhpc bench`) runs: `run(task)` times every phase the same way for every
+backend, writes the spike parquet and then the record atomically, and always leaves a record —
+`success` with the parquet's sha256, or `error: ...` with the traceback in the task's log and no
+parquet. Knows nothing about schedulers beyond reading job ids from the environment.
+Entry points: `run`, `task_state`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from flyhpc import __version__
+from flyhpc.bundle import BundlePaths, framework_name, read_record, record_state
+from flyhpc.errors import DataError, TaskFailed
+from flyhpc.files import sha256_file, write_json_atomic
+from flyhpc.tasks import BenchmarkTask, experiment_of
+
+_JOB_ENV = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID"}
+
+
+def task_state(task: BenchmarkTask) -> str:
+    """"done" | "error" | "missing" | "corrupt", judged from the task's files on disk only."""
+    paths = BundlePaths(task.results_root, task.run_label)
+    return record_state(paths.record(task), paths.parquet(task))[0]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _threads() -> int | None:
+    for var in ("FLYHPC_THREADS", "SLURM_CPUS_PER_TASK"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+def _base_record(task: BenchmarkTask, started: str) -> dict:
+    exp = experiment_of(task.experiment)
+    return {
+        "record_format": 1, "flyhpc_version": __version__, "key": task.key, "run_label": task.run_label,
+        "round": task.round, "backend": task.backend, "framework": framework_name(task.backend),
+        "experiment": exp.name, "experiment_key": task.experiment, "t_run_s": task.t_run_s, "n_run": task.n_run,
+        "seed": task.seed, "trials": list(range(task.n_run)), "connectome": task.connectome,
+        "node": socket.gethostname(), "python": platform.python_version(), "started_utc": started,
+        **{k: os.environ.get(v, "") for k, v in _JOB_ENV.items()},
+        "image_digest": os.environ.get("FLYHPC_IMAGE_DIGEST", ""),
+    }
+
+
+class _Log:
+    """The task log: one timestamped line per event, flushed at once (readable while running)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(path, "w")
+
+    def __call__(self, msg: str) -> None:
+        self.fh.write(f"[{datetime.now():%Y-%m-%d %H:%M:%S}] {msg}\n")
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None] | None = None) -> dict:
+    """Run one benchmark task; return its record.
+
+    A task whose record says success and whose parquet matches the recorded sha256 is not run
+    again (its record is returned) unless `force`. Otherwise the old parquet is removed, the task
+    runs, and the parquet then the record are written atomically.
+
+    Raises
+    ------
+    TaskFailed
+        The task failed; its record says `error: ...` and its log holds the traceback.
+    """
+    paths = BundlePaths(task.results_root, task.run_label)
+    parquet, record_path, log_path = paths.parquet(task), paths.record(task), paths.log(task)
+    if not force and record_state(record_path, parquet)[0] == "done":
+        return read_record(record_path)
+    log = _Log(log_path)
+    record = _base_record(task, _now())
+    log(f"task {task.key}: backend {task.backend}, experiment {task.experiment}, "
+        f"t_run {task.t_run_s} s x {task.n_run}, seed {task.seed}, connectome {task.connectome}")
+    with contextlib.suppress(FileNotFoundError):
+        parquet.unlink()  # a stale or corrupt parquet from an earlier attempt: never left beside a new record
+    try:
+        record.update(_execute(task, parquet, log, on_phase))
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            parquet.unlink()
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        record.update(status=f"error: {type(exc).__name__}: {reason}"[:500], finished_utc=_now(),
+                      log=log_path.name)
+        log(f"FAILED: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        log.close()
+        write_json_atomic(record_path, record)
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt / SystemExit: the record says error, the signal goes on
+        raise TaskFailed(f"task {task.key} failed: {type(exc).__name__}: {reason} (log: {log_path})",
+                         task.key, str(log_path)) from exc
+    log(f"done: {record['spikes']} spikes, {record['active_neurons']} active, phases {record['phases_s']}")
+    log.close()
+    write_json_atomic(record_path, record)
+    return record
+
+
+def _execute(task: BenchmarkTask, parquet: Path, log: Callable[[str], None],
+             on_phase: Callable[[str], None] | None) -> dict:
+    """Load, simulate and write one task; return the record fields it measured."""
+    from flyhpc import backends
+    from flyhpc.connectome import default_data_dir
+    from flyhpc.model import Params, validate_run
+    from flyhpc.runner import PhaseTimer, load_inputs, simulate
+    from flyhpc.spikes import summarize, write_spikes
+
+    def phase(name: str) -> None:
+        log(f"phase {name}")
+        if on_phase:
+            on_phase(name)
+
+    params = Params()
+    n_steps = validate_run(task.t_run_s, task.n_run, params)
+    cls = backends.get(task.backend)
+    timer = PhaseTimer(on_phase=phase)
+    t0 = time.perf_counter()
+    with timer.phase("load"):
+        conn, spec, drive = load_inputs(task.connectome, default_data_dir(), experiment_of(task.experiment),
+                                        n_steps, task.n_run, seed=task.seed, round_=task.round, params=params)
+        if task.connectome_digest and task.connectome_digest != conn.digest:
+            raise DataError(f"connectome {conn.source} has digest {conn.digest[:12]}..., but the task was "
+                            f"planned for {task.connectome_digest[:12]}... (files changed since submission?)")
+    log(f"connectome {conn.source} ({conn.n_neurons} neurons, {conn.n_edges} edges, digest {conn.digest[:12]})")
+    result = simulate(task.backend, spec, drive, timer, n_threads=_threads(),
+                      precision=os.environ.get("FLYHPC_PRECISION") or None)
+    with timer.phase("write"):
+        meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
+                "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(), "flyhpc.backend": task.backend,
+                "flyhpc.dtype": result.precision, "flyhpc.drive": result.drive_mode, "flyhpc.task": task.key}
+        write_spikes(parquet, result.spikes, spec.flywire_ids, params.dt_ms, task.stem, meta)
+        parquet_sha = sha256_file(parquet)
+    timer.seconds["total"] = time.perf_counter() - t0
+    summary = summarize(result.spikes, task.t_run_s, task.n_run)
+    sim_s = timer.seconds.get("sim", 0.0)
+    device = cls.caps.device
+    if result.build.versions.get("device"):
+        device = result.build.versions["device"]
+    if not summary.spikes and task.t_run_s >= 0.05 and spec.drive_sets[0].rate_hz > 0:
+        log("warning: no spike at all although neurons are driven")
+    return {
+        "status": "success", "framework": framework_name(task.backend, device), "device": device,
+        "n_steps": n_steps, "dtype": result.precision, "drive": result.drive_mode,
+        "connectome_source": conn.source, "connectome_digest": conn.digest,
+        "synthetic_connectome": conn.is_synthetic, "n_neurons": conn.n_neurons, "n_edges": conn.n_edges,
+        "spikes": summary.spikes, "active_neurons": summary.active_neurons, "phases_s": timer.as_dict(),
+        "sim_inner_s": result.run.inner_s, "build_cached": result.build.cached,
+        "realtime_ratio": (task.t_run_s * task.n_run / sim_s) if sim_s > 0 else None,
+        "threads": _threads(), "versions": dict(result.build.versions),
+        "parquet": parquet.name, "parquet_sha256": parquet_sha, "parquet_bytes": parquet.stat().st_size,
+        "finished_utc": _now(),
+    }
+
+

@@ -1,0 +1,43 @@
+"""NetworkSpec: silencing to and from, weight scaling, refractoriness of driven neurons."""
+
+import numpy as np
+
+from flyhpc.connectome import connectome_from_edges
+from flyhpc.model import Experiment, Params
+from flyhpc.network import build_network
+
+
+def _conn():
+    ids = np.array([11, 22, 33, 44], dtype=np.int64)
+    # 0->1 (+3), 1->2 (-2), 2->0 (+1), 3->1 (+4), 0->1 again (+2: adds up to 5)
+    return connectome_from_edges(ids, [0, 1, 2, 3, 0], [1, 2, 0, 1, 1], [3, -2, 1, 4, 2], "test", "d")
+
+
+def test_repeated_pairs_add_up_and_weights_scale():
+    spec = build_network(_conn(), Experiment(name="t", activate=(11,), rate_hz=10))
+    dense = np.zeros((4, 4))
+    pre = spec.pre_indices
+    dense[pre, spec.indices] = spec.weights_mv
+    assert dense[0, 1] == 5 * 0.275 and dense[1, 2] == -2 * 0.275 and dense[3, 1] == 4 * 0.275
+    assert spec.n_edges == 4
+
+
+def test_silencing_removes_synapses_to_and_from():
+    spec = build_network(_conn(), Experiment(name="t", activate=(11,), rate_hz=10, silence=(22,)))
+    pairs = set(zip(spec.pre_indices.tolist(), spec.indices.tolist()))
+    assert pairs == {(2, 0)}  # 0->1, 1->2 and 3->1 all touch neuron 1 (id 22)
+    assert spec.silenced.tolist() == [1]
+
+
+def test_driven_neurons_have_no_refractory_period():
+    spec = build_network(_conn(), Experiment(name="t", activate=(11,), rate_hz=10, activate2=(44,), rate2_hz=0))
+    assert spec.refractory_steps.tolist() == [0, 22, 22, 0]
+
+
+def test_digest_changes_with_what_is_simulated():
+    conn = _conn()
+    a = build_network(conn, Experiment(name="t", activate=(11,), rate_hz=10))
+    assert a.digest() == build_network(conn, Experiment(name="u", activate=(11,), rate_hz=10)).digest()
+    assert a.digest() != build_network(conn, Experiment(name="t", activate=(11,), rate_hz=11)).digest()
+    assert a.digest() != build_network(conn, Experiment(name="t", activate=(11,), rate_hz=10),
+                                       Params(w_syn_mv=0.3)).digest()

@@ -1,0 +1,153 @@
+"""Cluster profiles, the time-limit model, sbatch parameters and sacct parsing: no cluster needed."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from flyhpc import sacct
+from flyhpc.errors import ConfigError
+from flyhpc.profiles import TIME_LADDER_MIN, ClusterProfile, Resources, load_profile, profile_from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+SEED_TOTALS_S = {  # seed-spec 6.1, totals with spike I/O: (t_run, n_run) -> seconds
+    "brian2cpp": {(0.1, 1): 4.542, (100, 1): 293.9, (0.1, 32): 28.09, (100, 32): 4283.7, (10, 32): 451.2},
+    "brian2cuda": {(0.1, 1): 31.80, (100, 1): 389.9, (0.1, 32): 327.1, (100, 32): 12298, (10, 32): 1503.1},
+    "pytorch": {(0.1, 1): 3.194, (100, 1): 1007.4, (0.1, 32): 19.52, (100, 32): 18539, (10, 32): 1859.6},
+    "nestgpu": {(0.1, 1): 5.926, (100, 1): 112.3, (0.1, 32): 187.3, (100, 32): 3830.7, (10, 32): 549.7},
+    "genn": {(0.1, 1): 15.55, (100, 1): 70.84, (0.1, 32): 17.49, (100, 32): 2482.5, (10, 32): 262.8},
+    "brian2genn": {(0.1, 1): 32.49, (100, 1): 235.5, (0.1, 32): 996.2, (100, 32): 7464.8, (10, 32): 1630.3},
+}
+
+
+def test_shipped_profiles_load():
+    local = load_profile("local")
+    assert local.executor == "local" and local.array_parallelism == 1 and not local.container
+    site = load_profile("example-site")
+    assert site.executor == "slurm" and site.container and site.partition == "gpu"
+    assert site.image_path("genn") == "/project/flybrain/images/flyhpc-genn.sif"
+    assert site.resources("brian2cpp").gpus == 0 and site.resources("genn").gpus == 1
+
+
+def test_embedded_local_without_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("flyhpc.profiles.clusters_dirs", lambda: [tmp_path / "jobs" / "clusters"])
+    prof = load_profile("local")
+    assert prof.source == "<embedded>" and prof.executor == "local"
+    with pytest.raises(ConfigError, match="no cluster profile 'nosuch'; known: local"):
+        load_profile("nosuch")
+
+
+@pytest.mark.parametrize("backend", sorted(SEED_TOTALS_S))
+def test_time_model_bounds_the_seed_timings(backend):
+    """The example site's model (before the safety factor) is an upper bound of every seed total."""
+    res = load_profile("example-site").resources(backend)
+    for (t_run, n_run), total_s in SEED_TOTALS_S[backend].items():
+        assert res.wall_estimate_s(t_run, n_run) >= total_s, (backend, t_run, n_run)
+        # and not absurdly loose at the largest point (less than 10x)
+    assert res.wall_estimate_s(100, 32) < 10 * SEED_TOTALS_S[backend][(100, 32)]
+
+
+def test_time_limit_ladder_and_factor():
+    prof = ClusterProfile(name="t", safety_factor=2.0, min_time_min=1, max_time_min=600,
+                          default=Resources(base_s=30, per_trial_s=0, per_sim_s=60))
+    assert prof.time_limit_min("x", 0.0, 1) == 1  # 60 s -> 1 min
+    assert prof.time_limit_min("x", 1.0, 1) == 5  # (30 + 60) * 2 = 180 s -> 3 min -> rung 5
+    assert prof.time_limit_min("x", 1.0, 1, time_factor=2.0) == 10  # 6 min -> rung 10
+    assert prof.time_limit_min("x", 100.0, 32) == 600  # capped at the partition's MaxTime
+    expected = math.ceil((30 + 4 * 60 * 10) * 2 / 60)
+    assert prof.time_limit_min("x", 10.0, 4) == next(m for m in TIME_LADDER_MIN if m >= expected)
+
+
+def test_unknown_keys_list_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'partion' in t.toml \[cluster\]; valid keys: .*partition"):
+        profile_from_dict({"cluster": {"partion": "gpu"}}, "t", "t.toml")
+    with pytest.raises(ConfigError, match=r"'gpu' in t.toml \[backends.genn\]; valid keys: .*gpus"):
+        profile_from_dict({"backends": {"genn": {"gpu": 1}}}, "t", "t.toml")
+    with pytest.raises(ConfigError, match=r"top-level tables"):
+        profile_from_dict({"clusters": {}}, "t", "t.toml")
+
+
+def test_sbatch_table_checked_against_submitit():
+    with pytest.raises(ConfigError, match=r"'constrant'.*\[sbatch\].*valid keys: .*constraint.*exclude"):
+        profile_from_dict({"cluster": {"executor": "slurm"}, "sbatch": {"constrant": "a100"}}, "t", "t.toml")
+    prof = profile_from_dict({"cluster": {"executor": "slurm"}, "sbatch": {"constraint": "a100"}}, "t", "t.toml")
+    assert prof.sbatch == {"constraint": "a100"}
+    # keys the profile owns itself are not accepted twice
+    with pytest.raises(ConfigError, match="'partition'"):
+        profile_from_dict({"cluster": {"executor": "slurm"}, "sbatch": {"partition": "x"}}, "t", "t.toml")
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"cluster": {"executor": "pbs"}}, "executor = 'pbs'; valid: slurm, local, debug"),
+    ({"cluster": {"max_array_size": 0}}, "max_array_size = 0"),
+    ({"cluster": {"safety_factor": 0.5}}, "safety_factor = 0.5"),
+    ({"cluster": {"binds": "/scratch"}}, "binds: expected a list of strings"),
+    ({"default": {"cpus": 0}}, r"\[default\].cpus = 0"),
+    ({"backends": {"genn": {"mem_gb": -1}}}, r"\[backends.genn\].mem_gb = -1"),
+    ({"cluster": {"container": True}}, "container = true needs executor = 'slurm'"),
+])
+def test_bad_values(table, message):
+    with pytest.raises(ConfigError, match=message):
+        profile_from_dict(table, "t", "t.toml")
+
+
+def test_backend_tables_inherit_default():
+    prof = profile_from_dict({"default": {"gpus": 1, "cpus": 4}, "backends": {"genn": {"cpus": 8}}}, "t", "t.toml")
+    assert prof.resources("genn") == Resources(gpus=1, cpus=8)
+    assert prof.resources("pytorch") == Resources(gpus=1, cpus=4)
+
+
+def test_bad_toml_names_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[cluster\n")
+    with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
+        load_profile(path)
+
+
+def test_slurm_parameters_render_through_submitit(tmp_path):
+    """The parameters of an array pass submitit's own check and produce the expected sbatch lines."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    from flyhpc import slurm
+
+    prof = load_profile("example-site")
+    arr = slurm.ArrayPlan("genn", prof.resources("genn"), 60, prof.image_path("genn"), ())
+    params = slurm._slurm_parameters(prof, arr)
+    python = slurm._python_command(prof, arr, ["/results"])
+    assert python.startswith("apptainer exec --nv --cleanenv --bind /project/flybrain,/scratch,/results ")
+    assert python.endswith("/project/flybrain/images/flyhpc-genn.sif python")
+    script = _make_sbatch_string(command=f"{python} -u -m submitit.core._submit {tmp_path}", folder=tmp_path,
+                                 map_count=1200, **params)
+    for line in ("#SBATCH --gres=gpu:1", "#SBATCH --time=60", "#SBATCH --partition=gpu", "#SBATCH --account=flybrain",
+                 "#SBATCH --qos=normal", "#SBATCH --array=0-1199%20", "#SBATCH --constraint='a100|h100'",
+                 "#SBATCH --cpus-per-task=8", "#SBATCH --mem=65536MB", "module load apptainer/1.3"):
+        assert line in script, line
+
+
+def test_sacct_parse_arrays_and_states():
+    text = "\n".join([
+        "101_0|COMPLETED|0:0|00:00:03|vm|None",
+        "101_1|CANCELLED by 0|0:15|00:00:02|vm|None",
+        "101_2|TIMEOUT|0:0|00:01:05|vm|None",
+        "101_3|OUT_OF_MEMORY|0:125|00:00:01|vm|None",
+        "101_4|RUNNING|0:0|00:00:01|vm|None",
+        "101_[5-7,9%2]|PENDING|0:0|00:00:00|None assigned|JobArrayTaskLimit",
+        "101_4.batch|RUNNING|0:0|00:00:01|vm|",
+        "102|FAILED|1:0|00:00:01|vm|NonZeroExitCode",
+    ])
+    states = sacct.parse(text)
+    assert {k: v.category for k, v in states.items()} == {
+        "101_0": "done", "101_1": "cancelled", "101_2": "timeout", "101_3": "out-of-memory", "101_4": "running",
+        "101_5": "pending", "101_6": "pending", "101_7": "pending", "101_9": "pending", "102": "failed"}
+    assert states["101_6"].reason == "JobArrayTaskLimit"
+    assert sacct.category("REQUEUED") == "pending" and sacct.category("NODE_FAIL") == "failed"
+    assert sacct.category("") == "missing"
+
+
+def test_shipped_profiles_are_plain_toml():
+    for path in (REPO / "jobs" / "clusters").glob("*.toml"):
+        tomllib.loads(path.read_text())
