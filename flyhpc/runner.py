@@ -79,10 +79,11 @@ def simulate(backend_name: str, spec: NetworkSpec, drive: Drive, timer: PhaseTim
         If the backend hands back spikes outside the run (a sanity failure: a bug in the backend).
     """
     cls = backends.get(backend_name)
-    probe = cls.probe()
-    if not probe.ok:
-        raise BackendUnavailable(f"backend {backend_name!r} cannot run here: {probe.reason}")
-    backend = cls(n_threads=n_threads, precision=precision, work_root=work_root)
+    with timer.phase("setup"):  # importing the simulator counts as setup, so phases add up to total
+        probe = cls.probe()
+        if not probe.ok:
+            raise BackendUnavailable(f"backend {backend_name!r} cannot run here: {probe.reason}")
+        backend = cls(n_threads=n_threads, precision=precision, work_root=work_root)
     try:
         with timer.phase("build"):
             build = backend.build(spec, drive.n_steps)

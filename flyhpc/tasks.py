@@ -97,7 +97,8 @@ class BenchmarkTask:
     Small and picklable (submitit sends it to the job). `t_run_s` is stored as a float, so 1 and
     1.0 give the same task and the same file names. `connectome` is "auto", "synthetic" or a folder;
     `connectome_digest` is "" until resolved, and when set the worker refuses a connectome whose
-    digest differs. The drive of trial k is keyed by (experiment, seed, round, k).
+    digest differs. The drive of trial k is keyed by (experiment, seed, round, k). The experiment
+    is checked by `expand_grid` and by the worker (an unknown one gives an error record), not here.
     """
 
     run_label: str
@@ -117,7 +118,8 @@ class BenchmarkTask:
         if isinstance(self.round, bool) or not isinstance(self.round, int) or self.round < 1:
             raise ConfigError(f"{where}: round must be an integer >= 1, got {self.round!r}")
         _check_backend(self.backend, where)
-        experiment_of(self.experiment)
+        if not isinstance(self.experiment, str) or not self.experiment:
+            raise ConfigError(f"{where}: experiment must be a preset key or 'index:...', got {self.experiment!r}")
         object.__setattr__(self, "t_run_s", _check_t_run(self.t_run_s, where))
         _check_n_run(self.n_run, where)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

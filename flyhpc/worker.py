@@ -21,7 +21,7 @@ from typing import Callable
 
 from flyhpc import __version__
 from flyhpc.bundle import BundlePaths, framework_name, read_record, record_state
-from flyhpc.errors import DataError, TaskFailed
+from flyhpc.errors import DataError, FlyhpcError, TaskFailed
 from flyhpc.files import sha256_file, write_json_atomic
 from flyhpc.tasks import BenchmarkTask, experiment_of
 
@@ -47,11 +47,14 @@ def _threads() -> int | None:
 
 
 def _base_record(task: BenchmarkTask, started: str) -> dict:
-    exp = experiment_of(task.experiment)
+    try:
+        exp_name = experiment_of(task.experiment).name
+    except FlyhpcError:
+        exp_name = ""  # the run fails in its load phase with the reason, and records it
     return {
         "record_format": 1, "flyhpc_version": __version__, "key": task.key, "run_label": task.run_label,
         "round": task.round, "backend": task.backend, "framework": framework_name(task.backend),
-        "experiment": exp.name, "experiment_key": task.experiment, "t_run_s": task.t_run_s, "n_run": task.n_run,
+        "experiment": exp_name, "experiment_key": task.experiment, "t_run_s": task.t_run_s, "n_run": task.n_run,
         "seed": task.seed, "trials": list(range(task.n_run)), "connectome": task.connectome,
         "node": socket.gethostname(), "python": platform.python_version(), "started_utc": started,
         **{k: os.environ.get(v, "") for k, v in _JOB_ENV.items()},
@@ -78,8 +81,9 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
     """Run one benchmark task; return its record.
 
     A task whose record says success and whose parquet matches the recorded sha256 is not run
-    again (its record is returned) unless `force`. Otherwise the old parquet is removed, the task
-    runs, and the parquet then the record are written atomically.
+    again (its record is returned) unless `force`. Otherwise the old parquet and record are removed
+    (the task reads "missing" while it runs), the task runs, and the parquet then the record are
+    written atomically.
 
     Raises
     ------
@@ -94,8 +98,9 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
     record = _base_record(task, _now())
     log(f"task {task.key}: backend {task.backend}, experiment {task.experiment}, "
         f"t_run {task.t_run_s} s x {task.n_run}, seed {task.seed}, connectome {task.connectome}")
-    with contextlib.suppress(FileNotFoundError):
-        parquet.unlink()  # a stale or corrupt parquet from an earlier attempt: never left beside a new record
+    for stale in (record_path, parquet):  # an earlier attempt's files: the task is "missing" while it runs
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     try:
         record.update(_execute(task, parquet, log, on_phase))
     except BaseException as exc:

@@ -85,4 +85,6 @@ class Brian2CudaBackend(Brian2CppBackend):
         cuda.compute_capability = float(opts.compute_capability)
         # Without detection Brian2CUDA needs an explicit GPU id (CUDA_VISIBLE_DEVICES still applies).
         cuda.gpu_id = opts.gpu_id if (opts.gpu_id is not None or detect) else 0
-        cuda.extra_compile_args_nvcc = ["-w"]  # no -use_fast_math: the contract needs exact exp/float64
+        # No -use_fast_math (the contract needs exact exp in float64); C++17 because CUDA 13's
+        # Thrust/CUB refuse the template's -std=c++11 (nvcc keeps the last -std it is given).
+        cuda.extra_compile_args_nvcc = ["-w", "-std=c++17"]

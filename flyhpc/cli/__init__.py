@@ -49,6 +49,15 @@ def _register() -> None:
         cli.add_command(command)
     from flyhpc.cli.data_cmd import data_group
     cli.add_command(data_group)
+    from flyhpc.cli import bench_cmd, compare_cmd
+    cli.add_command(bench_cmd.bench)
+    cli.add_command(bench_cmd.collect_cmd)
+    cli.add_command(bench_cmd.verify_cmd)
+    cli.add_command(compare_cmd.compare_group)
+    from flyhpc.cli.backends_cmd import backends
+    from flyhpc.cli.images_cmd import images_group
+    cli.add_command(backends)
+    cli.add_command(images_group)
 
 
 _register()

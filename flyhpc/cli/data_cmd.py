@@ -68,3 +68,25 @@ def verify(version: str, folder: Path | None) -> None:
         table.add_row(c.file.name, size, c.file.expected, status)
     Console().print(table)
     data.raise_for_bad(checks)
+
+
+@data_group.command("synth")
+@click.option("--neurons", "n_neurons", type=click.IntRange(min=2), default=None,
+              help="Number of neurons [default: every real v783 id, 138,639].")
+@click.option("--edges", "n_edges", type=click.IntRange(min=1), default=15_091_983, show_default=True,
+              help="Number of distinct (pre, post) connections.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generator.")
+@click.option("--ids-csv", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Completeness CSV whose root ids to use [default: searched for, see flyhpc.synthetic].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write into [default: <data dir>/synthetic/seed<S>-n<N>-e<E>].")
+def synth(n_neurons: int | None, n_edges: int, seed: int, ids_csv: Path | None, out_dir: Path | None) -> None:
+    """Generate a synthetic connectome in the FlyWire file schema (Completeness CSV + Connectivity parquet)."""
+    from flyhpc import synthetic  # heavy and optional: only imported when asked for
+
+    out_dir = out_dir or default_data_dir() / "synthetic" / f"seed{seed}-n{n_neurons or 'all'}-e{n_edges}"
+    with Console(stderr=True).status(f"generating {n_edges:,} connections into {out_dir} …"):
+        sources = synthetic.generate(out_dir, n_neurons=n_neurons, n_edges=n_edges, seed=seed, ids_csv=ids_csv)
+    click.echo(f"{sources.source}:")
+    for path in (sources.completeness, sources.connectivity):
+        click.echo(f"  {path}  {Path(path).stat().st_size:,} bytes  sha256 {data.digest_file(path).sha256}")

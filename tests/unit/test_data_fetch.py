@@ -307,3 +307,18 @@ def test_cli_fetch_corrupted_exits_with_integrity_code(server, cli_table, tmp_pa
     assert result.exit_code == IntegrityError.exit_code
     assert "Completeness_783.csv: corrupted download" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_synth_writes_a_loadable_connectome(tmp_path):
+    synthetic = pytest.importorskip("flyhpc.synthetic", reason="flyhpc/synthetic.py not written yet")
+    from flyhpc.connectome import load_connectome
+
+    out = tmp_path / "syn"
+    args = ["data", "synth", "--neurons", "60", "--edges", "400", "--seed", "3", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    sources = synthetic.sources_in(out)
+    assert sources is not None
+    conn = load_connectome(sources, cache_dir=tmp_path / "cache")
+    assert conn.n_neurons == 60 and conn.n_edges == 400 and conn.is_synthetic
+    assert f"sha256 {data.digest_file(sources.connectivity).sha256}" in result.output

@@ -1,0 +1,140 @@
+"""Brian2GeNN backend (`brian2genn`): the shared Brian2 network on Brian2GeNN's `genn` device.
+
+Brian2GeNN 1.7 needs Brian2 < 2.6 (its own image and environment) and GeNN 4.9's command-line tools;
+it has no run arguments, so every trial is generated, compiled and run with its drive baked into the
+network, after seeding Brian2 with a deterministic per-trial seed. Owns the GeNN device preferences
+and the per-trial seed; NOT RUN HERE (no GPU, no GeNN 4.9). Entry points: `Brian2GeNNBackend`,
+`Brian2GeNNOptions`, `brian2genn_seed`.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.drive import Drive
+from flyhpc.errors import BackendUnavailable, ConfigError, FlyhpcError
+from flyhpc.network import NetworkSpec
+from flyhpc.spikes import SpikeTable
+
+GENN_PATH_ENVS = ("BRIAN2GENN_GENN_PATH", "GENN_PATH")
+
+
+def brian2genn_seed(base_seed: int, round_: int, trial: int) -> int:
+    """Brian2's seed for one trial: fixed by (base seed, round, trial), distinct across trials."""
+    seq = np.random.SeedSequence([int(base_seed), int(round_), int(trial), 0x62326767])
+    return int(seq.generate_state(1, np.uint32)[0] & 0x7FFFFFFF)
+
+
+def genn_path(env: dict | None = None) -> str | None:
+    """GeNN 4.9's install folder: $BRIAN2GENN_GENN_PATH, else $GENN_PATH, else None."""
+    env = os.environ if env is None else env
+    return next((env[k] for k in GENN_PATH_ENVS if env.get(k)), None)
+
+
+@dataclass(frozen=True)
+class Brian2GeNNOptions:
+    """Settings of the brian2genn backend: keep the per-trial build folders (for debugging)."""
+
+    keep_builds: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.keep_builds, bool):
+            raise ConfigError(f"brian2genn: keep_builds must be true or false, got {self.keep_builds!r}")
+
+
+class Brian2GeNNBackend(Backend):
+    """Brian2GeNN 1.7: one generated GeNN 4.9 project per trial (drive baked in), SPARSE connectivity."""
+
+    name: ClassVar[str] = "brian2genn"
+    caps: ClassVar[Capabilities] = Capabilities(
+        device="gpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
+        deterministic=True, image="flyhpc-brian2genn", verified_here="not run here", needs=frozenset({"gpu"}))
+    Options: ClassVar[type] = Brian2GeNNOptions
+
+    def __init__(self, options=None, **kwargs):
+        super().__init__(options, **kwargs)
+        self._spec: NetworkSpec | None = None
+        self._n_steps = 0
+        self._spikes: SpikeTable | None = None
+
+    @classmethod
+    def probe(cls) -> Probe:
+        """Brian2 / Brian2GeNN versions and GeNN 4.9's path; never raises."""
+        try:
+            import brian2
+            import brian2genn
+        except Exception as exc:
+            return Probe(False, f"brian2genn cannot be imported: {exc}")
+        versions = {"brian2": brian2.__version__, "brian2genn": str(getattr(brian2genn, "__version__", "unknown"))}
+        path = genn_path()
+        if not path or not Path(path, "bin", "genn-buildmodel.sh").is_file():
+            return Probe(False, f"GeNN 4.9 not found: set {' or '.join(GENN_PATH_ENVS)} to a GeNN install "
+                                f"with bin/genn-buildmodel.sh (got {path!r})", versions)
+        versions["genn_path"] = path
+        return Probe(True, "", versions)
+
+    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
+        """Check the toolchain; every trial is generated and compiled inside `run` (no run arguments)."""
+        probe = self.probe()
+        if not probe.ok:
+            raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
+        if int(n_steps) < 1:
+            raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+        self._spec, self._n_steps = spec, int(n_steps)
+        return BuildReport(cached=False, work_dir=str(self.work_root / self.name), versions=probe.versions)
+
+    def run(self, drive: Drive) -> RunReport:
+        """For each trial: seed, construct with the trial's drive, build + run on the genn device."""
+        if self._spec is None:
+            raise ConfigError(f"backend {self.name!r}: run() called before build()")
+        if drive.n_steps != self._n_steps:
+            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps, build has {self._n_steps}")
+        import brian2 as b2
+        import brian2genn  # noqa: F401  (registers the 'genn' device)
+
+        from flyhpc.backends.brian2_network import build_brian_network, spike_steps
+
+        tables, inner_s = [], 0.0
+        for trial in drive.trials:
+            work_dir = self.work_root / self.name / f"{self._spec.digest()[:16]}_trial{trial.trial}"
+            b2.set_device("genn", directory=str(work_dir), build_on_run=True)
+            b2.device.reinit()
+            b2.device.activate(directory=str(work_dir), build_on_run=True)
+            b2.prefs.devices.genn.path = genn_path()
+            b2.prefs.devices.genn.connectivity = "SPARSE"
+            b2.seed(brian2genn_seed(drive.base_seed, drive.round, trial.trial))
+            try:
+                net = build_brian_network(self._spec, drive.n_steps, trial=trial)
+                net.network.run(drive.n_steps * self._spec.params.dt_ms * b2.ms)
+            except Exception as exc:
+                raise FlyhpcError(f"backend {self.name!r}: trial {trial.trial} failed in {work_dir}: {exc}") from exc
+            inner_s += float(getattr(b2.device, "_last_run_time", 0.0) or 0.0)
+            steps, neurons = spike_steps(net)
+            tables.append(SpikeTable.from_arrays(np.full(steps.shape, trial.trial, np.int32), steps, neurons))
+            b2.device.reinit()
+            if not self.options.keep_builds:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        from brian2.devices.device import reset_device
+
+        reset_device()
+        gc.collect()
+        self._spikes = SpikeTable.concat(tables)
+        return RunReport(inner_s=inner_s)
+
+    def spikes(self) -> SpikeTable:
+        """Spikes of the last run, trials numbered as in the drive."""
+        if self._spikes is None:
+            raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
+        return self._spikes
+
+    def close(self) -> None:
+        """Forget the network. Idempotent."""
+        self._spec = None

@@ -1,0 +1,131 @@
+"""`flyhpc bench / collect / verify`: run a grid here, turn records into the bundle, check a bundle.
+
+Each command parses flags, calls flyhpc.bench / flyhpc.collect and renders with rich. No logic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def grid_from_flags(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed):
+    """The grid named by --paper/--grid with the given flags replacing its values."""
+    from flyhpc import tasks
+
+    if paper and grid_name:
+        raise click.UsageError("give --paper or --grid, not both")
+    grid = tasks.load_grid("paper" if paper else (grid_name or "quick"))
+    given = dict(backends=tuple(backends), t_run_s=tuple(t_run_s), n_run=tuple(n_run), rounds=rounds,
+                 round_start=round_start, experiment=experiment, seed=seed)
+    return dataclasses.replace(grid, **{k: v for k, v in given.items() if v not in (None, ())})
+
+
+@click.command()
+@click.option("--paper", is_flag=True, help="The paper grid: t_run 0.1 1 10 100 s x n_run 1 4 8 16 32 x 5 rounds.")
+@click.option("--grid", "grid_name", help="Grid preset (jobs/grids/<name>.toml) or a .toml path; default: quick.")
+@click.option("--backend", "backends", multiple=True, help="Backend (repeat); replaces the grid's list.")
+@click.option("--t-run", "t_run_s", type=float, multiple=True, help="Simulated seconds per trial (repeat).")
+@click.option("--n-run", type=int, multiple=True, help="Trials per task (repeat).")
+@click.option("--rounds", type=int, help="Total rounds of the grid (rounds run: round-start..rounds).")
+@click.option("--round-start", type=int, help="First round to run (resume); never runs past --rounds.")
+@click.option("--experiment", help="Preset (sugar, p9) or 'index:I,J,...@RATE'.")
+@click.option("--seed", type=int, help="Base seed of the drive.")
+@click.option("--run-label", help="Bundle name (results/<label>/); default bench_<date>_<time>.")
+@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--connectome", default="auto", show_default=True, help="'auto', 'synthetic' or a folder.")
+@click.option("--executor", type=click.Choice(["inline", "process", "local"]), default="process", show_default=True,
+              help="inline: this process; process: a fresh process per task; local: submitit's local executor.")
+@click.option("--force", is_flag=True, help="Run tasks again even if their record says done.")
+@click.option("--no-collect", is_flag=True, help="Do not write manifest/checksums/CSV at the end.")
+def bench(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed, run_label,
+          results_root, connectome, executor, force, no_collect):
+    """Run a benchmark grid on this machine into results/<label>/round_XX/, then collect it."""
+    from flyhpc import bench as bench_lib, collect, tasks
+
+    grid = grid_from_flags(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed)
+    label = run_label or datetime.now().strftime("bench_%Y%m%d_%H%M%S")
+    todo = tasks.expand_grid(grid, label, str(results_root), connectome)
+    console = Console()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        bar = progress.add_task(f"{label}: starting", total=len(todo))
+
+        def on_event(kind, task, detail):
+            if kind == "end":
+                progress.advance(bar)
+            progress.update(bar, description=f"{task.key}: {detail or kind}")
+
+        outcomes = bench_lib.run_tasks(todo, executor, force, on_event)
+    _render(console, outcomes)
+    if not no_collect:
+        report = collect.collect(results_root, label)
+        console.print(f"collected {report.rows} row(s) into {report.files[0].parent}")
+    failed = [o for o in outcomes if o.state != "done"]
+    if failed:
+        from flyhpc.errors import TaskFailed
+
+        raise TaskFailed(f"{len(failed)} of {len(outcomes)} task(s) did not finish; see their logs in "
+                         f"{failed[0].task.results_root}/{label}/round_XX/<task>.log")
+
+
+def _render(console: Console, outcomes) -> None:
+    table = Table(title=f"{outcomes[0].task.run_label}: {len(outcomes)} task(s)" if outcomes else "no task")
+    for col in ("task", "state", "spikes", "active", "build_s", "sim_s", "total_s", "x_rt"):
+        table.add_column(col, justify="left" if col in ("task", "state") else "right", no_wrap=col == "task")
+    for o in outcomes:
+        rec, ph = o.record, o.record.get("phases_s", {})
+        ratio = rec.get("realtime_ratio")
+        state = o.state + ("*" if o.skipped else "")
+        table.add_row(f"round_{o.task.round:02d}/{o.task.stem}", state if o.state == "done" else f"[red]{state}[/]", str(rec.get("spikes", "-")),
+                      str(rec.get("active_neurons", "-")), f"{ph.get('build', 0):.2f}", f"{ph.get('sim', 0):.3f}",
+                      f"{ph.get('total', 0):.2f}", f"{ratio:.3g}" if ratio else "-")
+    console.print(table)
+    if any(o.skipped for o in outcomes):
+        console.print("* done before: kept, not run again (use --force to rerun)")
+    for o in outcomes:
+        if o.state != "done":
+            console.print(f"[red]{o.task.key}[/]: {o.record.get('status') or o.error}")
+
+
+@click.command(name="collect")
+@click.argument("run_label")
+@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--global-csv", type=click.Path(path_type=Path), help="Also upsert the rows into this CSV.")
+def collect_cmd(run_label, results_root, global_csv):
+    """Write benchmark-results.csv, manifest.csv and checksums.sha256 of a label from its task records."""
+    from flyhpc import collect
+
+    report = collect.collect(results_root, run_label, global_csv)
+    console = Console()
+    console.print(f"{run_label}: {report.rows} row(s), {report.done} done, {len(report.errors)} error(s), "
+                  f"{len(report.corrupt)} corrupt, {len(report.in_progress)} in progress")
+    for line in report.errors + report.corrupt:
+        console.print(f"  [red]{line}[/]")
+    for path in report.files:
+        console.print(f"  wrote {path}")
+
+
+@click.command(name="verify")
+@click.argument("run_label")
+@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+def verify_cmd(run_label, results_root):
+    """Re-hash every file of a label and check each record against its parquet; exit 5 on a problem."""
+    from flyhpc import collect
+    from flyhpc.errors import IntegrityError
+
+    report = collect.verify(results_root, run_label)
+    console = Console()
+    for kind in ("missing", "extra", "corrupt"):
+        for line in getattr(report, kind):
+            console.print(f"[red]{kind}[/]: {line}")
+    if not report.ok:
+        n = len(report.missing) + len(report.extra) + len(report.corrupt)
+        raise IntegrityError(f"{run_label}: {n} problem(s) in {report.checked} checked file(s)")
+    console.print(f"{run_label}: {report.checked} file(s) verified, all good")

@@ -1,0 +1,74 @@
+"""Propagator tables shared by the lazy and clock engines: a^k, b^k and the g->u coefficient c_k.
+
+A neuron anchored at (u0, g0) holds, k integration steps later, g = g0 b^k and
+u = u0 a^k + g0 c_k with c_k = kappa (b^k - a^k), kappa = tau_s / (tau_s - tau_m). Both engines read
+these same float64 tables, which is what makes their states bit-identical. No numba here.
+Entry points: `Tables`, `make_tables`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from flyhpc.errors import UnsupportedFeature
+from flyhpc.model import Params
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Propagator powers for k = 0 .. len - 1; the last entry is exactly 0 when the run is longer.
+
+    pow_a, pow_b, coef_c: a^k, b^k, kappa (b^k - a^k) as float64 arrays of equal length.
+    log_a, log_b: ln a and ln b (the continuous shape used only to locate threshold crossings).
+    kappa: tau_s / (tau_s - tau_m); u_th_mv, u_rst_mv: threshold and reset relative to v_0.
+    """
+
+    pow_a: np.ndarray
+    pow_b: np.ndarray
+    coef_c: np.ndarray
+    log_a: float
+    log_b: float
+    kappa: float
+    u_th_mv: float
+    u_rst_mv: float
+
+
+def make_tables(params: Params, n_steps: int) -> Tables:
+    """Tables for a run of `n_steps` steps under `params`.
+
+    Their length is min(n_steps + 1, first k where a^k and b^k are both exactly 0.0), so indexing
+    with min(k, len - 1) is exact for every k a run can reach.
+
+    Raises
+    ------
+    UnsupportedFeature
+        If tau_m == tau_s (the propagator has another form), or the threshold is not above rest
+        and reset (a neuron would then fire without input, which the engines do not model).
+    """
+    if params.tau_m_ms == params.tau_s_ms:
+        raise UnsupportedFeature(f"engine needs tau_m != tau_s, got tau_m_ms = tau_s_ms = {params.tau_m_ms}")
+    u_th = params.v_th_mv - params.v_0_mv
+    u_rst = params.v_rst_mv - params.v_0_mv
+    if not (u_th > 0.0 and u_rst <= u_th):
+        raise UnsupportedFeature(
+            f"engine needs v_th > v_0 and v_rst <= v_th, got v_0={params.v_0_mv}, v_th={params.v_th_mv}, "
+            f"v_rst={params.v_rst_mv} mV")
+    log_a = -params.dt_ms / params.tau_m_ms
+    log_b = -params.dt_ms / params.tau_s_ms
+    kappa = params.tau_s_ms / (params.tau_s_ms - params.tau_m_ms)
+    # exp(x) == 0.0 in float64 for x < -745.2
+    zero_at = int(math.ceil(746.0 / min(-log_a, -log_b))) + 1
+    length = int(min(int(n_steps) + 1, zero_at))
+    k = np.arange(length, dtype=np.float64)
+    pow_a = np.exp(k * log_a)
+    pow_b = np.exp(k * log_b)
+    coef_c = kappa * (pow_b - pow_a)
+    if length < n_steps + 1:  # trim to the first k where both powers vanish
+        zero = np.flatnonzero((pow_a == 0.0) & (pow_b == 0.0))
+        end = int(zero[0]) + 1
+        pow_a, pow_b, coef_c = pow_a[:end], pow_b[:end], coef_c[:end] + 0.0  # -0.0 -> 0.0
+    return Tables(pow_a=pow_a, pow_b=pow_b, coef_c=coef_c, log_a=log_a, log_b=log_b, kappa=kappa,
+                  u_th_mv=u_th, u_rst_mv=u_rst)

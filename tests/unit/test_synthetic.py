@@ -1,0 +1,98 @@
+"""Synthetic connectome: FlyWire schema, exact size, determinism, Dale's law, pathways, loadability."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from flyhpc.connectome import load_connectome, read_completeness
+from flyhpc.datasets import resolve_sources
+from flyhpc.errors import ConfigError
+from flyhpc.files import sha256_file
+from flyhpc.synthetic import SynthParams, default_sources, generate, sources_in
+
+COLUMNS = ["Presynaptic_ID", "Postsynaptic_ID", "Presynaptic_Index", "Postsynaptic_Index", "Connectivity",
+           "Excitatory", "Excitatory x Connectivity"]
+SMALL = dict(n_neurons=3000, n_edges=60_000, params=SynthParams(extra_pathways=3))
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("syn")
+    return generate(out, seed=3, **SMALL)
+
+
+def test_schema_size_and_uniqueness(small):
+    table = pq.read_table(small.connectivity)
+    assert table.column_names == COLUMNS
+    assert table.num_rows == 60_000
+    df = table.to_pandas()
+    assert not df.duplicated(["Presynaptic_Index", "Postsynaptic_Index"]).any()
+    assert (df["Presynaptic_Index"] != df["Postsynaptic_Index"]).all()
+    ids = read_completeness(small.completeness)
+    assert ids.size == 3000
+    assert (ids[df["Presynaptic_Index"]] == df["Presynaptic_ID"]).all()
+    assert (ids[df["Postsynaptic_Index"]] == df["Postsynaptic_ID"]).all()
+    assert (df["Connectivity"] >= 1).all() and set(df["Excitatory"].unique()) <= {-1, 1}
+    assert (df["Excitatory x Connectivity"] == df["Excitatory"] * df["Connectivity"]).all()
+
+
+def test_dale_law_and_statistics(tmp_path):
+    background = generate(tmp_path, n_neurons=3000, n_edges=60_000, seed=1, params=SynthParams(extra_pathways=0))
+    df = pq.read_table(background.connectivity).to_pandas()
+    assert (df.groupby("Presynaptic_Index")["Excitatory"].nunique() == 1).all()
+    assert 0.6 < (df["Excitatory"] > 0).mean() < 0.85
+    out_deg = df.groupby("Presynaptic_Index").size()
+    assert out_deg.median() < out_deg.mean()  # heavy tail, as the lognormal degrees of FlyWire
+    assert (df["Connectivity"] == 1).mean() == pytest.approx(0.37, abs=0.05)
+
+
+def test_same_seed_same_bytes_other_seed_other_graph(small, tmp_path):
+    again = generate(tmp_path / "again", seed=3, **SMALL)
+    assert sha256_file(again.connectivity) == sha256_file(small.connectivity)
+    assert sha256_file(again.completeness) == sha256_file(small.completeness)
+    other = generate(tmp_path / "other", seed=4, **SMALL)
+    assert sha256_file(other.connectivity) != sha256_file(small.connectivity)
+
+
+def test_says_it_is_synthetic_and_loads(small):
+    meta = pq.read_schema(small.connectivity).metadata
+    assert meta[b"flyhpc.synthetic"] == b"true"
+    assert json.loads(meta[b"flyhpc.synthetic_params"])["params"]["pathway_fan_in"] == 8
+    conn = load_connectome(small)
+    assert conn.is_synthetic and conn.n_neurons == 3000 and conn.n_edges == 60_000
+    assert sources_in(small.connectivity.parent) == small
+    assert resolve_sources(str(small.connectivity.parent), small.connectivity.parent) == small
+
+
+def test_pathways_are_strong_feed_forward_layers(small):
+    """3 seed sets of 20 neurons, layers of 60/100/120/100 neurons, fan-in 8: 3 x 380 x 8 strong edges."""
+    df = pq.read_table(small.connectivity).to_pandas()
+    # pathway counts: lognormal, median 20, sigma 0.5 -> 85 % are >= 12; background: ~2 % are
+    strong = df[df["Connectivity"] >= 12]
+    pathway_edges = 3 * 380 * 8
+    assert 0.75 * pathway_edges < len(strong) < 0.95 * pathway_edges + 0.04 * 60_000
+    targets = strong.groupby("Postsynaptic_Index").size()
+    assert (targets >= 5).sum() > 0.8 * 3 * 380  # nearly every layer neuron gets most of its 8 inputs
+
+
+def test_impossible_sizes_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="cannot make 100 edges among 10 neurons"):
+        generate(tmp_path / "x", n_neurons=10, n_edges=100)
+    assert not (tmp_path / "x" / "Connectivity.parquet").exists()
+
+
+def test_default_sources_reuses_what_is_there(tmp_path, monkeypatch):
+    import flyhpc.synthetic as synthetic
+
+    calls = []
+
+    def fake_generate(folder, **kw):
+        calls.append(folder)
+        return generate(folder, n_neurons=200, n_edges=2000, seed=0, params=SynthParams(extra_pathways=0))
+
+    monkeypatch.setattr(synthetic, "generate", fake_generate)
+    first = default_sources(tmp_path)
+    second = default_sources(tmp_path)
+    assert first == second and len(calls) == 1

@@ -1,0 +1,139 @@
+"""Benchmark tasks and grids: keys, file names, grid presets, expansion order, round resumption, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import pytest
+
+from flyhpc import tasks
+from flyhpc.bundle import BundlePaths
+from flyhpc.errors import ConfigError
+from flyhpc.tasks import BenchmarkTask, Grid
+
+
+def _task(**kw) -> BenchmarkTask:
+    base = dict(run_label="lab", round=1, backend="brian2cpp", experiment="sugar", t_run_s=1, n_run=1, seed=0,
+                connectome="auto", connectome_digest="", results_root="results")
+    base.update(kw)
+    return BenchmarkTask(**base)
+
+
+def test_key_and_stem_write_t_run_as_float():
+    one, one_f = _task(t_run_s=1), _task(t_run_s=1.0)
+    assert one == one_f and hash(one) == hash(one_f)
+    assert one.key == "lab/round_01/brian2cpp_t1.0s_n1"
+    assert one.stem == "brian2cpp_t1.0s_n1"
+    assert _task(t_run_s=0.1, n_run=32, round=12).key == "lab/round_12/brian2cpp_t0.1s_n32"
+
+
+def test_task_pickles_and_round_trips_through_asdict():
+    t = _task(backend="pytorch", t_run_s=0.05, n_run=4)
+    assert pickle.loads(pickle.dumps(t)) == t
+    assert BenchmarkTask(**dataclasses.asdict(t)) == t
+
+
+def test_bundle_paths_follow_the_seed_layout(tmp_path):
+    t = _task(results_root=str(tmp_path), t_run_s=0.1, n_run=8, round=3)
+    p = BundlePaths(tmp_path, "lab")
+    assert p.parquet(t) == tmp_path / "lab/round_03/brian2cpp_t0.1s_n8.parquet"
+    assert p.record(t).name == "brian2cpp_t0.1s_n8.json" and p.log(t).name == "brian2cpp_t0.1s_n8.log"
+    assert p.manifest.name == "manifest.csv" and p.checksums.name == "checksums.sha256"
+    assert p.results_csv.name == "benchmark-results.csv" and p.submission.name == "submission.json"
+
+
+@pytest.mark.parametrize("label", ["a/b", "..", "x..y", "a;rm -rf", "$(id)", "", "a b", "-x", "lab`id`", "é"])
+def test_bad_labels_are_refused(label):
+    with pytest.raises(ConfigError, match="run label"):
+        tasks.check_label(label)
+    with pytest.raises(ConfigError):
+        _task(run_label=label)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(backend="brian2-cuda"), "unknown backend 'brian2-cuda'"),
+    (dict(t_run_s=0), "t_run must be > 0"),
+    (dict(t_run_s=-1.0), "t_run must be > 0"),
+    (dict(t_run_s=1e6), "t_run must be <="),
+    (dict(t_run_s=0.00015), "whole number"),
+    (dict(n_run=0), "n_run"),
+    (dict(round=0), "round"),
+    (dict(experiment=""), "experiment"),
+    (dict(seed=-1), "seed"),
+])
+def test_bad_task_values_name_the_value(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        _task(**kw)
+
+
+def test_index_experiment_form():
+    exp = tasks.experiment_of("index:0,5,7@150.5")
+    assert exp.activate == (0, 5, 7) and exp.rate_hz == 150.5 and exp.by == "index"
+    assert tasks.experiment_of("sugar").key == "sugar"
+    with pytest.raises(ConfigError):
+        tasks.experiment_of("index:0,x@1")
+
+
+def test_grid_presets_load():
+    paper = tasks.load_grid("paper")
+    assert paper.t_run_s == (0.1, 1.0, 10.0, 100.0) and paper.n_run == (1, 4, 8, 16, 32)
+    assert paper.rounds == 5 and paper.backends == ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn")
+    quick = tasks.load_grid("quick")
+    assert "brian2cpp" in quick.backends and max(quick.t_run_s) <= 0.1
+
+
+def test_paper_grid_expands_to_20_points_per_backend_and_round():
+    grid = dataclasses.replace(tasks.load_grid("paper"), backends=("brian2cpp", "pytorch"))
+    todo = tasks.expand_grid(grid, "paper_x", "results")
+    assert len(todo) == 5 * 2 * 20
+    assert len({t.key for t in todo}) == len(todo)
+    first = todo[:21]  # order: round, backend, n_run, t_run
+    assert [(t.round, t.backend, t.n_run, t.t_run_s) for t in first[:5]] == [
+        (1, "brian2cpp", 1, 0.1), (1, "brian2cpp", 1, 1.0), (1, "brian2cpp", 1, 10.0), (1, "brian2cpp", 1, 100.0),
+        (1, "brian2cpp", 4, 0.1)]
+    assert (first[20].round, first[20].backend) == (1, "pytorch")
+
+
+def test_unregistered_seed_backend_is_refused_at_expansion(monkeypatch):
+    from flyhpc import backends
+
+    monkeypatch.setattr(backends, "REGISTRY", {k: v for k, v in backends.REGISTRY.items() if k != "nestgpu"})
+    tasks.load_grid("paper")  # a grid may name it ...
+    with pytest.raises(ConfigError, match="not available in this flyhpc"):
+        tasks.expand_grid(tasks.load_grid("paper"), "p", "results")
+
+
+def test_round_start_resumes_within_the_grid_not_past_it():
+    grid = dataclasses.replace(tasks.load_grid("paper"), backends=("brian2cpp",), round_start=3)
+    rounds = sorted({t.round for t in tasks.expand_grid(grid, "p", "results")})
+    assert rounds == [3, 4, 5]  # the seed would have run 3..7
+    with pytest.raises(ConfigError, match="past the last round"):
+        tasks.expand_grid(dataclasses.replace(grid, round_start=6), "p", "results")
+
+
+def test_one_and_one_point_zero_give_one_task():
+    grid = Grid(name="g", backends=("brian2cpp",), t_run_s=(1, 1.0, 0.1), n_run=(1, 1), experiment="sugar")
+    keys = [t.key for t in tasks.expand_grid(grid, "lab", "results")]
+    assert keys == ["lab/round_01/brian2cpp_t0.1s_n1", "lab/round_01/brian2cpp_t1.0s_n1"]
+
+
+def test_unknown_experiment_is_refused_by_the_grid():
+    grid = Grid(name="g", backends=("brian2cpp",), t_run_s=(1.0,), n_run=(1,), experiment="walk")
+    with pytest.raises(ConfigError, match="unknown experiment 'walk'"):
+        tasks.expand_grid(grid, "lab", "results")
+
+
+def test_grid_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown grid 'nope'; known: .*paper.*quick"):
+        tasks.load_grid("nope")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[grid]\nbackends = ["brian2cpp"]\nt_run_s = [1.0]\nn_run = [1]\nrepeats = 3\n')
+    with pytest.raises(ConfigError, match="unknown key.*repeats.*valid"):
+        tasks.load_grid(bad)
+    bad.write_text('[grid]\nbackends = ["brian2cpp"]\nt_run_s = [0.0]\nn_run = [1]\n')
+    with pytest.raises(ConfigError, match="t_run"):
+        tasks.load_grid(bad)
+    bad.write_text('[grid\n')
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        tasks.load_grid(bad)
