@@ -88,3 +88,16 @@ class Brian2CudaBackend(Brian2CppBackend):
         # No -use_fast_math (the contract needs exact exp in float64); C++17 because CUDA 13's
         # Thrust/CUB refuse the template's -std=c++11 (nvcc keeps the last -std it is given).
         cuda.extra_compile_args_nvcc = ["-w", "-std=c++17"]
+        gcc_args = list(b2.prefs.codegen.cpp.extra_compile_args_gcc)
+        self._saved_gcc_args = gcc_args
+        b2.prefs.codegen.cpp.extra_compile_args_gcc = [a for a in gcc_args if not a.startswith("-std=")] + ["-std=c++17"]
+
+    def close(self) -> None:
+        """As brian2cpp's close, and restore the host compiler flags changed for nvcc."""
+        saved = getattr(self, "_saved_gcc_args", None)
+        if saved is not None:
+            import brian2 as b2
+
+            b2.prefs.codegen.cpp.extra_compile_args_gcc = saved
+            self._saved_gcc_args = None
+        super().close()
