@@ -46,7 +46,7 @@ def main() -> None:
                        "native_wall_s_per_sim_s": round(float(np.median(runs[:, 2])), 4)}
     spikes, active, sim_s = _activity(build_network(conn, PRESETS["sugar"]), 100_000, 1000)
     report["sugar_10s"] = {"spikes_per_s": spikes / 10, "active": active, "native_wall_s": round(sim_s, 3)}
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

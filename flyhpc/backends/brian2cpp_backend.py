@@ -62,7 +62,7 @@ class Brian2CppBackend(Backend):
     device_name: ClassVar[str] = "cpp_standalone"
     caps: ClassVar[Capabilities] = Capabilities(
         device="cpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
-        deterministic=True, image="brian2", verified_here="yes")
+        deterministic=True, image="flyhpc-brian2cpp", verified_here="yes")
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)

@@ -49,7 +49,7 @@ class Brian2CudaBackend(Brian2CppBackend):
     device_name: ClassVar[str] = "cuda_standalone"
     caps: ClassVar[Capabilities] = Capabilities(
         device="gpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
-        deterministic=True, image="flyhpc-brian2cuda", verified_here="code generation only",
+        deterministic=True, image="flyhpc-brian2cuda", verified_here="not run here",
         needs=frozenset({"gpu"}))
     Options: ClassVar[type] = Brian2CudaOptions
 

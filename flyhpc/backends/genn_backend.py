@@ -1,8 +1,8 @@
 """GeNN 5 backend (`genn`): the model contract as a custom PyGeNN neuron, all trials in one batch.
 
-Owns the GeNN neuron model (exact propagator, Brian2's refractory rule via the last spike step,
-input that arrives while refractory kept in g), the translation of the shared drive into a per-batch
-event table read by that neuron, the bounded spike-recording windows, and the batched model itself.
+Owns the GeNN neuron model (exact propagator, Brian2's refractory rule via the last spike step, input
+arriving while refractory dropped as DESIGN §1a measured), the shared drive as a per-batch event
+table, the bounded spike-recording windows, and the batched model itself.
 Written against PyGeNN 5.4's documented API; NOT RUN HERE (no GPU, PyGeNN is not on PyPI).
 Entry points: `GeNNBackend`, `GeNNOptions`, `neuron_model_code`, `recording_window_steps`, `drive_tables`.
 """
@@ -30,20 +30,25 @@ DEFAULT_MAX_SLOTS = 800_000
 NEVER_SPIKED = -1_000_000_000  # "last spike step" of a neuron that has not spiked yet
 
 # GeNN step n runs, per neuron: (1) apply the input of contract step n-1 (recurrent deliveries in Isyn
-# to g, drive kicks to v) unless the neuron spiked at n-1, because the contract's reset wipes input that
-# arrives in the spiking step; (2) contract step n: integrate exactly when not refractory, else freeze.
+# to g, drive kicks to v) unless the neuron was refractory at n-1 -- DESIGN §1a: Brian2 drops input in
+# the spike step s and the whole window s .. s+ref-1 (GeNN's Isyn still arrives; it is discarded);
+# (2) contract step n: integrate exactly when not refractory, else freeze.
 # GeNN delivers a spike of step m at step m + 1 + axonal_delay_steps, so axonal delay D gives the
 # contract's delivery at step m + D; a drive event of step n is read from the event table at step n + 1.
 SIM_CODE = """
 const int n = (int)rint(t / dt);
-if (n - 1 != LastSpikeStep) {
-    G += Isyn;
-    if (DriveNext < DriveEnd && driveSteps[DriveNext] == (unsigned int)(n - 1)) {
-        V += Kick;
+if (n >= 1) {
+    const unsigned int prev = (unsigned int)(n - 1);
+    const bool kicked = DriveNext < DriveEnd && driveSteps[DriveNext] == prev;
+    if (kicked) {
+        DriveNext++;
     }
-}
-if (DriveNext < DriveEnd && driveSteps[DriveNext] <= (unsigned int)(n - 1)) {
-    DriveNext++;
+    if (n - 1 != LastSpikeStep && (n - 1 - LastSpikeStep) >= RefSteps) {
+        G += Isyn;
+        if (kicked) {
+            V += Kick;
+        }
+    }
 }
 if ((n - LastSpikeStep) >= RefSteps) {
     const scalar u = V - V0;

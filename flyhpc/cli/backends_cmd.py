@@ -11,6 +11,7 @@ import click
 
 from flyhpc import backends as registry
 from flyhpc.errors import BackendUnavailable
+from flyhpc.images import image_name
 
 COLUMNS = ("backend", "device", "batching", "drive", "dtype", "image", "verified here")
 
@@ -26,7 +27,7 @@ def capability_rows(probe: bool = False) -> list[dict[str, str]]:
             continue
         caps = cls.caps
         row = {"backend": key, "device": caps.device, "batching": caps.batching, "drive": caps.drive,
-               "dtype": ", ".join(caps.precisions), "image": caps.image, "verified here": caps.verified_here}
+               "dtype": ", ".join(caps.precisions), "image": image_name(key), "verified here": caps.verified_here}
         if probe:
             result = cls.probe()
             row["available here"] = "yes" if result.ok else f"no: {result.reason}"

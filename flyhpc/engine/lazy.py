@@ -115,43 +115,49 @@ def _link(j, m, pred, nxt, prv, head, mask):
 
 
 @njit(cache=True, nogil=True)
-def _apply_inputs(step, targets, du, dg, anchor, frozen_until, ug, pow_a, pow_b, coef_c, touched, n_touched):
+def _apply_inputs(step, targets, du, dg, st, pow_a, pow_b, coef_c, touched, n_touched):
     """Add du to u and dg[i] to g of neuron targets[i] (in order) at `step`, advancing each from its
     anchor first; inputs to frozen neurons are dropped. A neuron's first input of the step appends it
     to `touched`. Returns the new touched count.
 
+    st[j] = (u0, g0, anchor, frozen_until), one 32-byte row: an input touches one cache line.
     anchor > step means frozen; anchor == step is either a later input of the step or the last frozen
-    step, told apart by frozen_until (read only then: one cache miss per input in the common case).
-    Written out in one loop: numba adds reference counting around calls that take arrays.
+    step, told apart by frozen_until. Written out in one loop: numba adds reference counting around
+    calls that take arrays.
     """
     last = pow_a.shape[0] - 1
+    f_step = float(step)
+    has_dg = dg.shape[0] > 0
     for i in range(targets.shape[0]):
         t = targets[i]
-        a0 = anchor[t]
-        if a0 >= step:
-            if a0 > step or frozen_until[t] >= step:
+        a0 = st[t, 2]
+        if a0 >= f_step:
+            if a0 > f_step or st[t, 3] >= f_step:
                 continue
+            u = st[t, 0]
+            g = st[t, 1]
         else:
-            k = step - a0
+            k = step - int(a0)
             if k > last:
                 k = last
-            u = ug[t, 0] * pow_a[k] + ug[t, 1] * coef_c[k]
-            g = ug[t, 1] * pow_b[k]
-            ug[t, 0] = u
-            ug[t, 1] = g
-            anchor[t] = step
+            u0 = st[t, 0]
+            g0 = st[t, 1]
+            u = u0 * pow_a[k] + g0 * coef_c[k]
+            g = g0 * pow_b[k]
+            st[t, 2] = f_step
             touched[n_touched] = t
             n_touched += 1
         if du != 0.0:
-            ug[t, 0] = ug[t, 0] + du
-        if dg.shape[0]:
-            ug[t, 1] = ug[t, 1] + dg[i]
+            u = u + du
+        if has_dg:
+            g = g + dg[i]
+        st[t, 0] = u
+        st[t, 1] = g
     return n_touched
 
 
 @njit(cache=True, nogil=True)
-def _deliver(step, first, stop, rec, indptr, indices, weights_mv, anchor, frozen_until, ug, pow_a, pow_b,
-             coef_c, touched, n_touched):
+def _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a, pow_b, coef_c, touched, n_touched):
     """Synapses slot: spikes rec[first:stop] (ascending) reach their targets in CSR order.
     Returns (touched count, synaptic events)."""
     n_events = 0
@@ -159,8 +165,8 @@ def _deliver(step, first, stop, rec, indptr, indices, weights_mv, anchor, frozen
         pre = rec[i]
         lo, hi = indptr[pre], indptr[pre + 1]
         n_events += hi - lo
-        n_touched = _apply_inputs(step, indices[lo:hi], 0.0, weights_mv[lo:hi], anchor, frozen_until, ug, pow_a,
-                                  pow_b, coef_c, touched, n_touched)
+        n_touched = _apply_inputs(step, indices[lo:hi], 0.0, weights_mv[lo:hi], st, pow_a, pow_b, coef_c, touched,
+                                  n_touched)
     return n_touched, n_events
 
 
@@ -173,16 +179,31 @@ def _ruled_out(u0, g0, ea, eb, u_th, kappa):
     return max(p, 0.0) * ea + max(q, 0.0) * eb <= u_th - margin
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
+    """True when the continuous shape from (u0, g0) stays <= u_th - margin at every t >= 0 (p > 0 > q only),
+    by the tabulated sup of a^t - r b^t (decreasing in r, so the bin's lower edge bounds it)."""
+    p = u0 - kappa * g0
+    q = kappa * g0
+    if not (p > 0.0 and q < 0.0):
+        return False
+    x = (-q / p) * peak_per_ratio
+    if not (x < peak_bound.shape[0]):
+        return False
+    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
+    return p * peak_bound[int(x)] <= u_th - margin
+
+
 @njit(cache=True, nogil=True)
-def _clock_threshold(step, anchor, ug, pow_a, coef_c, u_th, out, n_out):
+def _clock_threshold(step, st, pow_a, coef_c, u_th, out, n_out):
     """Clock-driven thresholds of `step`: every neuron evaluated, spikers appended (ascending) to out."""
     last = pow_a.shape[0] - 1
-    for j in range(anchor.shape[0]):
-        k = step - anchor[j]
+    for j in range(st.shape[0]):
+        k = step - int(st[j, 2])
         if k > 0:  # frozen neurons have anchor >= step
             if k > last:
                 k = last
-            if ug[j, 0] * pow_a[k] + ug[j, 1] * coef_c[k] > u_th:
+            if st[j, 0] * pow_a[k] + st[j, 1] * coef_c[k] > u_th:
                 out[n_out] = j
                 n_out += 1
     return n_out
@@ -190,18 +211,23 @@ def _clock_threshold(step, anchor, ug, pow_a, coef_c, u_th, out, n_out):
 
 @njit(cache=True, nogil=True)
 def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
-               delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, wheel_bits,
-               clock_on, clock_off, window_steps, predict_cost, anchor, frozen_until, ug, pred, queued, nxt, prv,
-               touched, starts, rec):
+               delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound, peak_per_ratio,
+               wheel_bits,
+               clock_on, clock_off, window_steps, predict_cost, st, pred, queued, nxt, prv, touched, starts,
+               rec):
     """Simulate one trial lazily, switching to clock-driven steps while activity is high.
 
-    anchor .. rec are a reusable workspace (sizes n, n, (n, 2), n, n, n, n, n, n_steps + 1, any),
+    st .. rec are a reusable workspace (sizes (n, 4), n, n, n, n, n, n_steps + 1, any),
     reinitialised here: reusing warm pages instead of fresh ones saves ~7 ms per trial at full scale.
 
     Mode switch: over each block of `window_steps` steps the work of the lazy scheme is estimated as
     predict_cost x (neurons touched) + (synaptic events); the trial goes clock-driven when that
     exceeds clock_on x n_neurons per step and back to lazy when it falls below clock_off x n_neurons
     (clock_on <= 0: never switches, a pure lazy run).
+
+    Reject test before a prediction: `_ruled_out` (sup over k >= 1 of the positive terms), then for
+    p > 0 > q the tabulated sup of the continuous shape, p peak_bound[floor(r peak_per_ratio)] with
+    r = -q / p (tables.peak_bounds); no exp or log on the common path.
 
     Returns (spike_neurons, step_starts, anchor, u0, g0, stats, rec) as `clock_trial`, with stats int64
     [clock steps, mode switches, max queue entries, predictions, synaptic events] and rec the record
@@ -211,9 +237,10 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
     last = pow_a.shape[0] - 1
     wheel = 1 << wheel_bits
     mask = wheel - 1
-    anchor[:] = -1
-    frozen_until[:] = -1
-    ug[:] = 0.0  # u0, g0 side by side: one cache line per input
+    st[:, 0] = 0.0  # rows (u0, g0, anchor, frozen_until): one cache line per input
+    st[:, 1] = 0.0
+    st[:, 2] = -1.0
+    st[:, 3] = -1.0
     pred[:] = -1
     queued[:] = 0  # small (L2-resident) mirror of pred >= 0
     no_weights = np.zeros(0)
@@ -242,7 +269,7 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
         # 1 + 2: groups and thresholds
         if clock:
             clock_steps += 1
-            n_rec = _clock_threshold(step, anchor, ug, pow_a, coef_c, u_th, rec, n_rec)
+            n_rec = _clock_threshold(step, st, pow_a, coef_c, u_th, rec, n_rec)
         else:
             j = head[step & mask]
             while j >= 0:
@@ -261,10 +288,10 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
             j = rec[i]
             r = refractory_steps[j]
             until = step + (r if r > 0 else 1) - 1
-            frozen_until[j] = until
-            anchor[j] = until
-            ug[j, 0] = u_rst
-            ug[j, 1] = 0.0
+            st[j, 0] = u_rst
+            st[j, 1] = 0.0
+            st[j, 2] = float(until)
+            st[j, 3] = float(until)
             if not clock and u_rst > 0.0:
                 m = predict_crossing(until, u_rst, 0.0, 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
                                      kappa)
@@ -278,16 +305,16 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
             src = step - delay_steps
             first, stop = starts[src], starts[src + 1]
             if stop > first:
-                n_touched, events = _deliver(step, first, stop, rec, indptr, indices, weights_mv, anchor,
-                                             frozen_until, ug, pow_a, pow_b, coef_c, touched, n_touched)
+                n_touched, events = _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a, pow_b,
+                                             coef_c, touched, n_touched)
                 n_events += events
                 block_work += events
         kp_end = kp
         while kp_end < n_kicks and kick_steps[kp_end] == step:
             kp_end += 1
         if kp_end > kp:
-            n_touched = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, anchor, frozen_until, ug,
-                                      pow_a, pow_b, coef_c, touched, n_touched)
+            n_touched = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, st, pow_a, pow_b, coef_c,
+                                      touched, n_touched)
             kp = kp_end
         block_work += predict_cost * n_touched
         # re-predict every neuron an input reached
@@ -299,9 +326,13 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
                     _unlink(t, pred, nxt, prv, head, mask)
                     queued[t] = 0
                     queue -= 1
-                if _ruled_out(ug[t, 0], ug[t, 1], a1, b1, u_th, kappa):
+                u0 = st[t, 0]
+                g0 = st[t, 1]
+                if _ruled_out(u0, g0, a1, b1, u_th, kappa):
                     continue
-                m = predict_crossing(step, ug[t, 0], ug[t, 1], 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
+                if _peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
+                    continue
+                m = predict_crossing(step, u0, g0, 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
                                      kappa)
                 if m >= 0:
                     _link(t, m, pred, nxt, prv, head, mask)
@@ -327,10 +358,11 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
                 switches += 1
                 n_predictions += n
                 for j in range(n):
-                    kmin = step + 1 - anchor[j]
+                    a0 = int(st[j, 2])
+                    kmin = step + 1 - a0
                     if kmin < 1:
                         kmin = 1
-                    m = predict_crossing(anchor[j], ug[j, 0], ug[j, 1], kmin, n_steps, pow_a, pow_b, coef_c,
+                    m = predict_crossing(a0, st[j, 0], st[j, 1], kmin, n_steps, pow_a, pow_b, coef_c,
                                          u_th, log_a, log_b, kappa)
                     if m >= 0:
                         _link(j, m, pred, nxt, prv, head, mask)
@@ -342,4 +374,5 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
             block_len = 0
     starts[n_steps] = n_rec
     stats = np.array([clock_steps, switches, max_queue, n_predictions, n_events], np.int64)
-    return rec[:n_rec].copy(), starts.copy(), anchor.copy(), ug[:, 0].copy(), ug[:, 1].copy(), stats, rec
+    return (rec[:n_rec].copy(), starts.copy(), st[:, 2].astype(np.int64), st[:, 0].copy(), st[:, 1].copy(), stats,
+            rec)

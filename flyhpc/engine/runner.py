@@ -130,13 +130,19 @@ def _check_drive(net: EngineNetwork, trial: TrialDrive) -> tuple[np.ndarray, np.
 _LOCAL = threading.local()
 
 
+def _rows(n: int) -> np.ndarray:
+    """An (n, 4) float64 array whose 32-byte rows start on 64-byte boundaries (one cache line each)."""
+    buf = np.empty(4 * n + 8)
+    skip = (-buf.ctypes.data % 64) // 8
+    return buf[skip:skip + 4 * n].reshape(n, 4)
+
+
 def _workspace(n: int, n_steps: int) -> list:
     """This thread's reusable lazy-engine buffers for n neurons and n_steps (warm pages, no faults)."""
     ws = getattr(_LOCAL, "lazy", None)
-    if ws is None or ws[0].shape[0] != n or ws[8].shape[0] != n_steps + 1:
-        ws = [np.empty(n, np.int64), np.empty(n, np.int64), np.empty((n, 2)), np.empty(n, np.int64),
-              np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32),
-              np.empty(n_steps + 1, np.int64), np.empty(max(1024, 2 * n), np.int32)]
+    if ws is None or ws[0].shape[0] != n or ws[6].shape[0] != n_steps + 1:
+        ws = [_rows(n), np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32),
+              np.empty(n, np.int32), np.empty(n_steps + 1, np.int64), np.empty(max(1024, 2 * n), np.int32)]
         _LOCAL.lazy = ws
     return ws
 
@@ -150,8 +156,9 @@ def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
               t.u_th_mv, t.u_rst_mv, net.kick_mv, net.delay_steps, net.n_steps, steps, neurons)
     if engine == "lazy":
         ws = _workspace(net.n_neurons, net.n_steps)
-        rec, starts, anchor, u0, g0, stats, ws[9] = lazy_trial(
-            *common, t.log_a, t.log_b, t.kappa, int(settings.wheel_bits), float(settings.clock_on),
+        rec, starts, anchor, u0, g0, stats, ws[7] = lazy_trial(
+            *common, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio), int(settings.wheel_bits),
+            float(settings.clock_on),
             float(settings.clock_off), int(settings.window_steps), float(settings.predict_cost), *ws)
         stat_dict = dict(zip(STAT_NAMES, (int(x) for x in stats)))
     elif engine == "clock":

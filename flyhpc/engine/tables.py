@@ -2,8 +2,9 @@
 
 A neuron anchored at (u0, g0) holds, k integration steps later, g = g0 b^k and
 u = u0 a^k + g0 c_k with c_k = kappa (b^k - a^k), kappa = tau_s / (tau_s - tau_m). Both engines read
-these same float64 tables, which is what makes their states bit-identical. No numba here.
-Entry points: `Tables`, `make_tables`.
+these same float64 tables, which is what makes their states bit-identical. Also a table of upper
+bounds on the peak of the continuous shape (the lazy engine's reject test). No numba here.
+Entry points: `Tables`, `make_tables`, `peak_bounds`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Tables:
     pow_a, pow_b, coef_c: a^k, b^k, kappa (b^k - a^k) as float64 arrays of equal length.
     log_a, log_b: ln a and ln b (the continuous shape used only to locate threshold crossings).
     kappa: tau_s / (tau_s - tau_m); u_th_mv, u_rst_mv: threshold and reset relative to v_0.
+    peak_bound, peak_bins_per_ratio: see `peak_bounds`.
     """
 
     pow_a: np.ndarray
@@ -34,6 +36,36 @@ class Tables:
     kappa: float
     u_th_mv: float
     u_rst_mv: float
+    peak_bound: np.ndarray
+    peak_bins_per_ratio: float
+
+
+PEAK_RATIO_MAX = 8.0
+PEAK_BINS = 8192
+
+
+def peak_bounds(log_a: float, log_b: float, ratio_max: float = PEAK_RATIO_MAX,
+                n_bins: int = PEAK_BINS) -> tuple[np.ndarray, float]:
+    """Upper bounds F_i >= sup_{t >= 0} (a^t - r b^t) for every r >= r_i = i ratio_max / n_bins.
+
+    For a state with p = u0 - kappa g0 > 0 > q = kappa g0 and r = -q / p, the continuous shape
+    p a^t + q b^t never exceeds p F_i with i = floor(r n_bins / ratio_max): the sup decreases in r.
+    Each sup is the larger of t = 0, t -> inf (0) and the one critical point; F_i carries a margin
+    (1e-12 relative + 1e-9) far above the rounding of its own evaluation.
+
+    Returns
+    -------
+    (bounds, bins_per_ratio): float64 array of n_bins entries and n_bins / ratio_max.
+    """
+    r = np.arange(n_bins, dtype=np.float64) * (ratio_max / n_bins)
+    best = np.maximum(1.0 - r, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = r * log_b / log_a
+        t_star = np.where(x > 0.0, np.log(np.where(x > 0.0, x, 1.0)) / (log_a - log_b), -1.0)
+    ok = t_star > 0.0
+    value = np.exp(log_a * t_star[ok]) - r[ok] * np.exp(log_b * t_star[ok])
+    best[ok] = np.maximum(best[ok], value)
+    return best * (1.0 + 1e-12) + 1e-9, n_bins / ratio_max
 
 
 def make_tables(params: Params, n_steps: int) -> Tables:
@@ -70,5 +102,6 @@ def make_tables(params: Params, n_steps: int) -> Tables:
         zero = np.flatnonzero((pow_a == 0.0) & (pow_b == 0.0))
         end = int(zero[0]) + 1
         pow_a, pow_b, coef_c = pow_a[:end], pow_b[:end], coef_c[:end] + 0.0  # -0.0 -> 0.0
+    bound, bins_per_ratio = peak_bounds(log_a, log_b)
     return Tables(pow_a=pow_a, pow_b=pow_b, coef_c=coef_c, log_a=log_a, log_b=log_b, kappa=kappa,
-                  u_th_mv=u_th, u_rst_mv=u_rst)
+                  u_th_mv=u_th, u_rst_mv=u_rst, peak_bound=bound, peak_bins_per_ratio=bins_per_ratio)

@@ -1,10 +1,10 @@
 // flyhpc_lif: the flyhpc model contract as a NEST GPU neuron kernel (built into the nestgpu image).
 //
 // Owns one step of every neuron: apply the input of the previous step (port 0 -> g, port 1 -> v)
-// unless the neuron spiked in that step (the contract's reset wipes it), then integrate exactly with
+// unless the neuron was refractory in that step (Brian2 drops it, DESIGN §1a), then integrate exactly with
 // the linear propagator unless refractory (Brian2 rule: refractory while step - last_spike < ref_steps),
-// then threshold (v > v_th) and reset (v = v_rst, g = 0). Input that arrives while refractory is kept
-// in g without decay. Compiled here by nvcc as a syntax/type check; NOT RUN HERE (no GPU).
+// then threshold (v > v_th) and reset (v = v_rst, g = 0). Input that arrives while refractory is
+// dropped. Compiled here by nvcc as a syntax/type check; NOT RUN HERE (no GPU).
 #include <cmath>
 
 namespace flyhpc {
@@ -22,7 +22,9 @@ struct LifParams {
 __host__ __device__ inline int lif_step(const LifParams &p, long long step, int ref_steps,
                                         float in_g, float in_v, float &v, float &g,
                                         long long &last_spike) {
-  if (step - 1 != last_spike) {  // input of step-1 survives only if the neuron did not spike then
+  // Input of step-1 survives only if the neuron was not refractory then (DESIGN §1a: Brian2 drops
+  // input in the spike step s and through s + ref_steps - 1).
+  if (step - 1 != last_spike && (step - 1 - last_spike) >= ref_steps) {
     g += in_g;
     v += in_v;
   }

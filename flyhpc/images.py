@@ -1,0 +1,110 @@
+"""Apptainer images: which .def builds which backend's image, and the build commands.
+
+Owns the mapping backend -> apptainer/<name>.def -> <images dir>/<image>.sif (image names come from
+each backend's `caps.image`) and the `apptainer build` command lines. It runs nothing unless asked.
+Entry points: `image_plan`, `build_images`, `DEF_DIR`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from flyhpc import backends as registry
+from flyhpc.errors import BackendUnavailable, ConfigError
+
+DEF_DIR = Path(__file__).resolve().parent.parent / "apptainer"
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """One image to build: its backend, definition file, output .sif and the command."""
+
+    backend: str
+    def_file: Path
+    sif: Path
+    command: tuple[str, ...]
+
+
+def images_dir() -> Path:
+    """Where images go: $FLYHPC_IMAGES, else ./images."""
+    return Path(os.environ.get("FLYHPC_IMAGES", "images"))
+
+
+def image_name(backend: str) -> str:
+    """The image of a backend: its `caps.image`, prefixed "flyhpc-" (as cluster profiles name them)."""
+    image = registry.get(backend).caps.image
+    return image if image.startswith("flyhpc-") else f"flyhpc-{backend}"
+
+
+def image_plan(backend: str | None = None, out_dir: Path | None = None, def_dir: Path = DEF_DIR,
+               cuda_arch: str = "80") -> list[ImageBuild]:
+    """The builds for one backend (plus the base image first) or for all of them.
+
+    Raises
+    ------
+    ConfigError
+        If `backend` is unknown or its definition file is missing.
+    """
+    out_dir = images_dir() if out_dir is None else Path(out_dir)
+    keys = registry.names() if backend is None else [backend]
+    if backend is not None and backend not in registry.REGISTRY:
+        raise ConfigError(f"unknown backend {backend!r}; known: {', '.join(registry.names())}")
+    names = ["flyhpc-base"]
+    for key in keys:
+        image = image_name(key)
+        if image not in names:
+            names.append(image)
+    plan = []
+    for name in names:
+        def_file = def_dir / f"{name}.def"
+        if not def_file.is_file():
+            raise ConfigError(f"no definition file {def_file} for image {name!r}")
+        sif = out_dir / f"{name}.sif"
+        cmd = ["apptainer", "build", "--force"]
+        if name == "flyhpc-nestgpu":
+            cmd += ["--build-arg", f"CUDA_ARCH={cuda_arch}"]
+        plan.append(ImageBuild(backend or "all", def_file, sif, tuple(cmd + [str(sif), str(def_file)])))
+    return plan
+
+
+def build_images(plan: list[ImageBuild]) -> None:
+    """Run every build of `plan` in order (raises BackendUnavailable without apptainer)."""
+    if not shutil.which("apptainer"):
+        raise BackendUnavailable("apptainer is not on PATH; use --dry-run to print the commands")
+    for item in plan:
+        item.sif.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(item.command, check=True, cwd=DEF_DIR.parent)
+
+
+def smoke_test(backend: str, t_run_ms: float = 10.0) -> int:
+    """Import `backend` and simulate a 3-neuron chain for `t_run_ms` (the images' %test); returns spikes."""
+    import numpy as np
+
+    from flyhpc.drive import make_drive
+    from flyhpc.model import DriveSet, Experiment, Params
+    from flyhpc.network import NetworkSpec
+
+    params = Params()
+    ids = np.array([1, 2, 3], np.int64)
+    spec = NetworkSpec(
+        params=params, flywire_ids=ids, indptr=np.array([0, 1, 2, 2]), indices=np.array([1, 2], np.int32),
+        weights_mv=np.array([8.0, 8.0]), refractory_steps=np.array([0, 22, 22], np.int32),
+        drive_sets=(DriveSet(np.array([0], np.int32), 200.0), DriveSet(np.zeros(0, np.int32), 0.0)),
+        silenced=np.zeros(0, np.int32), experiment=Experiment(name="smoke", activate=(1,), rate_hz=200.0),
+        connectome_source="smoke", connectome_digest="smoke")
+    n_steps = int(round(t_run_ms / params.dt_ms))
+    cls = registry.get(backend)
+    sim = cls()
+    try:
+        sim.build(spec, n_steps)
+        sim.setup()
+        sim.run(make_drive(spec, n_steps, 1))
+        n = len(sim.spikes())
+    finally:
+        sim.close()
+    print(f"{backend}: {n} spikes in {t_run_ms} ms")
+    return n
