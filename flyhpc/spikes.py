@@ -141,10 +141,3 @@ def summarize(table: SpikeTable, t_run_s: float, n_run: int) -> SpikeSummary:
         spikes_per_trial_second=len(table) / (t_run_s * n_run),
         active_per_trial_mean=float(np.mean(per_trial_active)) if per_trial_active else 0.0,
     )
-
-
-def validate_spike_frame(frame: pd.DataFrame, path) -> None:
-    """Check a read spike frame has the schema's columns; raises DataError naming what is missing."""
-    missing = [c for c in SPIKE_SCHEMA.names if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: spike parquet lacks columns {missing}")

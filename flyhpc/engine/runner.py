@@ -157,9 +157,9 @@ def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
     if engine == "lazy":
         ws = _workspace(net.n_neurons, net.n_steps)
         rec, starts, anchor, u0, g0, stats, ws[7] = lazy_trial(
-            *common, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio), int(settings.wheel_bits),
-            float(settings.clock_on),
-            float(settings.clock_off), int(settings.window_steps), float(settings.predict_cost), *ws)
+            *common, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio),
+            int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
+            int(settings.window_steps), float(settings.predict_cost), *ws)
         stat_dict = dict(zip(STAT_NAMES, (int(x) for x in stats)))
     elif engine == "clock":
         rec, starts, anchor, u0, g0 = clock_trial(*common)

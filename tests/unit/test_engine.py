@@ -98,6 +98,35 @@ def test_tables_reject_unmodelled_parameters():
         make_tables(Params(v_th_mv=-60.0), 10)
 
 
+def test_peak_bounds_cover_the_shape_and_are_tight():
+    tabs = make_tables(P, 100)
+    bound, per_ratio = tabs.peak_bound, tabs.peak_bins_per_ratio
+    t = np.arange(0, 3000, 0.25)
+    ea, eb = np.exp(tabs.log_a * t), np.exp(tabs.log_b * t)
+    rng = np.random.default_rng(2)
+    for r in np.concatenate([rng.uniform(0, bound.size / per_ratio, 300), [0.0, 0.25, 1.0]]):
+        sup = np.max(ea - r * eb)
+        b = bound[int(r * per_ratio)]
+        assert b >= sup  # an upper bound for every ratio in the bin
+        assert b - sup < 1e-3  # and tight: 1/per_ratio wide bins, slope of the sup <= 1
+    # the peak of a pure conductance (u0 = 0) is ~0.47 of the old bound p = |kappa| g0
+    assert bound[int(1.0 * per_ratio)] == pytest.approx(0.4725, abs=2e-3)
+
+
+def test_peak_reject_never_drops_a_crossing():
+    from flyhpc.engine.lazy import _peak_ruled_out
+    tabs = make_tables(P, 3000)
+    rng = np.random.default_rng(8)
+    u0 = rng.uniform(-30, 8, 4000)
+    g0 = rng.uniform(0, 60, 4000)
+    rejected = 0
+    for u, g in zip(u0, g0):
+        if _peak_ruled_out(u, g, tabs.u_th_mv, tabs.kappa, tabs.peak_bound, tabs.peak_bins_per_ratio):
+            rejected += 1
+            assert brute_first_crossing(tabs, 0, u, g, 0, 3000) == -1
+    assert rejected > 500  # the test exercises the reject path
+
+
 def brute_first_crossing(tabs, a0, u0, g0, kmin, n_steps):
     k = np.arange(kmin, n_steps - a0)
     kk = np.minimum(k, tabs.pow_a.shape[0] - 1)
