@@ -80,12 +80,23 @@ def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, expe
     sp = slurm.plan(todo, prof, container=not no_container)
     console = Console()
     render_plan(console, sp)
+    _warn_if_synthetic(console, connectome)
     if dry_run or not sp.arrays:
         return
     record = slurm.submit(sp)
     new = record["submissions"][-len(sp.arrays):]
     console.print(f"submitted {sp.n_tasks} task(s): job(s) {', '.join(s['job_id'] for s in new)}; "
                   f"follow with `flyhpc status {run_label}`")
+
+
+def _warn_if_synthetic(console: Console, connectome: str) -> None:
+    from flyhpc.connectome import default_data_dir
+    from flyhpc.datasets import real_sources
+
+    if connectome == "synthetic" or (connectome in ("", "auto") and real_sources(default_data_dir()) is None):
+        console.print("[bold yellow]SYNTHETIC connectome[/]: no real FlyWire files in "
+                      f"{default_data_dir()}/ (run `flyhpc data fetch`); tasks run on the calibrated "
+                      "full-scale synthetic connectome and their records say so.")
 
 
 def _status_view(report, results_root) -> Group:

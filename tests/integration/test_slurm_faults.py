@@ -72,10 +72,15 @@ def _tasks(label: str, root: Path, n: int):
     """n tiny real tasks of one run label (distinct rounds), on the cheapest backend here."""
     from flyhpc import backends, tasks
 
+    from tests.integration.test_quick_grid import write_tiny_connectome
+
     backend = os.environ.get("FLYHPC_TEST_BACKEND") or ("native" if "native" in backends.names() else "brian2cpp")
-    return [tasks.BenchmarkTask(run_label=label, round=r, backend=backend, experiment="sugar", t_run_s=0.01,
-                                n_run=1, seed=0, connectome=os.environ.get("FLYHPC_TEST_CONNECTOME", "synthetic"),
-                                connectome_digest="", results_root=str(root))
+    conn = root / "tiny-connectome"
+    if not conn.exists():
+        write_tiny_connectome(conn)
+    return [tasks.BenchmarkTask(run_label=label, round=r, backend=backend, experiment="index:0,1,2@200",
+                                t_run_s=0.05, n_run=1, seed=0, connectome=str(conn), connectome_digest="",
+                                results_root=str(root))
             for r in range(1, n + 1)]
 
 
