@@ -119,13 +119,16 @@ def read_record(path: Path) -> dict[str, Any]:
     return data
 
 
-def record_state(record_path: Path, parquet_path: Path, parquet_sha256: str | None = None) -> tuple[str, str]:
+def record_state(record_path: Path, parquet_path: Path, parquet_sha256: str | None = None,
+                 hash_parquet: bool = True) -> tuple[str, str]:
     """Judge a task from its files: ("done" | "error" | "missing" | "corrupt", reason).
 
     done: the record says success and the parquet's sha256 equals the recorded one. error: the
     record says `error: ...`. missing: no record (never run, or still running). corrupt: anything
     else (unreadable record, parquet missing or not matching its recorded hash). `parquet_sha256`,
-    if given, is the parquet's hash computed by the caller (saves hashing it again).
+    if given, is the parquet's hash computed by the caller (saves hashing it again). With
+    `hash_parquet=False` a parquet of the recorded size counts as done (fast views such as `status`
+    and planning; `verify`, `collect` and the worker's rerun check always hash).
     """
     if not Path(record_path).exists():
         return "missing", "no task record"
@@ -142,6 +145,8 @@ def record_state(record_path: Path, parquet_path: Path, parquet_sha256: str | No
         return "corrupt", f"{parquet_path}: missing although its record says success"
     if Path(parquet_path).stat().st_size != rec.get("parquet_bytes", -1):
         return "corrupt", f"{parquet_path}: size differs from its record"
+    if not hash_parquet and parquet_sha256 is None:
+        return "done", ""
     if (parquet_sha256 or sha256_file(parquet_path)) != rec.get("parquet_sha256"):
         return "corrupt", f"{parquet_path}: sha256 differs from its record"
     return "done", ""

@@ -118,7 +118,7 @@ def status(results_root: str | Path, run_label: str) -> StatusReport:
     for key, data in record["tasks"].items():
         task = task_from_dict(data)
         sub, sid = latest.get(key, ({}, ""))
-        disk = worker.task_state(task)
+        disk = worker.task_state(task, hash_parquet=False)
         log_path = str(paths.log(task))
         if disk == "done":
             rows.append(TaskStatus(key, task.backend, "done", sid))

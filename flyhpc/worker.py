@@ -28,10 +28,13 @@ from flyhpc.tasks import BenchmarkTask, experiment_of
 _JOB_ENV = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID"}
 
 
-def task_state(task: BenchmarkTask) -> str:
-    """"done" | "error" | "missing" | "corrupt", judged from the task's files on disk only."""
+def task_state(task: BenchmarkTask, hash_parquet: bool = True) -> str:
+    """"done" | "error" | "missing" | "corrupt", judged from the task's files on disk only.
+
+    `hash_parquet=False` trusts a parquet of the recorded size (fast views over large bundles).
+    """
     paths = BundlePaths(task.results_root, task.run_label)
-    return record_state(paths.record(task), paths.parquet(task))[0]
+    return record_state(paths.record(task), paths.parquet(task), hash_parquet=hash_parquet)[0]
 
 
 def _now() -> str:
