@@ -169,9 +169,10 @@ class Brian2CppBackend(Backend):
         tables, inner_s, binary_s = [], 0.0, 0.0
         # OpenMP threads that spin while waiting starve everything else on a shared node (measured here:
         # 2 spinning threads ran 4-8x slower than 1 thread under load); let a site override it.
-        default_wait = "OMP_WAIT_POLICY" not in os.environ
-        if default_wait:
-            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        # Brian2's device.run also leaves its run_environment_variables (LD_BIND_NOW=1) in os.environ,
+        # which breaks later programs of this process (sbatch's lazily bound plugins): restore it after.
+        saved_env = dict(os.environ)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             for trial in drive.trials:
                 run_args = drive_run_args(self._net, trial)
@@ -183,8 +184,8 @@ class Brian2CppBackend(Backend):
                 tables.append(SpikeTable.from_arrays(np.full(steps.shape, trial.trial, np.int32), steps, neurons))
                 self._forget_run_arg_files()
         finally:
-            if default_wait:
-                os.environ.pop("OMP_WAIT_POLICY", None)
+            os.environ.clear()
+            os.environ.update(saved_env)
             shutil.rmtree(self._work_dir / results, ignore_errors=True)
         self._spikes = SpikeTable.concat(tables)
         return RunReport(inner_s=inner_s, notes={"binary_s": f"{binary_s:.6f}", "work_dir": str(self._work_dir)})

@@ -282,3 +282,25 @@ def test_backend_refuses_bad_calls(build_root):
         backend.spikes()
     backend.close()
     backend.close()  # idempotent
+
+
+def test_standalone_run_leaves_the_process_environment_as_it_was(tmp_path):
+    """Brian2's device.run sets LD_BIND_NOW=1 in os.environ; later subprocesses (sbatch) must not inherit it."""
+    import os
+
+    from flyhpc import backends
+    from flyhpc.drive import Drive, TrialDrive
+
+    cls = backends.get("brian2cpp")
+    if not cls.probe().ok:
+        pytest.skip(cls.probe().reason)
+    before = dict(os.environ)
+    spec = tiny_spec(2, edges=[(0, 1, 5.0)], driven=(0,))
+    backend = cls(n_threads=1, work_root=tmp_path)
+    try:
+        backend.build(spec, 50)
+        backend.run(Drive(n_steps=50, base_seed=0, round=1,
+                          trials=(TrialDrive(0, np.array([5], np.int64), np.array([0], np.int32)),)))
+    finally:
+        backend.close()
+    assert dict(os.environ) == before
