@@ -9,18 +9,19 @@ or benchmark bundles (see worker.py). Entry points: `PhaseTimer`, `load_inputs`,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import platform
 import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 from flyhpc import __version__, backends
-from flyhpc.backends.base import BuildReport, RunReport
+from flyhpc.backends.base import BuildReport, RunReport, env_options, make_options
 from flyhpc.connectome import load_connectome
 from flyhpc.datasets import resolve_sources
 from flyhpc.drive import Drive, make_drive
@@ -64,12 +65,15 @@ class SimulationResult:
     spikes: SpikeTable
     build: BuildReport
     run: RunReport
+    options: dict
 
 
 def simulate(backend_name: str, spec: NetworkSpec, drive: Drive, timer: PhaseTimer, *,
              n_threads: int | None = None, precision: str | None = None,
-             work_root: Path | None = None) -> SimulationResult:
+             work_root: Path | None = None, options: Mapping[str, Any] | None = None) -> SimulationResult:
     """Run every trial of `drive` on `spec` with one backend, timing build/setup/sim/collect.
+
+    `options` are backend options; they override those of $FLYHPC_BACKEND_OPTIONS key by key.
 
     Raises
     ------
@@ -83,7 +87,8 @@ def simulate(backend_name: str, spec: NetworkSpec, drive: Drive, timer: PhaseTim
         probe = cls.probe()
         if not probe.ok:
             raise BackendUnavailable(f"backend {backend_name!r} cannot run here: {probe.reason}")
-        backend = cls(n_threads=n_threads, precision=precision, work_root=work_root)
+        chosen = make_options(cls, {**env_options(backend_name), **(options or {})})
+        backend = cls(chosen, n_threads=n_threads, precision=precision, work_root=work_root)
     try:
         with timer.phase("build"):
             build = backend.build(spec, drive.n_steps)
@@ -97,7 +102,7 @@ def simulate(backend_name: str, spec: NetworkSpec, drive: Drive, timer: PhaseTim
         backend.close()
     _check_spikes(backend_name, table, spec, drive)
     return SimulationResult(backend=backend_name, precision=backend.precision, drive_mode=cls.caps.drive,
-                            spikes=table, build=build, run=run)
+                            spikes=table, build=build, run=run, options=dataclasses.asdict(backend.options))
 
 
 def _check_spikes(name: str, table: SpikeTable, spec: NetworkSpec, drive: Drive) -> None:
@@ -152,7 +157,8 @@ class RunOutcome:
 def run_experiment(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int, out_dir: Path,
                    connectome: str | None = None, data_dir: Path = Path("data"), seed: int = 0, round_: int = 1,
                    n_threads: int | None = None, precision: str | None = None, params: Params = Params(),
-                   force: bool = False, on_phase: Callable[[str], None] | None = None) -> RunOutcome:
+                   force: bool = False, on_phase: Callable[[str], None] | None = None,
+                   options: Mapping[str, Any] | None = None) -> RunOutcome:
     """Load, simulate and write one experiment: spike parquet, rates CSV and a JSON record.
 
     Raises
@@ -173,7 +179,7 @@ def run_experiment(*, backend: str, experiment: Experiment, t_run_s: float, n_ru
     with timer.phase("load"):
         conn, spec, drive = load_inputs(connectome, data_dir, experiment, n_steps, n_run, seed=seed,
                                         round_=round_, params=params)
-    result = simulate(backend, spec, drive, timer, n_threads=n_threads, precision=precision)
+    result = simulate(backend, spec, drive, timer, n_threads=n_threads, precision=precision, options=options)
     with timer.phase("write"):
         meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
                 "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(),
@@ -189,7 +195,7 @@ def run_experiment(*, backend: str, experiment: Experiment, t_run_s: float, n_ru
         "flyhpc_version": __version__, "backend": backend, "experiment": experiment.name,
         "experiment_key": experiment.key, "t_run_s": float(t_run_s), "n_run": int(n_run), "n_steps": n_steps,
         "seed": seed, "round": round_, "trials": [t.trial for t in drive.trials], "dtype": result.precision,
-        "drive": result.drive_mode, "connectome_source": conn.source, "connectome_digest": conn.digest,
+        "drive": result.drive_mode, "backend_options": result.options, "connectome_source": conn.source, "connectome_digest": conn.digest,
         "synthetic_connectome": conn.is_synthetic, "spikes": summary.spikes,
         "active_neurons": summary.active_neurons, "phases_s": timer.as_dict(),
         "sim_inner_s": result.run.inner_s, "build_cached": result.build.cached,

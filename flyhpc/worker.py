@@ -170,7 +170,7 @@ def _execute(task: BenchmarkTask, parquet: Path, log: Callable[[str], None],
     return {
         "status": "success", "framework": framework_name(task.backend, device), "device": device,
         "n_steps": n_steps, "dtype": result.precision, "drive": result.drive_mode,
-        "connectome_source": conn.source, "connectome_digest": conn.digest,
+        "backend_options": result.options, "connectome_source": conn.source, "connectome_digest": conn.digest,
         "synthetic_connectome": conn.is_synthetic, "n_neurons": conn.n_neurons, "n_edges": conn.n_edges,
         "spikes": summary.spikes, "active_neurons": summary.active_neurons, "phases_s": timer.as_dict(),
         "sim_inner_s": result.run.inner_s, "build_cached": result.build.cached,

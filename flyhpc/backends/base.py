@@ -3,19 +3,24 @@
 A backend turns a `NetworkSpec` and a `Drive` into a `SpikeTable`, in explicit stages that the
 caller times: `build` (code generation and compilation, cached where possible), `setup`
 (network construction and upload), `run` (all trials of the drive; the only timed simulation),
-`spikes` (collect off the device), `close`. Entry points: `Backend`, `Capabilities`, `Probe`.
+`spikes` (collect off the device), `close`. Backend options (each backend's `Options` dataclass) come
+from the caller or from $FLYHPC_BACKEND_OPTIONS, a JSON object {backend: {option: value}} that a site
+sets in its module or job environment. Entry points: `Backend`, `Capabilities`, `Probe`, `make_options`,
+`env_options`.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 from flyhpc.drive import Drive
-from flyhpc.errors import UnsupportedFeature
+from flyhpc.errors import ConfigError, UnsupportedFeature
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -82,7 +87,7 @@ class Backend(abc.ABC):
 
     def __init__(self, options=None, *, n_threads: int | None = None, precision: str | None = None,
                  work_root: Path | None = None):
-        self.options = options if options is not None else self.Options()
+        self.options = options if options is not None else make_options(type(self), env_options(self.name))
         self.n_threads = max(1, n_threads or available_cpus())
         self.precision = precision or self.caps.precisions[0]
         if self.precision not in self.caps.precisions:
@@ -113,6 +118,45 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Free memory and simulator globals. Idempotent."""
+
+
+OPTIONS_ENV = "FLYHPC_BACKEND_OPTIONS"
+
+
+def make_options(cls: type[Backend], values: Mapping[str, Any]):
+    """`cls.Options` from plain values (JSON or TOML: lists become tuples); the dataclass validates them.
+
+    Raises
+    ------
+    ConfigError
+        If a key is not an option of the backend (every valid one is listed) or a value is invalid.
+    """
+    valid = sorted(f.name for f in dataclasses.fields(cls.Options))
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ConfigError(f"backend {cls.name!r} has no option {unknown[0]!r}; "
+                          f"its options: {', '.join(valid) or 'none'}")
+    return cls.Options(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def env_options(backend: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The options of `backend` in $FLYHPC_BACKEND_OPTIONS ({} when unset or not named there).
+
+    Raises
+    ------
+    ConfigError
+        If the variable is not a JSON object of objects.
+    """
+    raw = (os.environ if env is None else env).get(OPTIONS_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"${OPTIONS_ENV} is not valid JSON ({exc}): {raw!r}") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigError(f"${OPTIONS_ENV} must be a JSON object {{backend: {{option: value}}}}, got {raw!r}")
+    return dict(data.get(backend, {}))
 
 
 def available_cpus() -> int:

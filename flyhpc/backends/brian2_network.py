@@ -62,7 +62,8 @@ class BrianNetwork:
 
 
 def build_brian_network(spec: NetworkSpec, n_steps: int, trial: TrialDrive | None = None,
-                        record: bool = True) -> BrianNetwork:
+                        record: bool = True, default_clock: bool = False,
+                        drive_source: str = "table") -> BrianNetwork:
     """Construct the model's Brian2 objects on the active device (no run, no build).
 
     Parameters
@@ -76,6 +77,12 @@ def build_brian_network(spec: NetworkSpec, n_steps: int, trial: TrialDrive | Non
         empty and each standalone run passes its events as run arguments (`drive_run_args`).
     record : bool
         Attach a SpikeMonitor to the neurons.
+    default_clock : bool
+        Run every object on Brian2's `defaultclock` (its dt set to the model's) instead of a clock of
+        our own: Brian2CUDA's synapse template refers to `defaultclock` whatever clock the synapses use.
+    drive_source : str
+        "table": driver neurons read the bit table (replaceable per standalone run); "generator": a
+        SpikeGeneratorGroup holding `trial`'s events (for devices without TimedArray, Brian2GeNN).
 
     Returns
     -------
@@ -90,7 +97,11 @@ def build_brian_network(spec: NetworkSpec, n_steps: int, trial: TrialDrive | Non
 
     p = spec.params
     n = spec.n_neurons
-    clock = b2.Clock(dt=p.dt_ms * b2.ms, name=NAMES["clock"])
+    if default_clock:
+        clock = b2.defaultclock
+        clock.dt = p.dt_ms * b2.ms
+    else:
+        clock = b2.Clock(dt=p.dt_ms * b2.ms, name=NAMES["clock"])
     namespace = {"v_0": p.v_0_mv * b2.mV, "tau_m": p.tau_m_ms * b2.ms, "tau_s": p.tau_s_ms * b2.ms,
                  "v_th": p.v_th_mv * b2.mV, "v_rst": p.v_rst_mv * b2.mV, "kick": p.kick_mv * b2.mV}
     neurons = b2.NeuronGroup(n, EQUATIONS, threshold="v > v_th", reset="v = v_rst; g = 0*mV",
@@ -114,10 +125,19 @@ def build_brian_network(spec: NetworkSpec, n_steps: int, trial: TrialDrive | Non
     # neuron driven[k] in the synapses slot of the same step (zero delay), like Brian2's PoissonInput.
     driven = np.unique(np.concatenate([s.indices for s in spec.drive_sets]).astype(np.int32))
     drivers = kicks = bits = None
-    if driven.size:
+    if drive_source not in ("table", "generator"):
+        raise ConfigError(f"drive_source must be 'table' or 'generator', got {drive_source!r}")
+    if driven.size and drive_source == "generator":
+        drive_table(trial, driven, n_steps)  # validates the events (driven neurons, steps in the run)
+        steps = np.asarray(trial.steps if trial is not None else [], np.int64)
+        slots = np.searchsorted(driven, np.asarray(trial.neurons if trial is not None else [], np.int32))
+        drivers = b2.SpikeGeneratorGroup(driven.size, slots.astype(np.int32), steps * p.dt_ms * b2.ms,
+                                         clock=clock, name=NAMES["drive"])
+    elif driven.size:
         bits = b2.TimedArray(drive_table(trial, driven, n_steps), dt=p.dt_ms * b2.ms, name=NAMES["bits"])
         drivers = b2.NeuronGroup(driven.size, "", threshold=DRIVER_THRESHOLD.format(B=BITS_PER_COLUMN),
                                  reset="", clock=clock, namespace={"drive_bits": bits}, name=NAMES["drive"])
+    if driven.size:
         kicks = b2.Synapses(drivers, neurons, on_pre="v += kick", delay=0 * b2.ms, clock=clock,
                             namespace=namespace, name=NAMES["kicks"])
         kicks.connect(i=np.arange(driven.size, dtype=np.int32), j=driven)

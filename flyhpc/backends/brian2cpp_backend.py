@@ -60,6 +60,7 @@ class Brian2CppBackend(Backend):
 
     name: ClassVar[str] = "brian2cpp"
     device_name: ClassVar[str] = "cpp_standalone"
+    default_clock: ClassVar[bool] = False  # see build_brian_network
     caps: ClassVar[Capabilities] = Capabilities(
         device="cpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
         deterministic=True, image="flyhpc-brian2cpp", verified_here="yes")
@@ -117,7 +118,7 @@ class Brian2CppBackend(Backend):
         with _dir_lock(work_dir.with_name(key + ".lock")):
             binary = work_dir / "main"
             before = binary.stat().st_mtime_ns if (work_dir / DONE_MARKER).is_file() and binary.is_file() else None
-            net = build_brian_network(spec, n_steps)
+            net = build_brian_network(spec, n_steps, default_clock=self.default_clock)
             net.network.run(n_steps * spec.params.dt_ms * b2.ms)
             try:
                 b2.device.build(directory=str(work_dir), compile=True, run=False, with_output=False)

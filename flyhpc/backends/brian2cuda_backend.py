@@ -9,13 +9,66 @@ verified here; simulation needs a GPU and is not run here. Entry points: `Brian2
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from flyhpc.backends.base import Capabilities, Probe
 from flyhpc.backends.brian2cpp_backend import Brian2CppBackend
-from flyhpc.errors import ConfigError
+from flyhpc.errors import BackendUnavailable, ConfigError
+
+
+def toolkit_include_dirs() -> list[Path]:
+    """Include folders of the CUDA toolkit that nvcc on PATH belongs to (CUDA_PATH first)."""
+    roots = [os.environ.get("CUDA_PATH", ""), os.environ.get("CUDA_HOME", ""), "/usr/local/cuda"]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        roots.append(str(Path(nvcc).resolve().parent.parent))
+    return [Path(r) / "include" for r in roots if r] + [Path("/usr/include")]
+
+
+def pip_curand() -> tuple[Path, Path] | None:
+    """(include, lib) folders of pip's NVIDIA cuRAND wheel (nvidia-curand), if it is installed."""
+    spec = importlib.util.find_spec("nvidia")
+    for base in (spec.submodule_search_locations or []) if spec else []:
+        for header in sorted(Path(base).glob("*/include/curand.h")):
+            lib = header.parent.parent / "lib"
+            if any(lib.glob("libcurand.so*")):
+                return header.parent, lib
+    return None
+
+
+def curand_build_dirs(shim_root: Path) -> tuple[list[str], list[str]]:
+    """Extra (include, library) folders that let nvcc find cuRAND, empty where the toolkit has it.
+
+    Brian2CUDA includes <curand.h> and links -lcurand. Minimal CUDA installations lack both; then
+    pip's nvidia-curand wheel supplies them, with a `libcurand.so` link (the wheel ships only the
+    versioned library) made in `shim_root`.
+
+    Raises
+    ------
+    BackendUnavailable
+        If neither the toolkit nor pip's wheel has cuRAND.
+    """
+    if any((d / "curand.h").is_file() for d in toolkit_include_dirs()):
+        return [], []
+    found = pip_curand()
+    if found is None:
+        raise BackendUnavailable("brian2cuda: curand.h is not in the CUDA toolkit next to nvcc and the "
+                                 "nvidia-curand wheel is not installed (pip install nvidia-curand)")
+    include, lib = found
+    versioned = sorted(lib.glob("libcurand.so*"))[-1]
+    shim_root.mkdir(parents=True, exist_ok=True)
+    link = shim_root / "libcurand.so"
+    if not link.exists() or link.resolve() != versioned.resolve():
+        tmp = shim_root / f".libcurand.so.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(versioned)
+        tmp.replace(link)
+    return [str(include)], [str(shim_root), str(lib)]
 
 
 @dataclass(frozen=True)
@@ -47,9 +100,10 @@ class Brian2CudaBackend(Brian2CppBackend):
 
     name: ClassVar[str] = "brian2cuda"
     device_name: ClassVar[str] = "cuda_standalone"
+    default_clock: ClassVar[bool] = True  # Brian2CUDA's synapses.cu reads defaultclock.timestep
     caps: ClassVar[Capabilities] = Capabilities(
         device="gpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
-        deterministic=True, image="flyhpc-brian2cuda", verified_here="not run here",
+        deterministic=True, image="flyhpc-brian2cuda", verified_here="code generation only",
         needs=frozenset({"gpu"}))
     Options: ClassVar[type] = Brian2CudaOptions
 
@@ -91,13 +145,23 @@ class Brian2CudaBackend(Brian2CppBackend):
         gcc_args = list(b2.prefs.codegen.cpp.extra_compile_args_gcc)
         self._saved_gcc_args = gcc_args
         b2.prefs.codegen.cpp.extra_compile_args_gcc = [a for a in gcc_args if not a.startswith("-std=")] + ["-std=c++17"]
+        includes, libs = curand_build_dirs(self.work_root / self.name / "curand")
+        cpp = b2.prefs.codegen.cpp
+        self._saved_dirs = (list(cpp.include_dirs), list(cpp.library_dirs), list(cpp.runtime_library_dirs))
+        cpp.include_dirs = list(cpp.include_dirs) + includes
+        cpp.library_dirs = list(cpp.library_dirs) + libs
+        cpp.runtime_library_dirs = list(cpp.runtime_library_dirs) + libs
+        self._saved_dt = b2.defaultclock.dt  # build_brian_network sets it (default_clock)
 
     def close(self) -> None:
-        """As brian2cpp's close, and restore the host compiler flags changed for nvcc."""
+        """As brian2cpp's close, and restore the compiler preferences and defaultclock.dt changed here."""
         saved = getattr(self, "_saved_gcc_args", None)
         if saved is not None:
             import brian2 as b2
 
-            b2.prefs.codegen.cpp.extra_compile_args_gcc = saved
+            cpp = b2.prefs.codegen.cpp
+            cpp.extra_compile_args_gcc = saved
+            cpp.include_dirs, cpp.library_dirs, cpp.runtime_library_dirs = self._saved_dirs
+            b2.defaultclock.dt = self._saved_dt
             self._saved_gcc_args = None
         super().close()

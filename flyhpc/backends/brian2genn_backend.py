@@ -2,9 +2,11 @@
 
 Brian2GeNN 1.7 needs Brian2 < 2.6 (its own image and environment) and GeNN 4.9's command-line tools;
 it has no run arguments, so every trial is generated, compiled and run with its drive baked into the
-network, after seeding Brian2 with a deterministic per-trial seed. Owns the GeNN device preferences
-and the per-trial seed; NOT RUN HERE (no GPU, no GeNN 4.9). Entry points: `Brian2GeNNBackend`,
-`Brian2GeNNOptions`, `brian2genn_seed`.
+network. Trials are deterministic and distinct because the drive is the shared per-trial Philox drive;
+the network itself draws no random numbers (Brian2GeNN rejects `seed()` in standalone code anyway).
+Everything runs on Brian2's defaultclock, the only clock Brian2GeNN accepts, and the drive is a
+SpikeGeneratorGroup (Brian2GeNN has no TimedArray). Owns the GeNN device
+preferences (GPU or GeNN's CPU-only mode). Entry points: `Brian2GeNNBackend`, `Brian2GeNNOptions`.
 """
 
 from __future__ import annotations
@@ -27,12 +29,6 @@ from flyhpc.spikes import SpikeTable
 GENN_PATH_ENVS = ("BRIAN2GENN_GENN_PATH", "GENN_PATH")
 
 
-def brian2genn_seed(base_seed: int, round_: int, trial: int) -> int:
-    """Brian2's seed for one trial: fixed by (base seed, round, trial), distinct across trials."""
-    seq = np.random.SeedSequence([int(base_seed), int(round_), int(trial), 0x62326767])
-    return int(seq.generate_state(1, np.uint32)[0] & 0x7FFFFFFF)
-
-
 def genn_path(env: dict | None = None) -> str | None:
     """GeNN 4.9's install folder: $BRIAN2GENN_GENN_PATH, else $GENN_PATH, else None."""
     env = os.environ if env is None else env
@@ -41,13 +37,19 @@ def genn_path(env: dict | None = None) -> str | None:
 
 @dataclass(frozen=True)
 class Brian2GeNNOptions:
-    """Settings of the brian2genn backend: keep the per-trial build folders (for debugging)."""
+    """Settings of the brian2genn backend.
+
+    keep_builds: keep the per-trial build folders (for debugging); use_gpu: False runs GeNN's
+    CPU-only code (Brian2GeNN's use_GPU=False), which needs no CUDA at all.
+    """
 
     keep_builds: bool = False
+    use_gpu: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.keep_builds, bool):
-            raise ConfigError(f"brian2genn: keep_builds must be true or false, got {self.keep_builds!r}")
+        for name in ("keep_builds", "use_gpu"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"brian2genn: {name} must be true or false, got {getattr(self, name)!r}")
 
 
 class Brian2GeNNBackend(Backend):
@@ -105,14 +107,15 @@ class Brian2GeNNBackend(Backend):
         tables, inner_s = [], 0.0
         for trial in drive.trials:
             work_dir = self.work_root / self.name / f"{self._spec.digest()[:16]}_trial{trial.trial}"
-            b2.set_device("genn", directory=str(work_dir), build_on_run=True)
+            build_args = {"directory": str(work_dir), "use_GPU": self.options.use_gpu}
+            b2.set_device("genn", build_on_run=True, **build_args)
             b2.device.reinit()
-            b2.device.activate(directory=str(work_dir), build_on_run=True)
+            b2.device.activate(build_on_run=True, **build_args)
             b2.prefs.devices.genn.path = genn_path()
             b2.prefs.devices.genn.connectivity = "SPARSE"
-            b2.seed(brian2genn_seed(drive.base_seed, drive.round, trial.trial))
             try:
-                net = build_brian_network(self._spec, drive.n_steps, trial=trial)
+                net = build_brian_network(self._spec, drive.n_steps, trial=trial, default_clock=True,
+                                          drive_source="generator")
                 net.network.run(drive.n_steps * self._spec.params.dt_ms * b2.ms)
             except Exception as exc:
                 raise FlyhpcError(f"backend {self.name!r}: trial {trial.trial} failed in {work_dir}: {exc}") from exc

@@ -9,6 +9,7 @@ Entry points: `GeNNBackend`, `GeNNOptions`, `neuron_model_code`, `recording_wind
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ def neuron_model_code() -> dict:
         "params": ["V0", "Vrst", "Vth", "Kick", "A", "B", "Coef"],
         "vars": [("V", "scalar"), ("G", "scalar"), ("LastSpikeStep", "int"),
                  ("DriveNext", "unsigned int"), ("DriveEnd", "unsigned int"),
-                 ("RefSteps", "int", "READ_ONLY_SHARED_NEURON")],
+                 ("RefSteps", "int", "READ_ONLY")],
         "extra_global_params": [("driveSteps", "unsigned int*")],
         "sim_code": SIM_CODE,
         "threshold_condition_code": THRESHOLD_CODE,
@@ -247,17 +248,32 @@ class GeNNBackend(Backend):
         return model, pop, work_dir
 
     def run(self, drive: Drive) -> RunReport:
-        """Build and load a model with batch = trials, upload the drive, step in recording windows."""
+        """Simulate every trial: one model with batch = trials on CUDA; on GeNN's single-threaded CPU
+        backend, which only runs batch size 1, one model run per trial (same generated code)."""
         if self._spec is None:
             raise ConfigError(f"backend {self.name!r}: run() called before build()")
         if drive.n_steps != self._n_steps:
             raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps, build has {self._n_steps}")
+        batched = self.options.genn_backend == "cuda"
+        groups = [drive.trials] if batched else [(t,) for t in drive.trials]
+        tables, window, work_dir = [], 0, ""
+        for group in groups:
+            table, window, work_dir = self._run_batch(dataclasses.replace(drive, trials=tuple(group)))
+            tables.append(table)
+        self._spikes = SpikeTable.concat(tables)
+        return RunReport(notes={"recording_window_steps": str(window), "work_dir": work_dir,
+                                "batch_size": str(len(groups[0]) if groups else 0)})
+
+    def _run_batch(self, drive: Drive) -> tuple[SpikeTable, int, str]:
+        """Build and load a model with batch = the drive's trials, upload the drive, step in windows."""
+        self.close()
         steps, next_idx, end_idx = drive_tables(drive, self._spec.n_neurons)
         model, pop, work_dir = self._make_model(drive.n_trials)
         pop.extra_global_params["driveSteps"].set_init_values(steps)
         window = recording_window_steps(drive.n_steps, drive.n_trials)
         model.build(path_to_model=str(work_dir))
         model.load(num_recording_timesteps=window)
+        self._model, self._pop = model, pop
         for var, arr in (("DriveNext", next_idx), ("DriveEnd", end_idx)):
             pop.vars[var].current_view[:] = arr.reshape(pop.vars[var].current_view.shape)
             pop.vars[var].push_to_device()
@@ -271,11 +287,10 @@ class GeNNBackend(Backend):
                 step_parts.append(s)
                 neuron_parts.append(np.asarray(ids, np.int32))
                 trials.append(np.full(s.shape, drive.trials[b].trial, np.int32))
-        self._model, self._pop = model, pop
-        self._spikes = SpikeTable.from_arrays(np.concatenate(trials) if trials else [],
-                                              np.concatenate(step_parts) if step_parts else [],
-                                              np.concatenate(neuron_parts) if neuron_parts else [])
-        return RunReport(notes={"recording_window_steps": str(window), "work_dir": str(work_dir)})
+        table = SpikeTable.from_arrays(np.concatenate(trials) if trials else [],
+                                       np.concatenate(step_parts) if step_parts else [],
+                                       np.concatenate(neuron_parts) if neuron_parts else [])
+        return table, window, str(work_dir)
 
     def spikes(self) -> SpikeTable:
         """Spikes of the last run, trials numbered as in the drive."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -62,8 +63,11 @@ def _experiment(name, activate, rate, activate2, rate2, silence, by) -> Experime
 @click.option("--precision", default=None, help="State dtype, if the backend supports several.")
 @click.option("--force", is_flag=True, help="Replace results that exist already.")
 @click.option("--top", type=int, default=10, show_default=True, help="Neurons in the summary table.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Backend option (repeatable; VALUE read as JSON, else as text), e.g. "
+                   "genn_backend=single_threaded_cpu. Overrides $FLYHPC_BACKEND_OPTIONS.")
 def run(backend, experiment_key, activate, rate, activate2, rate2, silence, by, t_run_s, n_run, connectome,
-        data_dir, out_dir, seed, threads, precision, force, top):
+        data_dir, out_dir, seed, threads, precision, force, top, options):
     """Simulate one experiment and write spikes (parquet), rates (CSV) and phase timings (JSON)."""
     from flyhpc.runner import run_experiment
 
@@ -75,9 +79,23 @@ def run(backend, experiment_key, activate, rate, activate2, rate2, silence, by, 
         outcome = run_experiment(
             backend=backend, experiment=experiment, t_run_s=t_run_s, n_run=n_run, out_dir=out_dir,
             connectome=connectome, data_dir=data_dir, seed=seed, n_threads=threads, precision=precision,
-            force=force, on_phase=lambda p: status.update(f"{p}: {backend}, {experiment.name}, "
+            force=force, options=_options(options), on_phase=lambda p: status.update(f"{p}: {backend}, {experiment.name}, "
                                                            f"{t_run_s:g} s x {n_run}"))
     _render(Console(), outcome, top)
+
+
+def _options(pairs: tuple[str, ...]) -> dict:
+    """{key: value} of --option KEY=VALUE pairs (the backend validates names and values)."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
 
 
 def _render(console: Console, outcome, top: int) -> None:

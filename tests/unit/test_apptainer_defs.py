@@ -68,6 +68,18 @@ def test_pins_match_setup_cfg():
     assert "GENN4_VERSION=4.9.0" in (DEF_DIR / "flyhpc-brian2genn.def").read_text()
 
 
+def test_nestgpu_image_fills_the_user_model_slot_with_files_that_exist():
+    text = (DEF_DIR / "flyhpc-nestgpu.def").read_text()
+    assert re.search(r"NESTGPU_COMMIT=[0-9a-f]{40}\b", text)
+    copied = re.findall(r"flyhpc/backends/nestgpu/(\S+)", text)
+    assert sorted(copied) == ["flyhpc_lif.cuh", "user_m1.cu", "user_m1.h"]
+    for name in copied:
+        assert (DEF_DIR.parent / "flyhpc" / "backends" / "nestgpu" / name).is_file()
+    assert "-Dwith-mpi=OFF" in text and "-Dwith-gpu-arch={{ CUDA_ARCH }}" in text
+    worker = (DEF_DIR.parent / "flyhpc" / "backends" / "nestgpu" / "worker.py").read_text()
+    assert 'NEURON_MODEL = "user_m1"' in worker
+
+
 def test_images_build_dry_run_prints_every_build():
     result = CliRunner().invoke(cli, ["images", "build", "--dry-run", "--cuda-arch", "90"])
     assert result.exit_code == 0, result.output

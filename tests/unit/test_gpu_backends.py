@@ -16,7 +16,7 @@ import pytest
 
 from flyhpc.backends import genn_backend as gb
 from flyhpc.backends import nestgpu_backend as nb
-from flyhpc.backends.brian2genn_backend import Brian2GeNNBackend, brian2genn_seed, genn_path
+from flyhpc.backends.brian2genn_backend import Brian2GeNNBackend, Brian2GeNNOptions, genn_path
 from flyhpc.backends.brian2cuda_backend import Brian2CudaBackend, Brian2CudaOptions
 from flyhpc.drive import make_drive
 from flyhpc.errors import ConfigError, TaskFailed
@@ -117,7 +117,7 @@ def test_neuron_model_code_names_every_variable():
     names = [v[0] for v in code["vars"]] + code["params"] + ["driveSteps", "Isyn"]
     for token in ("V", "G", "LastSpikeStep", "DriveNext", "RefSteps", "A", "B", "Coef", "Kick", "driveSteps", "Isyn"):
         assert token in names and token in code["sim_code"] + code["threshold_condition_code"]
-    assert dict((v[0], v[2]) for v in code["vars"] if len(v) == 3) == {"RefSteps": "READ_ONLY_SHARED_NEURON"}
+    assert dict((v[0], v[2]) for v in code["vars"] if len(v) == 3) == {"RefSteps": "READ_ONLY"}  # per neuron, shared by batches (GeNN 5)
 
 
 def test_propagator_constants():
@@ -223,17 +223,75 @@ def test_retrieval_chunks_never_overflow():
 
 
 def test_trial_seeds_are_distinct_and_stable():
-    seeds = [nb.trial_seed(0, 1, k) for k in range(64)] + [brian2genn_seed(0, 1, k) for k in range(64)]
-    assert len(set(seeds[:64])) == 64 and len(set(seeds[64:])) == 64
+    seeds = [nb.trial_seed(0, 1, k) for k in range(64)]
+    assert len(set(seeds)) == 64
     assert nb.trial_seed(0, 1, 3) == nb.trial_seed(0, 1, 3) != nb.trial_seed(0, 2, 3)
-    assert brian2genn_seed(7, 1, 0) == brian2genn_seed(7, 1, 0) != brian2genn_seed(8, 1, 0)
 
 
-def test_nestgpu_cuda_neuron_compiles(tmp_path):
-    if shutil.which("nvcc") is None:
-        pytest.skip("nvcc not on PATH")
-    src = os.path.join(os.path.dirname(nb.__file__), "nestgpu", "flyhpc_lif.cu")
-    subprocess.run(["nvcc", "-c", src, "-o", str(tmp_path / "lif.o")], check=True, timeout=300)
+def _nestgpu_host_program(spec: NetworkSpec, drive) -> str:
+    """C++ host program stepping every neuron with flyhpc_lif.cuh's lif_step, as user_m1_Update does:
+    the port sums of step n (recurrent spikes of step n - D, drive kicks of step n) feed step n + 1."""
+    p = gb.neuron_params(spec.params)
+    arr = lambda name, ctype, a: f"static const {ctype} {name}[] = {{{', '.join(str(int(x)) for x in a) or '0'}}};"
+    events = [(t.steps, t.neurons) for t in drive.trials]
+    return textwrap.dedent(f"""
+    #include <cstdio>
+    #include "flyhpc_lif.cuh"
+    #define N {spec.n_neurons}
+    #define E {spec.n_edges}
+    #define D {spec.params.delay_steps}
+    {arr('pre_i', 'int', spec.pre_indices)} {arr('post_i', 'int', spec.indices)} {arr('ref', 'int', spec.refractory_steps)}
+    static const float w[] = {{{', '.join(repr(float(x)) for x in spec.weights_mv)}}};
+    int main() {{
+      const flyhpc::LifParams p = {{{p['A']!r}, {p['B']!r}, {p['Coef']!r}, {p['V0']!r}, {p['Vrst']!r}, {p['Vth']!r}}};
+      {" ".join(arr(f"ks{b}", "long long", st) + " " + arr(f"kn{b}", "int", nr) for b, (st, nr) in enumerate(events))}
+      const long long* ks[] = {{{", ".join(f"ks{b}" for b in range(len(events)))}}};
+      const int* kn[] = {{{", ".join(f"kn{b}" for b in range(len(events)))}}};
+      const int nk[] = {{{", ".join(str(len(st)) for st, _ in events)}}};
+      for (int b = 0; b < {len(events)}; b++) {{
+        static float v[N], g[N], in_g[N], in_v[N], ring[D + 1][N]; static long long last[N];
+        for (int i = 0; i < N; i++) {{ v[i] = p.v_0; g[i] = 0; in_g[i] = in_v[i] = 0; last[i] = -10000000; }}
+        for (int d = 0; d <= D; d++) for (int i = 0; i < N; i++) ring[d][i] = 0;
+        int k = 0;
+        for (long long n = 0; n < {drive.n_steps}; n++) {{
+          int spiked[N];
+          for (int i = 0; i < N; i++) {{
+            spiked[i] = flyhpc::lif_step(p, n, ref[i], in_g[i], in_v[i], v[i], g[i], last[i]);
+            in_g[i] = in_v[i] = 0;
+            if (spiked[i]) printf("%d %lld %d\\n", b, n, i);
+          }}
+          for (int e = 0; e < E; e++) if (spiked[pre_i[e]]) ring[(n + D) % (D + 1)][post_i[e]] += w[e];
+          for (int i = 0; i < N; i++) {{ in_g[i] += ring[n % (D + 1)][i]; ring[n % (D + 1)][i] = 0; }}
+          for (; k < nk[b] && ks[b][k] == n; k++) in_v[kn[b][k]] += (float){p['Kick']!r};
+        }}
+      }}
+      return 0;
+    }}
+    """)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
+def test_nestgpu_neuron_step_matches_pytorch_spike_for_spike(tmp_path):
+    """flyhpc_lif.cuh (the step user_m1.cu runs on the GPU), compiled by nvcc and run on the host."""
+    from flyhpc.backends.pytorch_backend import PyTorchBackend
+
+    spec = small_spec()
+    drive = make_drive(spec, 600, 3, base_seed=5)
+    src = tmp_path / "nestgpu_step.cu"
+    src.write_text(_nestgpu_host_program(spec, drive))
+    include = os.path.join(os.path.dirname(nb.__file__), "nestgpu")
+    subprocess.run(["nvcc", "-std=c++17", "-I", include, "-o", str(tmp_path / "sim"), str(src)], check=True,
+                   timeout=300)
+    out = subprocess.run([str(tmp_path / "sim")], check=True, capture_output=True, text=True).stdout
+    got = sorted(tuple(map(int, line.split())) for line in out.splitlines())
+    ref = PyTorchBackend(precision="float64")
+    ref.build(spec, 600)
+    ref.setup()
+    ref.run(drive)
+    table = ref.spikes()
+    ref.close()
+    assert len(table) > 50
+    assert got == sorted(zip(table.trial.tolist(), table.step.tolist(), table.neuron.tolist()))
 
 
 # -- probes and options ----------------------------------------------------------------------------
@@ -250,6 +308,8 @@ def test_options_reject_bad_values():
         gb.GeNNOptions(genn_backend="opencl")
     with pytest.raises(ConfigError, match="max_attempts"):
         nb.NestGpuOptions(max_attempts=0)
+    with pytest.raises(ConfigError, match="use_gpu"):
+        Brian2GeNNOptions(use_gpu="no")
 
 
 def test_genn_path_prefers_brian2genn_variable():

@@ -1,8 +1,8 @@
 """One NEST GPU trial in its own process: `python -m flyhpc.backends.nestgpu.worker REQUEST.json`.
 
 Reads the request written by `nestgpu_backend` (network .npz, this trial's drive .npz, seed,
-retrieval chunks), builds the network from our `flyhpc_lif` neuron (port 0 adds to g, port 1 adds the
-drive kick to v), simulates chunk by chunk, retrieving spike times after each, writes the spikes
+retrieval chunks), builds the network from our contract neuron, registered in NEST GPU as `user_m1`
+(nestgpu/user_m1.cu; port 0 adds to g, port 1 adds the drive kick to v), simulates chunk by chunk, retrieving spike times after each, writes the spikes
 .npz and prints exactly one JSON line. Written against NEST GPU's Python API; NOT RUN HERE.
 """
 
@@ -13,6 +13,8 @@ import sys
 import time
 
 import numpy as np
+
+NEURON_MODEL = "user_m1"  # NEST GPU's user-model slot, filled with nestgpu/user_m1.{h,cu} in the image
 
 
 def _result(trial: int, status: str, **fields) -> None:
@@ -30,12 +32,12 @@ def simulate(request: dict) -> dict:
     n = int(net["indptr"].shape[0] - 1)
     ngpu.SetRandomSeed(int(request["seed"]))
     ngpu.SetTimeResolution(dt_ms)
-    neurons = ngpu.Create("flyhpc_lif", n)
+    neurons = ngpu.Create(NEURON_MODEL, n)
     ngpu.SetStatus(neurons, {"V_0": v_0, "V_rst": v_rst, "V_th": v_th, "tau_m": tau_m, "tau_s": tau_s,
                              "V_m": v_0, "g": 0.0})
-    refractory = net["refractory_steps"].astype(np.float64) * dt_ms
+    refractory = net["refractory_steps"].astype(np.int64)
     for r in np.unique(refractory):
-        ngpu.SetStatus([int(i) for i in np.flatnonzero(refractory == r)], {"t_ref": float(r)})
+        ngpu.SetStatus([int(i) for i in np.flatnonzero(refractory == r)], {"ref_steps": float(r)})
     pre = np.repeat(np.arange(n), np.diff(net["indptr"]))
     if pre.size:
         ngpu.Connect([int(i) for i in pre], [int(i) for i in net["indices"]], {"rule": "one_to_one"},

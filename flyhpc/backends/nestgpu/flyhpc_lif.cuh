@@ -1,10 +1,14 @@
-// flyhpc_lif: the flyhpc model contract as a NEST GPU neuron kernel (built into the nestgpu image).
+// flyhpc_lif.cuh: one step of the flyhpc model contract for one neuron, shared by NEST GPU's user_m1
+// model (user_m1.cu, built into the nestgpu image) and the nvcc check in tests/unit/test_gpu_backends.py.
 //
 // Owns one step of every neuron: apply the input of the previous step (port 0 -> g, port 1 -> v)
 // unless the neuron was refractory in that step (Brian2 drops it, DESIGN §1a), then integrate exactly with
 // the linear propagator unless refractory (Brian2 rule: refractory while step - last_spike < ref_steps),
 // then threshold (v > v_th) and reset (v = v_rst, g = 0). Input that arrives while refractory is
 // dropped. Compiled here by nvcc as a syntax/type check; NOT RUN HERE (no GPU).
+#ifndef FLYHPC_LIF_CUH
+#define FLYHPC_LIF_CUH
+
 #include <cmath>
 
 namespace flyhpc {
@@ -43,15 +47,6 @@ __host__ __device__ inline int lif_step(const LifParams &p, long long step, int 
   return 0;
 }
 
-// The update kernel: in_g / in_v are the per-neuron port sums NEST GPU collected in the previous step.
-__global__ void lif_update(int n, LifParams p, long long step, const int *ref_steps,
-                           float *in_g, float *in_v, float *v, float *g, long long *last_spike,
-                           int *spiked) {
-  const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  spiked[i] = lif_step(p, step, ref_steps[i], in_g[i], in_v[i], v[i], g[i], last_spike[i]);
-  in_g[i] = 0.0f;
-  in_v[i] = 0.0f;
-}
-
 }  // namespace flyhpc
+
+#endif  // FLYHPC_LIF_CUH
