@@ -1,7 +1,7 @@
 """Cluster profiles (jobs/clusters/*.toml): where tasks run and with what resources.
 
 Owns the profile schema, its validation (unknown keys fail with every valid key listed), the
-per-backend resources and the time-limit model. Imports no submitit and submits nothing; the
+per-backend resources, backend options (`[backends.<name>.options]`) and the time-limit model. Imports no submitit and submits nothing; the
 Slurm layer (`flyhpc.slurm`) turns a profile into executors. Entry points: `load_profile`,
 `ClusterProfile.resources`, `Resources.time_limit_min`, `profile_names`.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from flyhpc.errors import ConfigError
+from flyhpc.errors import ConfigError, FlyhpcError
 
 EXECUTORS = ("slurm", "local", "debug")
 
@@ -70,6 +70,7 @@ class ClusterProfile:
     sbatch: Mapping[str, Any] = field(default_factory=dict)
     default: Resources = Resources()
     backends: Mapping[str, Resources] = field(default_factory=dict)
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = "<embedded>"
 
     def resources(self, backend: str) -> Resources:
@@ -97,6 +98,10 @@ class ClusterProfile:
         rung = next((m for m in TIME_LADDER_MIN if m >= minutes), minutes)
         return min(rung, self.max_time_min)
 
+    def backend_options(self, backend: str) -> dict[str, Any]:
+        """Options of `backend` from its `[backends.<name>.options]` table ({} if none)."""
+        return dict(self.options.get(backend, {}))
+
     def image_path(self, backend: str) -> str:
         """Absolute path of the backend's Apptainer image ('' when the backend names none)."""
         image = self.resources(backend).image
@@ -105,7 +110,8 @@ class ClusterProfile:
         return image if image.startswith("/") or not self.image_dir else f"{self.image_dir.rstrip('/')}/{image}"
 
 
-_TOP_KEYS = {f.name for f in dataclasses.fields(ClusterProfile)} - {"name", "default", "backends", "source"}
+_TOP_KEYS = {f.name for f in dataclasses.fields(ClusterProfile)} - {"name", "default", "backends", "options",
+                                                                   "source"}
 _RES_KEYS = {f.name for f in dataclasses.fields(Resources)}
 # Options the profile sets through its own keys; naming them in [sbatch] too would be ambiguous.
 _OWNED_SBATCH = {"partition", "account", "qos", "setup", "array_parallelism", "time", "cpus_per_task",
@@ -137,6 +143,20 @@ def _resources(table: Mapping[str, Any], base: Resources, where: str) -> Resourc
     return res
 
 
+def _backend_options(backend: str, table: Any, where: str) -> dict[str, Any]:
+    """A backend's options table, checked against the backend's own Options (names and values)."""
+    from flyhpc import backends
+    from flyhpc.backends.base import make_options
+
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table of option = value, got {table!r}")
+    try:
+        make_options(backends.get(backend), table)
+    except FlyhpcError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return dict(table)
+
+
 def valid_sbatch_keys() -> dict[str, Any]:
     """submitit's Slurm parameters (name -> default) that a profile's [sbatch] table may set."""
     from flyhpc import slurm  # the one module that imports submitit
@@ -156,7 +176,7 @@ def profile_from_dict(data: Mapping[str, Any], name: str, source: str = "<dict>"
     data = dict(data)
     cluster = dict(data.pop("cluster", {}))
     default_table = data.pop("default", {})
-    backend_tables = data.pop("backends", {})
+    backend_tables = dict(data.pop("backends", {}))
     sbatch = dict(data.pop("sbatch", {}))
     _check_keys(data, {"cluster", "default", "backends", "sbatch"}, f"{where} (top-level tables)")
     _check_keys(cluster, _TOP_KEYS - {"sbatch"}, f"{where} [cluster]")
@@ -166,11 +186,18 @@ def profile_from_dict(data: Mapping[str, Any], name: str, source: str = "<dict>"
                 raise ConfigError(f"{where} [cluster].{key}: expected a list of strings, got {cluster[key]!r}")
             cluster[key] = tuple(cluster[key])
     default = _resources(default_table, Resources(), f"{where} [default]")
+    options = {}
+    for key, tab in backend_tables.items():
+        if isinstance(tab, Mapping) and "options" in tab:
+            tab = dict(tab)
+            options[key] = _backend_options(key, tab.pop("options"), f"{where} [backends.{key}.options]")
+            backend_tables[key] = tab
     backends = {key: _resources(tab, default, f"{where} [backends.{key}]") for key, tab in backend_tables.items()}
     if sbatch and cluster.get("executor", "local") == "slurm":
         valid = valid_sbatch_keys()
         _check_keys(sbatch, set(valid), f"{where} [sbatch] (submitit Slurm parameters)")
-    prof = ClusterProfile(name=name, sbatch=sbatch, default=default, backends=backends, source=source, **cluster)
+    prof = ClusterProfile(name=name, sbatch=sbatch, default=default, backends=backends, options=options,
+                          source=source, **cluster)
     _validate(prof, where)
     return prof
 

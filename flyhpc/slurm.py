@@ -161,6 +161,8 @@ def plan(tasks: Sequence[Any], profile: ClusterProfile, container: bool = True, 
         if skip_done and worker.task_state(task) == "done":
             done.append(task.key)
             continue
+        if profile.backend_options(task.backend):  # the site's options travel with the task to the job
+            task = dataclasses.replace(task, backend_options=profile.backend_options(task.backend))
         res = profile.resources(task.backend)
         image = profile.image_path(task.backend) if container else ""
         if container and not image:

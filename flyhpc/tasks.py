@@ -14,6 +14,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flyhpc import backends
 from flyhpc.errors import ConfigError
@@ -90,6 +91,16 @@ def _check_backend(name: str, where: str, registered_only: bool = True) -> str:
     raise ConfigError(f"{where}: unknown backend {name!r}; known: {', '.join(backends.names())}")
 
 
+def _option_pairs(options: Any, where: str) -> tuple[tuple[str, Any], ...]:
+    """Backend options as sorted (name, value) pairs, lists as tuples (hashable, JSON round-trip safe)."""
+    try:
+        items = dict(options or ())
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: backend_options must be a mapping of option names to values, "
+                          f"got {options!r}") from None
+    return tuple(sorted((str(k), tuple(v) if isinstance(v, list) else v) for k, v in items.items()))
+
+
 @dataclass(frozen=True)
 class BenchmarkTask:
     """One benchmark point: a backend, an experiment, t_run x n_run, a round, in one run label.
@@ -111,6 +122,7 @@ class BenchmarkTask:
     connectome: str
     connectome_digest: str
     results_root: str
+    backend_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         check_label(self.run_label)
@@ -126,6 +138,7 @@ class BenchmarkTask:
             raise ConfigError(f"{where}: seed must be an integer >= 0, got {self.seed!r}")
         object.__setattr__(self, "results_root", str(self.results_root))
         object.__setattr__(self, "connectome", str(self.connectome or "auto"))
+        object.__setattr__(self, "backend_options", _option_pairs(self.backend_options, where))
 
     @property
     def stem(self) -> str:

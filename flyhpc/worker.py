@@ -152,7 +152,7 @@ def _execute(task: BenchmarkTask, parquet: Path, log: Callable[[str], None],
                             f"planned for {task.connectome_digest[:12]}... (files changed since submission?)")
     log(f"connectome {conn.source} ({conn.n_neurons} neurons, {conn.n_edges} edges, digest {conn.digest[:12]})")
     result = simulate(task.backend, spec, drive, timer, n_threads=_threads(),
-                      precision=os.environ.get("FLYHPC_PRECISION") or None)
+                      precision=os.environ.get("FLYHPC_PRECISION") or None, options=dict(task.backend_options))
     with timer.phase("write"):
         meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
                 "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(), "flyhpc.backend": task.backend,

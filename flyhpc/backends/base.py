@@ -33,7 +33,8 @@ class Capabilities:
     drive: "events" (applies the shared event trains) or "native" (draws its own);
     precisions: state dtypes it supports (first = default); compiles: has a build step;
     deterministic: same drive gives the same spikes; needs: partition features (e.g. {"gpu"});
-    image: the Apptainer image name; verified_here: "yes", "code generation only" or "not run here".
+    image: the Apptainer image name; verified_here: "yes", "CPU mode only" (the simulator's CPU code
+    generator passes the contract suite; its GPU path is not run), "code generation only" or "not run here".
     """
 
     device: str

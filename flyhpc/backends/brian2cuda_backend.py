@@ -144,7 +144,8 @@ class Brian2CudaBackend(Brian2CppBackend):
         cuda.extra_compile_args_nvcc = ["-w", "-std=c++17"]
         gcc_args = list(b2.prefs.codegen.cpp.extra_compile_args_gcc)
         self._saved_gcc_args = gcc_args
-        b2.prefs.codegen.cpp.extra_compile_args_gcc = [a for a in gcc_args if not a.startswith("-std=")] + ["-std=c++17"]
+        no_std = [a for a in gcc_args if not a.startswith("-std=")]
+        b2.prefs.codegen.cpp.extra_compile_args_gcc = no_std + ["-std=c++17"]
         includes, libs = curand_build_dirs(self.work_root / self.name / "curand")
         cpp = b2.prefs.codegen.cpp
         self._saved_dirs = (list(cpp.include_dirs), list(cpp.library_dirs), list(cpp.runtime_library_dirs))

@@ -58,7 +58,7 @@ class Brian2GeNNBackend(Backend):
     name: ClassVar[str] = "brian2genn"
     caps: ClassVar[Capabilities] = Capabilities(
         device="gpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
-        deterministic=True, image="flyhpc-brian2genn", verified_here="not run here", needs=frozenset({"gpu"}))
+        deterministic=True, image="flyhpc-brian2genn", verified_here="CPU mode only", needs=frozenset({"gpu"}))
     Options: ClassVar[type] = Brian2GeNNOptions
 
     def __init__(self, options=None, **kwargs):

@@ -2,8 +2,10 @@
 
 Owns the GeNN neuron model (exact propagator, Brian2's refractory rule via the last spike step, input
 arriving while refractory dropped as DESIGN §1a measured), the shared drive as a per-batch event
-table, the bounded spike-recording windows, and the batched model itself.
-Written against PyGeNN 5.4's documented API; NOT RUN HERE (no GPU, PyGeNN is not on PyPI).
+table, the bounded spike-recording windows, and the batched model itself (batch = trials on CUDA; one
+trial at a time on GeNN's single-threaded CPU backend, which only runs batch size 1). Written against
+PyGeNN 5.4's API; the CPU backend passes the contract suite and matches native spike for spike at full
+scale (PyGeNN built from source by a session, not in CI); the CUDA path is NOT RUN HERE (no GPU).
 Entry points: `GeNNBackend`, `GeNNOptions`, `neuron_model_code`, `recording_window_steps`, `drive_tables`.
 """
 
@@ -178,7 +180,7 @@ class GeNNBackend(Backend):
     name: ClassVar[str] = "genn"
     caps: ClassVar[Capabilities] = Capabilities(
         device="gpu", batching="batched", drive="events", precisions=("float64", "float32"), compiles=True,
-        deterministic=True, image="flyhpc-genn", verified_here="not run here", needs=frozenset({"gpu"}))
+        deterministic=True, image="flyhpc-genn", verified_here="CPU mode only", needs=frozenset({"gpu"}))
     Options: ClassVar[type] = GeNNOptions
 
     def __init__(self, options=None, **kwargs):

@@ -79,8 +79,8 @@ def run(backend, experiment_key, activate, rate, activate2, rate2, silence, by, 
         outcome = run_experiment(
             backend=backend, experiment=experiment, t_run_s=t_run_s, n_run=n_run, out_dir=out_dir,
             connectome=connectome, data_dir=data_dir, seed=seed, n_threads=threads, precision=precision,
-            force=force, options=_options(options), on_phase=lambda p: status.update(f"{p}: {backend}, {experiment.name}, "
-                                                           f"{t_run_s:g} s x {n_run}"))
+            force=force, options=_options(options),
+            on_phase=lambda p: status.update(f"{p}: {backend}, {experiment.name}, {t_run_s:g} s x {n_run}"))
     _render(Console(), outcome, top)
 
 

@@ -2,8 +2,8 @@
 small contract network, and a second process reuses that build.
 
 Brian2CUDA 1.0a7 needs Brian2 2.8.0, so this runs in its own environment (`.venv-brian2cuda`, made by
-scripts/bootstrap-brian2cuda.sh; FLYHPC_BRIAN2CUDA_PYTHON names another interpreter). Without that
-environment the test skips, except where FLYHPC_REQUIRE_BRIAN2CUDA=1 (set by .ci/run) makes it fail.
+`scripts/bootstrap-sim-env.sh brian2cuda`; FLYHPC_BRIAN2CUDA_PYTHON names another interpreter). Without
+that environment the test skips, except where FLYHPC_REQUIRE_BRIAN2CUDA=1 (set by .ci/run) makes it fail.
 Simulating needs a GPU and is not done here.
 """
 
@@ -55,8 +55,9 @@ def test_brian2cuda_generates_and_compiles_then_reuses_the_build(tmp_path):
     python = cuda_python()
     if python is None:
         if os.environ.get("FLYHPC_REQUIRE_BRIAN2CUDA") == "1":
-            pytest.fail("FLYHPC_REQUIRE_BRIAN2CUDA=1 but .venv-brian2cuda is missing (scripts/bootstrap-brian2cuda.sh)")
-        pytest.skip("no Brian2CUDA environment: run scripts/bootstrap-brian2cuda.sh")
+            pytest.fail("FLYHPC_REQUIRE_BRIAN2CUDA=1 but .venv-brian2cuda is missing "
+                        "(scripts/bootstrap-sim-env.sh brian2cuda)")
+        pytest.skip("no Brian2CUDA environment: run scripts/bootstrap-sim-env.sh brian2cuda")
 
     first = build_in_child(python, tmp_path)
     work = Path(first["work_dir"])
@@ -83,5 +84,6 @@ def test_brian2cuda_generates_and_compiles_then_reuses_the_build(tmp_path):
 
     mtime = binary.stat().st_mtime_ns
     second = build_in_child(python, tmp_path)
-    assert second["cached"] is True and second["work_dir"] == first["work_dir"]
+    rewritten = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.stat().st_mtime_ns > mtime)
+    assert second["cached"] is True and second["work_dir"] == first["work_dir"], f"rewritten: {rewritten}"
     assert binary.stat().st_mtime_ns == mtime

@@ -57,7 +57,7 @@ def test_brian2genn_cpu_mode_meets_the_contract(tmp_path):
     python = interpreter("FLYHPC_BRIAN2GENN_PYTHON", ".venv-brian2genn")
     path = genn_path()
     if python is None or not path or not Path(path, "bin", "genn-buildmodel.sh").is_file():
-        pytest.skip("needs .venv-brian2genn (scripts/bootstrap-brian2genn.sh) and GeNN 4.9 at $GENN_PATH")
+        pytest.skip("needs .venv-brian2genn (scripts/bootstrap-sim-env.sh brian2genn) and GeNN 4.9 at $GENN_PATH")
     assert_all_scenarios_passed(run_contract(python, "brian2genn", {"use_gpu": False}, tmp_path))
 
 

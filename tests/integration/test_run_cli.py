@@ -65,3 +65,22 @@ def test_existing_results_are_kept_and_bad_input_is_named(tmp_path, conn):
     zero = _run(["--connectome", str(conn), "--experiment", "sugar", "--t-run", "0"])
     assert zero.exit_code == 2 and "t_run must be > 0" in zero.output
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_backend_options_reach_the_backend_and_the_record(tmp_path, conn, monkeypatch):
+    base = ["--backend", "native", "--connectome", str(conn), "--by", "index", "--activate", "0,1,2", "--rate", "200",
+            "--t-run", "0.2", "--n-run", "2", "--threads", "1"]
+    monkeypatch.setenv("FLYHPC_BACKEND_OPTIONS", '{"native": {"engine": "clock", "clock_on": 0}}')
+    res = _run([*base, "--out", str(tmp_path / "clock"), "--option", "clock_on=0.4"])
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "clock" / f"{STEM}.json").read_text())
+    assert record["backend_options"] == {"engine": "clock", "clock_on": 0.4, "clock_off": 0.1}
+    lazy = _run([*base, "--out", str(tmp_path / "lazy"), "--option", "engine=lazy"])
+    assert lazy.exit_code == 0, lazy.output
+    # Both engines are exact: the same drive gives the same parquet.
+    assert sha256_file(tmp_path / "clock" / f"{STEM}.parquet") == sha256_file(tmp_path / "lazy" / f"{STEM}.parquet")
+    bad = _run([*base, "--out", str(tmp_path / "bad"), "--option", "engine"])
+    assert bad.exit_code == 2 and "expected KEY=VALUE" in bad.output
+    unknown = _run([*base, "--out", str(tmp_path / "bad"), "--option", "engines=clock"])
+    assert unknown.exit_code == 2 and "no option 'engines'; its options: clock_off, clock_on, engine" in unknown.output
+    assert not (tmp_path / "bad").exists()

@@ -90,26 +90,33 @@ def _genn_like_c(spec: NetworkSpec, drive, window_vars) -> str:
     """)
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
-def test_genn_neuron_code_matches_pytorch_spike_for_spike(tmp_path):
+def pytorch_reference(spec: NetworkSpec, drive) -> list[tuple[int, int, int]]:
+    """Sorted (trial, step, neuron) spikes of the pytorch backend in float64 (the reference here)."""
     from flyhpc.backends.pytorch_backend import PyTorchBackend
 
-    spec = small_spec()
-    drive = make_drive(spec, 600, 3, base_seed=5)
-    src = tmp_path / "genn_like.c"
-    src.write_text(_genn_like_c(spec, drive, gb.drive_tables(drive, spec.n_neurons)))
-    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "sim"), str(src), "-lm"], check=True)
-    out = subprocess.run([str(tmp_path / "sim")], check=True, capture_output=True, text=True).stdout
-    got = np.array([list(map(int, line.split())) for line in out.splitlines()], np.int64).reshape(-1, 3)
     ref = PyTorchBackend(precision="float64")
-    ref.build(spec, 600)
+    ref.build(spec, drive.n_steps)
     ref.setup()
     ref.run(drive)
     table = ref.spikes()
     ref.close()
     assert len(table) > 50  # the network is active
-    want = sorted(zip(table.trial.tolist(), table.step.tolist(), table.neuron.tolist()))
-    assert sorted(map(tuple, got.tolist())) == want
+    return sorted(zip(table.trial.tolist(), table.step.tolist(), table.neuron.tolist()))
+
+
+def program_spikes(binary) -> list[tuple[int, int, int]]:
+    out = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout
+    return sorted(tuple(map(int, line.split())) for line in out.splitlines())
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_genn_neuron_code_matches_pytorch_spike_for_spike(tmp_path):
+    spec = small_spec()
+    drive = make_drive(spec, 600, 3, base_seed=5)
+    src = tmp_path / "genn_like.c"
+    src.write_text(_genn_like_c(spec, drive, gb.drive_tables(drive, spec.n_neurons)))
+    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "sim"), str(src), "-lm"], check=True)
+    assert program_spikes(tmp_path / "sim") == pytorch_reference(spec, drive)
 
 
 def test_neuron_model_code_names_every_variable():
@@ -273,8 +280,6 @@ def _nestgpu_host_program(spec: NetworkSpec, drive) -> str:
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
 def test_nestgpu_neuron_step_matches_pytorch_spike_for_spike(tmp_path):
     """flyhpc_lif.cuh (the step user_m1.cu runs on the GPU), compiled by nvcc and run on the host."""
-    from flyhpc.backends.pytorch_backend import PyTorchBackend
-
     spec = small_spec()
     drive = make_drive(spec, 600, 3, base_seed=5)
     src = tmp_path / "nestgpu_step.cu"
@@ -282,16 +287,7 @@ def test_nestgpu_neuron_step_matches_pytorch_spike_for_spike(tmp_path):
     include = os.path.join(os.path.dirname(nb.__file__), "nestgpu")
     subprocess.run(["nvcc", "-std=c++17", "-I", include, "-o", str(tmp_path / "sim"), str(src)], check=True,
                    timeout=300)
-    out = subprocess.run([str(tmp_path / "sim")], check=True, capture_output=True, text=True).stdout
-    got = sorted(tuple(map(int, line.split())) for line in out.splitlines())
-    ref = PyTorchBackend(precision="float64")
-    ref.build(spec, 600)
-    ref.setup()
-    ref.run(drive)
-    table = ref.spikes()
-    ref.close()
-    assert len(table) > 50
-    assert got == sorted(zip(table.trial.tolist(), table.step.tolist(), table.neuron.tolist()))
+    assert program_spikes(tmp_path / "sim") == pytorch_reference(spec, drive)
 
 
 # -- probes and options ----------------------------------------------------------------------------

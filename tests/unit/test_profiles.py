@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import tomllib
 from pathlib import Path
@@ -99,6 +101,29 @@ def test_backend_tables_inherit_default():
     prof = profile_from_dict({"default": {"gpus": 1, "cpus": 4}, "backends": {"genn": {"cpus": 8}}}, "t", "t.toml")
     assert prof.resources("genn") == Resources(gpus=1, cpus=8)
     assert prof.resources("pytorch") == Resources(gpus=1, cpus=4)
+
+
+def test_backend_options_are_checked_and_travel_with_planned_tasks(tmp_path):
+    from flyhpc import slurm
+    from flyhpc.tasks import BenchmarkTask
+
+    prof = profile_from_dict({"backends": {"genn": {"cpus": 2, "options": {"genn_backend": "single_threaded_cpu"}}}},
+                             "t", "t.toml")
+    assert prof.resources("genn").cpus == 2 and prof.backend_options("genn") == {"genn_backend": "single_threaded_cpu"}
+    assert prof.backend_options("pytorch") == {}
+    for table, message in ((["cuda"], "must be a table"), ({"genn_backend": "opencl"}, "genn_backend"),
+                           ({"backend": "cuda"}, "no option 'backend'; its options: device_id, genn_backend")):
+        with pytest.raises(ConfigError, match=r"t.toml \[backends.genn.options\]:? .*" + message):
+            profile_from_dict({"backends": {"genn": {"options": table}}}, "t", "t.toml")
+    with pytest.raises(ConfigError, match="unknown backend 'gen'"):
+        profile_from_dict({"backends": {"gen": {"options": {}}}}, "t", "t.toml")
+
+    tasks = [BenchmarkTask("opt", 1, b, "sugar", 0.1, 1, 0, "synthetic", "", str(tmp_path)) for b in ("genn", "pytorch")]
+    planned = {t.backend: t for a in slurm.plan(tasks, prof).arrays for t in a.tasks}
+    assert planned["genn"].backend_options == (("genn_backend", "single_threaded_cpu"),)
+    assert planned["pytorch"].backend_options == ()
+    again = slurm.task_from_dict(json.loads(json.dumps(dataclasses.asdict(planned["genn"]))))
+    assert again == planned["genn"] and again.key == tasks[0].key
 
 
 def test_bad_toml_names_file(tmp_path):

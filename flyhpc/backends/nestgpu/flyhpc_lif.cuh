@@ -5,7 +5,8 @@
 // unless the neuron was refractory in that step (Brian2 drops it, DESIGN §1a), then integrate exactly with
 // the linear propagator unless refractory (Brian2 rule: refractory while step - last_spike < ref_steps),
 // then threshold (v > v_th) and reset (v = v_rst, g = 0). Input that arrives while refractory is
-// dropped. Compiled here by nvcc as a syntax/type check; NOT RUN HERE (no GPU).
+// dropped. CI compiles it with nvcc into a host program and checks it spike for spike against the
+// pytorch backend; on the GPU (inside NEST GPU) it is NOT RUN HERE.
 #ifndef FLYHPC_LIF_CUH
 #define FLYHPC_LIF_CUH
 

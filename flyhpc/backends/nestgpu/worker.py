@@ -2,8 +2,8 @@
 
 Reads the request written by `nestgpu_backend` (network .npz, this trial's drive .npz, seed,
 retrieval chunks), builds the network from our contract neuron, registered in NEST GPU as `user_m1`
-(nestgpu/user_m1.cu; port 0 adds to g, port 1 adds the drive kick to v), simulates chunk by chunk, retrieving spike times after each, writes the spikes
-.npz and prints exactly one JSON line. Written against NEST GPU's Python API; NOT RUN HERE.
+(nestgpu/user_m1.cu; port 0 adds to g, port 1 adds the drive kick to v), simulates chunk by chunk,
+retrieving spike times after each, writes the spikes .npz and prints exactly one JSON line. Written against NEST GPU's Python API; NOT RUN HERE.
 """
 
 from __future__ import annotations
