@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
-from flyhpc.drive import Drive
+from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import BackendUnavailable, ConfigError, FlyhpcError
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
@@ -94,43 +94,68 @@ class Brian2GeNNBackend(Backend):
         return BuildReport(cached=False, work_dir=str(self.work_root / self.name), versions=probe.versions)
 
     def run(self, drive: Drive) -> RunReport:
-        """For each trial: seed, construct with the trial's drive, build + run on the genn device."""
+        """For each trial: construct the network with the trial's drive, generate, compile and run it."""
         if self._spec is None:
             raise ConfigError(f"backend {self.name!r}: run() called before build()")
         if drive.n_steps != self._n_steps:
             raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps, build has {self._n_steps}")
+        from flyhpc.backends.brian2_network import spike_steps
+
+        tables, inner_s = [], 0.0
+        try:
+            for trial in drive.trials:
+                work_dir = self.work_root / self.name / f"{self._spec.digest()[:16]}_trial{trial.trial}"
+                net, device = self._on_genn_device(self._spec, trial, drive.n_steps, work_dir, compile_and_run=True)
+                inner_s += float(getattr(device, "_last_run_time", 0.0) or 0.0)
+                steps, neurons = spike_steps(net)
+                tables.append(SpikeTable.from_arrays(np.full(steps.shape, trial.trial, np.int32), steps, neurons))
+                device.reinit()
+                if not self.options.keep_builds:
+                    shutil.rmtree(work_dir, ignore_errors=True)
+        finally:
+            self._leave_genn_device()
+        self._spikes = SpikeTable.concat(tables)
+        return RunReport(inner_s=inner_s)
+
+    def generate(self, spec: NetworkSpec, trial: TrialDrive, n_steps: int, directory: Path) -> Path:
+        """Write the GeNN project of one trial into `directory` without compiling or running it.
+
+        Needs Brian2GeNN but not GeNN itself: for reading the generated model, and for checking on a
+        machine without GeNN that the network is one Brian2GeNN accepts.
+        """
+        try:
+            self._on_genn_device(spec, trial, n_steps, Path(directory), compile_and_run=False)
+        finally:
+            self._leave_genn_device()
+        return Path(directory)
+
+    def _on_genn_device(self, spec: NetworkSpec, trial: TrialDrive, n_steps: int, work_dir: Path,
+                        compile_and_run: bool):
         import brian2 as b2
         import brian2genn  # noqa: F401  (registers the 'genn' device)
 
-        from flyhpc.backends.brian2_network import build_brian_network, spike_steps
+        from flyhpc.backends.brian2_network import build_brian_network
 
-        tables, inner_s = [], 0.0
-        for trial in drive.trials:
-            work_dir = self.work_root / self.name / f"{self._spec.digest()[:16]}_trial{trial.trial}"
-            build_args = {"directory": str(work_dir), "use_GPU": self.options.use_gpu}
-            b2.set_device("genn", build_on_run=True, **build_args)
-            b2.device.reinit()
-            b2.device.activate(build_on_run=True, **build_args)
-            b2.prefs.devices.genn.path = genn_path()
-            b2.prefs.devices.genn.connectivity = "SPARSE"
-            try:
-                net = build_brian_network(self._spec, drive.n_steps, trial=trial, default_clock=True,
-                                          drive_source="generator")
-                net.network.run(drive.n_steps * self._spec.params.dt_ms * b2.ms)
-            except Exception as exc:
-                raise FlyhpcError(f"backend {self.name!r}: trial {trial.trial} failed in {work_dir}: {exc}") from exc
-            inner_s += float(getattr(b2.device, "_last_run_time", 0.0) or 0.0)
-            steps, neurons = spike_steps(net)
-            tables.append(SpikeTable.from_arrays(np.full(steps.shape, trial.trial, np.int32), steps, neurons))
-            b2.device.reinit()
-            if not self.options.keep_builds:
-                shutil.rmtree(work_dir, ignore_errors=True)
+        build_args = {"directory": str(work_dir), "use_GPU": self.options.use_gpu,
+                      "compile": compile_and_run, "run": compile_and_run}
+        b2.set_device("genn", build_on_run=True, **build_args)
+        b2.device.reinit()
+        b2.device.activate(build_on_run=True, **build_args)
+        b2.prefs.devices.genn.path = genn_path()
+        b2.prefs.devices.genn.connectivity = "SPARSE"
+        try:
+            net = build_brian_network(spec, n_steps, trial=trial, default_clock=True, drive_source="generator")
+            net.network.run(n_steps * spec.params.dt_ms * b2.ms)
+        except Exception as exc:
+            raise FlyhpcError(f"backend {self.name!r}: trial {trial.trial} failed in {work_dir}: {exc}") from exc
+        return net, b2.device
+
+    @staticmethod
+    def _leave_genn_device() -> None:
         from brian2.devices.device import reset_device
 
         reset_device()
         gc.collect()
-        self._spikes = SpikeTable.concat(tables)
-        return RunReport(inner_s=inner_s)
 
     def spikes(self) -> SpikeTable:
         """Spikes of the last run, trials numbered as in the drive."""

@@ -3,7 +3,7 @@ small contract network, and a second process reuses that build.
 
 Brian2CUDA 1.0a7 needs Brian2 2.8.0, so this runs in its own environment (`.venv-brian2cuda`, made by
 `scripts/bootstrap-sim-env.sh brian2cuda`; FLYHPC_BRIAN2CUDA_PYTHON names another interpreter). Without
-that environment the test skips, except where FLYHPC_REQUIRE_BRIAN2CUDA=1 (set by .ci/run) makes it fail.
+that environment the test skips, except where FLYHPC_REQUIRE_SIM_ENVS=1 (set by .ci/run) makes it fail.
 Simulating needs a GPU and is not done here.
 """
 
@@ -54,8 +54,8 @@ def build_in_child(python: Path, work_root: Path) -> dict:
 def test_brian2cuda_generates_and_compiles_then_reuses_the_build(tmp_path):
     python = cuda_python()
     if python is None:
-        if os.environ.get("FLYHPC_REQUIRE_BRIAN2CUDA") == "1":
-            pytest.fail("FLYHPC_REQUIRE_BRIAN2CUDA=1 but .venv-brian2cuda is missing "
+        if os.environ.get("FLYHPC_REQUIRE_SIM_ENVS") == "1":
+            pytest.fail("FLYHPC_REQUIRE_SIM_ENVS=1 but .venv-brian2cuda is missing "
                         "(scripts/bootstrap-sim-env.sh brian2cuda)")
         pytest.skip("no Brian2CUDA environment: run scripts/bootstrap-sim-env.sh brian2cuda")
 

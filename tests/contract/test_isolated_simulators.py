@@ -11,6 +11,10 @@ tests run test_backend_contract.py in that environment with the backend switched
   options {"genn_backend": "single_threaded_cpu"}.
 
 Otherwise they skip and say what is missing. The GPU code paths of both are not run here.
+
+One more test needs only .venv-brian2genn (PyPI): Brian2GeNN generates the GPU project of a contract trial
+without GeNN, so CI checks that our network is one Brian2GeNN accepts. .ci/run makes that environment and
+sets FLYHPC_REQUIRE_SIM_ENVS=1, which turns a missing environment into a failure instead of a skip.
 """
 
 from __future__ import annotations
@@ -33,6 +37,42 @@ K_EXPR = {"brian2genn": "brian2genn", "genn": "genn and not brian2genn"}
 def interpreter(env_var: str, venv: str) -> Path | None:
     path = Path(os.environ.get(env_var) or REPO / venv / "bin" / "python")
     return path if path.is_file() else None
+
+
+GENERATE_CHILD = r"""
+import sys
+sys.path.insert(0, sys.argv[2])
+from conftest import CONTRACT_STEPS, HAND_TRIALS, contract_spec, hand_drive
+from flyhpc.backends.brian2genn_backend import Brian2GeNNBackend
+
+trial = hand_drive(CONTRACT_STEPS, HAND_TRIALS).trials[0]
+Brian2GeNNBackend(work_root=sys.argv[1]).generate(contract_spec(), trial, CONTRACT_STEPS, sys.argv[1] + "/project")
+print("EVENTS", trial.n_events)
+"""
+
+
+@pytest.mark.slow
+def test_brian2genn_generates_the_gpu_project_without_genn(tmp_path):
+    python = interpreter("FLYHPC_BRIAN2GENN_PYTHON", ".venv-brian2genn")
+    if python is None:
+        if os.environ.get("FLYHPC_REQUIRE_SIM_ENVS") == "1":
+            pytest.fail("FLYHPC_REQUIRE_SIM_ENVS=1 but .venv-brian2genn is missing")
+        pytest.skip("needs .venv-brian2genn (scripts/bootstrap-sim-env.sh brian2genn)")
+    env = {k: v for k, v in os.environ.items() if k not in ("GENN_PATH", "BRIAN2GENN_GENN_PATH")}
+    proc = subprocess.run([str(python), "-W", "ignore", "-c", GENERATE_CHILD, str(tmp_path),
+                           str(REPO / "tests" / "contract")], capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    n_events = int(next(x for x in proc.stdout.splitlines() if x.startswith("EVENTS")).split()[1])
+    project = tmp_path / "project"
+    model = (project / "magicnetwork_model.cpp").read_text()
+    for name in ("flyhpc_neuronsNEURON", "flyhpc_synapsesWEIGHTUPDATE", "flyhpc_kicksWEIGHTUPDATE"):
+        assert f"class {name}" in model, name
+    assert "_array_defaultclock_dt[0] = 0.0001;" in model  # one clock, the model's dt
+    # The trial's drive is baked in as a SpikeGeneratorGroup holding exactly its events.
+    assert f"_dynamic_array_flyhpc_drivers_spike_number.resize({n_events});" in model
+    assert "getStateFromGPU" in (project / "main.cpp").read_text()  # the GPU variant
+    assert not (project / "main").exists()  # generated only
 
 
 def run_contract(python: Path, backend: str, options: dict, tmp_path: Path) -> str:
