@@ -93,3 +93,20 @@ def test_images_plan_for_one_backend_and_unknown():
     assert [p.def_file.stem for p in plan] == ["flyhpc-base", "flyhpc-genn"]
     result = CliRunner().invoke(cli, ["images", "build", "--backend", "nope", "--dry-run"])
     assert result.exit_code == 2 and "unknown backend 'nope'" in result.output
+
+
+def test_smoke_test_simulates_a_cpu_backend():
+    from flyhpc.images import smoke_test
+
+    assert smoke_test("native", gpu=False) > 0
+
+
+def test_smoke_mode_without_a_gpu_uses_cpu_paths_or_only_builds():
+    from flyhpc.images import smoke_mode
+
+    assert smoke_mode("pytorch", gpu=False) == ("simulate", {})
+    assert smoke_mode("genn", gpu=False) == ("simulate", {"genn_backend": "single_threaded_cpu"})
+    assert smoke_mode("brian2genn", gpu=False) == ("simulate", {"use_gpu": False})
+    assert smoke_mode("brian2cuda", gpu=False) == ("build only", {})
+    assert smoke_mode("nestgpu", gpu=False) == ("build only", {})
+    assert smoke_mode("genn", gpu=True) == ("simulate", {})
