@@ -145,6 +145,13 @@ def build_brian_network(spec: NetworkSpec, n_steps: int, trial: TrialDrive | Non
     monitor = None
     if record:
         monitor = b2.SpikeMonitor(neurons, name=NAMES["monitor"])
+        # SpikeMonitor hands its recorded variables ("i", "t") to the code template in the iteration order
+        # of a set of strings, which follows the process's hash seed; Brian2CUDA's template emits code in
+        # that order, so each process generated different CUDA and recompiled the cached build. Sorted:
+        # the same code in every process.
+        kwds = getattr(monitor, "template_kwds", None)
+        if isinstance(kwds, dict) and isinstance(kwds.get("record_variables"), dict):
+            kwds["record_variables"] = dict(sorted(kwds["record_variables"].items()))
         objects.append(monitor)
     network = b2.Network(*objects, name=NAMES["network"])
     return BrianNetwork(clock=clock, neurons=neurons, synapses=synapses, drivers=drivers, drive_bits=bits,

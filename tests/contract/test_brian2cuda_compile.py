@@ -2,8 +2,10 @@
 small contract network, and a second process reuses that build.
 
 Brian2CUDA 1.0a7 needs Brian2 2.8.0, so this runs in its own environment (`.venv-brian2cuda`, made by
-`scripts/bootstrap-sim-env.sh brian2cuda`; FLYHPC_BRIAN2CUDA_PYTHON names another interpreter). Without
-that environment the test skips, except where FLYHPC_REQUIRE_SIM_ENVS=1 (set by .ci/run) makes it fail.
+`scripts/bootstrap-sim-env.sh brian2cuda`; FLYHPC_BRIAN2CUDA_PYTHON names another interpreter). The two
+processes run with different string hash seeds, which once changed the generated CUDA (forcing a rebuild).
+Without that environment the test skips, except where FLYHPC_REQUIRE_SIM_ENVS=1 (set by .ci/run) makes it
+fail.
 Simulating needs a GPU and is not done here.
 """
 
@@ -42,9 +44,11 @@ def cuda_python() -> Path | None:
     return path if path.is_file() else None
 
 
-def build_in_child(python: Path, work_root: Path) -> dict:
+def build_in_child(python: Path, work_root: Path, hash_seed: int) -> dict:
+    # Different string hash seeds per process, as in real use: the generated code must not depend on them.
+    env = dict(os.environ, PYTHONHASHSEED=str(hash_seed))
     proc = subprocess.run([str(python), "-c", CHILD, str(work_root), str(REPO / "tests" / "contract")],
-                          capture_output=True, text=True, cwd=REPO, timeout=1500)
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("REPORT "))
     return json.loads(line[len("REPORT "):])
@@ -59,7 +63,7 @@ def test_brian2cuda_generates_and_compiles_then_reuses_the_build(tmp_path):
                         "(scripts/bootstrap-sim-env.sh brian2cuda)")
         pytest.skip("no Brian2CUDA environment: run scripts/bootstrap-sim-env.sh brian2cuda")
 
-    first = build_in_child(python, tmp_path)
+    first = build_in_child(python, tmp_path, hash_seed=1)
     work = Path(first["work_dir"])
     assert first["cached"] is False
     assert first["versions"]["brian2"] == "2.8.0" and first["versions"]["brian2cuda"] == "1.0a7"
@@ -83,7 +87,7 @@ def test_brian2cuda_generates_and_compiles_then_reuses_the_build(tmp_path):
     assert "libcurand" in linked and "not found" not in linked, linked
 
     mtime = binary.stat().st_mtime_ns
-    second = build_in_child(python, tmp_path)
+    second = build_in_child(python, tmp_path, hash_seed=2)
     rewritten = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.stat().st_mtime_ns > mtime)
     assert second["cached"] is True and second["work_dir"] == first["work_dir"], f"rewritten: {rewritten}"
     assert binary.stat().st_mtime_ns == mtime
