@@ -164,3 +164,20 @@ def test_failing_task_exits_4_with_an_error_row(env):
     assert row["status"].startswith("error: ConfigError") and "nowhere" in row["status"]
     assert not list(paths.round_dir(1).glob("*.parquet"))
     assert "Traceback" in (paths.round_dir(1) / "brian2cpp_t0.02s_n1.log").read_text()
+
+
+def test_readme_main_flow_submit_watch_collect(env):
+    """The README's main job on the tiny connectome: submit (local profile) returns at once, status --watch
+    returns when every task has ended, then collect has every row."""
+    label = "readme_flow"
+    submitted = _cli("submit", "--grid", "quick", "--backend", "native", "--t-run", "0.02", "--n-run", "1",
+                     "--n-run", "2", "--profile", "local", "--run-label", label, "--results-root", env["results"],
+                     "--connectome", env["conn"])
+    assert submitted.exit_code == 0, submitted.output
+    watched = _cli("status", label, "--results-root", env["results"], "--watch", "--interval", "0.5")
+    assert watched.exit_code == 0, watched.output
+    collected = _cli("collect", label, "--results-root", env["results"])
+    assert collected.exit_code == 0, collected.output
+    with open(env["results"] / label / "benchmark-results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"success"}
