@@ -1,8 +1,16 @@
 // user_m1.cu: kernels and set-up of the flyhpc contract neuron as NEST GPU's `user_m1` (see user_m1.h).
 //
-// Update(it): for every neuron, flyhpc::lif_step(step = it) applies what ports 0/1 collected since the
-// last update (input of step it-1, dropped if the neuron was refractory then), integrates exactly,
+// Update: for every neuron, flyhpc::lif_step applies what ports 0/1 collected since the last update
+// (input of the previous contract step, dropped if the neuron was refractory then), integrates exactly,
 // thresholds and resets; a spike is pushed to NEST GPU's spike buffer. The port sums are then cleared.
+//
+// Step mapping (read from NEST GPU's SimulationStep; unverified until a GPU runs it): NEST GPU step m (its
+// absolute time index NESTGPUTimeIdx = m + 1) is contract step m - 1, so step 0 is a lead-in. Why:
+// - spikes delivered with a delay of d steps reach the ports after the update of step m + d and feed
+//   step m + d + 1, the contract's delivery at s + D for recurrent synapses of D steps;
+// - a spike_generator event at time k*dt is emitted in NEST GPU step k (contract k - 1) and, with a 1-step
+//   delay, feeds contract step k + 1: the contract's kick at step k, including k = 0 (via the lead-in);
+// - a spike in step m is recorded at time (m + 1)*dt, i.e. (contract step + 2)*dt (the worker subtracts 2).
 // Calibrate computes the propagator in double precision from tau_m, tau_s and the time resolution.
 // Written against NEST GPU's BaseNeuron interface; NOT RUN HERE (no GPU).
 #include <cmath>
@@ -12,6 +20,8 @@
 #include "user_m1.h"
 
 using namespace user_m1_ns;
+
+extern __constant__ long long NESTGPUTimeIdx;  // absolute index of the step being computed, plus one
 
 #define V_m var[i_V_m]
 #define g var[i_g]
@@ -43,7 +53,7 @@ __global__ void user_m1_Calibrate(int n_node, float *param_arr, int n_param, flo
 }
 
 __global__ void user_m1_Update(int n_node, int i_node_0, float *var_arr, float *param_arr, int n_var,
-                               int n_param, long long it) {
+                               int n_param) {
   const int i_neuron = threadIdx.x + blockIdx.x * blockDim.x;
   if (i_neuron < n_node) {
     float *var = var_arr + n_var * i_neuron;
@@ -53,7 +63,8 @@ __global__ void user_m1_Update(int n_node, int i_node_0, float *var_arr, float *
     const flyhpc::LifParams p = {A, B, Coef, V_0, V_rst, V_th};
     long long last = (long long)last_spike;
     float v = V_m, gg = g;
-    const int spiked = flyhpc::lif_step(p, it, (int)ref_steps, in_g, in_v, v, gg, last);
+    const long long step = NESTGPUTimeIdx - 2;  // contract step (see the step mapping above)
+    const int spiked = flyhpc::lif_step(p, step, (int)ref_steps, in_g, in_v, v, gg, last);
     V_m = v;
     g = gg;
     last_spike = (float)last;
@@ -113,8 +124,8 @@ int user_m1::Init(int i_node_0, int n_node, int /*n_port*/, int i_group, unsigne
   return 0;
 }
 
-int user_m1::Update(long long it, double /*t1*/) {
-  user_m1_Update<<<(n_node_ + 1023) / 1024, 1024>>>(n_node_, i_node_0_, var_arr_, param_arr_, n_var_, n_param_, it);
+int user_m1::Update(long long /*it: counts from the start of each Simulate call*/, double /*t1*/) {
+  user_m1_Update<<<(n_node_ + 1023) / 1024, 1024>>>(n_node_, i_node_0_, var_arr_, param_arr_, n_var_, n_param_);
   return 0;
 }
 
