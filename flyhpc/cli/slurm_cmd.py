@@ -136,11 +136,14 @@ def status(run_label, results_root, watch, interval):
     if not watch:
         Console().print(_status_view(report, results_root))
         return
-    with Live(_status_view(report, results_root), refresh_per_second=1) as live:
+    console = Console()
+    with Live(_status_view(report, results_root), refresh_per_second=1, console=console) as live:
         while report.active:
             time.sleep(interval)
             report = slurm_status.status(results_root, run_label)
             live.update(_status_view(report, results_root))
+    if not console.is_terminal:
+        console.line()  # Live leaves its last frame without a line end when output is not a terminal
 
 
 @click.command()
