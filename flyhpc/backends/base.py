@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from flyhpc.drive import Drive
-from flyhpc.errors import ConfigError, UnsupportedFeature
+from flyhpc.errors import BackendUnavailable, ConfigError, UnsupportedFeature
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -105,6 +105,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
         """Generate and compile what simulating `spec` for `n_steps` needs (reuse a cached build)."""
+
+    def _probe_for_build(self, n_steps: int) -> Probe:
+        """The probe at the top of `build`: BackendUnavailable with its reason, ConfigError for n_steps < 1."""
+        probe = self.probe()
+        if not probe.ok:
+            raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
+        if int(n_steps) < 1:
+            raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+        return probe
 
     def setup(self) -> None:
         """Construct the network and upload it (after build, before run). Default: nothing."""

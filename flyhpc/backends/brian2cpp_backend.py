@@ -24,7 +24,7 @@ import numpy as np
 
 from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
 from flyhpc.drive import Drive
-from flyhpc.errors import BackendUnavailable, ConfigError, FlyhpcError
+from flyhpc.errors import ConfigError, FlyhpcError
 from flyhpc.files import write_json_atomic
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
@@ -101,11 +101,7 @@ class Brian2CppBackend(Backend):
         FlyhpcError
             If code generation or compilation fails (the message names the build directory).
         """
-        probe = self.probe()
-        if not probe.ok:
-            raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
-        if int(n_steps) < 1:
-            raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+        probe = self._probe_for_build(n_steps)
         import brian2 as b2
 
         from flyhpc.backends.brian2_network import build_brian_network

@@ -22,7 +22,7 @@ import numpy as np
 
 from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
 from flyhpc.drive import Drive, TrialDrive
-from flyhpc.errors import BackendUnavailable, ConfigError, FlyhpcError
+from flyhpc.errors import ConfigError, FlyhpcError
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -85,11 +85,7 @@ class Brian2GeNNBackend(Backend):
 
     def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
         """Check the toolchain; every trial is generated and compiled inside `run` (no run arguments)."""
-        probe = self.probe()
-        if not probe.ok:
-            raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
-        if int(n_steps) < 1:
-            raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+        probe = self._probe_for_build(n_steps)
         self._spec, self._n_steps = spec, int(n_steps)
         return BuildReport(cached=False, work_dir=str(self.work_root / self.name), versions=probe.versions)
 

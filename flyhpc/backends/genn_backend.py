@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
 from flyhpc.drive import Drive
-from flyhpc.errors import BackendUnavailable, ConfigError, UnsupportedFeature
+from flyhpc.errors import ConfigError, UnsupportedFeature
 from flyhpc.model import Params
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
@@ -210,11 +211,7 @@ class GeNNBackend(Backend):
         UnsupportedFeature
             If the delay is shorter than one step.
         """
-        probe = self.probe()
-        if not probe.ok:
-            raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
-        if int(n_steps) < 1:
-            raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+        probe = self._probe_for_build(n_steps)
         if spec.params.delay_steps < 1:
             raise UnsupportedFeature(f"backend {self.name!r} needs a delay of >= 1 step")
         self.close()
@@ -258,16 +255,20 @@ class GeNNBackend(Backend):
             raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps, build has {self._n_steps}")
         batched = self.options.genn_backend == "cuda"
         groups = [drive.trials] if batched else [(t,) for t in drive.trials]
-        tables, window, work_dir = [], 0, ""
+        tables, window, work_dir, stepping_s = [], 0, "", 0.0
         for group in groups:
-            table, window, work_dir = self._run_batch(dataclasses.replace(drive, trials=tuple(group)))
+            table, window, work_dir, seconds = self._run_batch(dataclasses.replace(drive, trials=tuple(group)))
             tables.append(table)
+            stepping_s += seconds
         self._spikes = SpikeTable.concat(tables)
-        return RunReport(notes={"recording_window_steps": str(window), "work_dir": work_dir,
+        # inner_s: GeNN's stepping alone; the sim phase also holds code generation, compile and load, which
+        # need the batch size (the number of trials) and so cannot happen in build().
+        return RunReport(inner_s=stepping_s, notes={"recording_window_steps": str(window), "work_dir": work_dir,
                                 "batch_size": str(len(groups[0]) if groups else 0)})
 
-    def _run_batch(self, drive: Drive) -> tuple[SpikeTable, int, str]:
-        """Build and load a model with batch = the drive's trials, upload the drive, step in windows."""
+    def _run_batch(self, drive: Drive) -> tuple[SpikeTable, int, str, float]:
+        """Build and load a model with batch = the drive's trials, upload the drive, step in windows.
+        Returns (spikes, window steps, work dir, seconds spent stepping and pulling recordings)."""
         self.close()
         steps, next_idx, end_idx = drive_tables(drive, self._spec.n_neurons)
         model, pop, work_dir = self._make_model(drive.n_trials)
@@ -280,6 +281,7 @@ class GeNNBackend(Backend):
             pop.vars[var].current_view[:] = arr.reshape(pop.vars[var].current_view.shape)
             pop.vars[var].push_to_device()
         trials, step_parts, neuron_parts = [], [], []
+        t0 = time.perf_counter()
         for _ in range(drive.n_steps // window):
             for _ in range(window):
                 model.step_time()
@@ -289,10 +291,11 @@ class GeNNBackend(Backend):
                 step_parts.append(s)
                 neuron_parts.append(np.asarray(ids, np.int32))
                 trials.append(np.full(s.shape, drive.trials[b].trial, np.int32))
+        stepping_s = time.perf_counter() - t0
         table = SpikeTable.from_arrays(np.concatenate(trials) if trials else [],
                                        np.concatenate(step_parts) if step_parts else [],
                                        np.concatenate(neuron_parts) if neuron_parts else [])
-        return table, window, str(work_dir)
+        return table, window, str(work_dir), stepping_s
 
     def spikes(self) -> SpikeTable:
         """Spikes of the last run, trials numbered as in the drive."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
 from flyhpc.drive import Drive
-from flyhpc.errors import BackendUnavailable, ConfigError
+from flyhpc.errors import ConfigError
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -80,9 +80,7 @@ class NativeBackend(Backend):
         ConfigError, UnsupportedFeature
             For n_steps < 1, a delay under one step, or parameters the engines do not model.
         """
-        probe = self.probe()
-        if not probe.ok:
-            raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
+        probe = self._probe_for_build(n_steps)
         from flyhpc.engine import EngineNetwork, warm_up
 
         self.close()

@@ -108,11 +108,7 @@ class PyTorchBackend(Backend):
         ConfigError
             If `n_steps` < 1.
         """
-        probe = self.probe()
-        if not probe.ok:
-            raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
-        if int(n_steps) < 1:
-            raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+        probe = self._probe_for_build(n_steps)
         if spec.params.delay_steps < 1:
             raise UnsupportedFeature(f"backend {self.name!r} needs a synaptic delay of >= 1 step, "
                                      f"got delay_ms={spec.params.delay_ms} (dt_ms={spec.params.dt_ms})")

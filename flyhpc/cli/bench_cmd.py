@@ -5,7 +5,6 @@ Each command parses flags, calls flyhpc.bench / flyhpc.collect and renders with 
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from pathlib import Path
 
@@ -14,29 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-
-def grid_from_flags(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed):
-    """The grid named by --paper/--grid with the given flags replacing its values."""
-    from flyhpc import tasks
-
-    if paper and grid_name:
-        raise click.UsageError("give --paper or --grid, not both")
-    grid = tasks.load_grid("paper" if paper else (grid_name or "quick"))
-    given = dict(backends=tuple(backends), t_run_s=tuple(t_run_s), n_run=tuple(n_run), rounds=rounds,
-                 round_start=round_start, experiment=experiment, seed=seed)
-    return dataclasses.replace(grid, **{k: v for k, v in given.items() if v not in (None, ())})
+from flyhpc.cli.grid_flags import grid_from_flags, grid_options
 
 
 @click.command()
-@click.option("--paper", is_flag=True, help="The paper grid: t_run 0.1 1 10 100 s x n_run 1 4 8 16 32 x 5 rounds.")
-@click.option("--grid", "grid_name", help="Grid preset (jobs/grids/<name>.toml) or a .toml path; default: quick.")
-@click.option("--backend", "backends", multiple=True, help="Backend (repeat); replaces the grid's list.")
-@click.option("--t-run", "t_run_s", type=float, multiple=True, help="Simulated seconds per trial (repeat).")
-@click.option("--n-run", type=int, multiple=True, help="Trials per task (repeat).")
-@click.option("--rounds", type=int, help="Total rounds of the grid (rounds run: round-start..rounds).")
-@click.option("--round-start", type=int, help="First round to run (resume); never runs past --rounds.")
-@click.option("--experiment", help="Preset (sugar, p9) or 'index:I,J,...@RATE'.")
-@click.option("--seed", type=int, help="Base seed of the drive.")
+@grid_options
 @click.option("--run-label", help="Bundle name (results/<label>/); default bench_<date>_<time>.")
 @click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--connectome", default="auto", show_default=True, help="'auto', 'synthetic' or a folder.")

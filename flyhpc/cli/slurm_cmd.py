@@ -6,7 +6,6 @@ the result with rich. No scheduling logic here.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -16,21 +15,12 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from flyhpc.cli.grid_flags import grid_from_flags, grid_options
 from flyhpc.sacct import CATEGORIES
 
 _FAILED_STATES = ("failed", "timeout", "cancelled", "out-of-memory")
 _SHORT = {"pending": "pend", "running": "run", "timeout": "t/o", "cancelled": "canc", "out-of-memory": "oom",
           "missing": "miss"}
-
-
-def _grid(paper: bool, grid_name: str | None, overrides: dict):
-    from flyhpc import tasks
-
-    if paper and grid_name:
-        raise click.UsageError("give --paper or --grid, not both")
-    grid = tasks.load_grid("paper" if paper else (grid_name or "quick"))
-    given = {k: v for k, v in overrides.items() if v not in (None, ())}
-    return dataclasses.replace(grid, **given) if given else grid
 
 
 def render_plan(console: Console, sp) -> None:
@@ -53,15 +43,7 @@ def render_plan(console: Console, sp) -> None:
 
 
 @click.command()
-@click.option("--paper", is_flag=True, help="The paper grid (jobs/grids/paper.toml): 6 backends x 20 points x 5 rounds.")
-@click.option("--grid", "grid_name", help="A grid name (jobs/grids/<name>.toml) or path; default: quick.")
-@click.option("--backend", "backends", multiple=True, help="Backends (repeat); overrides the grid's.")
-@click.option("--t-run", "t_run_s", type=float, multiple=True, help="Simulated seconds per trial (repeat).")
-@click.option("--n-run", type=int, multiple=True, help="Trials per task (repeat).")
-@click.option("--rounds", type=int, help="Number of rounds.")
-@click.option("--round-start", type=int, help="First round number.")
-@click.option("--experiment", help="Preset experiment key.")
-@click.option("--seed", type=int, help="Base seed of the drive.")
+@grid_options
 @click.option("--profile", default="local", show_default=True, help="Cluster profile: jobs/clusters/<name>.toml or a path.")
 @click.option("--run-label", required=True, help="Name of the results bundle (results/<label>/).")
 @click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
@@ -73,8 +55,7 @@ def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, expe
     """Expand a grid and submit one array per (backend, resource set); skip tasks already done."""
     from flyhpc import profiles, slurm, tasks
 
-    grid = _grid(paper, grid_name, dict(backends=tuple(backends), t_run_s=tuple(t_run_s), n_run=tuple(n_run),
-                                        rounds=rounds, round_start=round_start, experiment=experiment, seed=seed))
+    grid = grid_from_flags(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed)
     prof = profiles.load_profile(profile)
     todo = tasks.expand_grid(grid, run_label, str(results_root), connectome)
     sp = slurm.plan(todo, prof, container=not no_container)

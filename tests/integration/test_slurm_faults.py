@@ -140,7 +140,7 @@ def env(tmp_path, monkeypatch):
 
 def test_array_in_container_to_done(tmp_path, env):
     """Two tasks, one array, wrapped by (fake) apptainer; status done; resubmit has nothing to do."""
-    from flyhpc import slurm, slurm_status
+    from flyhpc import slurm
 
     env.write_text("{}")
     root = tmp_path / "results"
@@ -164,7 +164,7 @@ def test_array_in_container_to_done(tmp_path, env):
 
 def test_faults_then_resubmit_completes(tmp_path, env):
     """scancel, time-out, exception and requeue in one array; each ends right; resubmit completes the label."""
-    from flyhpc import slurm, slurm_status
+    from flyhpc import slurm
 
     root = tmp_path / "results"
     tasks = _tasks("faults", root, 5)
@@ -206,8 +206,7 @@ def test_slurmd_stopped_under_running_task(tmp_path, env):
     root = tmp_path / "results"
     (task,) = _tasks("slurmd", root, 1)
     env.write_text(json.dumps({task.key: "sleep:8"}))
-    record = slurm.submit(slurm.plan([task], _profile(tmp_path)), job_fn=fault_run)
-    job = record["submissions"][0]["job_id"]
+    slurm.submit(slurm.plan([task], _profile(tmp_path)), job_fn=fault_run)
     _wait_started(env, task.key)
     pid = int((SLURM_DIR / "pids" / "slurmd.pid").read_text())
     os.kill(pid, 15)
