@@ -2,8 +2,9 @@
 
 `BundlePaths` is the one owner of file names under `<results_root>/<label>/` (round folders,
 parquet + record + log per task, manifest, checksums, results CSV, lock, submission); `read_record`
-and `record_state` judge a task from its files alone. Writes nothing (see collect.py, worker.py).
-Entry points: `BundlePaths`, `read_record`, `record_state`, `framework_name`, `display_path`.
+and `disk_state` judge a task from its files alone (the one such judgement: status, submit, resubmit,
+collect and verify all use it through `flyhpc.slurm_status.status`). Writes nothing (see collect.py,
+worker.py). Entry points: `BundlePaths`, `read_record`, `disk_state`, `framework_name`, `display_path`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class BundlePaths:
         self.submission = self.label_dir / "submission.json"
         self.lock = self.label_dir / ".flyhpc.lock"
         self.comparisons = self.label_dir / "comparisons"
+        self.jobs_dir = self.label_dir / "slurm"  # submitit's pickles and job logs: private (0700)
 
     def round_dir(self, round_: int) -> Path:
         return self.label_dir / f"round_{int(round_):02d}"
@@ -119,34 +121,61 @@ def read_record(path: Path) -> dict[str, Any]:
     return data
 
 
-def record_state(record_path: Path, parquet_path: Path, parquet_sha256: str | None = None,
-                 hash_parquet: bool = True) -> tuple[str, str]:
-    """Judge a task from its files: ("done" | "error" | "missing" | "corrupt", reason).
+def disk_state(record_path: Path, parquet_path: Path, *, key: str | None = None, deep: bool = False,
+               parquet_sha256: str | None = None) -> tuple[str, str]:
+    """Judge a task from its files alone: (state, reason). The one place that reads a task's files.
 
-    done: the record says success and the parquet's sha256 equals the recorded one. error: the
-    record says `error: ...`. missing: no record (never run, or still running). corrupt: anything
-    else (unreadable record, parquet missing or not matching its recorded hash). `parquet_sha256`,
-    if given, is the parquet's hash computed by the caller (saves hashing it again). With
-    `hash_parquet=False` a parquet of the recorded size counts as done (fast views such as `status`
-    and planning; `verify`, `collect` and the worker's rerun check always hash).
+    States: "done"; "error" (the record says the task failed); "interrupted" (the record says a
+    signal ended it: `timeout: ...` / `cancelled: ...`); "stale" (the record was made for another
+    task key: another experiment, seed, connectome or result-changing option); "missing" (no
+    record: never ran, or still running); "corrupt" (anything else: unreadable record, parquet
+    missing, of another size, with a damaged footer or another row count than the record's spike
+    count, or — when hashed — another sha256).
+
+    The cheap check (size, parquet footer, row count) always runs; the parquet is hashed when `deep`
+    or when the caller passes its sha256 (`parquet_sha256`, so nothing is hashed twice).
     """
-    if not Path(record_path).exists():
+    record_path, parquet_path = Path(record_path), Path(parquet_path)
+    if not record_path.exists():
         return "missing", "no task record"
     try:
         rec = read_record(record_path)
     except DataError as exc:
         return "corrupt", str(exc)
+    if key is not None and rec.get("key") != key:
+        return "stale", (f"{record_path.name} was written for task {rec.get('key')!r}, not {key!r} "
+                         "(another experiment, seed, connectome or result-changing option)")
     status = str(rec["status"])
     if status.startswith("error"):
         return "error", status
+    if status.startswith(INTERRUPTED_PREFIXES):
+        return "interrupted", status
     if status != "success":
-        return "corrupt", f"{record_path}: unknown status {status!r}"
-    if not Path(parquet_path).is_file():
-        return "corrupt", f"{parquet_path}: missing although its record says success"
-    if Path(parquet_path).stat().st_size != rec.get("parquet_bytes", -1):
-        return "corrupt", f"{parquet_path}: size differs from its record"
-    if not hash_parquet and parquet_sha256 is None:
+        return "corrupt", f"{record_path.name}: unknown status {status!r}"
+    return _parquet_state(rec, parquet_path, deep, parquet_sha256)
+
+
+# Record status prefixes of a task ended by a signal (see worker.py): Slurm's word for it follows.
+INTERRUPTED_PREFIXES = ("timeout:", "cancelled:")
+
+
+def _parquet_state(rec: dict, parquet_path: Path, deep: bool, parquet_sha256: str | None) -> tuple[str, str]:
+    import pyarrow.parquet as pq
+
+    name = parquet_path.name
+    if not parquet_path.is_file():
+        return "corrupt", f"{name}: missing although its record says success"
+    size = parquet_path.stat().st_size
+    if size != rec.get("parquet_bytes", -1):
+        return "corrupt", f"{name}: {size} bytes, its record says {rec.get('parquet_bytes')}"
+    try:
+        rows = pq.ParquetFile(parquet_path).metadata.num_rows
+    except Exception as exc:  # noqa: BLE001 - any reader failure means a damaged footer
+        return "corrupt", f"{name}: unreadable parquet footer ({type(exc).__name__}: {exc})"
+    if rows != rec.get("spikes"):
+        return "corrupt", f"{name}: {rows} rows, its record says {rec.get('spikes')} spikes"
+    if not deep and parquet_sha256 is None:
         return "done", ""
     if (parquet_sha256 or sha256_file(parquet_path)) != rec.get("parquet_sha256"):
-        return "corrupt", f"{parquet_path}: sha256 differs from its record"
+        return "corrupt", f"{name}: sha256 differs from its record"
     return "done", ""

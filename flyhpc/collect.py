@@ -9,20 +9,18 @@ every file and names what is missing, extra or corrupt. Entry points: `collect`,
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import csv
-import fcntl
 import io
 import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
-from flyhpc.bundle import BundlePaths, framework_name, read_record, record_state
-from flyhpc.errors import ConfigError, FlyhpcError
-from flyhpc.files import atomic_path, sha256_file
+from flyhpc.bundle import BundlePaths, framework_name, read_record
+from flyhpc.errors import ConfigError
+from flyhpc.files import atomic_path, label_lock, sha256_file
 
 SEED_COLUMNS = ("framework", "n_run", "t_run", "setup_time", "build_time", "sim_time", "total_time",
                 "realtime_ratio", "spikes", "active_neurons", "status", "timestamp", "backend_key", "experiment",
@@ -34,58 +32,52 @@ RESULT_COLUMNS = SEED_COLUMNS + OUR_COLUMNS
 SEED_MANIFEST_COLUMNS = ("run_label", "round", "framework", "backend_key", "experiment", "experiment_key", "n_run",
                          "t_run", "spike_path", "spikes", "active_neurons", "status", "timestamp",
                          "spike_schema_version", "spike_time_column", "spike_time_unit")
-MANIFEST_COLUMNS = SEED_MANIFEST_COLUMNS + ("sha256", "drive", "dtype")
+MANIFEST_COLUMNS = SEED_MANIFEST_COLUMNS + ("sha256", "drive", "dtype", "task_key", "state", "reason", "job_id")
 GLOBAL_KEY = ("framework", "n_run", "t_run", "experiment_key", "run_label", "round")
 
 
 @dataclass(frozen=True)
 class CollectReport:
-    """What `collect` found and wrote."""
+    """What `collect` found (the label's status, every parquet hashed) and wrote."""
 
     run_label: str
+    status: Any  # slurm_status.StatusReport
     rows: int
-    done: int
-    errors: list[str]
-    corrupt: list[str]
-    in_progress: list[str]
     files: list[Path]
 
+    @property
+    def exit_code(self) -> int:
+        """0 when every planned task is done and intact; else the status exit code (4 or 75)."""
+        return self.status.exit_code
 
 @dataclass
 class VerifyReport:
-    """What `verify` found: checked file count and one line per problem (empty = all good)."""
+    """What `verify` found: files checked and one line per problem.
+
+    Integrity problems (`missing`, `extra`, `corrupt`: files against checksums.sha256 and records)
+    and completeness problems (`incomplete`: planned tasks that are not done).
+    """
 
     run_label: str
     checked: int = 0
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
+    status_code: int = 0
+
+    @property
+    def intact(self) -> bool:
+        return not (self.missing or self.extra or self.corrupt)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.corrupt)
+        return self.intact and not self.incomplete
 
-
-@contextlib.contextmanager
-def label_lock(paths: BundlePaths) -> Iterator[None]:
-    """Hold the label's lock (fcntl.flock); fail at once if another flyhpc command holds it.
-
-    Raises
-    ------
-    FlyhpcError
-        Another collect (or submit) holds the lock; nothing has been written.
-    """
-    paths.label_dir.mkdir(parents=True, exist_ok=True)
-    with open(paths.lock, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FlyhpcError(f"another flyhpc command (collect or submit) holds {paths.lock}; "
-                              "wait for it to finish and run collect again") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    @property
+    def exit_code(self) -> int:
+        """0: complete and intact; 5: a file is missing, extra or damaged; else the status code (4/75)."""
+        return 5 if not self.intact else self.status_code
 
 
 def _fmt(value, digits: int | None = None) -> str:
@@ -159,63 +151,72 @@ def hash_files(paths: list[Path], workers: int | None = None) -> dict[Path, str]
         return dict(zip(paths, pool.map(sha256_file, paths)))
 
 
-def collect(results_root: str | Path, run_label: str, global_csv: str | Path | None = None) -> CollectReport:
-    """Write benchmark-results.csv, manifest.csv and checksums.sha256 of a label from its records.
+def _planned_row(task, state: str, reason: str, job_id: str) -> dict[str, str]:
+    """A manifest row for a planned task that has no valid result."""
+    return {"run_label": task.run_label, "round": str(task.round), "framework": framework_name(task.backend),
+            "backend_key": task.backend, "experiment_key": task.experiment, "n_run": str(task.n_run),
+            "t_run": repr(float(task.t_run_s)), "status": state, "task_key": task.key, "state": state,
+            "reason": reason, "job_id": job_id}
 
-    Success rows need a parquet matching its recorded sha256 (else the task is reported corrupt
-    and left out); error records give a row with their status; a parquet without a record is a
-    task still running and is left out. Running twice gives identical files.
+
+def collect(results_root: str | Path, run_label: str, global_csv: str | Path | None = None) -> CollectReport:
+    """Write benchmark-results.csv, manifest.csv and checksums.sha256 of a label; report what is missing.
+
+    Every planned task (submission.json) gets a manifest row with its state (the one decision of
+    `slurm_status.status`, with every parquet hashed) and reason. benchmark-results.csv has a row
+    per task that left a record (success or error). checksums.sha256 lists exactly the intact
+    files: done parquets with their records, error records, the CSV and the manifest; a corrupt
+    file never gets a checksum. Always writes what it can; `CollectReport.exit_code` says whether
+    the bundle is complete. Running twice gives identical files.
 
     Raises
     ------
     ConfigError
-        The label folder does not exist.
+        The label folder or its submission.json does not exist.
     FlyhpcError
-        Another collect holds the label's lock.
+        Another flyhpc command holds the label's lock.
     """
+    from flyhpc.slurm import load_submission, task_from_dict
+    from flyhpc.slurm_status import status
+
     paths = BundlePaths(results_root, run_label)
     if not paths.label_dir.is_dir():
         raise ConfigError(f"unknown run label {run_label!r}: {paths.label_dir} does not exist")
-    with label_lock(paths):
-        rows, manifest, done, errors, corrupt = [], [], [], [], []
-        parquets: list[Path] = []
-        records: list[Path] = []
-        rec_files = paths.record_files()
-        hashes = hash_files([p.with_suffix(".parquet") for p in rec_files if p.with_suffix(".parquet").is_file()])
-        for rec_path in rec_files:
-            parquet = rec_path.with_suffix(".parquet")
-            state, reason = record_state(rec_path, parquet, hashes.get(parquet))
-            if state == "corrupt":
-                corrupt.append(f"{paths.relative(rec_path)}: {reason}")
+    with label_lock(paths.lock, f"collect {run_label}"):
+        planned = {k: task_from_dict(v) for k, v in load_submission(results_root, run_label)["tasks"].items()}
+        hashes = hash_files([paths.parquet(t) for t in planned.values() if paths.parquet(t).is_file()])
+        report = status(results_root, run_label, require_scheduler=False, hashes=hashes)
+        rows, manifest, intact = [], [], []
+        for row in report.rows:
+            task = planned[row.key]
+            record_path, parquet = paths.record(task), paths.parquet(task)
+            rec = read_record(record_path) if row.state in ("done", "failed") and record_path.is_file() else None
+            if rec is not None and row.state == "failed" and not str(rec["status"]).startswith("error"):
+                rec = None  # a record that is not an error record is not evidence of this failure
+            if rec is not None:
+                rows.append(result_row(rec, paths.relative(parquet) if row.state == "done" else ""))
+                intact.append(record_path)
+            if row.state != "done":
+                manifest.append(_planned_row(task, row.state, row.reason, row.job_id))
                 continue
-            rec = read_record(rec_path)
-            records.append(rec_path)
-            rel = paths.relative(parquet) if state == "done" else ""
-            row = result_row(rec, rel)
-            rows.append(row)
-            if state == "error":
-                errors.append(f"{rec.get('key', paths.relative(rec_path))}: {rec['status']}")
-                continue
-            done.append(rec.get("key", rel))
-            parquets.append(parquet)
-            manifest.append({**{k: row[k] for k in SEED_MANIFEST_COLUMNS if k in row},
+            intact.append(parquet)
+            res = rows[-1]
+            manifest.append({**{k: res[k] for k in SEED_MANIFEST_COLUMNS if k in res},
                              "spike_schema_version": "1", "spike_time_column": "time_ms", "spike_time_unit": "ms",
-                             "sha256": rec["parquet_sha256"], "drive": row["drive"], "dtype": row["dtype"]})
-        in_progress = sorted(paths.relative(p) for p in paths.label_dir.glob("round_*/*.parquet")
-                             if not p.with_suffix(".json").exists())
-        rows.sort(key=lambda r: (int(r["round"]), r["backend_key"], int(r["n_run"]), float(r["t_run"])))
-        manifest.sort(key=lambda r: (int(r["round"]), r["backend_key"], int(r["n_run"]), float(r["t_run"])))
+                             "sha256": rec["parquet_sha256"], "drive": res["drive"], "dtype": res["dtype"],
+                             "task_key": row.key, "state": "done", "reason": "", "job_id": row.job_id})
+        order = lambda r: (int(r["round"]), r["backend_key"], int(r["n_run"]), float(r["t_run"]))  # noqa: E731
+        rows.sort(key=order)
+        manifest.sort(key=order)
         _write_if_changed(paths.results_csv, _csv_text(RESULT_COLUMNS, rows))
         _write_if_changed(paths.manifest, _csv_text(MANIFEST_COLUMNS, manifest))
-        listed = parquets + records + [paths.manifest, paths.results_csv]
+        listed = intact + [paths.manifest, paths.results_csv]
         digests = {**hashes, **hash_files([p for p in listed if p not in hashes])}
-        lines = sorted(f"{digests[p]}  {paths.relative(p)}" for p in listed)
-        lines.sort(key=lambda line: line[66:])
-        _write_if_changed(paths.checksums, "".join(line + "\n" for line in lines))
+        lines = sorted((paths.relative(p), digests[p]) for p in listed)
+        _write_if_changed(paths.checksums, "".join(f"{digest}  {rel}\n" for rel, digest in lines))
         if global_csv:
             upsert_global(Path(global_csv), rows)
-    return CollectReport(run_label, len(rows), len(done), errors, corrupt, in_progress,
-                         [paths.results_csv, paths.manifest, paths.checksums])
+    return CollectReport(run_label, report, len(rows), [paths.results_csv, paths.manifest, paths.checksums])
 
 
 def upsert_global(path: Path, rows: list[dict[str, str]]) -> None:
@@ -241,17 +242,15 @@ def upsert_global(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 def verify(results_root: str | Path, run_label: str) -> VerifyReport:
-    """Re-hash every file of checksums.sha256 and re-check every record against its parquet.
-
-    Names every file listed but missing, every parquet/record on disk not listed (extra), every
-    hash mismatch, and every record that disagrees with its parquet (hash, size, row count).
+    """Check a bundle: integrity (every file against checksums.sha256, every record against its
+    parquet) and completeness (every task of the label's submission present, done and intact).
 
     Raises
     ------
     ConfigError
-        The label folder does not exist.
+        The label folder or its submission.json does not exist.
     """
-    import pyarrow.parquet as pq
+    from flyhpc.slurm_status import status
 
     paths = BundlePaths(results_root, run_label)
     if not paths.label_dir.is_dir():
@@ -274,24 +273,13 @@ def verify(results_root: str | Path, run_label: str) -> VerifyReport:
     report.corrupt += sorted(f"{p}: sha256 differs from checksums.sha256" for p, f in present.items()
                              if actual[f] != listed[p])
     on_disk = sorted(paths.label_dir.glob("round_*/*.parquet")) + paths.record_files()
-    report.extra += sorted(f"{paths.relative(p)} (not in checksums.sha256)" for p in on_disk
-                           if paths.relative(p) not in listed)
-    by_path = {f: actual[f] for f in present.values()}  # parquets hashed above are not hashed again
-    for rec_path in paths.record_files():
-        parquet = rec_path.with_suffix(".parquet")
-        state, reason = record_state(rec_path, parquet, by_path.get(parquet))
-        if state == "corrupt":
-            report.corrupt.append(f"{paths.relative(rec_path)}: {reason}")
-        elif state == "done":
-            rec = read_record(rec_path)
-            try:
-                n_rows = pq.ParquetFile(parquet).metadata.num_rows
-            except Exception as exc:  # noqa: BLE001 - any reader failure means the file is damaged
-                report.corrupt.append(f"{paths.relative(parquet)}: unreadable parquet ({exc})")
-                continue
-            if n_rows != rec.get("spikes"):
-                report.corrupt.append(f"{paths.relative(parquet)}: {n_rows} rows but its record says "
-                                      f"{rec.get('spikes')} spikes")
+    report.extra += sorted(f"{paths.relative(p)} (not in checksums.sha256: run `flyhpc collect {run_label}`)"
+                           for p in on_disk if paths.relative(p) not in listed)
+    st = status(results_root, run_label, deep=True, require_scheduler=False, hashes=actual)
+    for row in st.rows:
+        if row.state == "corrupt":
+            report.corrupt.append(f"{row.key}: {row.reason}")
+        elif row.state != "done":
+            report.incomplete.append(f"{row.key}: {row.state}" + (f" ({row.reason})" if row.reason else ""))
+    report.status_code = st.exit_code
     return report
-
-

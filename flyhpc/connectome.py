@@ -8,6 +8,7 @@ pickle. Knows nothing about simulators or drive. Entry points: `Connectome`, `lo
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -55,19 +56,44 @@ class Connectome:
         return self.source.startswith("synthetic")
 
 
+COMPLETENESS_HEADER = ",Completed"
+
+
+def _check_completeness_header(path: Path) -> None:
+    """Refuse a Completeness CSV whose first line is not FlyWire's header (an unnamed root-id column first)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            first = fh.readline()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file; expected the FlyWire Completeness CSV") from None
+    head = (next(csv.reader([first]), None) or [""])[0].strip()
+    shown = first.rstrip("\r\n")
+    if head.lstrip("+-").isdigit():
+        raise DataError(f"{path}: first line {shown!r} is a root id, not a header row; expected the header "
+                        f"{COMPLETENESS_HEADER!r} of the FlyWire Completeness CSV (unnamed root-id column first)")
+    if head:
+        raise DataError(f"{path}: no root-id column: the first column must be FlyWire's unnamed root-id column "
+                        f"(header {COMPLETENESS_HEADER!r}), found header {shown!r}")
+
+
 def read_completeness(path: Path) -> np.ndarray:
     """FlyWire root ids from a Completeness CSV (first column), in file order.
+
+    The file is laid out as FlyWire ships it: a header row whose first field is empty (the root-id
+    column, ",Completed"), then one neuron per line.
 
     Raises
     ------
     DataError
-        If the file is missing, has no id column, holds non-integer ids or repeats an id.
+        If the file is missing, lacks the header row or the root-id column, holds non-integer ids or
+        repeats an id.
     """
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"neuron list {path} not found (run `flyhpc data fetch` or `flyhpc data synth`)")
+    _check_completeness_header(path)
     try:
         frame = pd.read_csv(path, usecols=[0], dtype={0: "int64"}, engine="c")
     except (ValueError, pd.errors.ParserError) as exc:

@@ -1,8 +1,10 @@
 """Apptainer images: which .def builds which backend's image, and the build commands.
 
 Owns the mapping backend -> apptainer/<name>.def -> <images dir>/<image>.sif (image names come from
-each backend's `caps.image`) and the `apptainer build` command lines. It runs nothing unless asked.
-Also the images' %test (`smoke_test`). Entry points: `image_plan`, `build_images`, `smoke_test`, `DEF_DIR`.
+each backend's `caps.image`; definitions are found in the `flyhpc.config_paths` order) and the
+`apptainer build` command lines, run in the folder above the definition's apptainer/ (the flyhpc source
+tree the images install). It runs nothing unless asked. Also the images' %test (`smoke_test`).
+Entry points: `image_plan`, `build_images`, `smoke_test`, `DEF_DIR` (the definitions packaged with flyhpc).
 """
 
 from __future__ import annotations
@@ -14,19 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flyhpc import backends as registry
+from flyhpc import config_paths
 from flyhpc.errors import BackendUnavailable, ConfigError
 
-DEF_DIR = Path(__file__).resolve().parent.parent / "apptainer"
+DEF_DIR = (config_paths.PACKAGED / "apptainer").resolve()
 
 
 @dataclass(frozen=True)
 class ImageBuild:
-    """One image to build: its backend, definition file, output .sif and the command."""
+    """One image to build: its backend, definition file, output .sif, the command and the folder it runs in.
+
+    `context` is the folder above the definition's apptainer/: the definitions copy it into the image
+    (`%files . /opt/flyhpc/src`) and pip-install it, so it must be a flyhpc source tree.
+    """
 
     backend: str
     def_file: Path
     sif: Path
     command: tuple[str, ...]
+    context: Path
 
 
 def images_dir() -> Path:
@@ -40,14 +48,16 @@ def image_name(backend: str) -> str:
     return image if image.startswith("flyhpc-") else f"flyhpc-{backend}"
 
 
-def image_plan(backend: str | None = None, out_dir: Path | None = None, def_dir: Path = DEF_DIR,
-               cuda_arch: str = "80") -> list[ImageBuild]:
+def image_plan(backend: str | None = None, out_dir: Path | None = None, cuda_arch: str = "80") -> list[ImageBuild]:
     """The builds for one backend (plus the base image first) or for all of them.
+
+    Each `<image>.def` is the first found in the `flyhpc.config_paths` order (config folder's apptainer/,
+    ./apptainer, the packaged definitions).
 
     Raises
     ------
     ConfigError
-        If `backend` is unknown or its definition file is missing.
+        If `backend` is unknown or its definition file is found nowhere (naming the folders searched).
     """
     out_dir = images_dir() if out_dir is None else Path(out_dir)
     keys = registry.names() if backend is None else [backend]
@@ -60,24 +70,40 @@ def image_plan(backend: str | None = None, out_dir: Path | None = None, def_dir:
             names.append(image)
     plan = []
     for name in names:
-        def_file = def_dir / f"{name}.def"
-        if not def_file.is_file():
-            raise ConfigError(f"no definition file {def_file} for image {name!r}")
+        def_file = config_paths.find("apptainer", name)
+        if def_file is None:
+            raise ConfigError(f"no definition file {name}.def for image {name!r}; searched "
+                              f"{', '.join(map(str, config_paths.search_dirs('apptainer')))}")
         sif = out_dir / f"{name}.sif"
         cmd = ["apptainer", "build", "--force"]
         if name == "flyhpc-nestgpu":
             cmd += ["--build-arg", f"CUDA_ARCH={cuda_arch}"]
-        plan.append(ImageBuild(backend or "all", def_file, sif, tuple(cmd + [str(sif), str(def_file)])))
+        plan.append(ImageBuild(backend or "all", def_file, sif, tuple(cmd + [str(sif), str(def_file)]),
+                               def_file.parent.parent))
     return plan
 
 
 def build_images(plan: list[ImageBuild]) -> None:
-    """Run every build of `plan` in order (raises BackendUnavailable without apptainer)."""
+    """Run every build of `plan` in order, each in its `context` folder.
+
+    Raises
+    ------
+    BackendUnavailable
+        Without apptainer on PATH.
+    ConfigError
+        If a build's context is not a flyhpc source tree (an installed wheel ships the definitions, not
+        the sources they install): checked for every build before any runs.
+    """
     if not shutil.which("apptainer"):
         raise BackendUnavailable("apptainer is not on PATH; use --dry-run to print the commands")
     for item in plan:
+        if not ((item.context / "setup.cfg").is_file() and (item.context / "flyhpc").is_dir()):
+            raise ConfigError(f"{item.def_file}: building it needs the flyhpc source tree around it (setup.cfg "
+                              f"and flyhpc/ in {item.context}); run it in a flyhpc checkout, whose ./apptainer/ "
+                              "comes first")
+    for item in plan:
         item.sif.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(item.command, check=True, cwd=DEF_DIR.parent)
+        subprocess.run(item.command, check=True, cwd=item.context)
 
 
 # What a GPU backend's smoke test can do where the build host has no GPU (images are often built on

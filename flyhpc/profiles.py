@@ -1,9 +1,11 @@
-"""Cluster profiles (jobs/clusters/*.toml): where tasks run and with what resources.
+"""Cluster profiles (clusters/<name>.toml, found as `flyhpc.config_paths` says): where tasks run, with what.
 
-Owns the profile schema, its validation (unknown keys fail with every valid key listed), the
-per-backend resources, backend options (`[backends.<name>.options]`) and the time-limit model. Imports no submitit and submits nothing; the
-Slurm layer (`flyhpc.slurm`) turns a profile into executors. Entry points: `load_profile`,
-`ClusterProfile.resources`, `Resources.time_limit_min`, `profile_names`.
+Owns the profile schema and its validation (unknown keys fail with every valid key listed, unknown
+`[backends.<name>]` tables with every registered backend, values of the wrong TOML type with the type
+expected), the per-backend resources, backend options (`[backends.<name>.options]`) and the time-limit
+model, which says when it had to clamp a limit to `max_time_min`. Imports no submitit and submits nothing;
+the Slurm layer (`flyhpc.slurm`) turns a profile into executors. Entry points: `load_profile`,
+`ClusterProfile.resources`, `ClusterProfile.time_limit`, `ClusterProfile.time_limit_min`, `profile_names`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
+from flyhpc import config_paths
 from flyhpc.errors import ConfigError, FlyhpcError
 
 EXECUTORS = ("slurm", "local", "debug")
@@ -44,6 +47,13 @@ class Resources:
     def wall_estimate_s(self, t_run_s: float, n_run: int) -> float:
         """Expected wall seconds of one task (no safety factor)."""
         return self.base_s + n_run * (self.per_trial_s + self.per_sim_s * t_run_s)
+
+
+class TimeLimit(NamedTuple):
+    """A task's time limit in minutes, and whether `max_time_min` cut it below what the model asks for."""
+
+    minutes: int
+    clamped: bool
 
 
 @dataclass(frozen=True)
@@ -77,8 +87,9 @@ class ClusterProfile:
         """The resources of `backend`: its own table, else the profile's `[default]` table."""
         return self.backends.get(backend, self.default)
 
-    def time_limit_min(self, backend: str, t_run_s: float, n_run: int, time_factor: float = 1.0) -> int:
-        """Slurm time limit (minutes) for one task, rounded up to the time ladder.
+    def time_limit(self, backend: str, t_run_s: float, n_run: int, time_factor: float = 1.0,
+                   at_least_min: int = 0) -> TimeLimit:
+        """Slurm time limit for one task, rounded up to the time ladder, and whether it was clamped.
 
         Parameters
         ----------
@@ -86,17 +97,24 @@ class ClusterProfile:
             The task's backend key and size.
         time_factor
             Extra multiplier (``resubmit --time-factor``), on top of the profile's safety factor.
+        at_least_min
+            A floor before rounding (``resubmit --time-factor`` raises the earlier limit, not only the model's).
 
         Returns
         -------
-        int
-            Minutes, within [min_time_min, max_time_min].
+        TimeLimit
+            `minutes` within [min_time_min, max_time_min]; `clamped` is true when the model asks for
+            more than `max_time_min` (the task may time out, and a larger factor cannot help).
         """
         wall_s = self.resources(backend).wall_estimate_s(t_run_s, n_run)
         minutes = math.ceil(wall_s * self.safety_factor * time_factor / 60.0)
-        minutes = max(minutes, self.min_time_min)
+        minutes = max(minutes, self.min_time_min, at_least_min)
         rung = next((m for m in TIME_LADDER_MIN if m >= minutes), minutes)
-        return min(rung, self.max_time_min)
+        return TimeLimit(min(rung, self.max_time_min), minutes > self.max_time_min)
+
+    def time_limit_min(self, backend: str, t_run_s: float, n_run: int, time_factor: float = 1.0) -> int:
+        """Minutes of `time_limit` (the same arguments), for callers that do not warn about clamping."""
+        return self.time_limit(backend, t_run_s, n_run, time_factor).minutes
 
     def backend_options(self, backend: str) -> dict[str, Any]:
         """Options of `backend` from its `[backends.<name>.options]` table ({} if none)."""
@@ -125,22 +143,59 @@ def _check_keys(table: Mapping[str, Any], valid: set[str], where: str) -> None:
                           f"valid keys: {', '.join(sorted(valid))}")
 
 
-def _resources(table: Mapping[str, Any], base: Resources, where: str) -> Resources:
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{where} must be a table, got {table!r}")
+# Expected TOML type of each key, and its lower bound: (kind, minimum). Booleans are never numbers here
+# (Python's True == 1) and strings are never booleans ("false" is true in Python).
+_CLUSTER_TYPES: dict[str, tuple[str, float | None]] = {
+    "executor": ("string", None), "partition": ("string", None), "account": ("string", None),
+    "qos": ("string", None), "image_dir": ("string", None), "apptainer": ("string", None),
+    "python": ("string", None), "container": ("boolean", None), "binds": ("strings", None),
+    "slurm_setup": ("strings", None), "max_array_size": ("integer", 1), "array_parallelism": ("integer", 1),
+    "min_time_min": ("integer", 1), "max_time_min": ("integer", 1), "signal_delay_s": ("integer", 0),
+    "safety_factor": ("number", 1),
+}
+_RES_TYPES: dict[str, tuple[str, float | None]] = {
+    "gpus": ("integer", 0), "cpus": ("integer", 1), "mem_gb": ("number", 0), "image": ("string", None),
+    "base_s": ("number", 0), "per_trial_s": ("number", 0), "per_sim_s": ("number", 0),
+}
+_KIND_TEXT = {"string": "a string", "boolean": "true or false (a TOML boolean, unquoted)", "integer": "an integer",
+              "number": "a number", "strings": "a list of strings"}
+
+
+def _toml_type(value: Any) -> str:
+    """The TOML type of a parsed value, with its article, for error messages ("a boolean")."""
+    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
+                       (list, "a list"), (Mapping, "a table")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
+
+
+def _check_types(table: Mapping[str, Any], types: Mapping[str, tuple[str, float | None]], where: str) -> None:
+    """Every key of `table` has its expected TOML type and bound; raises ConfigError naming the key."""
+    for key, value in table.items():
+        kind, minimum = types[key]
+        ok = {"string": isinstance(value, str), "boolean": isinstance(value, bool),
+              "integer": isinstance(value, int) and not isinstance(value, bool),
+              "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "strings": isinstance(value, list) and all(isinstance(v, str) for v in value)}[kind]
+        expected = _KIND_TEXT[kind] + ("" if minimum is None else f" >= {minimum:g}")
+        if not ok:
+            raise ConfigError(f"{where}.{key} = {value!r}: expected {expected}, got {_toml_type(value)}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{where}.{key} = {value!r}: expected {expected}")
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table, got {_toml_type(value)}: {value!r}")
+    return dict(value)
+
+
+def _resources(table: Any, base: Resources, where: str) -> Resources:
+    table = _table(table, where)
     _check_keys(table, _RES_KEYS, where)
-    res = dataclasses.replace(base, **table)
-    for key in ("gpus", "cpus"):
-        value = getattr(res, key)
-        if not isinstance(value, int) or value < (1 if key == "cpus" else 0):
-            raise ConfigError(f"{where}.{key} = {value!r}: expected an integer >= {1 if key == 'cpus' else 0}")
-    for key in ("mem_gb", "base_s", "per_trial_s", "per_sim_s"):
-        value = getattr(res, key)
-        if not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"{where}.{key} = {value!r}: expected a number >= 0")
-    if not isinstance(res.image, str):
-        raise ConfigError(f"{where}.image = {res.image!r}: expected a file name")
-    return res
+    _check_types(table, _RES_TYPES, where)
+    return dataclasses.replace(base, **table)
 
 
 def _backend_options(backend: str, table: Any, where: str) -> dict[str, Any]:
@@ -170,21 +225,28 @@ def profile_from_dict(data: Mapping[str, Any], name: str, source: str = "<dict>"
     Raises
     ------
     ConfigError
-        Unknown keys (listing the valid ones), bad types or values, an unknown executor.
+        Unknown keys (listing the valid ones), an unknown `[backends.<name>]` table (listing the
+        registered backends), a value of the wrong type (naming the key and the type expected), a
+        bad value, an unknown executor.
     """
+    from flyhpc import backends as registry
+
     where = source
     data = dict(data)
-    cluster = dict(data.pop("cluster", {}))
+    cluster = _table(data.pop("cluster", {}), f"{where} [cluster]")
     default_table = data.pop("default", {})
-    backend_tables = dict(data.pop("backends", {}))
-    sbatch = dict(data.pop("sbatch", {}))
+    backend_tables = _table(data.pop("backends", {}), f"{where} [backends]")
+    sbatch = _table(data.pop("sbatch", {}), f"{where} [sbatch]")
     _check_keys(data, {"cluster", "default", "backends", "sbatch"}, f"{where} (top-level tables)")
     _check_keys(cluster, _TOP_KEYS - {"sbatch"}, f"{where} [cluster]")
+    _check_types(cluster, _CLUSTER_TYPES, f"{where} [cluster]")
     for key in ("binds", "slurm_setup"):
         if key in cluster:
-            if not isinstance(cluster[key], list) or not all(isinstance(v, str) for v in cluster[key]):
-                raise ConfigError(f"{where} [cluster].{key}: expected a list of strings, got {cluster[key]!r}")
             cluster[key] = tuple(cluster[key])
+    for key in backend_tables:
+        if key not in registry.REGISTRY:
+            raise ConfigError(f"{where} [backends.{key}]: unknown backend {key!r}; valid backends: "
+                              f"{', '.join(registry.names())}")
     default = _resources(default_table, Resources(), f"{where} [default]")
     options = {}
     for key, tab in backend_tables.items():
@@ -203,30 +265,18 @@ def profile_from_dict(data: Mapping[str, Any], name: str, source: str = "<dict>"
 
 
 def _validate(prof: ClusterProfile, where: str) -> None:
+    """The checks across keys (types and bounds are checked key by key before)."""
     if prof.executor not in EXECUTORS:
         raise ConfigError(f"{where} [cluster].executor = {prof.executor!r}; valid: {', '.join(EXECUTORS)}")
-    for key in ("max_array_size", "array_parallelism", "min_time_min", "max_time_min"):
-        value = getattr(prof, key)
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{where} [cluster].{key} = {value!r}: expected an integer >= 1")
     if prof.min_time_min > prof.max_time_min:
         raise ConfigError(f"{where}: min_time_min {prof.min_time_min} > max_time_min {prof.max_time_min}")
-    if not isinstance(prof.safety_factor, (int, float)) or prof.safety_factor < 1:
-        raise ConfigError(f"{where} [cluster].safety_factor = {prof.safety_factor!r}: expected a number >= 1")
-    if not isinstance(prof.signal_delay_s, int) or prof.signal_delay_s < 0:
-        raise ConfigError(f"{where} [cluster].signal_delay_s = {prof.signal_delay_s!r}: expected an integer >= 0")
-    for key in ("partition", "account", "qos", "image_dir", "apptainer", "python"):
-        if not isinstance(getattr(prof, key), str):
-            raise ConfigError(f"{where} [cluster].{key} = {getattr(prof, key)!r}: expected a string")
     if prof.container and prof.executor != "slurm":
         raise ConfigError(f"{where}: container = true needs executor = 'slurm' (got {prof.executor!r})")
 
 
 def clusters_dirs() -> list[Path]:
-    """Folders searched for `<name>.toml`: ./jobs/clusters, then the checkout's jobs/clusters."""
-    here = Path.cwd() / "jobs" / "clusters"
-    repo = Path(__file__).resolve().parents[1] / "jobs" / "clusters"
-    return [here] if here.resolve() == repo else [here, repo]
+    """Folders searched for `<name>.toml`, in the order of `flyhpc.config_paths`."""
+    return config_paths.search_dirs("clusters")
 
 
 def profile_names() -> list[str]:
@@ -238,14 +288,15 @@ def profile_names() -> list[str]:
 
 
 def load_profile(name_or_path: str | Path) -> ClusterProfile:
-    """Load a cluster profile by name (jobs/clusters/<name>.toml) or by path.
+    """Load a cluster profile by name (clusters/<name>.toml in the `flyhpc.config_paths` order) or by path.
 
     `local` without a file is the embedded default: submitit's local executor, one task at a time.
 
     Raises
     ------
     ConfigError
-        No such profile (listing the known ones), a TOML syntax error, or a schema error.
+        No such profile (listing the known ones), a file that is not UTF-8 or not valid TOML (naming
+        the file), or a schema error.
     """
     text = str(name_or_path)
     candidates = [Path(text)] if text.endswith(".toml") or "/" in text else \
@@ -253,7 +304,12 @@ def load_profile(name_or_path: str | Path) -> ClusterProfile:
     for path in candidates:
         if path.is_file():
             try:
-                data = tomllib.loads(path.read_text())
+                data = tomllib.loads(path.read_bytes().decode("utf-8"))
+            except OSError as exc:
+                raise ConfigError(f"{path}: cannot read the profile ({exc.strerror})") from None
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                                  "a profile is a UTF-8 TOML file") from None
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{path}: not valid TOML: {exc}") from None
             return profile_from_dict(data, name=path.stem, source=str(path))

@@ -3,7 +3,8 @@
 `simulate` drives a backend through its stages (build, setup, sim, collect) under a `PhaseTimer`
 and checks the spikes it hands back; `run_experiment` adds loading (connectome, network, drive)
 and writing (spike parquet, rates CSV, JSON record) for `flyhpc run`. Neither knows about Slurm
-or benchmark bundles (see worker.py). Entry points: `PhaseTimer`, `load_inputs`, `simulate`, `run_experiment`.
+or benchmark bundles (see worker.py). Entry points: `PhaseTimer`, `load_inputs`,
+`check_inputs`, `simulate`, `run_experiment`.
 """
 
 from __future__ import annotations
@@ -133,6 +134,26 @@ def load_inputs(connectome: str | None, data_dir: Path, experiment: Experiment, 
     spec = build_network(conn, experiment, params)
     drive = make_drive(spec, n_steps, n_run, base_seed=seed, round_=round_)
     return conn, spec, drive
+
+
+def check_inputs(connectome: str | None, data_dir: Path, experiment: Experiment):
+    """The input checks of `flyhpc run`, for commands that queue work (submit, bench) before they queue it.
+
+    Loads the connectome (cached after the first time) and resolves the experiment's neurons in it.
+
+    Returns
+    -------
+    Connectome
+        Whose `digest` the planned tasks then carry (the worker refuses another one).
+
+    Raises
+    ------
+    ConfigError, DataError
+        No such connectome folder; an experiment neuron (named) that the connectome lacks.
+    """
+    conn = load_connectome(resolve_sources(connectome, data_dir))
+    experiment.resolve(conn.flywire_ids)
+    return conn
 
 
 def exp_name(backend: str, t_run_s: float, n_run: int) -> str:

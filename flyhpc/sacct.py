@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flyhpc.errors import FlyhpcError
 
-# flyhpc's words, in the order status tables show them.
+# flyhpc's words for scheduler states (task states add "corrupt": flyhpc.slurm_status.STATES).
 CATEGORIES = ("pending", "running", "done", "failed", "timeout", "cancelled", "out-of-memory", "missing")
 
 _STATE_CATEGORY = {
@@ -26,7 +26,7 @@ _STATE_CATEGORY = {
     "OUT_OF_MEMORY": "out-of-memory",
 }
 
-FIELDS = ("JobID", "State", "ExitCode", "Elapsed", "NodeList", "Reason")
+FIELDS = ("JobID", "State", "ExitCode", "Elapsed", "NodeList", "Reason", "JobName")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class JobState:
     elapsed: str = ""
     node: str = ""
     reason: str = ""
+    name: str = ""
 
     @property
     def category(self) -> str:
@@ -79,15 +80,15 @@ def parse(text: str) -> dict[str, JobState]:
         if len(cols) < 2 or not cols[0] or "." in cols[0]:
             continue
         cols += [""] * (len(FIELDS) - len(cols))
-        job_id, state, exit_code, elapsed, node, reason = (c.strip() for c in cols[:len(FIELDS)])
+        job_id, state, exit_code, elapsed, node, reason, name = (c.strip() for c in cols[:len(FIELDS)])
         m = _ARRAY_RE.match(job_id)
         if m is None:
-            states[job_id] = JobState(job_id, state, exit_code, elapsed, node, reason)
+            states[job_id] = JobState(job_id, state, exit_code, elapsed, node, reason, name)
             continue
         base, single, ranges = m.groups()
         for index in ([int(single)] if single is not None else _expand(ranges)):
             key = f"{base}_{index}"
-            states[key] = JobState(key, state, exit_code, elapsed, node, reason)
+            states[key] = JobState(key, state, exit_code, elapsed, node, reason, name)
     return states
 
 

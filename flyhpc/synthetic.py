@@ -5,14 +5,16 @@ excitatory) plus feed-forward pathways downstream of "sensory" seed sets: every 
 neurons (sugar GRNs, P9) and a number of random sets, so the structure is not tailored to presets
 alone. Pathway strengths are calibrated so `sugar` gives the real brain's activity (about 17,000
 spikes and 300-500 active neurons per trial-second). Every file it writes says it is synthetic.
-Entry points: `SynthParams`, `generate`, `default_sources`, `sources_in`.
+Neurons carry the real FlyWire v783 root ids packaged with flyhpc (resources/flywire_783_root_ids.gz,
+sha256-pinned), so the output never depends on where flyhpc is installed or what data lies around.
+Entry points: `SynthParams`, `generate`, `packaged_ids`, `default_sources`, `sources_in`.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +28,10 @@ from flyhpc.files import atomic_path, write_json_atomic
 from flyhpc.model import PRESETS
 
 FULL_SCALE_EDGES = 15_091_983
+PACKAGED_IDS = Path(__file__).resolve().parent / "resources" / "flywire_783_root_ids.gz"
+PACKAGED_IDS_SHA256 = "a4df4450683b1fd506acbb24b16495eca9ea3ba67504957f7466f28cbb9da759"
+# Recorded in every output's metadata; the packaged ids are those of Completeness_783.csv.
+PACKAGED_IDS_ORIGIN = "real ids from Completeness_783.csv"
 META_FILE = "synthetic.json"
 COMPLETENESS = "Completeness.csv"
 CONNECTIVITY = "Connectivity.parquet"
@@ -70,29 +76,40 @@ class SynthParams:
             raise ConfigError("SynthParams: a lognormal's mean cannot be below its median")
 
 
-def _find_ids_csv(data_dir: Path | None) -> Path | None:
-    candidates = []
-    if data_dir is not None:
-        candidates.append(Path(data_dir) / "Completeness_783.csv")
-    if os.environ.get("FLYHPC_SHARED_DATA"):
-        candidates.append(Path(os.environ["FLYHPC_SHARED_DATA"]) / "Completeness_783.csv")
-    repo_root = Path(__file__).resolve().parent.parent
-    candidates.append(repo_root.parent / "shared" / "data" / "Completeness_783.csv")
-    return next((c for c in candidates if c.is_file()), None)
+def packaged_ids(path: Path = PACKAGED_IDS) -> np.ndarray:
+    """The 138,639 FlyWire v783 root ids shipped with flyhpc, in the row order of Completeness_783.csv.
+
+    The file (made by scripts/pack-flywire-ids.py) holds the ids delta-encoded as little-endian int64,
+    gzip-compressed; its sha256 is pinned in `PACKAGED_IDS_SHA256`.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or its sha256 is not the pinned one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"packaged FlyWire ids {path} not found; reinstall flyhpc")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != PACKAGED_IDS_SHA256:
+        raise DataError(f"packaged FlyWire ids {path}: sha256 {digest} does not match the pinned "
+                        f"{PACKAGED_IDS_SHA256}; the file is damaged, reinstall flyhpc")
+    return np.cumsum(np.frombuffer(gzip.decompress(data), dtype="<i8"), dtype=np.int64)
 
 
 def _neuron_ids(rng: np.random.Generator, n_neurons: int | None, ids_csv: Path | None) -> tuple[np.ndarray, str]:
-    if ids_csv is not None:
-        ids = read_completeness(ids_csv)
-        if n_neurons is not None and n_neurons < ids.size:
-            keep = np.sort(rng.choice(ids.size, size=n_neurons, replace=False))
-            ids = ids[keep]
-        elif n_neurons is not None and n_neurons > ids.size:
-            raise ConfigError(f"--neurons {n_neurons} exceeds the {ids.size} ids of {ids_csv}")
-        return ids, f"real ids from {ids_csv.name}"
-    n = 138_639 if n_neurons is None else int(n_neurons)
-    ids = 720575940600000000 + np.sort(rng.choice(50_000_000, size=n, replace=False)).astype(np.int64)
-    return ids, "generated ids (no Completeness_783.csv found)"
+    """The ids to use (all of them, or a sorted random subset of `n_neurons`) and where they came from."""
+    if ids_csv is None:
+        ids, origin, where = packaged_ids(), PACKAGED_IDS_ORIGIN, f"FlyWire v783 ({PACKAGED_IDS.name})"
+    else:
+        ids, origin, where = read_completeness(ids_csv), f"real ids from {ids_csv.name}", str(ids_csv)
+    if n_neurons is not None and n_neurons < ids.size:
+        keep = np.sort(rng.choice(ids.size, size=n_neurons, replace=False))
+        ids = ids[keep]
+    elif n_neurons is not None and n_neurons > ids.size:
+        raise ConfigError(f"--neurons {n_neurons} exceeds the {ids.size} ids of {where}")
+    return ids, origin
 
 
 def _lognormal_ints(rng, n, median, mean, cap, total) -> np.ndarray:
@@ -218,19 +235,22 @@ def build_edges(n: int, n_edges: int, seed: int, ids: np.ndarray, p: SynthParams
 
 
 def generate(out_dir, n_neurons: int | None = None, n_edges: int = FULL_SCALE_EDGES, seed: int = 0,
-             ids_csv=None, params: SynthParams = SynthParams(), data_dir: Path | None = None) -> Sources:
+             ids_csv=None, params: SynthParams = SynthParams()) -> Sources:
     """Write a synthetic Completeness CSV + Connectivity parquet (FlyWire schema) into `out_dir`.
 
-    Full scale by default: the 138,639 real ids (found as described in `_find_ids_csv`) and
-    15,091,983 edges. Same arguments, byte-identical files.
+    Full scale by default: the 138,639 real v783 ids packaged with flyhpc (`packaged_ids`; or those of
+    `ids_csv`) and 15,091,983 edges; a smaller `n_neurons` takes a seeded random subset of those ids.
+    Same arguments, byte-identical files, wherever flyhpc is installed.
 
     Raises
     ------
     ConfigError
-        If the sizes are impossible (fewer than 2 neurons, more edges than pairs).
+        If the sizes are impossible (fewer than 2 neurons, more neurons than ids, more edges than pairs).
+    DataError
+        If the packaged ids fail their sha256 check or `ids_csv` is not a Completeness CSV.
     """
     out_dir = Path(out_dir)
-    ids_csv = Path(ids_csv) if ids_csv else _find_ids_csv(data_dir)
+    ids_csv = Path(ids_csv) if ids_csv else None
     rng = np.random.default_rng([seed, FORMAT, 1])
     ids, id_origin = _neuron_ids(rng, n_neurons, ids_csv)
     n = ids.size
@@ -279,4 +299,4 @@ def default_sources(data_dir) -> Sources:
     found = sources_in(folder)
     if found is not None:
         return found
-    return generate(folder, seed=0, data_dir=Path(data_dir))
+    return generate(folder, seed=0)

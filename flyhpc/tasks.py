@@ -9,6 +9,8 @@ task may carry. Runs nothing and writes nothing. Entry points: `BenchmarkTask`, 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import re
 import tomllib
@@ -16,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flyhpc import backends
+from flyhpc import backends, config_paths
 from flyhpc.errors import ConfigError
 from flyhpc.model import PRESETS, Experiment, Params, validate_run
 
-GRIDS_DIR = Path(__file__).resolve().parents[1] / "jobs" / "grids"
-_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _INDEX_EXPERIMENT_RE = re.compile(r"^index:(\d+(?:,\d+)*)@(\d+(?:\.\d+)?)$")
 
 
@@ -31,7 +32,7 @@ def check_label(run_label: str) -> str:
     A label is 1-128 characters of letters, digits, `_`, `-` and `.`, starting with a letter or
     digit, and never contains `..`: no `/`, no shell metacharacters, no way out of the results root.
     """
-    if not isinstance(run_label, str) or not _LABEL_RE.match(run_label) or ".." in run_label:
+    if not isinstance(run_label, str) or not _LABEL_RE.fullmatch(run_label) or ".." in run_label:
         raise ConfigError(f"run label {run_label!r} is not allowed: use 1-128 letters, digits, '_', '-' or '.', "
                           "starting with a letter or digit, without '..', '/' or shell metacharacters")
     return run_label
@@ -58,6 +59,15 @@ def experiment_of(key: str) -> Experiment:
     rate_hz = float(m.group(2))
     return Experiment(name=f"indices {m.group(1)} ({rate_hz:g} Hz)", key=key, activate=indices,
                       rate_hz=rate_hz, by="index")
+
+
+def experiment_digest(key: str) -> str:
+    """The digest of the experiment a task names; an unknown name digests as itself (its task fails
+    with the reason when it runs, and still has a key to record that under)."""
+    try:
+        return experiment_of(key).digest()
+    except ConfigError:
+        return f"unknown:{key}"
 
 
 def _check_t_run(t_run_s, where: str) -> float:
@@ -141,6 +151,26 @@ class BenchmarkTask:
         object.__setattr__(self, "backend_options", _option_pairs(self.backend_options, where))
 
     @property
+    def fingerprint(self) -> str:
+        """sha256 of everything that changes the task's spikes beyond its name.
+
+        The experiment's digest (what is driven and silenced, at which rates), the base seed, the
+        connectome's digest and the backend options that change results (`result_options`). Two
+        tasks with one name and different fingerprints would write the same file with different
+        spikes: a label refuses that (`flyhpc.slurm.check_identity`) and a record made for another
+        fingerprint never counts as done.
+        """
+        body = {"experiment": experiment_digest(self.experiment), "seed": self.seed,
+                "connectome": self.connectome_digest,
+                "options": backends.result_options(self.backend, dict(self.backend_options))}
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+    @property
+    def name(self) -> str:
+        """Human name, unique inside a label: `<label>/round_XX/<stem>`."""
+        return f"{self.run_label}/round_{self.round:02d}/{self.stem}"
+
+    @property
     def stem(self) -> str:
         """File stem shared by the task's parquet, record and log: `brian2cpp_t1.0s_n1`."""
         from flyhpc.runner import exp_name
@@ -149,8 +179,8 @@ class BenchmarkTask:
 
     @property
     def key(self) -> str:
-        """Stable id: `<label>/round_XX/<stem>`."""
-        return f"{self.run_label}/round_{self.round:02d}/{self.stem}"
+        """Stable id: `<label>/round_XX/<stem>@<fingerprint[:10]>` (name + what changes the results)."""
+        return f"{self.name}@{self.fingerprint[:10]}"
 
 
 @dataclass(frozen=True)
@@ -194,12 +224,12 @@ _GRID_KEYS = {f.name for f in dataclasses.fields(Grid)} - {"name"}
 
 
 def known_grids() -> list[str]:
-    """Names of the grid presets in jobs/grids/."""
-    return sorted(p.stem for p in GRIDS_DIR.glob("*.toml"))
+    """Names of the grid presets in the searched folders (`flyhpc.config_paths`)."""
+    return config_paths.names("grids")
 
 
 def load_grid(name_or_path: str | Path) -> Grid:
-    """Read a grid preset (`paper`, `quick`: jobs/grids/<name>.toml) or a TOML file path.
+    """Read a grid preset (`paper`, `quick`: grids/<name>.toml, see `flyhpc.config_paths`) or a TOML file path.
 
     The file has one `[grid]` table whose keys are the fields of `Grid` (t_run_s, n_run, ...).
 
@@ -211,9 +241,10 @@ def load_grid(name_or_path: str | Path) -> Grid:
     text = str(name_or_path)
     path = Path(text)
     if not (text.endswith(".toml") or path.is_file()):
-        path = GRIDS_DIR / f"{text}.toml"
+        path = config_paths.find("grids", text) or path
     if not path.is_file():
-        raise ConfigError(f"unknown grid {text!r}; known: {', '.join(known_grids())} (or a path to a .toml file)")
+        raise ConfigError(f"unknown grid {text!r}; known: {', '.join(known_grids())} (or a path to a .toml file); "
+                          f"searched {', '.join(map(str, config_paths.search_dirs('grids')))}")
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -259,7 +290,8 @@ def check_grid(grid: Grid, where: str = "", registered_only: bool = False) -> No
         raise ConfigError(f"{where}.seed must be an integer >= 0, got {grid.seed!r}")
 
 
-def expand_grid(grid: Grid, run_label: str, results_root: str | Path, connectome: str = "auto") -> list[BenchmarkTask]:
+def expand_grid(grid: Grid, run_label: str, results_root: str | Path, connectome: str = "auto",
+                connectome_digest: str = "") -> list[BenchmarkTask]:
     """Every task of a grid, ordered by round, backend, n_run, t_run; duplicates (1 and 1.0) once.
 
     Raises
@@ -279,7 +311,7 @@ def expand_grid(grid: Grid, run_label: str, results_root: str | Path, connectome
                 for t_run_s in t_values:
                     task = BenchmarkTask(run_label=run_label, round=rnd, backend=backend, experiment=grid.experiment,
                                          t_run_s=t_run_s, n_run=n_run, seed=grid.seed, connectome=connectome,
-                                         connectome_digest="", results_root=str(results_root))
+                                         connectome_digest=connectome_digest, results_root=str(results_root))
                     if task.key not in seen:
                         seen.add(task.key)
                         out.append(task)

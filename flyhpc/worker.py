@@ -2,9 +2,10 @@
 
 The unit Slurm (and `flyhpc bench`) runs: `run(task)` times every phase the same way for every
 backend, writes the spike parquet and then the record atomically, and always leaves a record —
-`success` with the parquet's sha256, or `error: ...` with the traceback in the task's log and no
-parquet. Knows nothing about schedulers beyond reading job ids from the environment.
-Entry points: `run`, `task_state`.
+`success` with the parquet's sha256, `error: ...` with the traceback in the task's log and no
+parquet, or `timeout: ...` / `cancelled: ...` naming the signal Slurm sent (flyhpc.job_signals).
+Each attempt appends to the task's log under its own header. Knows nothing about schedulers beyond
+reading job ids from the environment. Entry points: `run`, `is_done`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from flyhpc import __version__
-from flyhpc.bundle import BundlePaths, framework_name, read_record, record_state
+from flyhpc import job_signals
+from flyhpc.bundle import BundlePaths, disk_state, framework_name, read_record
 from flyhpc.errors import DataError, FlyhpcError, TaskFailed
 from flyhpc.files import sha256_file, write_json_atomic
 from flyhpc.tasks import BenchmarkTask, experiment_of
@@ -28,13 +30,10 @@ from flyhpc.tasks import BenchmarkTask, experiment_of
 _JOB_ENV = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID"}
 
 
-def task_state(task: BenchmarkTask, hash_parquet: bool = True) -> str:
-    """"done" | "error" | "missing" | "corrupt", judged from the task's files on disk only.
-
-    `hash_parquet=False` trusts a parquet of the recorded size (fast views over large bundles).
-    """
+def is_done(task: BenchmarkTask, deep: bool = True) -> bool:
+    """The task's files say it is done (`bundle.disk_state`; `deep` hashes the parquet)."""
     paths = BundlePaths(task.results_root, task.run_label)
-    return record_state(paths.record(task), paths.parquet(task), hash_parquet=hash_parquet)[0]
+    return disk_state(paths.record(task), paths.parquet(task), key=task.key, deep=deep)[0] == "done"
 
 
 def _now() -> str:
@@ -66,11 +65,14 @@ def _base_record(task: BenchmarkTask, started: str) -> dict:
 
 
 class _Log:
-    """The task log: one timestamped line per event, flushed at once (readable while running)."""
+    """The task log, appended to by every attempt under its own header; lines flushed at once."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, header: str):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(path, "w")
+        previous = path.read_text(errors="replace").count("\n=== attempt ") if path.is_file() else 0
+        self.attempt = previous + 1
+        self.fh = open(path, "a")
+        self.fh.write(f"\n=== attempt {self.attempt}: {header} ===\n")
 
     def __call__(self, msg: str) -> None:
         self.fh.write(f"[{datetime.now():%Y-%m-%d %H:%M:%S}] {msg}\n")
@@ -95,10 +97,12 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
     """
     paths = BundlePaths(task.results_root, task.run_label)
     parquet, record_path, log_path = paths.parquet(task), paths.record(task), paths.log(task)
-    if not force and record_state(record_path, parquet)[0] == "done":
+    if not force and is_done(task):
         return read_record(record_path)
-    log = _Log(log_path)
-    record = _base_record(task, _now())
+    started = _now()
+    record = _base_record(task, started)
+    log = _Log(log_path, f"started {started} on {record['node']}, job {record['job_id'] or '-'}")
+    record["attempt"] = log.attempt
     log(f"task {task.key}: backend {task.backend}, experiment {task.experiment}, "
         f"t_run {task.t_run_s} s x {task.n_run}, seed {task.seed}, connectome {task.connectome}")
     for stale in (record_path, parquet):  # an earlier attempt's files: the task is "missing" while it runs
@@ -110,13 +114,16 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
         with contextlib.suppress(FileNotFoundError):
             parquet.unlink()
         reason = str(exc).splitlines()[0] if str(exc) else ""
-        record.update(status=f"error: {type(exc).__name__}: {reason}"[:500], finished_utc=_now(),
-                      log=log_path.name)
-        log(f"FAILED: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        signalled = job_signals.interruption()
+        status = signalled if signalled else f"error: {type(exc).__name__}: {reason}"
+        if signalled and not isinstance(exc, job_signals.TaskInterrupted):
+            status += f"; the task then failed: {type(exc).__name__}: {reason}"
+        record.update(status=status[:500], finished_utc=_now(), log=log_path.name)
+        log(f"FAILED: {status}\n{traceback.format_exc()}")
         log.close()
         write_json_atomic(record_path, record)
-        if not isinstance(exc, Exception):
-            raise  # KeyboardInterrupt / SystemExit: the record says error, the signal goes on
+        if not isinstance(exc, Exception) or signalled:
+            raise  # KeyboardInterrupt / SystemExit / Slurm's signal: the record says so, the exit goes on
         raise TaskFailed(f"task {task.key} failed: {type(exc).__name__}: {reason} (log: {log_path})",
                          task.key, str(log_path)) from exc
     log(f"done: {record['spikes']} spikes, {record['active_neurons']} active, phases {record['phases_s']}")

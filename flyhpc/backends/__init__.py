@@ -1,6 +1,6 @@
 """Backend registry: key -> "module:Class", imported on demand so `--help` loads no simulator.
 
-Entry points: `REGISTRY`, `names`, `get`. An unknown key raises `UnknownBackendError` listing the
+Entry points: `REGISTRY`, `names`, `get`, `result_options`. An unknown key raises `UnknownBackendError` listing the
 known ones; a backend whose module cannot be imported raises `BackendUnavailable` with the reason.
 """
 
@@ -24,6 +24,15 @@ REGISTRY: dict[str, str] = {
 def names() -> list[str]:
     """Every registered backend key, in registry order."""
     return list(REGISTRY)
+
+
+def result_options(name: str, values: dict) -> dict:
+    """The options of backend `name` that change results (imports the backend only when options are given)."""
+    if not values:
+        return {}
+    from flyhpc.backends.base import result_options as _filter
+
+    return _filter(get(name), values)
 
 
 def get(name: str):

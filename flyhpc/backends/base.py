@@ -132,6 +132,16 @@ class Backend(abc.ABC):
 
 OPTIONS_ENV = "FLYHPC_BACKEND_OPTIONS"
 
+# Field metadata of an option that steers how a run goes (which GPU, retries, debugging) but not
+# its spikes: such options stay out of a task's fingerprint.
+RUN_ONLY = {"run_only": True}
+
+
+def result_options(cls: type[Backend], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The options among `values` that can change a run's spikes (every field not marked RUN_ONLY)."""
+    run_only = {f.name for f in dataclasses.fields(cls.Options) if f.metadata.get("run_only")}
+    return {k: v for k, v in values.items() if k not in run_only}
+
 
 def make_options(cls: type[Backend], values: Mapping[str, Any]):
     """`cls.Options` from plain values (JSON or TOML: lists become tuples); the dataclass validates them.

@@ -205,7 +205,11 @@ def drive_run_args(net: BrianNetwork, trial: TrialDrive) -> dict:
 
 
 def spike_steps(net: BrianNetwork) -> tuple[np.ndarray, np.ndarray]:
-    """(steps int64, neurons int32) recorded by the monitor, steps = round(t / dt)."""
-    t_s = np.asarray(net.monitor.t_[:], dtype=np.float64)
+    """(steps int64, neurons int32) recorded by the monitor, steps = round(t / dt); copies, not views.
+
+    Brian2 >= 2.10 keeps runtime monitor arrays in C++ dynamic arrays whose numpy views do not keep the
+    memory alive: a view read after the network is freed (or the monitor grows) holds garbage.
+    """
+    t_s = np.array(net.monitor.t_[:], dtype=np.float64)
     steps = np.rint(t_s / (net.dt_ms * 1e-3)).astype(np.int64)
-    return steps, np.asarray(net.monitor.i[:], dtype=np.int32)
+    return steps, np.array(net.monitor.i[:], dtype=np.int32)

@@ -3,8 +3,9 @@
 Shares the network construction (`brian2_network`) and the build-once / run-per-trial lifecycle of
 `Brian2CppBackend`; owns only the CUDA device preferences (compute capability, GPU id, nvcc flags
 without fast math, GPU detection off where there is no GPU). Code generation and nvcc compilation are
-verified here; simulation needs a GPU and is not run here. Entry points: `Brian2CudaBackend`,
-`Brian2CudaOptions`.
+verified here; simulation needs a GPU and is not run here. make, nvcc and the binary are started by
+Brian2's own `compile_source` / `run`, which Brian2CUDA inherits, so they run with SIGUSR2 ignored as
+in brian2cpp (see `child_signals`). Entry points: `Brian2CudaBackend`, `Brian2CudaOptions`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from flyhpc.backends.base import Capabilities, Probe
+from flyhpc.backends.base import RUN_ONLY, Capabilities, Probe
 from flyhpc.backends.brian2cpp_backend import Brian2CppBackend
 from flyhpc.errors import BackendUnavailable, ConfigError
 
@@ -81,8 +82,8 @@ class Brian2CudaOptions:
     """
 
     compute_capability: float = 8.0
-    gpu_id: int | None = None
-    detect_gpus: str = "auto"
+    gpu_id: int | None = field(default=None, metadata=RUN_ONLY)
+    detect_gpus: str = field(default="auto", metadata=RUN_ONLY)
 
     def __post_init__(self) -> None:
         cc = self.compute_capability

@@ -6,21 +6,26 @@ network. Trials are deterministic and distinct because the drive is the shared p
 the network itself draws no random numbers (Brian2GeNN rejects `seed()` in standalone code anyway).
 Everything runs on Brian2's defaultclock, the only clock Brian2GeNN accepts, and the drive is a
 SpikeGeneratorGroup (Brian2GeNN has no TimedArray). Owns the GeNN device
-preferences (GPU or GeNN's CPU-only mode). Entry points: `Brian2GeNNBackend`, `Brian2GeNNOptions`.
+preferences (GPU or GeNN's CPU-only mode). Brian2GeNN starts genn-buildmodel.sh, make and the binary
+with fixed argument lists, so this process ignores SIGUSR2 (Slurm's pre-timeout warning) while a trial
+is built and run, and its children inherit that (`child_signals.usr2_ignored_in_process`; a warning
+arriving then is lost); SIGTERM still ends them. Entry points: `Brian2GeNNBackend`, `Brian2GeNNOptions`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.child_signals import usr2_ignored_in_process
 from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import ConfigError, FlyhpcError
 from flyhpc.network import NetworkSpec
@@ -43,7 +48,7 @@ class Brian2GeNNOptions:
     CPU-only code (Brian2GeNN's use_GPU=False), which needs no CUDA at all.
     """
 
-    keep_builds: bool = False
+    keep_builds: bool = field(default=False, metadata=RUN_ONLY)
     use_gpu: bool = True
 
     def __post_init__(self) -> None:
@@ -141,7 +146,9 @@ class Brian2GeNNBackend(Backend):
         b2.prefs.devices.genn.connectivity = "SPARSE"
         try:
             net = build_brian_network(spec, n_steps, trial=trial, default_clock=True, drive_source="generator")
-            net.network.run(n_steps * spec.params.dt_ms * b2.ms)
+            # build_on_run: this run generates, compiles (genn-buildmodel.sh, make) and runs ./main.
+            with usr2_ignored_in_process() if compile_and_run else contextlib.nullcontext():
+                net.network.run(n_steps * spec.params.dt_ms * b2.ms)
         except Exception as exc:
             raise FlyhpcError(f"backend {self.name!r}: trial {trial.trial} failed in {work_dir}: {exc}") from exc
         return net, b2.device

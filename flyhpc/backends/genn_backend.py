@@ -15,12 +15,12 @@ import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport
 from flyhpc.drive import Drive
 from flyhpc.errors import ConfigError, UnsupportedFeature
 from flyhpc.model import Params
@@ -73,7 +73,7 @@ class GeNNOptions:
     """Settings of the genn backend: GeNN code backend ("cuda" or "single_threaded_cpu") and CUDA device."""
 
     genn_backend: str = "cuda"
-    device_id: int = 0
+    device_id: int = field(default=0, metadata=RUN_ONLY)
 
     def __post_init__(self) -> None:
         if self.genn_backend not in ("cuda", "single_threaded_cpu"):

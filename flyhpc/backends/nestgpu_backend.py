@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport
 from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import BackendUnavailable, ConfigError, TaskFailed
 from flyhpc.network import NetworkSpec
@@ -39,9 +39,10 @@ class NestGpuOptions:
     max_attempts: tries per trial; timeout_s: per-trial limit (None: max(20 x t_run_s + 120, 300)).
     """
 
-    worker_cmd: tuple[str, ...] = field(default_factory=lambda: (sys.executable, "-m", "flyhpc.backends.nestgpu.worker"))
-    max_attempts: int = 3
-    timeout_s: float | None = None
+    worker_cmd: tuple[str, ...] = field(default_factory=lambda: (sys.executable, "-m", "flyhpc.backends.nestgpu.worker"),
+                                        metadata=RUN_ONLY)
+    max_attempts: int = field(default=3, metadata=RUN_ONLY)
+    timeout_s: float | None = field(default=None, metadata=RUN_ONLY)
 
     def __post_init__(self) -> None:
         if not self.worker_cmd or not all(isinstance(c, str) and c for c in self.worker_cmd):

@@ -8,10 +8,12 @@ any other exception is a bug and keeps its traceback. Entry point: `main`.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import click
 
-from flyhpc import __version__
+from flyhpc import __version__, config_paths
 from flyhpc.errors import FlyhpcError
 
 
@@ -33,9 +35,16 @@ class FlyhpcGroup(click.Group):
 @click.version_option(__version__, prog_name="flyhpc")
 @click.option("--debug", is_flag=True, help="Show the full traceback of flyhpc errors.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def cli(debug: bool, verbose: int) -> None:
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              envvar=config_paths.ENV_VAR, show_envvar=True, default=None,
+              help="Folder searched first for grids/<name>.toml, clusters/<name>.toml and apptainer/<name>.def "
+                   "(then ./jobs/ and ./apptainer/ here, then flyhpc's packaged defaults).")
+def cli(debug: bool, verbose: int, config_dir: Path | None) -> None:
     """Whole-brain LIF model of the adult fruit fly on six simulators and on Slurm."""
     from rich.logging import RichHandler
+
+    if config_dir is not None:  # for this process and every worker it starts
+        os.environ[config_paths.ENV_VAR] = str(config_dir.resolve())
 
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])

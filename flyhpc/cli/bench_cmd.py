@@ -13,13 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flyhpc.cli.grid_flags import grid_from_flags, grid_options
+from flyhpc.cli.grid_flags import grid_from_flags, grid_options, planned_tasks, results_root_option
+from flyhpc.cli.slurm_cmd import EXIT_CODES_HELP
 
 
 @click.command()
 @grid_options
 @click.option("--run-label", help="Bundle name (results/<label>/); default bench_<date>_<time>.")
-@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@results_root_option
 @click.option("--connectome", default="auto", show_default=True, help="'auto', 'synthetic' or a folder.")
 @click.option("--executor", type=click.Choice(["inline", "process", "local"]), default="process", show_default=True,
               help="inline: this process; process: a fresh process per task; local: submitit's local executor.")
@@ -28,11 +29,13 @@ from flyhpc.cli.grid_flags import grid_from_flags, grid_options
 def bench(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed, run_label,
           results_root, connectome, executor, force, no_collect):
     """Run a benchmark grid on this machine into results/<label>/round_XX/, then collect it."""
-    from flyhpc import bench as bench_lib, collect, tasks
+    from flyhpc import bench as bench_lib, collect, slurm
 
     grid = grid_from_flags(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed)
     label = run_label or datetime.now().strftime("bench_%Y%m%d_%H%M%S")
-    todo = tasks.expand_grid(grid, label, str(results_root), connectome)
+    todo = planned_tasks(grid, label, results_root, connectome)
+    if executor != "local":  # submit records the local executor's tasks itself
+        slurm.record_plan(todo)
     console = Console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
@@ -75,38 +78,54 @@ def _render(console: Console, outcomes) -> None:
             console.print(f"[red]{o.task.key}[/]: {o.record.get('status') or o.error}")
 
 
-@click.command(name="collect")
+@click.command(name="collect", epilog=EXIT_CODES_HELP)
 @click.argument("run_label")
-@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@results_root_option
 @click.option("--global-csv", type=click.Path(path_type=Path), help="Also upsert the rows into this CSV.")
-def collect_cmd(run_label, results_root, global_csv):
-    """Write benchmark-results.csv, manifest.csv and checksums.sha256 of a label from its task records."""
+@click.pass_context
+def collect_cmd(ctx, run_label, results_root, global_csv):
+    """Write benchmark-results.csv, manifest.csv and checksums.sha256 of a label from its task records.
+
+    Always writes what it can: the manifest lists every planned task with its state and reason, the
+    checksums cover exactly the intact files. Exits non-zero while the bundle is incomplete.
+    """
     from flyhpc import collect
 
     report = collect.collect(results_root, run_label, global_csv)
     console = Console()
-    console.print(f"{run_label}: {report.rows} row(s), {report.done} done, {len(report.errors)} error(s), "
-                  f"{len(report.corrupt)} corrupt, {len(report.in_progress)} in progress")
-    for line in report.errors + report.corrupt:
-        console.print(f"  [red]{line}[/]")
+    counts = {}
+    for row in report.status.rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    console.print(f"{run_label}: {len(report.status.rows)} planned task(s): "
+                  + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    for row in report.status.rows:
+        if row.state != "done":
+            console.print(f"  [red]{row.state}[/] {row.key}" + (f": {row.reason}" if row.reason else ""))
     for path in report.files:
         console.print(f"  wrote {path}")
+    if report.exit_code:
+        console.print(f"[bold red]{run_label}: bundle incomplete[/] (exit {report.exit_code}); "
+                      f"see `flyhpc status {run_label}` and `flyhpc resubmit {run_label}`")
+    ctx.exit(report.exit_code)
 
 
-@click.command(name="verify")
+@click.command(name="verify", epilog="Exit codes: 0 complete and intact; 5 a file is missing, extra or damaged; "
+                                     "otherwise as status: 4 a task is not done, 75 some still pending/running.")
 @click.argument("run_label")
-@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-def verify_cmd(run_label, results_root):
-    """Re-hash every file of a label and check each record against its parquet; exit 5 on a problem."""
+@results_root_option
+@click.pass_context
+def verify_cmd(ctx, run_label, results_root):
+    """Check a label: every planned task present, done and intact, every file against checksums.sha256."""
     from flyhpc import collect
-    from flyhpc.errors import IntegrityError
 
     report = collect.verify(results_root, run_label)
     console = Console()
-    for kind in ("missing", "extra", "corrupt"):
+    for kind in ("missing", "extra", "corrupt", "incomplete"):
         for line in getattr(report, kind):
             console.print(f"[red]{kind}[/]: {line}")
-    if not report.ok:
-        n = len(report.missing) + len(report.extra) + len(report.corrupt)
-        raise IntegrityError(f"{run_label}: {n} problem(s) in {report.checked} checked file(s)")
-    console.print(f"{run_label}: {report.checked} file(s) verified, all good")
+    if report.ok:
+        console.print(f"{run_label}: {report.checked} file(s) verified, every planned task done, all good")
+    else:
+        n = len(report.missing) + len(report.extra) + len(report.corrupt) + len(report.incomplete)
+        console.print(f"[bold red]{run_label}: {n} problem(s)[/] in {report.checked} checked file(s)")
+    ctx.exit(report.exit_code)

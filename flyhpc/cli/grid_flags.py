@@ -1,11 +1,13 @@
 """The grid flags shared by `flyhpc bench` and `flyhpc submit`: which grid, and the values that replace its own.
 
-Entry points: `grid_options` (the click options, in order) and `grid_from_flags`.
+Entry points: `grid_options` (the click options, in order), `grid_from_flags`, `planned_tasks` (the
+grid's tasks after the same input checks as `flyhpc run`) and `results_root_option`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import click
 
@@ -40,3 +42,26 @@ def grid_from_flags(paper, grid_name, backends, t_run_s, n_run, rounds, round_st
     given = dict(backends=tuple(backends), t_run_s=tuple(t_run_s), n_run=tuple(n_run), rounds=rounds,
                  round_start=round_start, experiment=experiment, seed=seed)
     return dataclasses.replace(grid, **{k: v for k, v in given.items() if v not in (None, ())})
+
+
+def planned_tasks(grid, run_label: str, results_root, connectome: str) -> list:
+    """Every task of `grid`, checked as `flyhpc run` checks its inputs, before anything is queued.
+
+    The connectome is loaded (cached after the first time) and the experiment's neurons resolved
+    in it, so an unknown FlyWire id or connectome folder fails here, not in every task on the
+    cluster; the tasks carry the connectome's digest (part of their key).
+    """
+    from flyhpc import tasks
+    from flyhpc.connectome import default_data_dir
+    from flyhpc.runner import check_inputs
+
+    tasks.check_label(run_label)
+    tasks.check_grid(grid, registered_only=True)
+    conn = check_inputs(connectome, default_data_dir(), tasks.experiment_of(grid.experiment))
+    return tasks.expand_grid(grid, run_label, str(results_root), connectome, connectome_digest=conn.digest)
+
+
+def results_root_option(command):
+    """The `--results-root` option every bundle command takes."""
+    return click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"),
+                        show_default=True, help="Folder holding the run labels.")(command)

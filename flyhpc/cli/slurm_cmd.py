@@ -7,7 +7,6 @@ the result with rich. No scheduling logic here.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 from rich.console import Console, Group
@@ -15,10 +14,10 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from flyhpc.cli.grid_flags import grid_from_flags, grid_options
-from flyhpc.sacct import CATEGORIES
+from flyhpc.cli.grid_flags import grid_from_flags, grid_options, planned_tasks, results_root_option
+from flyhpc.slurm_status import STATES
 
-_FAILED_STATES = ("failed", "timeout", "cancelled", "out-of-memory")
+_FAILED_STATES = ("failed", "timeout", "cancelled", "out-of-memory", "corrupt")
 _SHORT = {"pending": "pend", "running": "run", "timeout": "t/o", "cancelled": "canc", "out-of-memory": "oom",
           "missing": "miss"}
 
@@ -42,29 +41,40 @@ def render_plan(console: Console, sp) -> None:
     console.print(table)
 
 
+EXIT_CODES_HELP = ("Exit codes: 0 every task of the label done; 4 some task failed, timed out, was cancelled, "
+                   "ran out of memory, is missing or corrupt (even while others still run); 75 none of those, "
+                   "but some still pending or running.")
+
+
 @click.command()
 @grid_options
 @click.option("--profile", default="local", show_default=True, help="Cluster profile: jobs/clusters/<name>.toml or a path.")
 @click.option("--run-label", required=True, help="Name of the results bundle (results/<label>/).")
-@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@results_root_option
 @click.option("--connectome", default="auto", show_default=True, help="'auto', 'synthetic' or a folder.")
 @click.option("--no-container", is_flag=True, help="Run on the host's Python even if the profile uses Apptainer.")
+@click.option("--force", is_flag=True, help="Submit tasks again although the scheduler still holds them.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (arrays, resources, hours) and submit nothing.")
 def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed, profile, run_label,
-           results_root, connectome, no_container, dry_run):
-    """Expand a grid and submit one array per (backend, resource set); skip tasks already done."""
-    from flyhpc import profiles, slurm, tasks
+           results_root, connectome, no_container, force, dry_run):
+    """Expand a grid and submit one array per (backend, resource set); skip tasks already done.
+
+    The connectome and the experiment's neurons are checked first, as `flyhpc run` checks them.
+    A label holds one experiment, seed and connectome: adding tasks of another is refused.
+    """
+    from flyhpc import profiles, slurm
 
     grid = grid_from_flags(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed)
     prof = profiles.load_profile(profile)
-    todo = tasks.expand_grid(grid, run_label, str(results_root), connectome)
+    todo = planned_tasks(grid, run_label, results_root, connectome)
     sp = slurm.plan(todo, prof, container=not no_container)
     console = Console()
     render_plan(console, sp)
+    _warn_if_clamped(console, sp)
     _warn_if_synthetic(console, connectome)
     if dry_run or not sp.arrays:
         return
-    record = slurm.submit(sp)
+    record = slurm.submit(sp, force=force)
     new = record["submissions"][-len(sp.arrays):]
     console.print(f"submitted {sp.n_tasks} task(s): job(s) {', '.join(s['job_id'] for s in new)}; "
                   f"follow with `flyhpc status {run_label}`")
@@ -80,15 +90,24 @@ def _warn_if_synthetic(console: Console, connectome: str) -> None:
                       "full-scale synthetic connectome and their records say so.")
 
 
-def _status_view(report, results_root) -> Group:
+def _warn_if_clamped(console: Console, sp) -> None:
+    if sp.clamped:
+        key, wanted = next(iter(sp.clamped.items()))
+        console.print(f"[bold yellow]warning[/]: the time limit of {len(sp.clamped)} task(s) is capped at "
+                      f"max_time_min = {sp.profile.max_time_min} min of profile {sp.profile.name!r} "
+                      f"({sp.profile.source}) although the time model asks for more (e.g. {key}: {wanted} min); "
+                      "raise max_time_min there if they time out")
+
+
+def _status_view(report) -> Group:
     table = Table(title=f"{report.run_label}: {len(report.rows)} task(s)")
     table.add_column("backend", no_wrap=True)
-    for cat in CATEGORIES:
-        table.add_column(_SHORT.get(cat, cat), justify="right")
+    for state in STATES:
+        table.add_column(_SHORT.get(state, state), justify="right")
     table.add_column("progress")
     for backend, counts in sorted(report.counts.items()):
         total = sum(counts.values())
-        table.add_row(backend, *(str(counts[c]) if counts[c] else "." for c in CATEGORIES),
+        table.add_row(backend, *(str(counts[c]) if counts[c] else "." for c in STATES),
                       ProgressBar(total=total, completed=counts["done"], width=12))
     parts: list = [table]
     failures = report.failures()
@@ -104,40 +123,52 @@ def _status_view(report, results_root) -> Group:
     return Group(*parts)
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @click.argument("run_label")
-@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--watch", is_flag=True, help="Refresh until no task is pending or running.")
+@results_root_option
+@click.option("--watch", is_flag=True, help="Refresh until no task is pending or running, then exit with the code.")
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes.")
-def status(run_label, results_root, watch, interval):
+@click.option("--deep", is_flag=True, help="Hash every parquet against its record (else: size, footer, row count).")
+@click.option("--retry-for", type=float, default=600.0, show_default=True,
+              help="With --watch: seconds to keep retrying a failing sacct/slurmdbd before giving up.")
+@click.pass_context
+def status(ctx, run_label, results_root, watch, interval, deep, retry_for):
     """Per-backend counts (sacct joined with the task records) and the failing tasks with their logs."""
     from flyhpc import slurm_status
 
-    report = slurm_status.status(results_root, run_label)
-    if not watch:
-        Console().print(_status_view(report, results_root))
-        return
     console = Console()
-    with Live(_status_view(report, results_root), refresh_per_second=1, console=console) as live:
-        while report.active:
-            time.sleep(interval)
-            report = slurm_status.status(results_root, run_label)
-            live.update(_status_view(report, results_root))
-    if not console.is_terminal:
-        console.line()  # Live leaves its last frame without a line end when output is not a terminal
+    retry = dict(retry_s=retry_for if watch else 0.0,
+                 on_retry=lambda msg: console.print(f"[yellow]sacct failed[/]: {msg}"))
+    report = slurm_status.status(results_root, run_label, deep=deep, **retry)
+    if watch:
+        with Live(_status_view(report), refresh_per_second=1, console=console) as live:
+            while report.active:
+                time.sleep(interval)
+                report = slurm_status.status(results_root, run_label, deep=deep, **retry)
+                live.update(_status_view(report))
+        if not console.is_terminal:
+            console.line()  # Live leaves its last frame without a line end when output is not a terminal
+    else:
+        console.print(_status_view(report))
+    ctx.exit(report.exit_code)
 
 
 @click.command()
 @click.argument("run_label")
-@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--failed", is_flag=True, help="Tasks that failed, timed out, were cancelled or ran out of memory.")
+@results_root_option
+@click.option("--failed", is_flag=True, help="Tasks that failed, timed out, were cancelled, ran out of memory or are corrupt.")
 @click.option("--missing", is_flag=True, help="Tasks with no record and no job.")
 @click.option("--time-factor", type=float, default=1.0, show_default=True, help="Multiply the time limits.")
 @click.option("--profile", default=None, help="Another cluster profile (default: the one submitted with).")
 @click.option("--no-container", is_flag=True, help="Run on the host's Python even if the profile uses Apptainer.")
+@click.option("--force", is_flag=True, help="Submit even if another job of these tasks is still queued or running.")
 @click.option("--dry-run", is_flag=True, help="Show what would be resubmitted.")
-def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_container, dry_run):
-    """Submit again the tasks without a valid record (default: --failed and --missing)."""
+def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_container, force, dry_run):
+    """Submit again the tasks without a valid result (default: --failed and --missing).
+
+    Every parquet is hashed first, so a damaged one is rerun. A --time-factor that cannot raise a
+    time limit (the profile's max_time_min caps it) is refused with the key to raise.
+    """
     from flyhpc import profiles, slurm, slurm_status
 
     if time_factor < 1:
@@ -145,23 +176,24 @@ def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_
     states = (_FAILED_STATES if failed or not missing else ()) + (("missing",) if missing or not failed else ())
     prof = profiles.load_profile(profile) if profile else None
     if dry_run:
-        rows = [r for r in slurm_status.status(results_root, run_label).rows if r.state in states]
+        rows = slurm_status.status(results_root, run_label, deep=True).by_state(*states)
         Console().print(f"would resubmit {len(rows)} task(s): " + ", ".join(r.key for r in rows))
         return
     sp, _ = slurm.resubmit(results_root, run_label, states, profile=prof, time_factor=time_factor,
-                           container=not no_container)
+                           container=not no_container, force=force)
     console = Console()
     if not sp.arrays:
         console.print("nothing to resubmit")
         return
     render_plan(console, sp)
+    _warn_if_clamped(console, sp)
 
 
 @click.command()
 @click.argument("run_label")
-@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@results_root_option
 def cancel(run_label, results_root):
-    """Cancel every job of a run label (scancel; SIGTERM for local jobs)."""
+    """Cancel the label's jobs still queued or running (scancel, only jobs named for this label; SIGTERM for local jobs)."""
     from flyhpc import slurm
 
     ids = slurm.cancel(results_root, run_label)

@@ -53,7 +53,8 @@ def simulate(spec, n_steps, trial=None, init_g_mv=None):
     net.network.add(mon)
     net.network.run(n_steps * spec.params.dt_ms * b2.ms)
     steps, neurons = spike_steps(net)
-    return steps, neurons, mon.v_[:] * 1e3, mon.g_[:] * 1e3, np.asarray(mon.not_refractory[:], bool)
+    # Copies (np.array), not views: Brian2 >= 2.10's C++ dynamic arrays do not outlive the network.
+    return steps, neurons, mon.v_[:] * 1e3, mon.g_[:] * 1e3, np.array(mon.not_refractory[:], bool)
 
 
 @pytest.fixture(scope="module")

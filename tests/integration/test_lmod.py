@@ -1,6 +1,7 @@
 """Lmod: `module load flyhpc` from modules/ puts `flyhpc` on PATH and sets the flyhpc folders.
 
-Needs Debian's lmod (`apt-get install lmod`); skipped with the reason when it is absent.
+Needs Debian's lmod (`apt-get install lmod`); skipped with the reason when it is absent
+(a failure when FLYHPC_REQUIRE_LMOD=1, as in CI: tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def _run(script: str, tmp_path: Path, extra_env: dict | None = None) -> subproce
                           capture_output=True, text=True, env=env, timeout=120)
 
 
-pytestmark = pytest.mark.skipif(not LMOD_INIT.is_file() or shutil.which("bash") is None,
-                                reason="Lmod is not installed (/usr/share/lmod missing; apt-get install lmod)")
+pytestmark = [pytest.mark.lmod,
+              pytest.mark.skipif(not LMOD_INIT.is_file() or shutil.which("bash") is None,
+                                 reason="Lmod is not installed (/usr/share/lmod missing; apt-get install lmod)")]
 
 
 def test_module_load_puts_flyhpc_on_path(tmp_path):

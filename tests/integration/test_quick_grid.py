@@ -154,16 +154,20 @@ def test_unknown_label_for_collect_verify_compare(env):
         assert out.exit_code == 2 and "unknown run label 'nolabel'" in out.output
 
 
-def test_failing_task_exits_4_with_an_error_row(env):
-    out = _cli("bench", "--grid", "quick", "--backend", "brian2cpp", "--t-run", "0.02", "--n-run", "1",
-               "--run-label", "failing", "--results-root", env["results"], "--connectome", env["root"] / "nowhere",
-               "--executor", "inline")
-    assert out.exit_code == 4, out.output
-    paths = BundlePaths(env["results"], "failing")
-    (row,) = list(csv.DictReader(open(paths.results_csv)))
-    assert row["status"].startswith("error: ConfigError") and "nowhere" in row["status"]
-    assert not list(paths.round_dir(1).glob("*.parquet"))
-    assert "Traceback" in (paths.round_dir(1) / "brian2cpp_t0.02s_n1.log").read_text()
+def test_a_missing_connectome_is_refused_before_anything_runs(env):
+    """bench and submit check inputs as `run` does: exit 2 naming the folder, no task file written."""
+    for command in (["bench", "--executor", "inline"], ["submit", "--profile", "local"]):
+        out = _cli(*command, "--grid", "quick", "--backend", "brian2cpp", "--t-run", "0.02", "--n-run", "1",
+                   "--run-label", "failing", "--results-root", env["results"], "--connectome", env["root"] / "nowhere")
+        assert out.exit_code == 2 and "nowhere" in out.output, out.output
+        assert not (env["results"] / "failing").exists()
+
+
+def test_an_unknown_neuron_is_refused_by_submit(env):
+    out = _cli("submit", "--grid", "quick", "--backend", "native", "--experiment", "index:0,999@200",
+               "--profile", "local", "--run-label", "badid", "--results-root", env["results"], "--connectome", env["conn"])
+    assert out.exit_code == 2 and "999" in out.output, out.output
+    assert not (env["results"] / "badid").exists()
 
 
 def test_readme_main_flow_submit_watch_collect(env):
@@ -178,6 +182,7 @@ def test_readme_main_flow_submit_watch_collect(env):
     assert watched.exit_code == 0, watched.output
     collected = _cli("collect", label, "--results-root", env["results"])
     assert collected.exit_code == 0, collected.output
+    assert _cli("verify", label, "--results-root", env["results"]).exit_code == 0
     with open(env["results"] / label / "benchmark-results.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2 and {r["status"] for r in rows} == {"success"}

@@ -13,6 +13,7 @@ Needs `sbatch`, `sacct` and a cluster that answers (skipped with the reason othe
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -51,9 +52,9 @@ if _REASON:
 
 def fault_run(task):
     """Test job function: act on the fault planned for this task, then run the real task."""
-    from flyhpc import slurm
+    from flyhpc import job_signals, slurm
 
-    slurm.leave_time_limits_to_slurm()  # as run_task does, before the sleep
+    job_signals.install()  # as run_task does, before the sleep
     plan = json.loads(Path(os.environ["FLYHPC_TEST_FAULTS"]).read_text())
     action = plan.get(task.key, "")
     marker = Path(os.environ["FLYHPC_TEST_FAULTS"]).with_name(task.key.replace("/", "_") + ".started")
@@ -62,7 +63,7 @@ def fault_run(task):
     if action.startswith("sleep") and first:
         time.sleep(float(action.split(":")[1]))
     if action == "raise":
-        task = dataclasses.replace(task, experiment="no-such-experiment")  # the real worker rejects it
+        task = dataclasses.replace(task, connectome=task.connectome + "-missing")  # the real worker rejects it
     return slurm.run_task(task)
 
 
@@ -163,8 +164,10 @@ def test_array_in_container_to_done(tmp_path, env):
 
 
 def test_faults_then_resubmit_completes(tmp_path, env):
-    """scancel, time-out, exception and requeue in one array; each ends right; resubmit completes the label."""
+    """scancel, time-out, exception and requeue in one array; each ends right; a --time-factor the
+    profile caps is refused; resubmit (limits raised) completes the label."""
     from flyhpc import slurm
+    from flyhpc.errors import ConfigError
 
     root = tmp_path / "results"
     tasks = _tasks("faults", root, 5)
@@ -188,9 +191,14 @@ def test_faults_then_resubmit_completes(tmp_path, env):
     assert states[requeued].state == "done"  # ran again after the requeue
     _assert_bundle_clean(root, "faults")
 
+    assert report.exit_code == 4
+    capped = _profile(tmp_path, max_time_min=1)
+    with pytest.raises(ConfigError, match="max_time_min = 1; raise max_time_min there"):
+        slurm.resubmit(root, "faults", ("timeout",), profile=capped, time_factor=4.0)
     sp, _ = slurm.resubmit(root, "faults", ("failed", "timeout", "cancelled", "out-of-memory", "missing"),
                            profile=prof, time_factor=2.0)
     assert sorted(t.key for a in sp.arrays for t in a.tasks) == sorted([boom, cancelled, timeout])
+    assert {a.time_min for a in sp.arrays} == {2}  # 1 min before, x 2: raised, whatever the model says
     env.write_text("{}")  # the resubmitted tasks run as they are (the raise was the fault)
     report = slurm.wait(root, "faults", timeout_s=180, poll_s=1)
     assert report.complete, report.rows
@@ -216,3 +224,188 @@ def test_slurmd_stopped_under_running_task(tmp_path, env):
     report = slurm.wait(root, "slurmd", timeout_s=120, poll_s=1)
     assert [r.state for r in report.rows] == ["done"], report.rows
     _assert_bundle_clean(root, "slurmd")
+
+
+# ----------------------------------------------------------------------------- exit codes, damage, labels
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """The real `flyhpc` command in a fresh process (exit codes as a script sees them)."""
+    return subprocess.run([sys.executable, "-m", "flyhpc", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def _flip(path: Path, at: int, n: int = 8) -> None:
+    data = bytearray(path.read_bytes())
+    for k in range(at, at + n):
+        data[k] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_bundle_is_never_blessed_and_resubmit_repairs_it(tmp_path, env):
+    """Flipped bytes, a truncated parquet and a deleted record: status/collect/verify exit non-zero,
+    the checksums leave the damaged files out, resubmit (which hashes) reruns exactly those three,
+    and then collect, verify and sha256sum -c are clean."""
+    from flyhpc import slurm
+    from flyhpc.bundle import BundlePaths
+
+    env.write_text("{}")
+    root = tmp_path / "results"
+    todo = _tasks("damage", root, 4)
+    prof = _profile(tmp_path)
+    slurm.submit(slurm.plan(todo, prof))
+    assert slurm.wait(root, "damage", timeout_s=180, poll_s=1).complete
+    assert _cli("status", "damage", "--results-root", root).returncode == 0
+    assert _cli("collect", "damage", "--results-root", root).returncode == 0
+    assert _cli("verify", "damage", "--results-root", root).returncode == 0
+
+    paths = BundlePaths(root, "damage")
+    flipped, truncated, unrecorded, intact = todo
+    _flip(paths.parquet(flipped), 8)  # inside the first data page: same size, footer intact
+    with open(paths.parquet(truncated), "r+b") as fh:
+        fh.truncate(paths.parquet(truncated).stat().st_size // 2)
+    paths.record(unrecorded).unlink()
+
+    cheap = _cli("status", "damage", "--results-root", root)
+    assert cheap.returncode == 4, cheap.stdout  # truncated -> corrupt, no record -> missing
+    deep = _cli("status", "damage", "--results-root", root, "--deep")
+    assert deep.returncode == 4 and deep.stdout.count("corrupt") >= 2, deep.stdout
+    collected = _cli("collect", "damage", "--results-root", root)
+    assert collected.returncode == 4, collected.stdout + collected.stderr
+    manifest = {row["task_key"]: row for row in csv.DictReader(open(paths.manifest))}
+    assert {k: manifest[k]["state"] for k in manifest} == {
+        flipped.key: "corrupt", truncated.key: "corrupt", unrecorded.key: "missing", intact.key: "done"}
+    assert "sha256 differs" in manifest[flipped.key]["reason"]
+    listed = paths.checksums.read_text()
+    for task in (flipped, truncated, unrecorded):
+        assert paths.relative(paths.parquet(task)) not in listed
+    assert paths.relative(paths.parquet(intact)) in listed
+    subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=paths.label_dir, check=True)
+    verified = _cli("verify", "damage", "--results-root", root)
+    assert verified.returncode == 5 and "incomplete" in verified.stdout, verified.stdout
+
+    sp, _ = slurm.resubmit(root, "damage", ("failed", "timeout", "cancelled", "out-of-memory", "missing", "corrupt"),
+                           profile=prof)
+    assert sorted(t.key for a in sp.arrays for t in a.tasks) == sorted(t.key for t in (flipped, truncated, unrecorded))
+    assert slurm.wait(root, "damage", timeout_s=180, poll_s=1).complete
+    assert _cli("collect", "damage", "--results-root", root).returncode == 0
+    assert _cli("verify", "damage", "--results-root", root).returncode == 0
+    subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=paths.label_dir, check=True)
+    assert paths.log(flipped).read_text().count("=== attempt ") == 2  # the first attempt's log is kept
+    _assert_bundle_clean(root, "damage")
+
+
+def test_double_submit_and_label_reuse_are_refused(tmp_path, env):
+    """Submitting tasks that are still queued/running is refused (unless --force); so is a label reused
+    for another experiment or seed; status says 75 while they run and 0 after."""
+    from flyhpc import slurm
+    from flyhpc.errors import ConfigError
+
+    root = tmp_path / "results"
+    todo = _tasks("busy", root, 2)
+    env.write_text(json.dumps({todo[0].key: "sleep:15"}))
+    prof = _profile(tmp_path)
+    record = slurm.submit(slurm.plan(todo, prof), job_fn=fault_run)
+    _wait_started(env, todo[0].key)
+    running = _cli("status", "busy", "--results-root", root)
+    assert running.returncode == 75, running.stdout
+    with pytest.raises(ConfigError, match="still queued or running"):
+        slurm.submit(slurm.plan(todo, prof, skip_done=False))
+    other = [dataclasses.replace(t, experiment="index:0,1@200") for t in todo]
+    with pytest.raises(ConfigError, match="experiment 'index:0,1,2@200' there, 'index:0,1@200' now"):
+        slurm.submit(slurm.plan(other, prof))
+    with pytest.raises(ConfigError, match="seed 0 there, 3 now"):
+        slurm.submit(slurm.plan([dataclasses.replace(t, seed=3) for t in todo], prof))
+    saved = json.loads((root / "busy" / "submission.json").read_text())
+    assert len(saved["submissions"]) == len(record["submissions"]) == 1  # nothing was added
+    assert slurm.wait(root, "busy", timeout_s=120, poll_s=1).complete
+    assert _cli("status", "busy", "--results-root", root).returncode == 0
+    assert _cli("status", "busy", "--results-root", root, "--watch", "--interval", "0.5").returncode == 0
+
+
+def test_scancel_of_a_whole_array_and_cancel_of_only_this_labels_jobs(tmp_path, env):
+    """scancel of an array: every task 'cancelled', status/collect exit 4. `flyhpc cancel` signals only
+    jobs that are still queued/running and carry this label's job name — not a stranger's job that
+    happens to have an id the label once had."""
+    from flyhpc import slurm
+
+    root = tmp_path / "results"
+    mine, theirs = _tasks("mine", root, 2), _tasks("theirs", root, 1)
+    env.write_text(json.dumps({t.key: "sleep:300" for t in mine + theirs}))
+    prof = _profile(tmp_path)
+    stranger = slurm.submit(slurm.plan(theirs, prof), job_fn=fault_run)["submissions"][0]["job_id"]
+    record = slurm.submit(slurm.plan(mine, prof), job_fn=fault_run)
+    array = record["submissions"][0]["job_id"]
+    _wait_running(f"{array}_0")
+    # a recreated cluster reused an id: the label's record now also names the stranger's job
+    sub_path = root / "mine" / "submission.json"
+    saved = json.loads(sub_path.read_text())
+    saved["submissions"].append({**saved["submissions"][0], "job_id": stranger, "tasks": []})
+    sub_path.write_text(json.dumps(saved))
+    cancelled = _cli("cancel", "mine", "--results-root", root)
+    assert cancelled.returncode == 0 and array in cancelled.stdout and stranger not in cancelled.stdout, cancelled.stdout
+    report = slurm.wait(root, "mine", timeout_s=120, poll_s=1)
+    assert [r.state for r in report.rows] == ["cancelled", "cancelled"], report.rows
+    assert report.exit_code == 4
+    assert _squeue_state(stranger) in ("RUNNING", "PENDING")
+    subprocess.run(["scancel", stranger], check=True)
+    collected = _cli("collect", "mine", "--results-root", root)
+    assert collected.returncode == 4 and "cancelled" in collected.stdout
+    assert _cli("status", "mine", "--results-root", root).stdout.count("canc") >= 1
+
+
+def test_concurrent_collects_never_write_a_half_bundle(tmp_path, env):
+    from flyhpc import slurm
+
+    env.write_text("{}")
+    root = tmp_path / "results"
+    slurm.submit(slurm.plan(_tasks("twice", root, 3), _profile(tmp_path)))
+    assert slurm.wait(root, "twice", timeout_s=180, poll_s=1).complete
+    procs = [subprocess.Popen([sys.executable, "-m", "flyhpc", "collect", "twice", "--results-root", str(root)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+    outs = [(p.wait(timeout=120), p.stdout.read()) for p in procs]
+    assert any(code == 0 for code, _ in outs), outs
+    for code, text in outs:  # the others waited for nothing: they failed at once, naming the lock
+        assert code == 0 or (code == 1 and "holds" in text), (code, text)
+    subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=root / "twice", check=True)
+    assert _cli("verify", "twice", "--results-root", root).returncode == 0
+
+
+def test_submission_folder_is_private_and_a_writable_one_is_refused(tmp_path, env):
+    from flyhpc import slurm
+    from flyhpc.errors import ConfigError
+
+    env.write_text("{}")
+    root = tmp_path / "results"
+    todo = _tasks("private", root, 1)
+    prof = _profile(tmp_path)
+    slurm.submit(slurm.plan(todo, prof))
+    jobs = root / "private" / "slurm"
+    assert jobs.stat().st_mode & 0o777 == 0o700
+    assert (root / "private" / "submission.json").stat().st_mode & 0o022 == 0
+    assert slurm.wait(root, "private", timeout_s=120, poll_s=1).complete
+    jobs.chmod(0o770)
+    with pytest.raises(ConfigError, match="group/other-writable"):
+        slurm.resubmit(root, "private", ("missing",), profile=prof)
+    out = _cli("resubmit", "private", "--results-root", root)
+    assert out.returncode == 2 and "chmod go-w" in out.stderr, out.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (SLURM_DIR / "pids" / "slurmdbd.pid").exists(),
+                    reason="needs root and the cluster of scripts/local-slurm/start.sh")
+def test_status_watch_survives_a_slurmdbd_restart(tmp_path, env):
+    from flyhpc import slurm
+
+    root = tmp_path / "results"
+    (task,) = _tasks("dbd", root, 1)
+    env.write_text(json.dumps({task.key: "sleep:10"}))
+    slurm.submit(slurm.plan([task], _profile(tmp_path)), job_fn=fault_run)
+    _wait_started(env, task.key)
+    os.kill(int((SLURM_DIR / "pids" / "slurmdbd.pid").read_text()), 15)
+    time.sleep(2)
+    watch = subprocess.Popen([sys.executable, "-m", "flyhpc", "status", "dbd", "--results-root", str(root),
+                              "--watch", "--interval", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(6)
+    subprocess.run(["/usr/sbin/slurmdbd"], check=True, env={**os.environ, "SLURM_CONF": str(SLURM_DIR / "etc" / "slurm.conf")})
+    code = watch.wait(timeout=180)
+    text = watch.stdout.read()
+    assert code == 0 and "sacct failed" in text and "retrying" in text, text

@@ -1,9 +1,12 @@
-"""Bundles without simulators: task states, collect (CSV/manifest/checksums, idempotent, locked), verify,
-and the worker's failure path (error record, traceback in the log, no parquet)."""
+"""Bundles without simulators: task states from files (cheap and deep checks), collect (every planned
+task in the manifest, checksums of intact files only, idempotent, locked, exit codes), verify
+(integrity and completeness), and the worker's failure path (error record, traceback in the log,
+attempts appended, no parquet)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -11,10 +14,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from flyhpc import collect, worker
-from flyhpc.bundle import BundlePaths
+from flyhpc import collect, slurm, worker
+from flyhpc.bundle import BundlePaths, disk_state
 from flyhpc.errors import ConfigError, FlyhpcError, TaskFailed
-from flyhpc.files import sha256_file, write_json_atomic
+from flyhpc.files import label_lock, sha256_file, write_json_atomic
+from flyhpc.slurm_status import EXIT_UNFINISHED
 from flyhpc.spikes import SpikeTable, write_spikes
 from flyhpc.tasks import BenchmarkTask
 
@@ -48,40 +52,88 @@ def fake_result(task, n_spikes=50, status="success", seed=0):
     return paths
 
 
-def test_task_state_from_files(tmp_path):
+def _plan(*tasks):
+    """Record the tasks as the label's plan (what `flyhpc bench` does before running them)."""
+    slurm.record_plan(list(tasks))
+
+
+def _state(t, deep=False):
+    paths = BundlePaths(t.results_root, t.run_label)
+    return disk_state(paths.record(t), paths.parquet(t), key=t.key, deep=deep)
+
+
+def test_disk_state_cheap_and_deep_checks(tmp_path):
     t = _task(tmp_path)
-    assert worker.task_state(t) == "missing"
+    assert _state(t) == ("missing", "no task record")
     paths = fake_result(t)
-    assert worker.task_state(t) == "done"
-    data = bytearray(paths.parquet(t).read_bytes())
-    data[10] ^= 0xFF
+    assert _state(t) == ("done", "") and _state(t, deep=True) == ("done", "")
+    good = paths.parquet(t).read_bytes()
+    data = bytearray(good)
+    data[10] ^= 0xFF  # same size, in a data page, footer intact: only the hash sees it
     paths.parquet(t).write_bytes(bytes(data))
-    assert worker.task_state(t) == "corrupt"
-    assert worker.task_state(t, hash_parquet=False) == "done"  # the fast view trusts the recorded size
-    paths.parquet(t).write_bytes(bytes(data[:-1]))
-    assert worker.task_state(t, hash_parquet=False) == "corrupt"
+    assert _state(t)[0] == "done"
+    assert _state(t, deep=True) == ("corrupt", f"{t.stem}.parquet: sha256 differs from its record")
+    data = bytearray(good)
+    data[-6] ^= 0xFF  # the footer length: the cheap check reads the footer
+    paths.parquet(t).write_bytes(bytes(data))
+    state, reason = _state(t)
+    assert state == "corrupt" and "unreadable parquet footer" in reason
+    paths.parquet(t).write_bytes(good[:-1])
+    assert _state(t)[0] == "corrupt" and "bytes, its record says" in _state(t)[1]
     paths.parquet(t).unlink()
-    assert worker.task_state(t) == "corrupt"
+    assert _state(t) == ("corrupt", f"{t.stem}.parquet: missing although its record says success")
     paths.record(t).write_text("{not json")
-    assert worker.task_state(t) == "corrupt"
+    assert _state(t)[0] == "corrupt"
     fake_result(t, status="error: RuntimeError: boom")
-    assert worker.task_state(t) == "error"
+    assert _state(t) == ("error", "error: RuntimeError: boom")
+    fake_result(t, status="timeout: SIGUSR2 (Slurm's pre-timeout warning) at X, then SIGTERM")
+    assert _state(t)[0] == "interrupted"
 
 
-def test_collect_writes_seed_columns_and_passes_sha256sum(tmp_path):
+def test_disk_state_row_count_must_match_the_record(tmp_path):
+    t = _task(tmp_path)
+    paths = fake_result(t, 40)
+    rec = json.loads(paths.record(t).read_text())
+    rec["spikes"] = 41
+    write_json_atomic(paths.record(t), rec)
+    assert _state(t) == ("corrupt", f"{t.stem}.parquet: 40 rows, its record says 41 spikes")
+
+
+def test_a_record_of_another_experiment_is_never_done(tmp_path):
+    t = _task(tmp_path)
+    fake_result(t)
+    other = dataclasses.replace(t, experiment="p9")
+    assert other.name == t.name and other.key != t.key  # same file, other meaning
+    paths = BundlePaths(tmp_path, "lab")
+    state, reason = disk_state(paths.record(other), paths.parquet(other), key=other.key)
+    assert state == "stale" and t.key in reason
+    assert dataclasses.replace(t, seed=1).key != t.key
+    assert dataclasses.replace(t, connectome_digest="ab" * 32).key != t.key
+
+
+def test_collect_lists_every_planned_task_and_checksums_only_intact_files(tmp_path):
     a, b = _task(tmp_path, "brian2cpp"), _task(tmp_path, "pytorch", t=1, n=1, rnd=2)
+    err = _task(tmp_path, "brian2cpp", t=1.0, n=4)
+    never = _task(tmp_path, "pytorch", t=0.1, n=1)
+    flipped = _task(tmp_path, "brian2cpp", t=10.0, n=1)
+    _plan(a, b, err, never, flipped)
     fake_result(a, 40)
     paths = fake_result(b, 60, seed=1)
-    err = _task(tmp_path, "brian2cpp", t=1.0, n=4)
     fake_result(err, status="error: DataError: bad file")
-    running = _task(tmp_path, "pytorch", t=0.1, n=1)
-    write_spikes(paths.parquet(running), SpikeTable.from_arrays([0], [1], [2]), np.arange(10), 0.1, "x")
+    fake_result(flipped, 30)
+    data = bytearray(paths.parquet(flipped).read_bytes())
+    data[10] ^= 0xFF
+    paths.parquet(flipped).write_bytes(bytes(data))
 
     report = collect.collect(tmp_path, "lab")
-    assert report.rows == 3 and report.done == 2 and len(report.errors) == 1
-    assert report.in_progress == ["round_01/pytorch_t0.1s_n1.parquet"]
-    with open(paths.results_csv) as fh:
-        rows = list(csv.DictReader(fh))
+    assert report.exit_code == EXIT_UNFINISHED
+    assert report.rows == 3  # two done, one error
+    states = {r.key: (r.state, r.reason) for r in report.status.rows}
+    assert states[a.key] == ("done", "") and states[b.key] == ("done", "")
+    assert states[err.key] == ("failed", "error: DataError: bad file")
+    assert states[never.key] == ("missing", "no task record")
+    assert states[flipped.key][0] == "corrupt" and "sha256 differs" in states[flipped.key][1]
+    rows = list(csv.DictReader(open(paths.results_csv)))
     header = paths.results_csv.read_text().splitlines()[0].split(",")
     assert header[:18] == SEED_18 and "load_time" in header and "image_digest" in header
     first = rows[0]
@@ -92,42 +144,48 @@ def test_collect_writes_seed_columns_and_passes_sha256sum(tmp_path):
     error_row = [r for r in rows if r["status"].startswith("error")][0]
     assert error_row["spike_path"] == "" and error_row["realtime_ratio"] == ""
     manifest = list(csv.DictReader(open(paths.manifest)))
-    assert [m["backend_key"] for m in manifest] == ["brian2cpp", "pytorch"]
-    assert manifest[0]["spike_time_unit"] == "ms" and len(manifest[0]["sha256"]) == 64
-    assert not any(m["spike_path"].startswith("/") for m in manifest)
+    assert {m["task_key"]: m["state"] for m in manifest} == {
+        a.key: "done", b.key: "done", err.key: "failed", never.key: "missing", flipped.key: "corrupt"}
+    done_row = [m for m in manifest if m["task_key"] == a.key][0]
+    assert done_row["spike_time_unit"] == "ms" and len(done_row["sha256"]) == 64
+    assert all(m["sha256"] == "" for m in manifest if m["state"] != "done")
+    assert "sha256 differs" in [m for m in manifest if m["task_key"] == flipped.key][0]["reason"]
 
-    lines = paths.checksums.read_text().splitlines()
-    assert [ln.split("  ")[1] for ln in lines] == sorted(ln.split("  ")[1] for ln in lines)
-    assert "round_01/pytorch_t0.1s_n1.parquet" not in paths.checksums.read_text()
-    if shutil.which("sha256sum"):
-        subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=paths.label_dir, check=True)
+    listed = [ln.split("  ")[1] for ln in paths.checksums.read_text().splitlines()]
+    assert listed == sorted(listed)
+    assert "round_01/brian2cpp_t10.0s_n1.parquet" not in listed  # the corrupt file gets no checksum
+    assert "round_01/brian2cpp_t10.0s_n1.json" not in listed
+    assert "round_01/brian2cpp_t1.0s_n4.json" in listed  # the error record is an intact file
+    assert shutil.which("sha256sum"), "sha256sum (coreutils) is needed"
+    subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=paths.label_dir, check=True)
 
     before = {p: p.read_bytes() for p in (paths.results_csv, paths.manifest, paths.checksums)}
     collect.collect(tmp_path, "lab")
     assert {p: p.read_bytes() for p in before} == before  # idempotent
-    assert collect.verify(tmp_path, "lab").ok is False  # the in-flight parquet is extra
-    paths.parquet(running).unlink()
-    assert collect.verify(tmp_path, "lab").ok
+    verdict = collect.verify(tmp_path, "lab")
+    assert verdict.exit_code == 5 and any("sha256 differs" in c for c in verdict.corrupt)
+    assert any(never.key in line and "missing" in line for line in verdict.incomplete)
 
 
-def test_collect_leaves_corrupt_tasks_out(tmp_path):
-    t = _task(tmp_path)
-    paths = fake_result(t)
-    with open(paths.parquet(t), "r+b") as fh:
-        fh.truncate(100)
-    report = collect.collect(tmp_path, "lab")
-    assert report.done == 0 and len(report.corrupt) == 1 and "size differs" in report.corrupt[0]
-    assert "brian2cpp" not in paths.checksums.read_text()
+def test_a_complete_bundle_verifies_and_exits_zero(tmp_path):
+    tasks = [_task(tmp_path, t=0.1), _task(tmp_path, t=1.0)]
+    _plan(*tasks)
+    for k, t in enumerate(tasks):
+        fake_result(t, seed=k)
+    assert collect.collect(tmp_path, "lab").exit_code == 0
+    verdict = collect.verify(tmp_path, "lab")
+    assert verdict.ok and verdict.exit_code == 0 and verdict.checked == 6  # 2 parquets, 2 records, csv, manifest
 
 
 def test_collect_is_locked_against_a_concurrent_collect(tmp_path):
     t = _task(tmp_path)
+    _plan(t)
     paths = fake_result(t)
-    with collect.label_lock(paths):
+    with label_lock(paths.lock, "test"):
         with pytest.raises(FlyhpcError, match="holds .*lock"):
             collect.collect(tmp_path, "lab")
     assert not paths.results_csv.exists()  # nothing written while locked out
-    collect.collect(tmp_path, "lab")
+    assert collect.collect(tmp_path, "lab").exit_code == 0
 
 
 def test_unknown_label_is_an_error(tmp_path):
@@ -139,12 +197,13 @@ def test_unknown_label_is_an_error(tmp_path):
 
 def test_verify_names_missing_extra_corrupt_and_disagreeing_records(tmp_path):
     a, b, c = _task(tmp_path, t=0.1), _task(tmp_path, t=1.0), _task(tmp_path, t=10.0)
+    _plan(a, b, c)
     for k, t in enumerate((a, b, c)):
         paths = fake_result(t, seed=k)
     collect.collect(tmp_path, "lab")
     assert collect.verify(tmp_path, "lab").ok
     paths.parquet(a).unlink()  # missing
-    fake_result(_task(tmp_path, t=100.0))  # extra (after collect)
+    fake_result(_task(tmp_path, t=100.0))  # extra (after collect, not planned)
     rec = json.loads(paths.record(b).read_text())  # record disagrees with its parquet
     rec["spikes"] = 7
     paths.record(b).write_text(json.dumps(rec))
@@ -153,15 +212,16 @@ def test_verify_names_missing_extra_corrupt_and_disagreeing_records(tmp_path):
     paths.parquet(c).write_bytes(bytes(data))
     report = collect.verify(tmp_path, "lab")
     text = "\n".join(report.missing + report.extra + report.corrupt)
-    assert not report.ok
+    assert not report.ok and report.exit_code == 5
     assert any("brian2cpp_t0.1s_n2.parquet" in m for m in report.missing)
     assert any("brian2cpp_t100.0s_n2.parquet" in e for e in report.extra)
     assert "brian2cpp_t1.0s_n2.json: sha256 differs" in text  # the edited record
-    assert "rows but its record says 7" in text
-    assert "brian2cpp_t10.0s_n2.parquet: sha256 differs" in text
+    assert "rows, its record says 7 spikes" in text
+    assert "brian2cpp_t10.0s_n2.parquet" in text
 
 
 def test_global_csv_upsert_keys_on_label_and_round(tmp_path):
+    _plan(_task(tmp_path))
     fake_result(_task(tmp_path))
     out = tmp_path / "all.csv"
     out.write_text("framework,n_run,t_run,experiment_key,run_label,round,spikes,legacy\n"
@@ -188,9 +248,15 @@ def test_worker_failure_leaves_error_record_and_log_and_no_parquet(tmp_path):
     assert rec["status"].startswith("error: ConfigError") and "no_such_folder" in rec["status"]
     assert not paths.parquet(t).exists()
     assert "Traceback" in paths.log(t).read_text()
-    assert worker.task_state(t) == "error"
+    assert _state(t)[0] == "error"
+    _plan(t)
     report = collect.collect(tmp_path, "lab")
-    assert report.rows == 1 and report.done == 0 and report.errors
+    assert report.rows == 1 and report.exit_code == EXIT_UNFINISHED
+    assert report.status.rows[0].state == "failed"
+    with pytest.raises(TaskFailed):
+        worker.run(t)
+    log = paths.log(t).read_text()
+    assert log.count("=== attempt ") == 2 and "=== attempt 2: started" in log  # attempts append, never overwrite
 
 
 def test_worker_records_an_unknown_experiment_as_an_error(tmp_path):
@@ -198,4 +264,4 @@ def test_worker_records_an_unknown_experiment_as_an_error(tmp_path):
                       seed=0, connectome="auto", connectome_digest="", results_root=str(tmp_path))
     with pytest.raises(TaskFailed, match="unknown experiment 'walking'"):
         worker.run(t)
-    assert worker.task_state(t) == "error"
+    assert _state(t)[0] == "error"

@@ -181,6 +181,40 @@ def test_missing_column_and_non_integer_ids_name_the_file(tmp_path):
         cm.load_connectome(cm.Sources(tmp_path / "nope.csv", sources.connectivity, "x"))
 
 
+@pytest.mark.parametrize("text, message", [
+    ("foo,bar\n720575940600000000,True\n720575940600000017,True\n",
+     "no root-id column: the first column must be FlyWire's unnamed root-id column (header ',Completed'), "
+     "found header 'foo,bar'"),
+    ("root_id,Completed\n720575940600000000,True\n",
+     "no root-id column: the first column must be FlyWire's unnamed root-id column (header ',Completed'), "
+     "found header 'root_id,Completed'"),
+    ("720575940600000000,True\n720575940600000017,True\n",
+     "first line '720575940600000000,True' is a root id, not a header row; expected the header ',Completed' "
+     "of the FlyWire Completeness CSV"),
+    ("720575940600000000\n720575940600000017\n", "first line '720575940600000000' is a root id, not a header row"),
+])
+def test_completeness_without_its_header_or_id_column_says_what_is_expected(tmp_path, text, message):
+    path = tmp_path / "Completeness_783.csv"
+    path.write_text(text)
+    with pytest.raises(DataError) as err:
+        cm.read_completeness(path)
+    assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_completeness_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "Completeness_783.csv"
+    path.write_bytes(b"\xff\xfe,Completed\n1,True\n")
+    with pytest.raises(DataError, match="not a UTF-8 text file") as err:
+        cm.read_completeness(path)
+    assert str(path) in str(err.value)
+
+
+def test_completeness_keeps_its_first_neuron(tmp_path):
+    path = tmp_path / "Completeness_783.csv"
+    path.write_text(",Completed\n11,True\n12,False\n")
+    assert cm.read_completeness(path).tolist() == [11, 12]
+
+
 # Sugar GRN row indices in the v783 Completeness CSV, seed-spec §1.6 (in SUGAR_IDS order).
 SUGAR_INDICES_783 = (69093, 97602, 122795, 124291, 29281, 100605, 110469, 51107, 49584, 129730, 126873,
                      28825, 126600, 126752, 32863, 108426, 111357, 14842, 90589, 92298, 12494)

@@ -43,6 +43,28 @@ def test_embedded_local_without_file(tmp_path, monkeypatch):
         load_profile("nosuch")
 
 
+def test_profile_search_order_config_folder_then_working_dir_then_packaged(tmp_path, monkeypatch):
+    from flyhpc import config_paths
+    from flyhpc.profiles import profile_names
+
+    cfg, work = tmp_path / "cfg", tmp_path / "work"
+    for path, parallel in ((cfg / "clusters" / "local.toml", 3), (cfg / "clusters" / "site.toml", 4),
+                           (work / "jobs" / "clusters" / "local.toml", 2)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"[cluster]\nexecutor = 'local'\narray_parallelism = {parallel}\n")
+    monkeypatch.chdir(work)
+    monkeypatch.delenv(config_paths.ENV_VAR, raising=False)
+    assert load_profile("local").array_parallelism == 2
+    packaged = (config_paths.PACKAGED / "jobs" / "clusters" / "example-site.toml").resolve()
+    assert load_profile("example-site").source == str(packaged)
+    monkeypatch.setenv(config_paths.ENV_VAR, str(cfg))
+    assert load_profile("local").array_parallelism == 3 and load_profile("site").array_parallelism == 4
+    assert {"example-site", "local", "site"} <= set(profile_names())
+    with pytest.raises(ConfigError, match="no cluster profile 'nosuch'") as err:
+        load_profile("nosuch")
+    assert f"searched {cfg.resolve() / 'clusters' / 'nosuch.toml'}, " in str(err.value)
+
+
 @pytest.mark.parametrize("backend", sorted(SEED_TOTALS_S))
 def test_time_model_bounds_the_seed_timings(backend):
     """The example site's model (before the safety factor) is an upper bound of every seed total."""
@@ -87,7 +109,7 @@ def test_sbatch_table_checked_against_submitit():
     ({"cluster": {"executor": "pbs"}}, "executor = 'pbs'; valid: slurm, local, debug"),
     ({"cluster": {"max_array_size": 0}}, "max_array_size = 0"),
     ({"cluster": {"safety_factor": 0.5}}, "safety_factor = 0.5"),
-    ({"cluster": {"binds": "/scratch"}}, "binds: expected a list of strings"),
+    ({"cluster": {"binds": "/scratch"}}, r"binds = '/scratch': expected a list of strings, got a string"),
     ({"default": {"cpus": 0}}, r"\[default\].cpus = 0"),
     ({"backends": {"genn": {"mem_gb": -1}}}, r"\[backends.genn\].mem_gb = -1"),
     ({"cluster": {"container": True}}, "container = true needs executor = 'slurm'"),
@@ -95,6 +117,75 @@ def test_sbatch_table_checked_against_submitit():
 def test_bad_values(table, message):
     with pytest.raises(ConfigError, match=message):
         profile_from_dict(table, "t", "t.toml")
+
+
+@pytest.mark.parametrize("table, key, value, expected", [
+    # a string is not a boolean: "false" must not turn containers on (executor slurm allows containers)
+    ("cluster", "container", "false", "true or false (a TOML boolean, unquoted), got a string"),
+    ("cluster", "container", 1, "true or false (a TOML boolean, unquoted), got an integer"),
+    # booleans and floats are not integers
+    ("cluster", "max_array_size", True, "an integer >= 1, got a boolean"),
+    ("cluster", "max_time_min", 60.0, "an integer >= 1, got a float"),
+    ("cluster", "signal_delay_s", "30", "an integer >= 0, got a string"),
+    ("cluster", "safety_factor", True, "a number >= 1, got a boolean"),
+    ("cluster", "partition", 7, "a string, got an integer"),
+    ("cluster", "slurm_setup", ["module load x", 3], "a list of strings, got a list"),
+    ("default", "gpus", False, "an integer >= 0, got a boolean"),
+    ("default", "cpus", 2.5, "an integer >= 1, got a float"),
+    ("backends.genn", "mem_gb", "16", "a number >= 0, got a string"),
+    ("backends.genn", "image", 1, "a string, got an integer"),
+])
+def test_wrong_types_name_the_key_and_the_type(table, key, value, expected):
+    data = {"cluster": {"executor": "slurm"}}
+    if table == "backends.genn":
+        data["backends"] = {"genn": {key: value}}
+    else:
+        data.setdefault(table, {})[key] = value
+    with pytest.raises(ConfigError) as err:
+        profile_from_dict(data, "t", "t.toml")
+    assert str(err.value) == f"t.toml [{table}].{key} = {value!r}: expected {expected}"
+
+
+def test_tables_that_are_not_tables():
+    with pytest.raises(ConfigError, match=r"^t.toml \[backends.genn\] must be a table, got an integer: 4$"):
+        profile_from_dict({"backends": {"genn": 4}}, "t", "t.toml")
+    with pytest.raises(ConfigError, match=r"^t.toml \[cluster\] must be a table, got a string: 'slurm'$"):
+        profile_from_dict({"cluster": "slurm"}, "t", "t.toml")
+
+
+def test_unknown_backend_table_lists_the_registered_backends():
+    from flyhpc import backends
+
+    with pytest.raises(ConfigError) as err:
+        profile_from_dict({"backends": {"brian2": {"cpus": 2}}}, "t", "t.toml")
+    assert str(err.value) == (f"t.toml [backends.brian2]: unknown backend 'brian2'; valid backends: "
+                              f"{', '.join(backends.names())}")
+
+
+def test_profile_file_not_utf8_or_not_toml_is_a_config_error(tmp_path):
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('[cluster]\npartition = "gpu"\naccount = "m\u00fcller"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin.toml: not UTF-8 text \(byte \d+: invalid") as err:
+        load_profile(latin)
+    assert str(latin) in str(err.value)
+    garbage = tmp_path / "garbage.toml"
+    garbage.write_text("executor = slurm\n")
+    with pytest.raises(ConfigError, match=r"garbage.toml: not valid TOML: "):
+        load_profile(garbage)
+
+
+def test_time_limit_says_when_max_time_clamps_it():
+    prof = ClusterProfile(name="t", safety_factor=2.0, min_time_min=1, max_time_min=600,
+                          default=Resources(base_s=30, per_trial_s=0, per_sim_s=60))
+    assert prof.time_limit("x", 1.0, 1) == (5, False)
+    limit = prof.time_limit("x", 100.0, 32)  # (30 + 32 * 6000) * 2 s = 6401 min > 600
+    assert limit.minutes == 600 and limit.clamped and prof.time_limit_min("x", 100.0, 32) == 600
+    # (30 + 2 * 4035) * 2 s = 270 min -> rung 360 <= 600: not clamped; x3 asks for 810 min: clamped at 600
+    assert prof.time_limit("x", 67.25, 2) == (360, False)
+    assert prof.time_limit("x", 67.25, 2, time_factor=3.0) == (600, True)
+    # the ladder's rung may exceed max_time_min while the need does not: capped, but not clamped
+    tight = dataclasses.replace(prof, max_time_min=300)
+    assert tight.time_limit("x", 67.25, 2) == (300, False)
 
 
 def test_backend_tables_inherit_default():
@@ -123,7 +214,8 @@ def test_backend_options_are_checked_and_travel_with_planned_tasks(tmp_path):
     assert planned["genn"].backend_options == (("genn_backend", "single_threaded_cpu"),)
     assert planned["pytorch"].backend_options == ()
     again = slurm.task_from_dict(json.loads(json.dumps(dataclasses.asdict(planned["genn"]))))
-    assert again == planned["genn"] and again.key == tasks[0].key
+    assert again == planned["genn"] and again.name == tasks[0].name
+    assert again.key != tasks[0].key  # genn_backend changes results: part of the key
 
 
 def test_bad_toml_names_file(tmp_path):
@@ -138,10 +230,13 @@ def test_slurm_parameters_render_through_submitit(tmp_path):
     from submitit.slurm.slurm import _make_sbatch_string
 
     from flyhpc import slurm
+    from flyhpc.tasks import BenchmarkTask
 
     prof = load_profile("example-site")
-    arr = slurm.ArrayPlan("genn", prof.resources("genn"), 60, prof.image_path("genn"), ())
-    params = slurm._slurm_parameters(prof, arr)
+    task = BenchmarkTask("lab", 1, "genn", "sugar", 0.1, 1, 0, "synthetic", "", str(tmp_path))
+    arr = slurm.ArrayPlan("genn", prof.resources("genn"), 60, prof.image_path("genn"), (task,))
+    params = slurm._slurm_parameters(prof, arr, "demo")
+    assert params["job_name"] == "flyhpc.demo.genn"  # cancel matches the label's job names
     python = slurm._python_command(prof, arr, ["/results"])
     assert python.startswith("apptainer exec --nv --cleanenv --bind /project/flybrain,/scratch,/results ")
     assert python.endswith("/project/flybrain/images/flyhpc-genn.sif python")
@@ -176,3 +271,10 @@ def test_sacct_parse_arrays_and_states():
 def test_shipped_profiles_are_plain_toml():
     for path in (REPO / "jobs" / "clusters").glob("*.toml"):
         tomllib.loads(path.read_text())
+
+
+def test_every_profile_key_has_a_checked_type():
+    from flyhpc import profiles
+
+    assert set(profiles._CLUSTER_TYPES) == profiles._TOP_KEYS - {"sbatch"}
+    assert set(profiles._RES_TYPES) == profiles._RES_KEYS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 
 import pytest
@@ -23,9 +24,21 @@ def _task(**kw) -> BenchmarkTask:
 def test_key_and_stem_write_t_run_as_float():
     one, one_f = _task(t_run_s=1), _task(t_run_s=1.0)
     assert one == one_f and hash(one) == hash(one_f)
-    assert one.key == "lab/round_01/brian2cpp_t1.0s_n1"
+    assert one.name == "lab/round_01/brian2cpp_t1.0s_n1" and one.key == f"{one.name}@{one.fingerprint[:10]}"
     assert one.stem == "brian2cpp_t1.0s_n1"
-    assert _task(t_run_s=0.1, n_run=32, round=12).key == "lab/round_12/brian2cpp_t0.1s_n32"
+    assert _task(t_run_s=0.1, n_run=32, round=12).name == "lab/round_12/brian2cpp_t0.1s_n32"
+
+
+def test_the_key_changes_with_everything_that_changes_results():
+    base = _task()
+    changed = [_task(experiment="p9"), _task(seed=1), _task(connectome_digest="c" * 64),
+               _task(backend="genn", backend_options={"genn_backend": "single_threaded_cpu"})]
+    assert len({base.key, *(t.key for t in changed)}) == 5
+    assert _task(backend="genn").key != _task(backend="genn", backend_options={"genn_backend": "single_threaded_cpu"}).key
+    # options that only steer the run (which GPU) keep the key
+    assert _task(backend="genn").key == _task(backend="genn", backend_options={"device_id": 1}).key
+    # the connectome's path does not matter, its digest does
+    assert _task(connectome="/a").key == _task(connectome="/b").key
 
 
 def test_task_pickles_and_round_trips_through_asdict():
@@ -43,10 +56,12 @@ def test_bundle_paths_follow_the_seed_layout(tmp_path):
     assert p.results_csv.name == "benchmark-results.csv" and p.submission.name == "submission.json"
 
 
-@pytest.mark.parametrize("label", ["a/b", "..", "x..y", "a;rm -rf", "$(id)", "", "a b", "-x", "lab`id`", "é"])
+@pytest.mark.parametrize("label", ["a/b", "..", "x..y", "a;rm -rf", "$(id)", "", "a b", "-x", "lab`id`", "é",
+                                   "nl\n", "nl\r\n", "a\nb", "\nnl"])
 def test_bad_labels_are_refused(label):
-    with pytest.raises(ConfigError, match="run label"):
+    with pytest.raises(ConfigError, match="run label") as err:
         tasks.check_label(label)
+    assert f"run label {label!r} is not allowed" in str(err.value)
     with pytest.raises(ConfigError):
         _task(run_label=label)
 
@@ -114,7 +129,7 @@ def test_round_start_resumes_within_the_grid_not_past_it():
 
 def test_one_and_one_point_zero_give_one_task():
     grid = Grid(name="g", backends=("brian2cpp",), t_run_s=(1, 1.0, 0.1), n_run=(1, 1), experiment="sugar")
-    keys = [t.key for t in tasks.expand_grid(grid, "lab", "results")]
+    keys = [t.name for t in tasks.expand_grid(grid, "lab", "results")]
     assert keys == ["lab/round_01/brian2cpp_t0.1s_n1", "lab/round_01/brian2cpp_t1.0s_n1"]
 
 
@@ -137,3 +152,53 @@ def test_grid_file_errors(tmp_path):
     bad.write_text('[grid\n')
     with pytest.raises(ConfigError, match="not valid TOML"):
         tasks.load_grid(bad)
+
+
+def _grid_file(path, description: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[grid]\ndescription = "{description}"\nbackends = ["native"]\nt_run_s = [0.1]\nn_run = [1]\n')
+
+
+def test_grid_search_order_config_folder_then_working_dir_then_packaged(tmp_path, monkeypatch):
+    from flyhpc import config_paths
+
+    cfg, work = tmp_path / "cfg", tmp_path / "work"
+    _grid_file(cfg / "grids" / "demo.toml", "from the config folder")
+    _grid_file(cfg / "grids" / "mine.toml", "mine")
+    _grid_file(work / "jobs" / "grids" / "demo.toml", "from ./jobs")
+    _grid_file(work / "jobs" / "grids" / "here.toml", "here")
+    monkeypatch.chdir(work)
+    monkeypatch.delenv(config_paths.ENV_VAR, raising=False)
+    assert tasks.load_grid("demo").description == "from ./jobs"
+    assert tasks.load_grid("quick").name == "quick"  # packaged with flyhpc
+    packaged = (config_paths.PACKAGED / "jobs" / "grids").resolve()  # the checkout's jobs/grids, through a link
+    assert config_paths.search_dirs("grids") == [work.resolve() / "jobs" / "grids", packaged]
+    monkeypatch.setenv(config_paths.ENV_VAR, str(cfg))
+    assert tasks.load_grid("demo").description == "from the config folder"
+    assert tasks.load_grid("here").description == "here" and tasks.load_grid("mine").description == "mine"
+    assert {"demo", "here", "mine", "paper", "quick"} <= set(tasks.known_grids())
+    assert tasks.load_grid(str(work / "jobs" / "grids" / "demo.toml")).description == "from ./jobs"  # a path as is
+    with pytest.raises(ConfigError, match="unknown grid 'nope'") as err:
+        tasks.load_grid("nope")
+    assert f"searched {cfg.resolve() / 'grids'}, {work.resolve() / 'jobs' / 'grids'}, " in str(err.value)
+    monkeypatch.setenv(config_paths.ENV_VAR, str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match=f"FLYHPC_CONFIG={tmp_path / 'missing'}: not a folder"):
+        tasks.load_grid("demo")
+
+
+def test_config_dir_option_sets_the_search_for_the_process(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from flyhpc import config_paths
+    from flyhpc.cli import cli
+
+    monkeypatch.setenv(config_paths.ENV_VAR, "unset by the test")
+    monkeypatch.delenv(config_paths.ENV_VAR)  # restored (removed) after the test
+    monkeypatch.chdir(tmp_path)
+    _grid_file(tmp_path / "cfg" / "grids" / "mine.toml", "mine")
+    result = CliRunner().invoke(cli, ["--config-dir", "cfg", "submit", "--grid", "nope", "--run-label", "x",
+                                      "--dry-run"])
+    assert result.exit_code == 2 and "unknown grid 'nope'; known: demo, mine, paper, quick" in result.output
+    assert os.environ[config_paths.ENV_VAR] == str((tmp_path / "cfg").resolve())
+    result = CliRunner().invoke(cli, ["--config-dir", "nowhere", "backends"])
+    assert result.exit_code == 2 and "'--config-dir'" in result.output and "'nowhere' does not exist" in result.output
