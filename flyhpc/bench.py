@@ -2,7 +2,7 @@
 
 Three ways: `inline` (this process; phases are reported live), `process` (each task in a fresh
 spawned process, so simulator globals die with it), `local` (submitit's local executor through
-flyhpc.slurm, the same path as a Slurm submission). Renders nothing (the CLI does).
+flyhpc.cluster.slurm, the same path as a Slurm submission). Renders nothing (the CLI does).
 Entry points: `run_tasks`, `Outcome`, `MODES`.
 """
 
@@ -101,7 +101,9 @@ def run_tasks(tasks: Sequence[BenchmarkTask], mode: str = "process", force: bool
 
 
 def _run_local(tasks: Sequence[BenchmarkTask], force: bool, emit: Event, poll_s: float) -> list[Outcome]:
-    from flyhpc import profiles, slurm, slurm_status
+    from flyhpc.cluster import profiles
+    from flyhpc.cluster import slurm
+    from flyhpc.cluster import status as slurm_status
 
     if force:
         raise ConfigError("--force is not available with --executor local (it skips tasks already done); "

@@ -3,7 +3,7 @@
 `BundlePaths` is the one owner of file names under `<results_root>/<label>/` (round folders,
 parquet + record + log per task, manifest, checksums, results CSV, lock, submission); `read_record`
 and `disk_state` judge a task from its files alone (the one such judgement: status, submit, resubmit,
-collect and verify all use it through `flyhpc.slurm_status.status`). Writes nothing (see collect.py,
+collect and verify all use it through `flyhpc.cluster.status.status`). Writes nothing (see collect.py,
 worker.py). Entry points: `BundlePaths`, `read_record`, `disk_state`, `framework_name`, `display_path`.
 """
 
@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from flyhpc.errors import DataError
+from flyhpc.errors import ConfigError, DataError
 from flyhpc.files import sha256_file
 
 RECORD_FORMAT = 1
@@ -25,6 +25,27 @@ _FRAMEWORKS = {
     "brian2cpp": "Brian2 (CPU)", "brian2cuda": "Brian2CUDA (GPU)", "nestgpu": "NEST GPU",
     "genn": "GeNN (GPU)", "brian2genn": "Brian2GeNN (GPU)",
 }
+
+
+_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_label(run_label: str) -> str:
+    """Return `run_label` if it is a safe folder name, else raise ConfigError.
+
+    A label is 1-128 characters of letters, digits, `_`, `-` and `.`, starting with a letter or
+    digit, and never contains `..`: no `/`, no shell metacharacters, no way out of the results root.
+    """
+    if not isinstance(run_label, str) or not _LABEL_RE.fullmatch(run_label) or ".." in run_label:
+        raise ConfigError(f"run label {run_label!r} is not allowed: use 1-128 letters, digits, '_', '-' or '.', "
+                          "starting with a letter or digit, without '..', '/' or shell metacharacters")
+    return run_label
+
+
+
+def file_stem(backend: str, t_run_s: float, n_run: int) -> str:
+    """The seed's file stem of a task, t_run always written as a float: `brian2cpp_t1.0s_n1`."""
+    return f"{backend}_t{float(t_run_s)}s_n{int(n_run)}"
 
 
 def framework_name(backend: str, device: str = "") -> str:
@@ -45,8 +66,6 @@ class BundlePaths:
     """
 
     def __init__(self, results_root: str | Path, run_label: str):
-        from flyhpc.tasks import check_label
-
         self.results_root = Path(results_root)
         self.run_label = check_label(run_label)
         self.label_dir = self.results_root / run_label
@@ -78,9 +97,7 @@ class BundlePaths:
 
     def spike_file(self, round_: int, backend: str, t_run_s: float, n_run: int) -> Path:
         """The parquet of a grid point, by value (for comparisons)."""
-        from flyhpc.runner import exp_name
-
-        return self.round_dir(round_) / f"{exp_name(backend, t_run_s, n_run)}.parquet"
+        return self.round_dir(round_) / f"{file_stem(backend, t_run_s, n_run)}.parquet"
 
     def record_files(self) -> list[Path]:
         """Every task record of the label, sorted by path."""

@@ -176,8 +176,8 @@ def collect(results_root: str | Path, run_label: str, global_csv: str | Path | N
     FlyhpcError
         Another flyhpc command holds the label's lock.
     """
-    from flyhpc.slurm import load_submission, task_from_dict
-    from flyhpc.slurm_status import status
+    from flyhpc.cluster.submission import load_submission, task_from_dict
+    from flyhpc.cluster.status import status
 
     paths = BundlePaths(results_root, run_label)
     if not paths.label_dir.is_dir():
@@ -250,7 +250,7 @@ def verify(results_root: str | Path, run_label: str) -> VerifyReport:
     ConfigError
         The label folder or its submission.json does not exist.
     """
-    from flyhpc.slurm_status import status
+    from flyhpc.cluster.status import status
 
     paths = BundlePaths(results_root, run_label)
     if not paths.label_dir.is_dir():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flyhpc.connectome import Connectome
+from flyhpc.data.connectome import Connectome
 from flyhpc.model import DriveSet, Experiment, Params
 
 

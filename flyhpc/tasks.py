@@ -3,7 +3,7 @@
 Owns `BenchmarkTask` (a small frozen record with a stable key, the unit Slurm and `bench` run),
 `Grid` (presets read from jobs/grids/<name>.toml), run-label checking and the experiment names a
 task may carry. Runs nothing and writes nothing. Entry points: `BenchmarkTask`, `Grid`, `load_grid`,
-`expand_grid`, `check_label`, `experiment_of`.
+`expand_grid`, `experiment_of` (labels are checked by `bundle.check_label`).
 """
 
 from __future__ import annotations
@@ -19,23 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from flyhpc import backends, config_paths
+from flyhpc.bundle import check_label, file_stem
 from flyhpc.errors import ConfigError
 from flyhpc.model import PRESETS, Experiment, Params, validate_run
 
-_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _INDEX_EXPERIMENT_RE = re.compile(r"^index:(\d+(?:,\d+)*)@(\d+(?:\.\d+)?)$")
-
-
-def check_label(run_label: str) -> str:
-    """Return `run_label` if it is a safe folder name, else raise ConfigError.
-
-    A label is 1-128 characters of letters, digits, `_`, `-` and `.`, starting with a letter or
-    digit, and never contains `..`: no `/`, no shell metacharacters, no way out of the results root.
-    """
-    if not isinstance(run_label, str) or not _LABEL_RE.fullmatch(run_label) or ".." in run_label:
-        raise ConfigError(f"run label {run_label!r} is not allowed: use 1-128 letters, digits, '_', '-' or '.', "
-                          "starting with a letter or digit, without '..', '/' or shell metacharacters")
-    return run_label
 
 
 def experiment_of(key: str) -> Experiment:
@@ -157,7 +145,7 @@ class BenchmarkTask:
         The experiment's digest (what is driven and silenced, at which rates), the base seed, the
         connectome's digest and the backend options that change results (`result_options`). Two
         tasks with one name and different fingerprints would write the same file with different
-        spikes: a label refuses that (`flyhpc.slurm.check_identity`) and a record made for another
+        spikes: a label refuses that (`flyhpc.cluster.submission.check_identity`) and a record made for another
         fingerprint never counts as done.
         """
         body = {"experiment": experiment_digest(self.experiment), "seed": self.seed,
@@ -173,9 +161,7 @@ class BenchmarkTask:
     @property
     def stem(self) -> str:
         """File stem shared by the task's parquet, record and log: `brian2cpp_t1.0s_n1`."""
-        from flyhpc.runner import exp_name
-
-        return exp_name(self.backend, self.t_run_s, self.n_run)
+        return file_stem(self.backend, self.t_run_s, self.n_run)
 
     @property
     def key(self) -> str:

@@ -3,7 +3,7 @@
 The unit Slurm (and `flyhpc bench`) runs: `run(task)` times every phase the same way for every
 backend, writes the spike parquet and then the record atomically, and always leaves a record —
 `success` with the parquet's sha256, `error: ...` with the traceback in the task's log and no
-parquet, or `timeout: ...` / `cancelled: ...` naming the signal Slurm sent (flyhpc.job_signals).
+parquet, or `timeout: ...` / `cancelled: ...` naming the signal Slurm sent (flyhpc.cluster.job_signals).
 Each attempt appends to the task's log under its own header. Knows nothing about schedulers beyond
 reading job ids from the environment. Entry points: `run`, `is_done`.
 """
@@ -14,20 +14,30 @@ import contextlib
 import os
 import platform
 import socket
-import time
 import traceback
 from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from flyhpc import __version__
-from flyhpc import job_signals
 from flyhpc.bundle import BundlePaths, disk_state, framework_name, read_record
-from flyhpc.errors import DataError, FlyhpcError, TaskFailed
-from flyhpc.files import sha256_file, write_json_atomic
+from flyhpc.errors import FlyhpcError, TaskFailed
+from flyhpc.files import write_json_atomic
 from flyhpc.tasks import BenchmarkTask, experiment_of
 
-_JOB_ENV = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID"}
+@dataclass(frozen=True)
+class JobInfo:
+    """What the scheduler side tells the worker about the job it runs in (flyhpc.cluster.executors).
+
+    `interruption()` returns the record status of a task that Slurm's signals reached (`timeout: ...`
+    / `cancelled: ...`), or None; the worker asks it when the task ends in an exception.
+    """
+
+    job_id: str = ""
+    array_job_id: str = ""
+    array_task_id: str = ""
+    interruption: Callable[[], str | None] = lambda: None
 
 
 def is_done(task: BenchmarkTask, deep: bool = True) -> bool:
@@ -48,7 +58,7 @@ def _threads() -> int | None:
     return None
 
 
-def _base_record(task: BenchmarkTask, started: str) -> dict:
+def _base_record(task: BenchmarkTask, started: str, job: JobInfo) -> dict:
     try:
         exp_name = experiment_of(task.experiment).name
     except FlyhpcError:
@@ -59,7 +69,7 @@ def _base_record(task: BenchmarkTask, started: str) -> dict:
         "experiment": exp_name, "experiment_key": task.experiment, "t_run_s": task.t_run_s, "n_run": task.n_run,
         "seed": task.seed, "trials": list(range(task.n_run)), "connectome": task.connectome,
         "node": socket.gethostname(), "python": platform.python_version(), "started_utc": started,
-        **{k: os.environ.get(v, "") for k, v in _JOB_ENV.items()},
+        "job_id": job.job_id, "array_job_id": job.array_job_id, "array_task_id": job.array_task_id,
         "image_digest": os.environ.get("FLYHPC_IMAGE_DIGEST", ""),
     }
 
@@ -82,7 +92,8 @@ class _Log:
         self.fh.close()
 
 
-def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None] | None = None) -> dict:
+def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None] | None = None,
+        job: JobInfo | None = None) -> dict:
     """Run one benchmark task; return its record.
 
     A task whose record says success and whose parquet matches the recorded sha256 is not run
@@ -100,7 +111,8 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
     if not force and is_done(task):
         return read_record(record_path)
     started = _now()
-    record = _base_record(task, started)
+    job = job or JobInfo()
+    record = _base_record(task, started, job)
     log = _Log(log_path, f"started {started} on {record['node']}, job {record['job_id'] or '-'}")
     record["attempt"] = log.attempt
     log(f"task {task.key}: backend {task.backend}, experiment {task.experiment}, "
@@ -114,9 +126,9 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
         with contextlib.suppress(FileNotFoundError):
             parquet.unlink()
         reason = str(exc).splitlines()[0] if str(exc) else ""
-        signalled = job_signals.interruption()
+        signalled = job.interruption()
         status = signalled if signalled else f"error: {type(exc).__name__}: {reason}"
-        if signalled and not isinstance(exc, job_signals.TaskInterrupted):
+        if signalled and reason and reason not in signalled:
             status += f"; the task then failed: {type(exc).__name__}: {reason}"
         record.update(status=status[:500], finished_utc=_now(), log=log_path.name)
         log(f"FAILED: {status}\n{traceback.format_exc()}")
@@ -134,57 +146,19 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
 
 def _execute(task: BenchmarkTask, parquet: Path, log: Callable[[str], None],
              on_phase: Callable[[str], None] | None) -> dict:
-    """Load, simulate and write one task; return the record fields it measured."""
-    from flyhpc import backends
-    from flyhpc.connectome import default_data_dir
-    from flyhpc.model import Params, validate_run
-    from flyhpc.runner import PhaseTimer, load_inputs, simulate
-    from flyhpc.spikes import summarize, write_spikes
+    """The task through the one run pipeline (`pipeline.execute`); the record fields it measured."""
+    from flyhpc.data.connectome import default_data_dir
+    from flyhpc.pipeline import execute
 
     def phase(name: str) -> None:
         log(f"phase {name}")
         if on_phase:
             on_phase(name)
 
-    params = Params()
-    n_steps = validate_run(task.t_run_s, task.n_run, params)
-    cls = backends.get(task.backend)
-    timer = PhaseTimer(on_phase=phase)
-    t0 = time.perf_counter()
-    with timer.phase("load"):
-        conn, spec, drive = load_inputs(task.connectome, default_data_dir(), experiment_of(task.experiment),
-                                        n_steps, task.n_run, seed=task.seed, round_=task.round, params=params)
-        if task.connectome_digest and task.connectome_digest != conn.digest:
-            raise DataError(f"connectome {conn.source} has digest {conn.digest[:12]}..., but the task was "
-                            f"planned for {task.connectome_digest[:12]}... (files changed since submission?)")
-    log(f"connectome {conn.source} ({conn.n_neurons} neurons, {conn.n_edges} edges, digest {conn.digest[:12]})")
-    result = simulate(task.backend, spec, drive, timer, n_threads=_threads(),
-                      precision=os.environ.get("FLYHPC_PRECISION") or None, options=dict(task.backend_options))
-    with timer.phase("write"):
-        meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
-                "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(), "flyhpc.backend": task.backend,
-                "flyhpc.dtype": result.precision, "flyhpc.drive": result.drive_mode, "flyhpc.task": task.key}
-        write_spikes(parquet, result.spikes, spec.flywire_ids, params.dt_ms, task.stem, meta)
-        parquet_sha = sha256_file(parquet)
-    timer.seconds["total"] = time.perf_counter() - t0
-    summary = summarize(result.spikes, task.t_run_s, task.n_run)
-    sim_s = timer.seconds.get("sim", 0.0)
-    device = cls.caps.device
-    if result.build.versions.get("device"):
-        device = result.build.versions["device"]
-    if not summary.spikes and task.t_run_s >= 0.05 and spec.drive_sets[0].rate_hz > 0:
-        log("warning: no spike at all although neurons are driven")
-    return {
-        "status": "success", "framework": framework_name(task.backend, device), "device": device,
-        "n_steps": n_steps, "dtype": result.precision, "drive": result.drive_mode,
-        "backend_options": result.options, "connectome_source": conn.source, "connectome_digest": conn.digest,
-        "synthetic_connectome": conn.is_synthetic, "n_neurons": conn.n_neurons, "n_edges": conn.n_edges,
-        "spikes": summary.spikes, "active_neurons": summary.active_neurons, "phases_s": timer.as_dict(),
-        "sim_inner_s": result.run.inner_s, "build_cached": result.build.cached,
-        "realtime_ratio": (task.t_run_s * task.n_run / sim_s) if sim_s > 0 else None,
-        "threads": _threads(), "versions": dict(result.build.versions),
-        "parquet": parquet.name, "parquet_sha256": parquet_sha, "parquet_bytes": parquet.stat().st_size,
-        "finished_utc": _now(),
-    }
-
-
+    outcome = execute(backend=task.backend, experiment=experiment_of(task.experiment), t_run_s=task.t_run_s,
+                      n_run=task.n_run, parquet=parquet, connectome=task.connectome, data_dir=default_data_dir(),
+                      seed=task.seed, round_=task.round, n_threads=_threads(),
+                      precision=os.environ.get("FLYHPC_PRECISION") or None, options=dict(task.backend_options),
+                      expected_digest=task.connectome_digest, parquet_meta={"flyhpc.task": task.key},
+                      on_phase=phase, log=log)
+    return outcome.record

@@ -2,10 +2,10 @@
 
 Usage: .venv/bin/python scripts/pack-flywire-ids.py PATH/TO/Completeness_783.csv [OUT]
 
-Reads the ids with `flyhpc.connectome.read_completeness` (first column, file order = neuron index) and
+Reads the ids with `flyhpc.data.connectome.read_completeness` (first column, file order = neuron index) and
 writes them delta-encoded: little-endian int64 values (the first id, then each id minus the one
 before), gzip-compressed with no file name and mtime 0 so the same CSV always gives the same bytes.
-Prints the file's size and sha256: paste the sha256 into `flyhpc.synthetic.PACKAGED_IDS_SHA256`.
+Prints the file's size and sha256: paste the sha256 into `flyhpc.data.synthetic.PACKAGED_IDS_SHA256`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flyhpc.connectome import read_completeness
+from flyhpc.data.connectome import read_completeness
 from flyhpc.files import atomic_path, sha256_file
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "flyhpc" / "resources" / "flywire_783_root_ids.gz"

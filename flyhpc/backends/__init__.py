@@ -11,13 +11,13 @@ import importlib
 from flyhpc.errors import BackendUnavailable, UnknownBackendError
 
 REGISTRY: dict[str, str] = {
-    "brian2cpp": "flyhpc.backends.brian2cpp_backend:Brian2CppBackend",
-    "pytorch": "flyhpc.backends.pytorch_backend:PyTorchBackend",
-    "native": "flyhpc.backends.native_backend:NativeBackend",
-    "brian2cuda": "flyhpc.backends.brian2cuda_backend:Brian2CudaBackend",
-    "genn": "flyhpc.backends.genn_backend:GeNNBackend",
-    "nestgpu": "flyhpc.backends.nestgpu_backend:NestGpuBackend",
-    "brian2genn": "flyhpc.backends.brian2genn_backend:Brian2GeNNBackend",
+    "brian2cpp": "flyhpc.backends.brian2.cpp:Brian2CppBackend",
+    "pytorch": "flyhpc.backends.pytorch:PyTorchBackend",
+    "native": "flyhpc.backends.native.backend:NativeBackend",
+    "brian2cuda": "flyhpc.backends.brian2.cuda:Brian2CudaBackend",
+    "genn": "flyhpc.backends.genn:GeNNBackend",
+    "nestgpu": "flyhpc.backends.nestgpu.backend:NestGpuBackend",
+    "brian2genn": "flyhpc.backends.brian2.genn:Brian2GeNNBackend",
 }
 
 

@@ -1,6 +1,6 @@
 """`flyhpc data fetch | verify | synth`: get, check or generate the connectome files.
 
-Parses flags, calls `flyhpc.data` / `flyhpc.synthetic`, and renders progress bars and tables with
+Parses flags, calls `flyhpc.data` / `flyhpc.data.synthetic`, and renders progress bars and tables with
 rich. No download, hashing or generation logic lives here. Entry point: the click group `data`.
 """
 
@@ -14,8 +14,8 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, Time
                            TransferSpeedColumn)
 from rich.table import Table
 
-from flyhpc import data
-from flyhpc.connectome import default_data_dir
+from flyhpc.data import fetch as data
+from flyhpc.data.connectome import default_data_dir
 
 _version = click.option("--version", "version", type=click.Choice(data.VERSIONS), default="783",
                         show_default=True, help="FlyWire materialization version.")
@@ -77,12 +77,12 @@ def verify(version: str, folder: Path | None) -> None:
               help="Number of distinct (pre, post) connections.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generator.")
 @click.option("--ids-csv", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Completeness CSV whose root ids to use [default: searched for, see flyhpc.synthetic].")
+              help="Completeness CSV whose root ids to use [default: searched for, see flyhpc.data.synthetic].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to write into [default: <data dir>/synthetic/seed<S>-n<N>-e<E>].")
 def synth(n_neurons: int | None, n_edges: int, seed: int, ids_csv: Path | None, out_dir: Path | None) -> None:
     """Generate a synthetic connectome in the FlyWire file schema (Completeness CSV + Connectivity parquet)."""
-    from flyhpc import synthetic  # heavy and optional: only imported when asked for
+    from flyhpc.data import synthetic  # heavy and optional: only imported when asked for
 
     out_dir = out_dir or default_data_dir() / "synthetic" / f"seed{seed}-n{n_neurons or 'all'}-e{n_edges}"
     with Console(stderr=True).status(f"generating {n_edges:,} connections into {out_dir} …"):

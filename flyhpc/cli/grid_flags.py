@@ -52,10 +52,11 @@ def planned_tasks(grid, run_label: str, results_root, connectome: str) -> list:
     cluster; the tasks carry the connectome's digest (part of their key).
     """
     from flyhpc import tasks
-    from flyhpc.connectome import default_data_dir
-    from flyhpc.runner import check_inputs
+    from flyhpc.bundle import check_label
+    from flyhpc.data.connectome import default_data_dir
+    from flyhpc.pipeline import check_inputs
 
-    tasks.check_label(run_label)
+    check_label(run_label)
     tasks.check_grid(grid, registered_only=True)
     conn = check_inputs(connectome, default_data_dir(), tasks.experiment_of(grid.experiment))
     return tasks.expand_grid(grid, run_label, str(results_root), connectome, connectome_digest=conn.digest)

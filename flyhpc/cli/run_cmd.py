@@ -69,7 +69,7 @@ def _experiment(name, activate, rate, activate2, rate2, silence, by) -> Experime
 def run(backend, experiment_key, activate, rate, activate2, rate2, silence, by, t_run_s, n_run, connectome,
         data_dir, out_dir, seed, threads, precision, force, top, options):
     """Simulate one experiment and write spikes (parquet), rates (CSV) and phase timings (JSON)."""
-    from flyhpc.runner import run_experiment
+    from flyhpc.pipeline import run_experiment
 
     if not experiment_key and not activate:
         experiment_key = "sugar"
@@ -81,7 +81,7 @@ def run(backend, experiment_key, activate, rate, activate2, rate2, silence, by, 
             connectome=connectome, data_dir=data_dir, seed=seed, n_threads=threads, precision=precision,
             force=force, options=_options(options),
             on_phase=lambda p: status.update(f"{p}: {backend}, {experiment.name}, {t_run_s:g} s x {n_run}"))
-    _render(Console(), outcome, top)
+    _render(Console(), outcome, top, out_dir)
 
 
 def _options(pairs: tuple[str, ...]) -> dict:
@@ -98,16 +98,16 @@ def _options(pairs: tuple[str, ...]) -> dict:
     return out
 
 
-def _render(console: Console, outcome, top: int) -> None:
+def _render(console: Console, outcome, top: int, out_dir: Path) -> None:
     if outcome.record["synthetic_connectome"]:
-        console.print(f"[bold yellow]SYNTHETIC connectome[/] ({outcome.connectome_source}): "
+        console.print(f"[bold yellow]SYNTHETIC connectome[/] ({outcome.record['connectome_source']}): "
                       "not the real FlyWire data; run `flyhpc data fetch` for the real files.")
     r = outcome.record
     phases = Table(title=f"{r['backend']} · {r['experiment']} · {r['t_run_s']:g} s × {r['n_run']}")
-    for col in ("spikes", "active", *outcome.phases, "x real time"):
+    for col in ("spikes", "active", *r["phases_s"], "x real time"):
         phases.add_column(col, justify="right")
     ratio = r["realtime_ratio"]
-    phases.add_row(str(r["spikes"]), str(r["active_neurons"]), *(f"{v:.3f}" for v in outcome.phases.values()),
+    phases.add_row(str(r["spikes"]), str(r["active_neurons"]), *(f"{v:.3f}" for v in r["phases_s"].values()),
                    f"{ratio:.2f}" if ratio else "-")
     console.print(phases)
     tops = Table(title=f"top {top} neurons by rate")
@@ -117,4 +117,5 @@ def _render(console: Console, outcome, top: int) -> None:
         tops.add_row(str(row.neuron_index), str(row.flywire_id), f"{row.rate_mean_hz:.1f}",
                      "-" if row.rate_std_hz != row.rate_std_hz else f"{row.rate_std_hz:.1f}")
     console.print(tops)
-    console.print(f"spikes: {outcome.parquet}\nrates:  {outcome.rates_csv}\nrecord: {outcome.record_json}")
+    parquet = out_dir / r["parquet"]
+    console.print(f"spikes: {parquet}\nrates:  {out_dir / r['rates_csv']}\nrecord: {parquet.with_suffix('.json')}")

@@ -1,6 +1,6 @@
 """`flyhpc submit / status / resubmit / cancel`: benchmark grids on Slurm (or submitit's local executor).
 
-Each command parses flags, calls one function of `flyhpc.slurm` / `flyhpc.slurm_status` and renders
+Each command parses flags, calls one function of `flyhpc.cluster.slurm` / `flyhpc.cluster.status` and renders
 the result with rich. No scheduling logic here.
 """
 
@@ -15,7 +15,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from flyhpc.cli.grid_flags import grid_from_flags, grid_options, planned_tasks, results_root_option
-from flyhpc.slurm_status import STATES
+from flyhpc.cluster.status import STATES
 
 _FAILED_STATES = ("failed", "timeout", "cancelled", "out-of-memory", "corrupt")
 _SHORT = {"pending": "pend", "running": "run", "timeout": "t/o", "cancelled": "canc", "out-of-memory": "oom",
@@ -62,7 +62,8 @@ def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, expe
     The connectome and the experiment's neurons are checked first, as `flyhpc run` checks them.
     A label holds one experiment, seed and connectome: adding tasks of another is refused.
     """
-    from flyhpc import profiles, slurm
+    from flyhpc.cluster import profiles
+    from flyhpc.cluster import slurm
 
     grid = grid_from_flags(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed)
     prof = profiles.load_profile(profile)
@@ -81,8 +82,8 @@ def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, expe
 
 
 def _warn_if_synthetic(console: Console, connectome: str) -> None:
-    from flyhpc.connectome import default_data_dir
-    from flyhpc.datasets import real_sources
+    from flyhpc.data.connectome import default_data_dir
+    from flyhpc.data.sources import real_sources
 
     if connectome == "synthetic" or (connectome in ("", "auto") and real_sources(default_data_dir()) is None):
         console.print("[bold yellow]SYNTHETIC connectome[/]: no real FlyWire files in "
@@ -134,7 +135,7 @@ def _status_view(report) -> Group:
 @click.pass_context
 def status(ctx, run_label, results_root, watch, interval, deep, retry_for):
     """Per-backend counts (sacct joined with the task records) and the failing tasks with their logs."""
-    from flyhpc import slurm_status
+    from flyhpc.cluster import status as slurm_status
 
     console = Console()
     retry = dict(retry_s=retry_for if watch else 0.0,
@@ -169,7 +170,9 @@ def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_
     Every parquet is hashed first, so a damaged one is rerun. A --time-factor that cannot raise a
     time limit (the profile's max_time_min caps it) is refused with the key to raise.
     """
-    from flyhpc import profiles, slurm, slurm_status
+    from flyhpc.cluster import profiles
+    from flyhpc.cluster import slurm
+    from flyhpc.cluster import status as slurm_status
 
     if time_factor < 1:
         raise click.BadParameter(f"{time_factor}: must be >= 1", param_hint="--time-factor")
@@ -194,7 +197,7 @@ def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_
 @results_root_option
 def cancel(run_label, results_root):
     """Cancel the label's jobs still queued or running (scancel, only jobs named for this label; SIGTERM for local jobs)."""
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
 
     ids = slurm.cancel(results_root, run_label)
     Console().print(f"cancelled {len(ids)} job(s): {' '.join(ids)}" if ids else "no job to cancel")

@@ -119,7 +119,7 @@ HAND_SPIKES = {  # {trial: {neuron: [steps]}}
 
 def contract_spec():
     """The contract network, built through connectome_from_edges + build_network (silencing applied)."""
-    from flyhpc.connectome import connectome_from_edges
+    from flyhpc.data.connectome import connectome_from_edges
     from flyhpc.network import build_network
 
     ids = np.arange(1000, 1000 + CONTRACT_N, dtype=np.int64)

@@ -18,7 +18,7 @@ import pytest
 
 b2 = pytest.importorskip("brian2")
 
-from flyhpc.backends.brian2_network import build_brian_network, spike_steps  # noqa: E402
+from flyhpc.backends.brian2.network import build_brian_network, spike_steps  # noqa: E402
 from flyhpc.model import Params  # noqa: E402
 
 from conftest import CONTRACT_STEPS, HAND_TRIALS, contract_spec, hand_drive, tiny_spec  # noqa: E402
@@ -173,7 +173,7 @@ def test_refractory_zero_equals_kicks_only(contract_trial0):
 
 @pytest.fixture(scope="module")
 def standalone(build_root):
-    from flyhpc.backends.brian2cpp_backend import Brian2CppBackend
+    from flyhpc.backends.brian2.cpp import Brian2CppBackend
 
     probe = Brian2CppBackend.probe()
     if not probe.ok:
@@ -207,7 +207,7 @@ def test_standalone_equals_runtime(standalone):
 def test_standalone_build_is_cached_across_instances_and_processes(standalone, build_root):
     """Same network and duration: the next backend instance, and a new Python process, reuse the
     build directory without recompiling (BuildReport.cached, binary untouched)."""
-    from flyhpc.backends.brian2cpp_backend import Brian2CppBackend
+    from flyhpc.backends.brian2.cpp import Brian2CppBackend
 
     work_dir = Path(standalone["build"].work_dir)
     assert work_dir.parent == build_root / "brian2cpp" and (work_dir / "main").is_file()
@@ -223,7 +223,7 @@ def test_standalone_build_is_cached_across_instances_and_processes(standalone, b
     here = Path(__file__).parent
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from conftest import contract_spec, CONTRACT_STEPS\n"
-            "from flyhpc.backends.brian2cpp_backend import Brian2CppBackend\n"
+            "from flyhpc.backends.brian2.cpp import Brian2CppBackend\n"
             "b = Brian2CppBackend(n_threads=1, work_root=%r)\n"
             "r = b.build(contract_spec(), CONTRACT_STEPS); b.close()\n"
             "print('CACHED', r.cached, r.work_dir)\n") % (str(here), str(build_root))
@@ -235,7 +235,7 @@ def test_standalone_build_is_cached_across_instances_and_processes(standalone, b
 
 
 def test_other_duration_gets_its_own_build_dir(standalone):
-    from flyhpc.backends.brian2cpp_backend import build_key
+    from flyhpc.backends.brian2.cpp import build_key
 
     spec = standalone["spec"]
     key = Path(standalone["build"].work_dir).name
@@ -247,7 +247,7 @@ def test_other_duration_gets_its_own_build_dir(standalone):
 # ---- the drive bit table ----------------------------------------------------------------------
 
 def test_drive_table_bits_and_errors():
-    from flyhpc.backends.brian2_network import BITS_PER_COLUMN, drive_table
+    from flyhpc.backends.brian2.network import BITS_PER_COLUMN, drive_table
     from flyhpc.drive import TrialDrive
     from flyhpc.errors import ConfigError
 
@@ -273,7 +273,7 @@ def test_more_than_32_driven_neurons_use_a_second_column():
 
 
 def test_backend_refuses_bad_calls(build_root):
-    from flyhpc.backends.brian2cpp_backend import Brian2CppBackend
+    from flyhpc.backends.brian2.cpp import Brian2CppBackend
     from flyhpc.errors import ConfigError
 
     backend = Brian2CppBackend(n_threads=1, work_root=build_root)

@@ -24,7 +24,7 @@ CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[2])
 from conftest import tiny_spec
-from flyhpc.backends.brian2cuda_backend import Brian2CudaBackend, Brian2CudaOptions
+from flyhpc.backends.brian2.cuda import Brian2CudaBackend, Brian2CudaOptions
 
 spec = tiny_spec(6, [(0, 1, 2.0), (1, 2, -1.0), (0, 3, 5.0), (3, 4, 0.8), (2, 5, 1.5)],
                  driven=(0,), driven2=(2,), rate_hz=200.0, rate2_hz=50.0)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from flyhpc.backends.brian2genn_backend import genn_path
+from flyhpc.backends.brian2.genn import genn_path
 
 REPO = Path(__file__).resolve().parents[2]
 N_SCENARIOS = 13
@@ -43,7 +43,7 @@ GENERATE_CHILD = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
 from conftest import CONTRACT_STEPS, HAND_TRIALS, contract_spec, hand_drive
-from flyhpc.backends.brian2genn_backend import Brian2GeNNBackend
+from flyhpc.backends.brian2.genn import Brian2GeNNBackend
 
 trial = hand_drive(CONTRACT_STEPS, HAND_TRIALS).trials[0]
 Brian2GeNNBackend(work_root=sys.argv[1]).generate(contract_spec(), trial, CONTRACT_STEPS, sys.argv[1] + "/project")

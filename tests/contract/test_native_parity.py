@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flyhpc.connectome import connectome_from_edges
+from flyhpc.data.connectome import connectome_from_edges
 from flyhpc.drive import make_drive
 from flyhpc.model import Experiment, Params
 from flyhpc.network import build_network

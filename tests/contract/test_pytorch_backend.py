@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from flyhpc import backends  # noqa: E402
-from flyhpc.backends.pytorch_backend import PyTorchBackend, PyTorchOptions  # noqa: E402
-from flyhpc.connectome import connectome_from_edges  # noqa: E402
+from flyhpc.backends.pytorch import PyTorchBackend, PyTorchOptions  # noqa: E402
+from flyhpc.data.connectome import connectome_from_edges  # noqa: E402
 from flyhpc.drive import make_drive  # noqa: E402
 from flyhpc.errors import ConfigError, UnsupportedFeature  # noqa: E402
 from flyhpc.model import Experiment, Params  # noqa: E402

@@ -6,7 +6,7 @@ Needs `sbatch`, `sacct` and a cluster that answers (skipped with the reason othe
   it. It checks the arguments flyhpc builds (exec, --nv, --bind sources that exist, a .sif image)
   and runs the inner command on the host.
 - To make a task slow or failing on purpose, the tests submit `fault_run` (below) as the job
-  function instead of `flyhpc.slurm.run_task`. It sleeps (first attempt only) or turns the task into
+  function instead of `flyhpc.cluster.executors.run_task`. It sleeps (first attempt only) or turns the task into
   one the real worker rejects, then calls the real `run_task` -> `worker.run`. Resubmits use the
   default job function, as the CLI does.
 """
@@ -52,7 +52,8 @@ if _REASON:
 
 def fault_run(task):
     """Test job function: act on the fault planned for this task, then run the real task."""
-    from flyhpc import job_signals, slurm
+    from flyhpc.cluster import job_signals
+    from flyhpc.cluster import executors
 
     job_signals.install()  # as run_task does, before the sleep
     plan = json.loads(Path(os.environ["FLYHPC_TEST_FAULTS"]).read_text())
@@ -64,7 +65,7 @@ def fault_run(task):
         time.sleep(float(action.split(":")[1]))
     if action == "raise":
         task = dataclasses.replace(task, connectome=task.connectome + "-missing")  # the real worker rejects it
-    return slurm.run_task(task)
+    return executors.run_task(task)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -86,7 +87,7 @@ def _tasks(label: str, root: Path, n: int):
 
 
 def _profile(tmp_path: Path, **cluster):
-    from flyhpc.profiles import profile_from_dict
+    from flyhpc.cluster.profiles import profile_from_dict
 
     table = {"executor": "slurm", "array_parallelism": 8, "min_time_min": 1, "max_time_min": 10,
              "python": sys.executable, "slurm_setup": [f"export PATH={HERE}:$PATH",
@@ -141,7 +142,7 @@ def env(tmp_path, monkeypatch):
 
 def test_array_in_container_to_done(tmp_path, env):
     """Two tasks, one array, wrapped by (fake) apptainer; status done; resubmit has nothing to do."""
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
 
     env.write_text("{}")
     root = tmp_path / "results"
@@ -166,7 +167,7 @@ def test_array_in_container_to_done(tmp_path, env):
 def test_faults_then_resubmit_completes(tmp_path, env):
     """scancel, time-out, exception and requeue in one array; each ends right; a --time-factor the
     profile caps is refused; resubmit (limits raised) completes the label."""
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
     from flyhpc.errors import ConfigError
 
     root = tmp_path / "results"
@@ -201,7 +202,10 @@ def test_faults_then_resubmit_completes(tmp_path, env):
     assert {a.time_min for a in sp.arrays} == {2}  # 1 min before, x 2: raised, whatever the model says
     env.write_text("{}")  # the resubmitted tasks run as they are (the raise was the fault)
     report = slurm.wait(root, "faults", timeout_s=180, poll_s=1)
-    assert report.complete, report.rows
+    assert report.complete and report.exit_code == 0, report.rows
+    assert _cli("collect", "faults", "--results-root", root).returncode == 0
+    assert _cli("verify", "faults", "--results-root", root).returncode == 0
+    subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=root / "faults", check=True)
     _assert_bundle_clean(root, "faults")
 
 
@@ -209,7 +213,7 @@ def test_faults_then_resubmit_completes(tmp_path, env):
                     reason="needs root and the cluster of scripts/local-slurm/start.sh")
 def test_slurmd_stopped_under_running_task(tmp_path, env):
     """slurmd dies while a task runs: the step survives, the task finishes, and status says done."""
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
 
     root = tmp_path / "results"
     (task,) = _tasks("slurmd", root, 1)
@@ -245,7 +249,7 @@ def test_damaged_bundle_is_never_blessed_and_resubmit_repairs_it(tmp_path, env):
     """Flipped bytes, a truncated parquet and a deleted record: status/collect/verify exit non-zero,
     the checksums leave the damaged files out, resubmit (which hashes) reruns exactly those three,
     and then collect, verify and sha256sum -c are clean."""
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
     from flyhpc.bundle import BundlePaths
 
     env.write_text("{}")
@@ -297,7 +301,7 @@ def test_damaged_bundle_is_never_blessed_and_resubmit_repairs_it(tmp_path, env):
 def test_double_submit_and_label_reuse_are_refused(tmp_path, env):
     """Submitting tasks that are still queued/running is refused (unless --force); so is a label reused
     for another experiment or seed; status says 75 while they run and 0 after."""
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
     from flyhpc.errors import ConfigError
 
     root = tmp_path / "results"
@@ -326,7 +330,7 @@ def test_scancel_of_a_whole_array_and_cancel_of_only_this_labels_jobs(tmp_path, 
     """scancel of an array: every task 'cancelled', status/collect exit 4. `flyhpc cancel` signals only
     jobs that are still queued/running and carry this label's job name — not a stranger's job that
     happens to have an id the label once had."""
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
 
     root = tmp_path / "results"
     mine, theirs = _tasks("mine", root, 2), _tasks("theirs", root, 1)
@@ -354,7 +358,7 @@ def test_scancel_of_a_whole_array_and_cancel_of_only_this_labels_jobs(tmp_path, 
 
 
 def test_concurrent_collects_never_write_a_half_bundle(tmp_path, env):
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
 
     env.write_text("{}")
     root = tmp_path / "results"
@@ -371,7 +375,7 @@ def test_concurrent_collects_never_write_a_half_bundle(tmp_path, env):
 
 
 def test_submission_folder_is_private_and_a_writable_one_is_refused(tmp_path, env):
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
     from flyhpc.errors import ConfigError
 
     env.write_text("{}")
@@ -393,7 +397,7 @@ def test_submission_folder_is_private_and_a_writable_one_is_refused(tmp_path, en
 @pytest.mark.skipif(os.geteuid() != 0 or not (SLURM_DIR / "pids" / "slurmdbd.pid").exists(),
                     reason="needs root and the cluster of scripts/local-slurm/start.sh")
 def test_status_watch_survives_a_slurmdbd_restart(tmp_path, env):
-    from flyhpc import slurm
+    from flyhpc.cluster import slurm
 
     root = tmp_path / "results"
     (task,) = _tasks("dbd", root, 1)

@@ -79,7 +79,7 @@ def test_wheel_holds_ids_grids_profiles_and_definitions(installed):
 
 
 def test_installed_package_looks_up_its_own_files(installed):
-    code = ("import json, flyhpc, flyhpc.profiles as p, flyhpc.tasks as t, flyhpc.images as i, flyhpc.synthetic as s;"
+    code = ("import json, flyhpc, flyhpc.cluster.profiles as p, flyhpc.tasks as t, flyhpc.images as i, flyhpc.data.synthetic as s;"
             "print(json.dumps({'pkg': flyhpc.__file__, 'grids': t.known_grids(), 'grid': t.load_grid('demo').name,"
             "'profile': p.load_profile('example-site').source, 'defs': [str(b.def_file) for b in i.image_plan()],"
             "'ids': int(s.packaged_ids().size)}))")

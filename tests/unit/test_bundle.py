@@ -1,24 +1,16 @@
-"""Bundles without simulators: task states from files (cheap and deep checks), collect (every planned
-task in the manifest, checksums of intact files only, idempotent, locked, exit codes), verify
-(integrity and completeness), and the worker's failure path (error record, traceback in the log,
-attempts appended, no parquet)."""
+"""Task states from files alone (`bundle.disk_state`): cheap checks (size, footer, row count), the deep
+hash, error and signal records, and records made for another task key.
+"""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import shutil
-import subprocess
 
 import numpy as np
-import pytest
 
-from flyhpc import collect, slurm, worker
 from flyhpc.bundle import BundlePaths, disk_state
-from flyhpc.errors import ConfigError, FlyhpcError, TaskFailed
-from flyhpc.files import label_lock, sha256_file, write_json_atomic
-from flyhpc.slurm_status import EXIT_UNFINISHED
+from flyhpc.files import sha256_file, write_json_atomic
 from flyhpc.spikes import SpikeTable, write_spikes
 from flyhpc.tasks import BenchmarkTask
 
@@ -50,11 +42,6 @@ def fake_result(task, n_spikes=50, status="success", seed=0):
                    parquet_sha256=sha256_file(paths.parquet(task)), parquet_bytes=paths.parquet(task).stat().st_size)
     write_json_atomic(paths.record(task), rec)
     return paths
-
-
-def _plan(*tasks):
-    """Record the tasks as the label's plan (what `flyhpc bench` does before running them)."""
-    slurm.record_plan(list(tasks))
 
 
 def _state(t, deep=False):
@@ -109,159 +96,3 @@ def test_a_record_of_another_experiment_is_never_done(tmp_path):
     assert state == "stale" and t.key in reason
     assert dataclasses.replace(t, seed=1).key != t.key
     assert dataclasses.replace(t, connectome_digest="ab" * 32).key != t.key
-
-
-def test_collect_lists_every_planned_task_and_checksums_only_intact_files(tmp_path):
-    a, b = _task(tmp_path, "brian2cpp"), _task(tmp_path, "pytorch", t=1, n=1, rnd=2)
-    err = _task(tmp_path, "brian2cpp", t=1.0, n=4)
-    never = _task(tmp_path, "pytorch", t=0.1, n=1)
-    flipped = _task(tmp_path, "brian2cpp", t=10.0, n=1)
-    _plan(a, b, err, never, flipped)
-    fake_result(a, 40)
-    paths = fake_result(b, 60, seed=1)
-    fake_result(err, status="error: DataError: bad file")
-    fake_result(flipped, 30)
-    data = bytearray(paths.parquet(flipped).read_bytes())
-    data[10] ^= 0xFF
-    paths.parquet(flipped).write_bytes(bytes(data))
-
-    report = collect.collect(tmp_path, "lab")
-    assert report.exit_code == EXIT_UNFINISHED
-    assert report.rows == 3  # two done, one error
-    states = {r.key: (r.state, r.reason) for r in report.status.rows}
-    assert states[a.key] == ("done", "") and states[b.key] == ("done", "")
-    assert states[err.key] == ("failed", "error: DataError: bad file")
-    assert states[never.key] == ("missing", "no task record")
-    assert states[flipped.key][0] == "corrupt" and "sha256 differs" in states[flipped.key][1]
-    rows = list(csv.DictReader(open(paths.results_csv)))
-    header = paths.results_csv.read_text().splitlines()[0].split(",")
-    assert header[:18] == SEED_18 and "load_time" in header and "image_digest" in header
-    first = rows[0]
-    assert first["framework"] == "Brian2 (CPU)" and first["t_run"] == "0.1" and first["n_run"] == "2"
-    assert first["setup_time"] == "0.250" and first["build_time"] == "2.000"
-    assert first["realtime_ratio"] == "2.0000"  # 0.1 s x 2 trials / 0.1 s sim
-    assert first["timestamp"] == "2026-01-02 03:04:05" and first["spike_path"] == "round_01/brian2cpp_t0.1s_n2.parquet"
-    error_row = [r for r in rows if r["status"].startswith("error")][0]
-    assert error_row["spike_path"] == "" and error_row["realtime_ratio"] == ""
-    manifest = list(csv.DictReader(open(paths.manifest)))
-    assert {m["task_key"]: m["state"] for m in manifest} == {
-        a.key: "done", b.key: "done", err.key: "failed", never.key: "missing", flipped.key: "corrupt"}
-    done_row = [m for m in manifest if m["task_key"] == a.key][0]
-    assert done_row["spike_time_unit"] == "ms" and len(done_row["sha256"]) == 64
-    assert all(m["sha256"] == "" for m in manifest if m["state"] != "done")
-    assert "sha256 differs" in [m for m in manifest if m["task_key"] == flipped.key][0]["reason"]
-
-    listed = [ln.split("  ")[1] for ln in paths.checksums.read_text().splitlines()]
-    assert listed == sorted(listed)
-    assert "round_01/brian2cpp_t10.0s_n1.parquet" not in listed  # the corrupt file gets no checksum
-    assert "round_01/brian2cpp_t10.0s_n1.json" not in listed
-    assert "round_01/brian2cpp_t1.0s_n4.json" in listed  # the error record is an intact file
-    assert shutil.which("sha256sum"), "sha256sum (coreutils) is needed"
-    subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=paths.label_dir, check=True)
-
-    before = {p: p.read_bytes() for p in (paths.results_csv, paths.manifest, paths.checksums)}
-    collect.collect(tmp_path, "lab")
-    assert {p: p.read_bytes() for p in before} == before  # idempotent
-    verdict = collect.verify(tmp_path, "lab")
-    assert verdict.exit_code == 5 and any("sha256 differs" in c for c in verdict.corrupt)
-    assert any(never.key in line and "missing" in line for line in verdict.incomplete)
-
-
-def test_a_complete_bundle_verifies_and_exits_zero(tmp_path):
-    tasks = [_task(tmp_path, t=0.1), _task(tmp_path, t=1.0)]
-    _plan(*tasks)
-    for k, t in enumerate(tasks):
-        fake_result(t, seed=k)
-    assert collect.collect(tmp_path, "lab").exit_code == 0
-    verdict = collect.verify(tmp_path, "lab")
-    assert verdict.ok and verdict.exit_code == 0 and verdict.checked == 6  # 2 parquets, 2 records, csv, manifest
-
-
-def test_collect_is_locked_against_a_concurrent_collect(tmp_path):
-    t = _task(tmp_path)
-    _plan(t)
-    paths = fake_result(t)
-    with label_lock(paths.lock, "test"):
-        with pytest.raises(FlyhpcError, match="holds .*lock"):
-            collect.collect(tmp_path, "lab")
-    assert not paths.results_csv.exists()  # nothing written while locked out
-    assert collect.collect(tmp_path, "lab").exit_code == 0
-
-
-def test_unknown_label_is_an_error(tmp_path):
-    with pytest.raises(ConfigError, match="unknown run label 'nope'"):
-        collect.collect(tmp_path, "nope")
-    with pytest.raises(ConfigError, match="run label"):
-        collect.verify(tmp_path, "../etc")
-
-
-def test_verify_names_missing_extra_corrupt_and_disagreeing_records(tmp_path):
-    a, b, c = _task(tmp_path, t=0.1), _task(tmp_path, t=1.0), _task(tmp_path, t=10.0)
-    _plan(a, b, c)
-    for k, t in enumerate((a, b, c)):
-        paths = fake_result(t, seed=k)
-    collect.collect(tmp_path, "lab")
-    assert collect.verify(tmp_path, "lab").ok
-    paths.parquet(a).unlink()  # missing
-    fake_result(_task(tmp_path, t=100.0))  # extra (after collect, not planned)
-    rec = json.loads(paths.record(b).read_text())  # record disagrees with its parquet
-    rec["spikes"] = 7
-    paths.record(b).write_text(json.dumps(rec))
-    data = bytearray(paths.parquet(c).read_bytes())  # corrupt
-    data[-20] ^= 1
-    paths.parquet(c).write_bytes(bytes(data))
-    report = collect.verify(tmp_path, "lab")
-    text = "\n".join(report.missing + report.extra + report.corrupt)
-    assert not report.ok and report.exit_code == 5
-    assert any("brian2cpp_t0.1s_n2.parquet" in m for m in report.missing)
-    assert any("brian2cpp_t100.0s_n2.parquet" in e for e in report.extra)
-    assert "brian2cpp_t1.0s_n2.json: sha256 differs" in text  # the edited record
-    assert "rows, its record says 7 spikes" in text
-    assert "brian2cpp_t10.0s_n2.parquet" in text
-
-
-def test_global_csv_upsert_keys_on_label_and_round(tmp_path):
-    _plan(_task(tmp_path))
-    fake_result(_task(tmp_path))
-    out = tmp_path / "all.csv"
-    out.write_text("framework,n_run,t_run,experiment_key,run_label,round,spikes,legacy\n"
-                   "Brian2 (CPU),2,0.1,sugar,lab,1,1,x\nBrian2 (CPU),2,0.1,sugar,other,1,9,y\n")
-    collect.collect(tmp_path, "lab", global_csv=out)
-    rows = list(csv.DictReader(open(out)))
-    assert len(rows) == 2
-    assert {r["run_label"]: r["spikes"] for r in rows} == {"lab": "50", "other": "9"}
-    collect.collect(tmp_path, "lab", global_csv=out)
-    assert len(list(csv.DictReader(open(out)))) == 2
-
-
-def test_worker_failure_leaves_error_record_and_log_and_no_parquet(tmp_path):
-    t = BenchmarkTask(run_label="lab", round=1, backend="brian2cpp", experiment="sugar", t_run_s=0.01, n_run=1,
-                      seed=0, connectome=str(tmp_path / "no_such_folder"), connectome_digest="",
-                      results_root=str(tmp_path))
-    paths = BundlePaths(tmp_path, "lab")
-    paths.round_dir(1).mkdir(parents=True)
-    paths.parquet(t).write_bytes(b"stale")
-    with pytest.raises(TaskFailed) as info:
-        worker.run(t)
-    assert info.value.task_key == t.key and info.value.log_path == str(paths.log(t))
-    rec = json.loads(paths.record(t).read_text())
-    assert rec["status"].startswith("error: ConfigError") and "no_such_folder" in rec["status"]
-    assert not paths.parquet(t).exists()
-    assert "Traceback" in paths.log(t).read_text()
-    assert _state(t)[0] == "error"
-    _plan(t)
-    report = collect.collect(tmp_path, "lab")
-    assert report.rows == 1 and report.exit_code == EXIT_UNFINISHED
-    assert report.status.rows[0].state == "failed"
-    with pytest.raises(TaskFailed):
-        worker.run(t)
-    log = paths.log(t).read_text()
-    assert log.count("=== attempt ") == 2 and "=== attempt 2: started" in log  # attempts append, never overwrite
-
-
-def test_worker_records_an_unknown_experiment_as_an_error(tmp_path):
-    t = BenchmarkTask(run_label="lab", round=1, backend="brian2cpp", experiment="walking", t_run_s=0.01, n_run=1,
-                      seed=0, connectome="auto", connectome_digest="", results_root=str(tmp_path))
-    with pytest.raises(TaskFailed, match="unknown experiment 'walking'"):
-        worker.run(t)
-    assert _state(t)[0] == "error"

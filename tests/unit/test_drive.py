@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from flyhpc.connectome import connectome_from_edges
+from flyhpc.data.connectome import connectome_from_edges
 from flyhpc.drive import make_drive, trial_drive
 from flyhpc.model import Experiment
 from flyhpc.network import build_network

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from flyhpc.connectome import connectome_from_edges
+from flyhpc.data.connectome import connectome_from_edges
 from flyhpc.model import Experiment, Params
 from flyhpc.network import build_network
 

@@ -9,6 +9,7 @@ import pickle
 import pytest
 
 from flyhpc import tasks
+from flyhpc.bundle import check_label
 from flyhpc.bundle import BundlePaths
 from flyhpc.errors import ConfigError
 from flyhpc.tasks import BenchmarkTask, Grid
@@ -60,7 +61,7 @@ def test_bundle_paths_follow_the_seed_layout(tmp_path):
                                    "nl\n", "nl\r\n", "a\nb", "\nnl"])
 def test_bad_labels_are_refused(label):
     with pytest.raises(ConfigError, match="run label") as err:
-        tasks.check_label(label)
+        check_label(label)
     assert f"run label {label!r} is not allowed" in str(err.value)
     with pytest.raises(ConfigError):
         _task(run_label=label)

@@ -1,0 +1,171 @@
+"""Brian2GeNN backend (`brian2genn`): the shared Brian2 network on Brian2GeNN's `genn` device.
+
+Brian2GeNN 1.7 needs Brian2 < 2.6 (its own image and environment) and GeNN 4.9's command-line tools;
+it has no run arguments, so every trial is generated, compiled and run with its drive baked into the
+network. Trials are deterministic and distinct because the drive is the shared per-trial Philox drive;
+the network itself draws no random numbers (Brian2GeNN rejects `seed()` in standalone code anyway).
+Everything runs on Brian2's defaultclock, the only clock Brian2GeNN accepts, and the drive is a
+SpikeGeneratorGroup (Brian2GeNN has no TimedArray). Owns the GeNN device
+preferences (GPU or GeNN's CPU-only mode). Brian2GeNN starts genn-buildmodel.sh, make and the binary
+with fixed argument lists, so this process ignores SIGUSR2 (Slurm's pre-timeout warning) while a trial
+is built and run, and its children inherit that (`child_signals.usr2_ignored_in_process`; a warning
+arriving then is lost); SIGTERM still ends them. Entry points: `Brian2GeNNBackend`, `Brian2GeNNOptions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.brian2.child_signals import usr2_ignored_in_process
+from flyhpc.drive import Drive, TrialDrive
+from flyhpc.errors import ConfigError, FlyhpcError
+from flyhpc.network import NetworkSpec
+from flyhpc.spikes import SpikeTable
+
+GENN_PATH_ENVS = ("BRIAN2GENN_GENN_PATH", "GENN_PATH")
+
+
+def genn_path(env: dict | None = None) -> str | None:
+    """GeNN 4.9's install folder: $BRIAN2GENN_GENN_PATH, else $GENN_PATH, else None."""
+    env = os.environ if env is None else env
+    return next((env[k] for k in GENN_PATH_ENVS if env.get(k)), None)
+
+
+@dataclass(frozen=True)
+class Brian2GeNNOptions:
+    """Settings of the brian2genn backend.
+
+    keep_builds: keep the per-trial build folders (for debugging); use_gpu: False runs GeNN's
+    CPU-only code (Brian2GeNN's use_GPU=False), which needs no CUDA at all.
+    """
+
+    keep_builds: bool = field(default=False, metadata=RUN_ONLY)
+    use_gpu: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("keep_builds", "use_gpu"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"brian2genn: {name} must be true or false, got {getattr(self, name)!r}")
+
+
+class Brian2GeNNBackend(Backend):
+    """Brian2GeNN 1.7: one generated GeNN 4.9 project per trial (drive baked in), SPARSE connectivity."""
+
+    name: ClassVar[str] = "brian2genn"
+    caps: ClassVar[Capabilities] = Capabilities(
+        device="gpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
+        deterministic=True, image="flyhpc-brian2genn", verified_here="CPU mode only", needs=frozenset({"gpu"}))
+    Options: ClassVar[type] = Brian2GeNNOptions
+
+    def __init__(self, options=None, **kwargs):
+        super().__init__(options, **kwargs)
+        self._spec: NetworkSpec | None = None
+        self._n_steps = 0
+        self._spikes: SpikeTable | None = None
+
+    @classmethod
+    def probe(cls) -> Probe:
+        """Brian2 / Brian2GeNN versions and GeNN 4.9's path; never raises."""
+        try:
+            import brian2
+            import brian2genn
+        except Exception as exc:
+            return Probe(False, f"brian2genn cannot be imported: {exc}")
+        versions = {"brian2": brian2.__version__, "brian2genn": str(getattr(brian2genn, "__version__", "unknown"))}
+        path = genn_path()
+        if not path or not Path(path, "bin", "genn-buildmodel.sh").is_file():
+            return Probe(False, f"GeNN 4.9 not found: set {' or '.join(GENN_PATH_ENVS)} to a GeNN install "
+                                f"with bin/genn-buildmodel.sh (got {path!r})", versions)
+        versions["genn_path"] = path
+        return Probe(True, "", versions)
+
+    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
+        """Check the toolchain; every trial is generated and compiled inside `run` (no run arguments)."""
+        probe = self._probe_for_build(n_steps)
+        self._spec, self._n_steps = spec, int(n_steps)
+        return BuildReport(cached=False, work_dir=str(self.work_root / self.name), versions=probe.versions)
+
+    def run(self, drive: Drive) -> RunReport:
+        """For each trial: construct the network with the trial's drive, generate, compile and run it."""
+        if self._spec is None:
+            raise ConfigError(f"backend {self.name!r}: run() called before build()")
+        if drive.n_steps != self._n_steps:
+            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps, build has {self._n_steps}")
+        from flyhpc.backends.brian2.network import spike_steps
+
+        tables, inner_s = [], 0.0
+        try:
+            for trial in drive.trials:
+                work_dir = self.work_root / self.name / f"{self._spec.digest()[:16]}_trial{trial.trial}"
+                net, device = self._on_genn_device(self._spec, trial, drive.n_steps, work_dir, compile_and_run=True)
+                inner_s += float(getattr(device, "_last_run_time", 0.0) or 0.0)
+                steps, neurons = spike_steps(net)
+                tables.append(SpikeTable.from_arrays(np.full(steps.shape, trial.trial, np.int32), steps, neurons))
+                device.reinit()
+                if not self.options.keep_builds:
+                    shutil.rmtree(work_dir, ignore_errors=True)
+        finally:
+            self._leave_genn_device()
+        self._spikes = SpikeTable.concat(tables)
+        return RunReport(inner_s=inner_s)
+
+    def generate(self, spec: NetworkSpec, trial: TrialDrive, n_steps: int, directory: Path) -> Path:
+        """Write the GeNN project of one trial into `directory` without compiling or running it.
+
+        Needs Brian2GeNN but not GeNN itself: for reading the generated model, and for checking on a
+        machine without GeNN that the network is one Brian2GeNN accepts.
+        """
+        try:
+            self._on_genn_device(spec, trial, n_steps, Path(directory), compile_and_run=False)
+        finally:
+            self._leave_genn_device()
+        return Path(directory)
+
+    def _on_genn_device(self, spec: NetworkSpec, trial: TrialDrive, n_steps: int, work_dir: Path,
+                        compile_and_run: bool):
+        import brian2 as b2
+        import brian2genn  # noqa: F401  (registers the 'genn' device)
+
+        from flyhpc.backends.brian2.network import build_brian_network
+
+        build_args = {"directory": str(work_dir), "use_GPU": self.options.use_gpu,
+                      "compile": compile_and_run, "run": compile_and_run}
+        b2.set_device("genn", build_on_run=True, **build_args)
+        b2.device.reinit()
+        b2.device.activate(build_on_run=True, **build_args)
+        b2.prefs.devices.genn.path = genn_path()
+        b2.prefs.devices.genn.connectivity = "SPARSE"
+        try:
+            net = build_brian_network(spec, n_steps, trial=trial, default_clock=True, drive_source="generator")
+            # build_on_run: this run generates, compiles (genn-buildmodel.sh, make) and runs ./main.
+            with usr2_ignored_in_process() if compile_and_run else contextlib.nullcontext():
+                net.network.run(n_steps * spec.params.dt_ms * b2.ms)
+        except Exception as exc:
+            raise FlyhpcError(f"backend {self.name!r}: trial {trial.trial} failed in {work_dir}: {exc}") from exc
+        return net, b2.device
+
+    @staticmethod
+    def _leave_genn_device() -> None:
+        from brian2.devices.device import reset_device
+
+        reset_device()
+        gc.collect()
+
+    def spikes(self) -> SpikeTable:
+        """Spikes of the last run, trials numbered as in the drive."""
+        if self._spikes is None:
+            raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
+        return self._spikes
+
+    def close(self) -> None:
+        """Forget the network. Idempotent."""
+        self._spec = None

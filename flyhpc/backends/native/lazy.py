@@ -1,0 +1,412 @@
+"""The exact lazy event-driven engine: a neuron is computed only when an input reaches it.
+
+On every input the neuron is advanced to the current step from its anchor (shared propagator
+tables, the same arithmetic as flyhpc.backends.native.clock), the input is added, and the first step at
+which it will cross the threshold is predicted: a cheap bound rules most neurons out, otherwise
+the continuous closed form u(t) = P a^t + Q b^t locates the candidate step (k = kmin test, then a
+bisection up to the continuous maximum) and the decision itself is always the table value the
+clock engine would compute, v > v_th strictly. Predictions live in a timing wheel of intrusive
+doubly linked lists (one slot per neuron, so the queue never holds more than n_neurons entries and
+nothing stale). When the estimated work per step exceeds a clock-driven step, the trial continues
+clock-driven from the exact current state, and returns to lazy when activity falls.
+State lives in one 32-byte row per neuron (u0, g0, anchor, frozen_until as float64; steps are exact
+integers in float64), prefetched PREFETCH_AHEAD inputs ahead, and a tabulated peak bound rejects
+most inputs without exp or log.
+Entry point: `lazy_trial`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+PREFETCH_AHEAD = 16  # inputs between a row's prefetch and its use
+
+
+@intrinsic
+def _prefetch_row(typingctx, rows, j):
+    """Hint the CPU to fetch row j of a 2-D C array for writing (llvm.prefetch; no effect on values)."""
+    sig = types.void(rows, j)
+
+    def codegen(context, builder, signature, args):
+        rows_ty, j_ty = signature.args
+        ary = context.make_array(rows_ty)(context, builder, args[0])
+        row = context.cast(builder, args[1], j_ty, types.intp)
+        zero = context.get_constant(types.intp, 0)
+        ptr = cgutils.get_item_pointer(context, builder, rows_ty, ary, [row, zero], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])  # write, keep, data
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _grow(buf):
+    out = np.empty(max(1024, buf.shape[0] * 2), buf.dtype)
+    out[:buf.shape[0]] = buf
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _shape(p, q, log_a, log_b, k):
+    """The continuous closed form P a^k + Q b^k (only used to locate candidates, never to decide)."""
+    return p * math.exp(log_a * k) + q * math.exp(log_b * k)
+
+
+@njit(cache=True, nogil=True)
+def predict_crossing(a0, u0, g0, kmin, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b, kappa):
+    """First step a0 + k (k >= kmin, step < n_steps) where the table value u0 a^k + g0 c_k > u_th; -1 if none.
+
+    Exact: every k skipped has continuous value <= u_th - margin, far below the value's rounding.
+    """
+    kmax = n_steps - 1 - a0
+    if kmin > kmax:
+        return -1
+    last = pow_a.shape[0] - 1
+    if kmin <= last:
+        ea, eb = pow_a[kmin], pow_b[kmin]
+    else:
+        ea, eb = math.exp(log_a * kmin), math.exp(log_b * kmin)
+    # cheap bound: positive terms only decay from kmin on, negative ones only lower the value
+    if _ruled_out(u0, g0, ea, eb, u_th, kappa):
+        return -1
+    p = u0 - kappa * g0
+    q = kappa * g0
+    theta = u_th - 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
+    # {t >= kmin: shape(t) > theta} is one interval (one critical point at most, limit 0 < theta)
+    if _shape(p, q, log_a, log_b, kmin) > theta:
+        k = kmin
+    else:
+        if p == 0.0:
+            return -1
+        ratio = -q * log_b / (p * log_a)
+        if ratio <= 0.0:
+            return -1
+        t_star = math.log(ratio) / (log_a - log_b)
+        if not (p * log_a * (log_a - log_b) < 0.0 and t_star > kmin):  # a maximum after kmin
+            return -1
+        k_peak = int(math.floor(t_star))
+        if _shape(p, q, log_a, log_b, k_peak) > theta:
+            lo, hi = kmin, k_peak  # shape(lo) <= theta < shape(hi), increasing in between
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if _shape(p, q, log_a, log_b, mid) > theta:
+                    hi = mid
+                else:
+                    lo = mid
+            k = hi
+        elif _shape(p, q, log_a, log_b, k_peak + 1) > theta:
+            k = k_peak + 1
+        else:
+            return -1
+    first = k
+    while k <= kmax:
+        kk = k if k < last else last
+        if u0 * pow_a[kk] + g0 * coef_c[kk] > u_th:
+            return a0 + k
+        if k > first and _shape(p, q, log_a, log_b, k) <= theta:
+            return -1
+        k += 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _unlink(j, pred, nxt, prv, head, mask):
+    if prv[j] >= 0:
+        nxt[prv[j]] = nxt[j]
+    else:
+        head[pred[j] & mask] = nxt[j]
+    if nxt[j] >= 0:
+        prv[nxt[j]] = prv[j]
+    nxt[j] = -1
+    prv[j] = -1
+    pred[j] = -1
+
+
+@njit(cache=True, nogil=True)
+def _link(j, m, pred, nxt, prv, head, mask):
+    b = m & mask
+    pred[j] = m
+    prv[j] = -1
+    nxt[j] = head[b]
+    if head[b] >= 0:
+        prv[head[b]] = j
+    head[b] = j
+
+
+@njit(cache=True, nogil=True)
+def _apply_inputs(step, targets, du, dg, st, pow_a, pow_b, coef_c, touched, n_touched):
+    """Add du to u and dg[i] to g of neuron targets[i] (in order) at `step`, advancing each from its
+    anchor first; inputs to frozen neurons are dropped. A neuron's first input of the step appends it
+    to `touched`. Returns the new touched count.
+
+    st[j] = (u0, g0, anchor, frozen_until), one 32-byte row: an input touches one cache line.
+    anchor > step means frozen; anchor == step is either a later input of the step or the last frozen
+    step, told apart by frozen_until. Written out in one loop: numba adds reference counting around
+    calls that take arrays.
+    """
+    last = pow_a.shape[0] - 1
+    f_step = float(step)
+    has_dg = dg.shape[0] > 0
+    n_in = targets.shape[0]
+    for i in range(min(PREFETCH_AHEAD, n_in)):
+        _prefetch_row(st, targets[i])
+    for i in range(n_in):
+        if i + PREFETCH_AHEAD < n_in:
+            _prefetch_row(st, targets[i + PREFETCH_AHEAD])
+        t = targets[i]
+        a0 = st[t, 2]
+        if a0 >= f_step:
+            if a0 > f_step or st[t, 3] >= f_step:
+                continue
+            u = st[t, 0]
+            g = st[t, 1]
+        else:
+            k = step - int(a0)
+            if k > last:
+                k = last
+            u0 = st[t, 0]
+            g0 = st[t, 1]
+            u = u0 * pow_a[k] + g0 * coef_c[k]
+            g = g0 * pow_b[k]
+            st[t, 2] = f_step
+            touched[n_touched] = t
+            n_touched += 1
+        if du != 0.0:
+            u = u + du
+        if has_dg:
+            g = g + dg[i]
+        st[t, 0] = u
+        st[t, 1] = g
+    return n_touched
+
+
+@njit(cache=True, nogil=True)
+def _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a, pow_b, coef_c, touched, n_touched):
+    """Synapses slot: spikes rec[first:stop] (ascending) reach their targets in CSR order.
+    Returns (touched count, synaptic events)."""
+    n_events = 0
+    for i in range(first, stop):
+        pre = rec[i]
+        lo, hi = indptr[pre], indptr[pre + 1]
+        n_events += hi - lo
+        n_touched = _apply_inputs(step, indices[lo:hi], 0.0, weights_mv[lo:hi], st, pow_a, pow_b, coef_c, touched,
+                                  n_touched)
+    return n_touched, n_events
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ruled_out(u0, g0, ea, eb, u_th, kappa):
+    """The cheap bound of `predict_crossing` (scalars only, so inlining costs no reference counting)."""
+    p = u0 - kappa * g0
+    q = kappa * g0
+    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
+    return max(p, 0.0) * ea + max(q, 0.0) * eb <= u_th - margin
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
+    """True when the continuous shape from (u0, g0) stays <= u_th - margin at every t >= 0 (p > 0 > q only),
+    by the tabulated sup of a^t - r b^t (decreasing in r, so the bin's lower edge bounds it)."""
+    p = u0 - kappa * g0
+    q = kappa * g0
+    if not (p > 0.0 and q < 0.0):
+        return False
+    x = (-q / p) * peak_per_ratio
+    if not (x < peak_bound.shape[0]):
+        return False
+    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
+    return p * peak_bound[int(x)] <= u_th - margin
+
+
+@njit(cache=True, nogil=True)
+def _clock_threshold(step, st, pow_a, coef_c, u_th, out, n_out):
+    """Clock-driven thresholds of `step`: every neuron evaluated, spikers appended (ascending) to out."""
+    last = pow_a.shape[0] - 1
+    for j in range(st.shape[0]):
+        k = step - int(st[j, 2])
+        if k > 0:  # frozen neurons have anchor >= step
+            if k > last:
+                k = last
+            if st[j, 0] * pow_a[k] + st[j, 1] * coef_c[k] > u_th:
+                out[n_out] = j
+                n_out += 1
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
+               delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound, peak_per_ratio,
+               wheel_bits,
+               clock_on, clock_off, window_steps, predict_cost, st, pred, queued, nxt, prv, touched, starts,
+               rec):
+    """Simulate one trial lazily, switching to clock-driven steps while activity is high.
+
+    st .. rec are a reusable workspace (sizes (n, 4), n, n, n, n, n, n_steps + 1, any),
+    reinitialised here: reusing warm pages instead of fresh ones saves ~7 ms per trial at full scale.
+
+    Mode switch: over each block of `window_steps` steps the work of the lazy scheme is estimated as
+    predict_cost x (neurons touched) + (synaptic events); the trial goes clock-driven when that
+    exceeds clock_on x n_neurons per step and back to lazy when it falls below clock_off x n_neurons
+    (clock_on <= 0: never switches, a pure lazy run).
+
+    Reject test before a prediction: `_ruled_out` (sup over k >= 1 of the positive terms), then for
+    p > 0 > q the tabulated sup of the continuous shape, p peak_bound[floor(r peak_per_ratio)] with
+    r = -q / p (tables.peak_bounds); no exp or log on the common path.
+
+    Returns (spike_neurons, step_starts, anchor, u0, g0, stats, rec) as `clock_trial`, with stats int64
+    [clock steps, mode switches, max queue entries, predictions, synaptic events] and rec the record
+    buffer (grown if it had to be).
+    """
+    n = indptr.shape[0] - 1
+    last = pow_a.shape[0] - 1
+    wheel = 1 << wheel_bits
+    mask = wheel - 1
+    st[:, 0] = 0.0  # rows (u0, g0, anchor, frozen_until): one cache line per input
+    st[:, 1] = 0.0
+    st[:, 2] = -1.0
+    st[:, 3] = -1.0
+    pred[:] = -1
+    queued[:] = 0  # small (L2-resident) mirror of pred >= 0
+    no_weights = np.zeros(0)
+    a1 = pow_a[1] if last >= 1 else math.exp(log_a)
+    b1 = pow_b[1] if last >= 1 else math.exp(log_b)
+    nxt[:] = -1
+    prv[:] = -1
+    head = np.full(wheel, -1, np.int32)
+    starts[:] = 0
+    n_rec = 0
+    kp = 0
+    n_kicks = kick_steps.shape[0]
+    queue = 0
+    max_queue = 0
+    n_predictions = 0
+    n_events = 0
+    clock = False
+    clock_steps = 0
+    switches = 0
+    block_work = 0.0
+    block_len = 0
+    for step in range(n_steps):
+        starts[step] = n_rec
+        while n_rec + n > rec.shape[0]:  # room for every neuron spiking in this step
+            rec = _grow(rec)
+        # 1 + 2: groups and thresholds
+        if clock:
+            clock_steps += 1
+            n_rec = _clock_threshold(step, st, pow_a, coef_c, u_th, rec, n_rec)
+        else:
+            j = head[step & mask]
+            while j >= 0:
+                following = nxt[j]
+                if pred[j] == step:
+                    _unlink(j, pred, nxt, prv, head, mask)
+                    queued[j] = 0
+                    queue -= 1
+                    rec[n_rec] = j
+                    n_rec += 1
+                j = following
+            if n_rec - starts[step] > 1:
+                rec[starts[step]:n_rec].sort()
+        # 4 (applied first, same effect): reset, frozen through `until`, inputs of this step dropped
+        for i in range(starts[step], n_rec):
+            j = rec[i]
+            r = refractory_steps[j]
+            until = step + (r if r > 0 else 1) - 1
+            st[j, 0] = u_rst
+            st[j, 1] = 0.0
+            st[j, 2] = float(until)
+            st[j, 3] = float(until)
+            if not clock and u_rst > 0.0:
+                m = predict_crossing(until, u_rst, 0.0, 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
+                                     kappa)
+                if m >= 0:
+                    _link(j, m, pred, nxt, prv, head, mask)
+                    queued[j] = 1
+                    queue += 1
+        # 3: synapses (spikes of step - delay in ascending order), then drive kicks
+        n_touched = 0
+        if step >= delay_steps:
+            src = step - delay_steps
+            first, stop = starts[src], starts[src + 1]
+            if stop > first:
+                n_touched, events = _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a, pow_b,
+                                             coef_c, touched, n_touched)
+                n_events += events
+                block_work += events
+        kp_end = kp
+        while kp_end < n_kicks and kick_steps[kp_end] == step:
+            kp_end += 1
+        if kp_end > kp:
+            n_touched = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, st, pow_a, pow_b, coef_c,
+                                      touched, n_touched)
+            kp = kp_end
+        block_work += predict_cost * n_touched
+        # re-predict every neuron an input reached
+        if not clock:
+            n_predictions += n_touched
+            for i in range(n_touched):
+                t = touched[i]
+                if queued[t]:
+                    _unlink(t, pred, nxt, prv, head, mask)
+                    queued[t] = 0
+                    queue -= 1
+                u0 = st[t, 0]
+                g0 = st[t, 1]
+                if _ruled_out(u0, g0, a1, b1, u_th, kappa):
+                    continue
+                if _peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
+                    continue
+                m = predict_crossing(step, u0, g0, 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
+                                     kappa)
+                if m >= 0:
+                    _link(t, m, pred, nxt, prv, head, mask)
+                    queued[t] = 1
+                    queue += 1
+            if queue > max_queue:
+                max_queue = queue
+        # strategy: compare the lazy work of the last block with clock-driven steps
+        block_len += 1
+        if block_len == window_steps:
+            per_step = block_work / (window_steps * n) if n > 0 else 0.0
+            if not clock and clock_on > 0.0 and per_step > clock_on:
+                clock = True
+                switches += 1
+                head[:] = -1
+                pred[:] = -1
+                queued[:] = 0
+                nxt[:] = -1
+                prv[:] = -1
+                queue = 0
+            elif clock and per_step < clock_off:
+                clock = False
+                switches += 1
+                n_predictions += n
+                for j in range(n):
+                    a0 = int(st[j, 2])
+                    kmin = step + 1 - a0
+                    if kmin < 1:
+                        kmin = 1
+                    m = predict_crossing(a0, st[j, 0], st[j, 1], kmin, n_steps, pow_a, pow_b, coef_c,
+                                         u_th, log_a, log_b, kappa)
+                    if m >= 0:
+                        _link(j, m, pred, nxt, prv, head, mask)
+                        queued[j] = 1
+                        queue += 1
+                if queue > max_queue:
+                    max_queue = queue
+            block_work = 0.0
+            block_len = 0
+    starts[n_steps] = n_rec
+    stats = np.array([clock_steps, switches, max_queue, n_predictions, n_events], np.int64)
+    return (rec[:n_rec].copy(), starts.copy(), st[:, 2].astype(np.int64), st[:, 0].copy(), st[:, 1].copy(), stats,
+            rec)

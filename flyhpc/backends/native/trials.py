@@ -1,0 +1,193 @@
+"""Python side of the engines: typed arrays from a NetworkSpec, JIT warm-up, trials on threads.
+
+`EngineNetwork.from_spec` fixes every array's dtype (one numba signature per kernel), `run_trials`
+runs the trials of a drive on a thread pool (the kernels release the GIL), `warm_up` compiles or
+loads the cached kernels on a tiny network. No backend protocol, files or timing here.
+Entry points: `EngineNetwork`, `LazySettings`, `TrialResult`, `run_trials`, `warm_up`.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from flyhpc.drive import TrialDrive
+from flyhpc.backends.native.clock import clock_trial
+from flyhpc.backends.native.lazy import lazy_trial
+from flyhpc.backends.native.tables import Tables, make_tables
+from flyhpc.errors import ConfigError
+from flyhpc.model import Params
+from flyhpc.network import NetworkSpec
+
+ENGINES = ("lazy", "clock")
+STAT_NAMES = ("clock_steps", "switches", "max_queue", "predictions", "synaptic_events")
+
+
+@dataclass(frozen=True)
+class LazySettings:
+    """When the lazy engine goes clock-driven and back (work per step in units of n_neurons).
+
+    clock_on: switch to clock-driven stepping above this (<= 0: never); clock_off: back to lazy
+    below this; window_steps: steps per decision; predict_cost: one prediction in synaptic events;
+    wheel_bits: log2 of the timing wheel's slots.
+    """
+
+    clock_on: float = 0.5
+    clock_off: float = 0.1
+    window_steps: int = 32
+    predict_cost: float = 6.0
+    wheel_bits: int = 10
+
+
+@dataclass(frozen=True)
+class EngineNetwork:
+    """A NetworkSpec in the engines' dtypes, with its propagator tables for `n_steps`."""
+
+    indptr: np.ndarray  # int64
+    indices: np.ndarray  # int32
+    weights_mv: np.ndarray  # float64
+    refractory_steps: np.ndarray  # int64
+    tables: Tables
+    kick_mv: float
+    delay_steps: int
+    n_steps: int
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.indptr.shape[0] - 1)
+
+    @classmethod
+    def from_spec(cls, spec: NetworkSpec, n_steps: int) -> "EngineNetwork":
+        """Convert `spec` for a run of `n_steps` steps.
+
+        Raises
+        ------
+        ConfigError
+            If n_steps < 1 or the delay is shorter than one step.
+        UnsupportedFeature
+            From `make_tables`, for parameters the engines do not model.
+        """
+        return cls.from_arrays(spec.indptr, spec.indices, spec.weights_mv, spec.refractory_steps, spec.params,
+                               n_steps)
+
+    @classmethod
+    def from_arrays(cls, indptr, indices, weights_mv, refractory_steps, params: Params,
+                    n_steps: int) -> "EngineNetwork":
+        """Same as `from_spec` from bare CSR arrays (pre-synaptic rows) and per-neuron refractory steps."""
+        if int(n_steps) < 1:
+            raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+        if params.delay_steps < 1:
+            raise ConfigError(f"the engines need a synaptic delay of >= 1 step, got delay_ms={params.delay_ms} "
+                              f"with dt_ms={params.dt_ms}")
+        return cls(indptr=np.ascontiguousarray(indptr, dtype=np.int64),
+                   indices=np.ascontiguousarray(indices, dtype=np.int32),
+                   weights_mv=np.ascontiguousarray(weights_mv, dtype=np.float64),
+                   refractory_steps=np.ascontiguousarray(refractory_steps, dtype=np.int64),
+                   tables=make_tables(params, int(n_steps)), kick_mv=float(params.kick_mv),
+                   delay_steps=int(params.delay_steps), n_steps=int(n_steps))
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One trial: spikes as neuron ids per step (step_starts), the final anchored state, engine stats."""
+
+    trial: int
+    spike_neurons: np.ndarray  # int32, ascending within a step
+    step_starts: np.ndarray  # int64, n_steps + 1
+    anchor: np.ndarray  # int64: state (u0, g0) holds after this step
+    u0_mv: np.ndarray
+    g0_mv: np.ndarray
+    stats: dict[str, int]
+
+    @property
+    def spike_steps(self) -> np.ndarray:
+        """Step of every spike (int64), aligned with spike_neurons."""
+        return np.repeat(np.arange(self.step_starts.shape[0] - 1, dtype=np.int64), np.diff(self.step_starts))
+
+
+def _check_drive(net: EngineNetwork, trial: TrialDrive) -> tuple[np.ndarray, np.ndarray]:
+    steps = np.ascontiguousarray(trial.steps, dtype=np.int64)
+    neurons = np.ascontiguousarray(trial.neurons, dtype=np.int32)
+    if steps.shape != neurons.shape:
+        raise ConfigError(f"drive trial {trial.trial}: {steps.size} steps but {neurons.size} neurons")
+    if steps.size:
+        bad = steps[(steps < 0) | (steps >= net.n_steps)]
+        if bad.size:
+            raise ConfigError(f"drive trial {trial.trial}: event steps {bad[:5].tolist()} outside "
+                              f"0..{net.n_steps - 1}")
+        if np.any(np.diff(steps) < 0):
+            raise ConfigError(f"drive trial {trial.trial}: event steps are not sorted")
+        bad = neurons[(neurons < 0) | (neurons >= net.n_neurons)]
+        if bad.size:
+            raise ConfigError(f"drive trial {trial.trial}: neurons {bad[:5].tolist()} outside "
+                              f"0..{net.n_neurons - 1}")
+    return steps, neurons
+
+
+_LOCAL = threading.local()
+
+
+def _rows(n: int) -> np.ndarray:
+    """An (n, 4) float64 array whose 32-byte rows start on 64-byte boundaries (one cache line each)."""
+    buf = np.empty(4 * n + 8)
+    skip = (-buf.ctypes.data % 64) // 8
+    return buf[skip:skip + 4 * n].reshape(n, 4)
+
+
+def _workspace(n: int, n_steps: int) -> list:
+    """This thread's reusable lazy-engine buffers for n neurons and n_steps (warm pages, no faults)."""
+    ws = getattr(_LOCAL, "lazy", None)
+    if ws is None or ws[0].shape[0] != n or ws[6].shape[0] != n_steps + 1:
+        ws = [_rows(n), np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32),
+              np.empty(n, np.int32), np.empty(n_steps + 1, np.int64), np.empty(max(1024, 2 * n), np.int32)]
+        _LOCAL.lazy = ws
+    return ws
+
+
+def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
+              settings: LazySettings = LazySettings()) -> TrialResult:
+    """Simulate one trial with the `engine` ("lazy" or "clock"); releases the GIL while stepping."""
+    steps, neurons = _check_drive(net, trial)
+    t = net.tables
+    common = (net.indptr, net.indices, net.weights_mv, net.refractory_steps, t.pow_a, t.pow_b, t.coef_c,
+              t.u_th_mv, t.u_rst_mv, net.kick_mv, net.delay_steps, net.n_steps, steps, neurons)
+    if engine == "lazy":
+        ws = _workspace(net.n_neurons, net.n_steps)
+        rec, starts, anchor, u0, g0, stats, ws[7] = lazy_trial(
+            *common, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio),
+            int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
+            int(settings.window_steps), float(settings.predict_cost), *ws)
+        stat_dict = dict(zip(STAT_NAMES, (int(x) for x in stats)))
+    elif engine == "clock":
+        rec, starts, anchor, u0, g0 = clock_trial(*common)
+        stat_dict = {"clock_steps": net.n_steps}
+    else:
+        raise ConfigError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    return TrialResult(trial=int(trial.trial), spike_neurons=rec, step_starts=starts, anchor=anchor, u0_mv=u0,
+                       g0_mv=g0, stats=stat_dict)
+
+
+def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int = 1,
+               settings: LazySettings = LazySettings()) -> list[TrialResult]:
+    """Simulate every trial, `n_threads` at a time (results in the order of `trials`)."""
+    trials = list(trials)
+    for trial in trials:  # fail before any work
+        _check_drive(net, trial)
+    workers = max(1, min(int(n_threads), len(trials)))
+    if workers == 1:
+        return [run_trial(net, tr, engine, settings) for tr in trials]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flyhpc-native") as pool:
+        return list(pool.map(lambda tr: run_trial(net, tr, engine, settings), trials))
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) both kernels on a 3-neuron network."""
+    params = Params()
+    net = EngineNetwork.from_arrays(np.array([0, 1, 2, 2]), np.array([1, 2]), np.array([30.0, -3.0]),
+                                    np.array([0, 22, 22]), params, 40)
+    trial = TrialDrive(trial=0, steps=np.array([0, 5], np.int64), neurons=np.array([0, 0], np.int32))
+    for engine in ENGINES:
+        run_trial(net, trial, engine)

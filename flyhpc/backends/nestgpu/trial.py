@@ -1,0 +1,105 @@
+"""One NEST GPU trial in its own process: `python -m flyhpc.backends.nestgpu.trial REQUEST.json`.
+
+Reads the request written by `nestgpu_backend` (network .npz, this trial's drive .npz, seed,
+retrieval chunks), builds the network from our contract neuron, registered in NEST GPU as `user_m1`
+(nestgpu/user_m1.cu; port 0 adds to g, port 1 adds the drive kick to v), simulates the trial in one call
+with spike times moved off the device every chunk, writes the spikes .npz and prints exactly one JSON line.
+Written against NEST GPU's Python API and source (master d3be46f); NOT RUN HERE.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+NEURON_MODEL = "user_m1"  # NEST GPU's user-model slot, filled with nestgpu/user_m1.{h,cu} in the image
+# NEST GPU step m is contract step m - 1 (user_m1.cu explains why): one lead-in step first, and a spike of
+# contract step n is recorded at time (n + RECORD_OFFSET_STEPS) * dt.
+LEAD_IN_STEPS = 1
+RECORD_OFFSET_STEPS = 2
+MAX_REC_SPIKE_TIMES = 4000  # NEST GPU keeps at most this minus one spike times per neuron on the device
+
+
+def _result(trial: int, status: str, **fields) -> None:
+    print(json.dumps({"trial": trial, "status": status, **fields}, sort_keys=True), flush=True)
+
+
+def simulate(request: dict) -> dict:
+    """Build and simulate one trial with NEST GPU; write its spikes; return the result fields."""
+    import nestgpu as ngpu
+
+    t0 = time.perf_counter()
+    net = np.load(request["network_file"])
+    drv = np.load(request["drive_file"])
+    v_0, v_rst, v_th, tau_m, tau_s, dt_ms, delay_steps, kick = (float(x) for x in net["params"])
+    n = int(net["indptr"].shape[0] - 1)
+    ngpu.SetRandomSeed(int(request["seed"]))
+    ngpu.SetTimeResolution(dt_ms)
+    neurons = ngpu.Create(NEURON_MODEL, n)
+    ngpu.SetStatus(neurons, {"V_0": v_0, "V_rst": v_rst, "V_th": v_th, "tau_m": tau_m, "tau_s": tau_s,
+                             "V_m": v_0, "g": 0.0})
+    refractory = net["refractory_steps"].astype(np.int64)
+    for r in np.unique(refractory):
+        ngpu.SetStatus([int(i) for i in np.flatnonzero(refractory == r)], {"ref_steps": float(r)})
+    pre = np.repeat(np.arange(n), np.diff(net["indptr"]))
+    if pre.size:  # recurrent synapses: port 0 (g), delay D steps, one weight per connection
+        ngpu.Connect([int(i) for i in pre], [int(i) for i in net["indices"]], {"rule": "one_to_one"},
+                     {"weight_array": net["weights_mv"].astype(np.float32).tolist(), "delay": delay_steps * dt_ms,
+                      "receptor": 0})
+    driven = np.unique(drv["neurons"])
+    if driven.size:  # drive: one spike_generator per driven neuron, port 1 (v), delay 1 step
+        gens = ngpu.Create("spike_generator", int(driven.size))
+        for k, idx in enumerate(driven):
+            steps = drv["steps"][drv["neurons"] == idx]
+            # An event of contract step k, given as time k*dt, is emitted in NEST GPU step k (contract k - 1)
+            # and feeds contract step k + 1, as the contract's kick at step k does.
+            ngpu.SetStatus(gens[k:k + 1], {"spike_times": (steps * dt_ms).tolist(),
+                                           "spike_heights": [1.0] * int(steps.size)})
+        ngpu.Connect(gens, [int(i) for i in driven], {"rule": "one_to_one"},
+                     {"weight": kick, "delay": dt_ms, "receptor": 1})
+    # One Simulate call for the whole trial: NEST GPU's spike generators compare their event steps with the
+    # step count of the current Simulate call, so a second call would shift the drive. Retrieval is still
+    # chunked: every chunk_steps steps NEST GPU moves the recorded spike times from its per-neuron device
+    # buffer (at most 3,999 events) to host memory, and a chunk never holds more than that (retrieval_chunks).
+    n_steps = sum(length for _, length in request["chunks"])
+    chunk_steps = max(length for _, length in request["chunks"])
+    ngpu.ActivateRecSpikeTimes(neurons, MAX_REC_SPIKE_TIMES)
+    ngpu.SetRecSpikeTimesStep(neurons, chunk_steps)
+    t1 = time.perf_counter()
+    ngpu.Simulate((LEAD_IN_STEPS + n_steps) * dt_ms)  # the lead-in step: no input reaches a neuron yet
+    sim_s = time.perf_counter() - t1
+    steps_out, neurons_out = [], []
+    for idx, times in enumerate(ngpu.GetRecSpikeTimes(neurons)):
+        if len(times):
+            steps_out.append(np.rint(np.asarray(times, np.float64) / dt_ms).astype(np.int64) - RECORD_OFFSET_STEPS)
+            neurons_out.append(np.full(len(times), idx, np.int32))
+    steps_all = np.concatenate(steps_out) if steps_out else np.zeros(0, np.int64)
+    neurons_all = np.concatenate(neurons_out) if neurons_out else np.zeros(0, np.int32)
+    pairs = np.unique(np.stack([steps_all, neurons_all.astype(np.int64)], 1), axis=0)  # sorted by step
+    np.savez(request["spikes_file"], steps=pairs[:, 0], neurons=pairs[:, 1].astype(np.int32))
+    return {"network_creation_time": t1 - t0, "simulation_time": sim_s, "n_spikes": int(len(pairs)),
+            "recording_chunks": len(request["chunks"]), "chunk_steps": chunk_steps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m flyhpc.backends.nestgpu.trial REQUEST.json", file=sys.stderr)
+        return 2
+    with open(argv[0]) as fh:
+        request = json.load(fh)
+    trial = int(request["trial"])
+    try:
+        fields = simulate(request)
+    except Exception as exc:  # reported to the parent, which retries
+        _result(trial, "error", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    _result(trial, "success", **fields)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Scheduler states from `sacct`, for `flyhpc status`: one call for all arrays of a label.
+
+Owns the sacct command line, the parsing of its `--parsable2` output (array ids such as
+`123_4` and `123_[5-9%2]`) and the mapping of Slurm states onto flyhpc's status words. Knows
+nothing about tasks or records. Entry points: `query`, `parse`, `category`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from flyhpc.errors import FlyhpcError
+
+# flyhpc's words for scheduler states (task states add "corrupt": flyhpc.cluster.status.STATES).
+CATEGORIES = ("pending", "running", "done", "failed", "timeout", "cancelled", "out-of-memory", "missing")
+
+_STATE_CATEGORY = {
+    "PENDING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "REQUEUE_FED": "pending",
+    "PREEMPTED": "pending", "SUSPENDED": "running", "RUNNING": "running", "CONFIGURING": "running",
+    "COMPLETING": "running", "RESIZING": "running", "STAGE_OUT": "running", "SIGNALING": "running",
+    "COMPLETED": "done", "FAILED": "failed", "NODE_FAIL": "failed", "BOOT_FAIL": "failed",
+    "DEADLINE": "timeout", "TIMEOUT": "timeout", "CANCELLED": "cancelled", "REVOKED": "cancelled",
+    "OUT_OF_MEMORY": "out-of-memory",
+}
+
+FIELDS = ("JobID", "State", "ExitCode", "Elapsed", "NodeList", "Reason", "JobName")
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One array task as sacct reports it."""
+
+    job_id: str
+    state: str
+    exit_code: str = ""
+    elapsed: str = ""
+    node: str = ""
+    reason: str = ""
+    name: str = ""
+
+    @property
+    def category(self) -> str:
+        """flyhpc's word for this state (see `category`)."""
+        return category(self.state)
+
+
+def category(state: str) -> str:
+    """Map a Slurm state ('CANCELLED by 0', 'TIMEOUT', ...) onto one of `CATEGORIES`."""
+    word = state.split()[0].rstrip("+") if state.strip() else ""
+    return _STATE_CATEGORY.get(word, "missing")
+
+
+def _expand(spec: str) -> list[int]:
+    """'0-3,7' (an optional '%N' throttle already removed) -> [0, 1, 2, 3, 7]."""
+    out: list[int] = []
+    for part in spec.split(","):
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+_ARRAY_RE = re.compile(r"^(\d+)_(?:(\d+)|\[([0-9,\-]+)(?:%\d+)?\])$")
+
+
+def parse(text: str) -> dict[str, JobState]:
+    """Parse `sacct -X -n -P -o JobID,State,...` output into {"<jobid>_<index>": JobState}.
+
+    Plain (non-array) jobs keep their id as key; steps (ids with a dot) are skipped. A pending
+    range such as `123_[4-9%2]` gives one entry per index.
+    """
+    states: dict[str, JobState] = {}
+    for line in text.splitlines():
+        cols = line.split("|")
+        if len(cols) < 2 or not cols[0] or "." in cols[0]:
+            continue
+        cols += [""] * (len(FIELDS) - len(cols))
+        job_id, state, exit_code, elapsed, node, reason, name = (c.strip() for c in cols[:len(FIELDS)])
+        m = _ARRAY_RE.match(job_id)
+        if m is None:
+            states[job_id] = JobState(job_id, state, exit_code, elapsed, node, reason, name)
+            continue
+        base, single, ranges = m.groups()
+        for index in ([int(single)] if single is not None else _expand(ranges)):
+            key = f"{base}_{index}"
+            states[key] = JobState(key, state, exit_code, elapsed, node, reason, name)
+    return states
+
+
+def query(job_ids: list[str], timeout_s: float = 30.0) -> dict[str, JobState]:
+    """Ask sacct once about every given array/job id.
+
+    Returns
+    -------
+    dict
+        {"<jobid>_<index>" or "<jobid>": JobState}; ids sacct does not know are absent.
+
+    Raises
+    ------
+    FlyhpcError
+        `sacct` is not installed or fails (its stderr is in the message).
+    """
+    ids = sorted({str(j).split("_")[0] for j in job_ids if j})
+    if not ids:
+        return {}
+    exe = shutil.which("sacct")
+    if exe is None:
+        raise FlyhpcError("sacct not found on PATH: `flyhpc status` needs Slurm accounting (slurmdbd)")
+    cmd = [exe, "-X", "-n", "-P", "-o", ",".join(FIELDS), "-j", ",".join(ids)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        raise FlyhpcError(f"sacct failed ({' '.join(cmd)}): {proc.stderr.strip()}")
+    return parse(proc.stdout)

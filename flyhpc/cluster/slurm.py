@@ -1,0 +1,335 @@
+"""Running benchmark tasks at scale: plan arrays, submit, resubmit, cancel, wait.
+
+Groups tasks into one array per (backend, resource set, time limit, image), split at the site's
+MaxArraySize and throttled with `%N`; `executors` submits them (each array task runs
+`executors.run_task` -> `worker.run`, inside the backend's Apptainer image when the profile says
+so). Refuses to submit tasks the scheduler still holds (unless forced), a label made for another
+experiment, and a submission file or job folder someone else could have written. Knows nothing
+about neurons. Entry points: `plan`, `submit`, `resubmit`, `cancel`, `wait`, `ArrayPlan`, `SubmitPlan`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from flyhpc import __version__
+from flyhpc.bundle import BundlePaths
+from flyhpc.cluster import executors, status
+from flyhpc.cluster.profiles import ClusterProfile, Resources
+from flyhpc.cluster.submission import git_revision, load_submission, profile_record, task_from_dict, updated_record
+from flyhpc.errors import ConfigError, FlyhpcError
+from flyhpc.files import label_lock, write_json_atomic
+
+
+@dataclass(frozen=True)
+class ArrayPlan:
+    """One sbatch array (or one local job): tasks sharing backend, resources and time limit."""
+
+    backend: str
+    resources: Resources
+    time_min: int
+    image: str
+    tasks: tuple[Any, ...]
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    def estimate_hours(self, profile: ClusterProfile) -> tuple[float, float]:
+        """(GPU-hours, core-hours) of the expected wall time (no safety factor)."""
+        wall_h = sum(self.resources.wall_estimate_s(t.t_run_s, t.n_run) for t in self.tasks) / 3600.0
+        return wall_h * self.resources.gpus, wall_h * self.resources.cpus
+
+
+@dataclass(frozen=True)
+class SubmitPlan:
+    """What `submit` will do: arrays to submit and tasks skipped (already done)."""
+
+    run_label: str
+    results_root: str
+    profile: ClusterProfile
+    container: bool
+    arrays: tuple[ArrayPlan, ...]
+    skipped_done: tuple[str, ...]
+    clamped: Mapping[str, int] = dataclasses.field(default_factory=dict)  # task key -> capped limit (min)
+
+    @property
+    def n_tasks(self) -> int:
+        return sum(a.n_tasks for a in self.arrays)
+
+    def sbatch_parameters(self, array: ArrayPlan) -> dict[str, Any]:
+        """The submitit Slurm parameters of one array (what goes into its sbatch script)."""
+        return executors.slurm_parameters(self.profile, array, self.run_label)
+
+
+def plan(tasks: Sequence[Any], profile: ClusterProfile, container: bool = True, time_factor: float = 1.0,
+         skip_done: bool = True, at_least_min: Mapping[str, int] | None = None) -> SubmitPlan:
+    """Group tasks into arrays; leave out tasks whose record on disk says done.
+
+    Parameters
+    ----------
+    tasks
+        BenchmarkTasks of one run label (from `tasks.expand_grid`).
+    profile
+        The cluster profile giving resources and time limits.
+    container
+        Wrap each task in `apptainer exec` (slurm executor and profile.container only).
+    time_factor
+        Multiplies every time limit (``resubmit --time-factor``).
+    at_least_min
+        Task key -> minutes its limit must reach (resubmit: the earlier limit times the factor).
+
+    Raises
+    ------
+    ConfigError
+        Tasks of several run labels or results roots; a container run whose backend has no image.
+    """
+    from flyhpc import worker
+
+    if not tasks:
+        raise ConfigError("nothing to plan: the grid expands to no task")
+    tasks = [dataclasses.replace(t, backend_options=profile.backend_options(t.backend))
+             if profile.backend_options(t.backend) else t for t in tasks]  # the site's options travel with the task
+    labels = {(t.run_label, str(t.results_root)) for t in tasks}
+    if len(labels) != 1:
+        raise ConfigError(f"tasks of several run labels/results roots in one submission: {sorted(labels)}")
+    (label, root), = labels
+    container = container and profile.container and profile.executor == "slurm"
+    groups: dict[tuple, list[Any]] = {}
+    done: list[str] = []
+    clamped: dict[str, int] = {}
+    for task in tasks:
+        if skip_done and worker.is_done(task):
+            done.append(task.key)
+            continue
+        res = profile.resources(task.backend)
+        image = profile.image_path(task.backend) if container else ""
+        if container and not image:
+            raise ConfigError(f"profile {profile.name!r} ({profile.source}) runs in containers but backend "
+                              f"{task.backend!r} has no image; set [backends.{task.backend}].image or "
+                              "use --no-container")
+        limit = profile.time_limit(task.backend, task.t_run_s, task.n_run, time_factor,
+                                   at_least_min=(at_least_min or {}).get(task.key, 0))
+        if limit.clamped:
+            clamped[task.key] = limit.minutes
+        key = (task.backend, res, limit.minutes, image)
+        groups.setdefault(key, []).append(task)
+    arrays: list[ArrayPlan] = []
+    for (backend, res, time_min, image), members in groups.items():
+        size = profile.max_array_size if profile.executor == "slurm" else len(members)
+        for start in range(0, len(members), size):
+            arrays.append(ArrayPlan(backend, res, time_min, image, tuple(members[start:start + size])))
+    return SubmitPlan(label, root, profile, container, tuple(arrays), tuple(done), clamped)
+
+
+def _jobs_folder(paths) -> Path:
+    folder = Path(paths.jobs_dir)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)  # mkdir's mode is masked; pickles in here are code that jobs load
+    return folder
+
+
+def _refuse_active(results_root: str | Path, run_label: str, keys: Sequence[str]) -> None:
+    report = status.status(results_root, run_label)
+    busy = [r for r in report.rows if r.key in set(keys) and r.state in status.ACTIVE]
+    if busy:
+        shown = ", ".join(f"{r.key} ({r.state}, job {r.job_id})" for r in busy[:5])
+        more = f" and {len(busy) - 5} more" if len(busy) > 5 else ""
+        raise ConfigError(f"run label {run_label!r}: {len(busy)} task(s) are still queued or running: {shown}{more}; "
+                          "wait (`flyhpc status --watch`), cancel them, or pass --force to submit them again")
+
+
+def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False) -> dict:
+    """Submit every array of a plan and record it in results/<label>/submission.json.
+
+    Parameters
+    ----------
+    sp
+        From `plan`.
+    job_fn
+        What each array task runs (default `executors.run_task`). Tests pass a module-level wrapper that
+        injects faults before calling `run_task`; the CLI never does.
+    force
+        Submit tasks again although the scheduler still holds them (duplicates their jobs).
+
+    Returns
+    -------
+    dict
+        The updated submission record (earlier submissions of the label are kept, newest last).
+
+    Raises
+    ------
+    ConfigError
+        Tasks still pending or running (without `force`); a label made for another experiment,
+        seed, connectome or options; a submission file or job folder someone else could write; a
+        profile value that submitit or sbatch refuses.
+    FlyhpcError
+        Another flyhpc command holds the label's lock; sbatch failed.
+    """
+    paths = BundlePaths(sp.results_root, sp.run_label)
+    with label_lock(paths.lock, f"submit --run-label {sp.run_label}"):
+        if Path(paths.submission).is_file():
+            load_submission(sp.results_root, sp.run_label, trusted=True)
+            if not force:
+                _refuse_active(sp.results_root, sp.run_label, [t.key for a in sp.arrays for t in a.tasks])
+        record = updated_record(paths, sp.run_label, str(sp.results_root), [t for a in sp.arrays for t in a.tasks])
+        record.update(flyhpc_version=__version__, git_revision=git_revision(), profile=profile_record(sp.profile),
+                      container=sp.container)
+        folder = _jobs_folder(paths)
+        try:
+            for array in sp.arrays:
+                record["submissions"].append(executors.submit_array(sp.profile, sp.results_root, sp.run_label, array,
+                                                                   folder, job_fn))
+        except Exception as exc:
+            write_json_atomic(paths.submission, record, mode=0o644)  # keep what did go out
+            if isinstance(exc, FlyhpcError):
+                raise
+            raise FlyhpcError(f"submitting run label {sp.run_label!r} failed after "
+                              f"{len(record['submissions'])} array(s): {exc}") from exc
+        write_json_atomic(paths.submission, record, mode=0o644)
+    return record
+
+
+def resubmit(results_root: str | Path, run_label: str, states: Sequence[str], profile: ClusterProfile | None = None,
+             time_factor: float = 1.0, container: bool = True, job_fn: Callable | None = None,
+             force: bool = False) -> tuple[SubmitPlan, dict]:
+    """Submit again the tasks of a label whose status is one of `states` (never done/pending/running).
+
+    Every parquet is hashed first (a bit-flipped file is "corrupt" and is rerun).
+
+    Returns
+    -------
+    (SubmitPlan, dict)
+        What was submitted (possibly no arrays) and the updated submission record.
+
+    Raises
+    ------
+    ConfigError
+        A state that cannot be resubmitted; a time factor that cannot raise a limit because the
+        profile's max_time_min caps it; an untrusted submission file.
+    """
+    from flyhpc.cluster import profiles
+
+    bad = set(states) & {"done", "pending", "running"}
+    if bad:
+        raise ConfigError(f"resubmit cannot take tasks that are {', '.join(sorted(bad))}")
+    record = load_submission(results_root, run_label, trusted=True)
+    report = status.status(results_root, run_label, deep=True)
+    if profile is None:
+        prof = record["profile"]
+        profile = profiles.load_profile(prof["source"] if prof["source"] != "<embedded>" else prof["name"])
+    chosen = [task_from_dict(record["tasks"][row.key]) for row in report.rows if row.state in states]
+    if not chosen:
+        return SubmitPlan(run_label, str(results_root), profile, container, (), ()), record
+    before = _earlier_limits(record)
+    floors = {t.key: math.ceil(before.get(t.key, 0) * time_factor) for t in chosen} if time_factor > 1 else {}
+    sp = plan(chosen, profile, container=container, time_factor=time_factor, skip_done=False, at_least_min=floors)
+    if time_factor > 1:
+        _refuse_capped(sp, before, time_factor)
+    return sp, submit(sp, job_fn=job_fn, force=force)
+
+
+def _earlier_limits(record: dict) -> dict[str, int]:
+    """Task key -> the time limit (minutes) of its latest submission."""
+    before: dict[str, int] = {}
+    for sub in record["submissions"]:
+        for key in sub["tasks"]:
+            before[key] = sub.get("time_min", 0)
+    return before
+
+
+def _refuse_capped(sp: SubmitPlan, before: dict[str, int], time_factor: float) -> None:
+    stuck = [(t.key, a.time_min) for a in sp.arrays for t in a.tasks if a.time_min <= before.get(t.key, 0)]
+    if stuck:
+        key, minutes = stuck[0]
+        raise ConfigError(f"--time-factor {time_factor:g} cannot raise the time limit of {len(stuck)} task(s) "
+                          f"(e.g. {key}: {minutes} min again): profile {sp.profile.name!r} ({sp.profile.source}) caps "
+                          f"it with max_time_min = {sp.profile.max_time_min}; raise max_time_min there, or pass "
+                          "--profile with a higher cap")
+
+
+def _local_pid_is_ours(pid: int, folder: Path) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return "submitit.local._local" in cmd and str(folder) in cmd
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        out.append(child)
+        todo += children.get(child, [])
+    return out
+
+
+def cancel(results_root: str | Path, run_label: str) -> list[str]:
+    """Cancel the label's jobs that are still queued or running (scancel; SIGTERM for local jobs).
+
+    Only Slurm jobs that sacct shows pending or running AND whose job name is this label's
+    (`job_name`) are cancelled: job ids of a recreated cluster that now belong to someone else's
+    jobs are left alone.
+
+    Returns
+    -------
+    list[str]
+        The job ids signalled.
+    """
+    from flyhpc.cluster import sacct
+
+    paths = BundlePaths(results_root, run_label)
+    record = load_submission(results_root, run_label, trusted=True)
+    subs = [s for s in record["submissions"] if s["executor"] == "slurm"]
+    done: list[str] = []
+    if subs:
+        states = sacct.query([s["job_id"] for s in subs])
+        ids = set()
+        for sub in subs:
+            expected = sub.get("sbatch", {}).get("job_name") or executors.job_name(run_label, sub["backend"])
+            ids |= {js.job_id.split("_")[0] for js in states.values()
+                    if js.job_id.split("_")[0] == sub["job_id"] and js.name == expected
+                    and js.category in ("pending", "running")}
+        if ids:
+            proc = subprocess.run(["scancel", *sorted(ids)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise FlyhpcError(f"scancel {' '.join(sorted(ids))} failed: {proc.stderr.strip()}")
+            done += sorted(ids)
+    for sub in record["submissions"]:
+        for job in sub.get("jobs", []):
+            pid = int(job["job_id"])
+            if sub["executor"] == "local" and _local_pid_is_ours(pid, Path(paths.jobs_dir).resolve()):
+                for member in [pid, *_descendants(pid)]:  # the job and the per-task processes it started
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(member, signal.SIGTERM)
+                done.append(str(pid))
+    return done
+
+
+def wait(results_root: str | Path, run_label: str, timeout_s: float = 3600.0, poll_s: float = 2.0) -> Any:
+    """Block until no task of the label is pending or running; returns the final StatusReport."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report = status.status(results_root, run_label, retry_s=60.0)
+        if report.active == 0:
+            return report
+        if time.monotonic() > deadline:
+            raise FlyhpcError(f"run label {run_label!r}: {report.active} task(s) still active after {timeout_s:.0f} s")
+        time.sleep(poll_s)

@@ -1,0 +1,157 @@
+"""A run label's submission record (`submission.json`): every planned task and the label's identity.
+
+The record is what status, collect and verify judge a label against (every task it ever planned)
+and what resubmit follows (the profile, the earlier time limits). One label holds one experiment,
+seed, connectome and set of result-changing options (`label_identity`, `check_identity`); a file or
+job folder that someone else could have written is refused before it is followed
+(`load_submission(trusted=True)`). Entry points: `load_submission`, `task_from_dict`,
+`label_identity`, `check_identity`, `record_plan`, `updated_record`, `profile_record`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Sequence
+
+from flyhpc.bundle import BundlePaths
+from flyhpc.cluster.profiles import ClusterProfile
+from flyhpc.errors import ConfigError
+from flyhpc.files import check_private, label_lock, write_json_atomic
+
+
+def git_revision() -> str:
+    """The commit of the flyhpc checkout this code runs from ('' for an installed wheel)."""
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / ".git").exists():
+        return ""
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def load_submission(results_root: str | Path, run_label: str, trusted: bool = False) -> dict:
+    """The label's submission.json.
+
+    `trusted=True` (commands that follow its profile source and setup lines, or write job pickles
+    next to it) first checks that the file and the submitit folder are yours and not writable by
+    others (`files.check_private`).
+
+    Raises
+    ------
+    ConfigError
+        The label was never submitted (no submission.json), the file is not valid JSON, or (trusted)
+        someone else could have written it.
+    """
+    paths = BundlePaths(results_root, run_label)
+    path = Path(paths.submission)
+    if not path.is_file():
+        raise ConfigError(f"no submission for run label {run_label!r}: {path} does not exist "
+                          "(submit it first with `flyhpc submit`)")
+    if trusted:
+        check_private(path, "follow its profile and setup lines")
+        if paths.jobs_dir.exists():
+            check_private(paths.jobs_dir, "let jobs load the pickles in it")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+
+
+def task_from_dict(data: dict) -> Any:
+    """Rebuild a BenchmarkTask from its submission.json entry."""
+    from flyhpc.tasks import BenchmarkTask
+
+    fields = {f.name for f in dataclasses.fields(BenchmarkTask)}
+    return BenchmarkTask(**{k: v for k, v in data.items() if k in fields})
+
+
+def label_identity(tasks: Sequence[Any]) -> dict:
+    """What every task of a label must share: experiment, seed, connectome, result-changing options.
+
+    Raises
+    ------
+    ConfigError
+        The tasks themselves disagree (one submission mixing experiments).
+    """
+    from flyhpc import backends
+    from flyhpc.tasks import experiment_digest
+
+    ident: dict[str, Any] = {}
+    for task in tasks:
+        options = ident.setdefault("options", {})
+        mine = {"experiment": task.experiment, "experiment_digest": experiment_digest(task.experiment),
+                "seed": task.seed, "connectome": task.connectome, "connectome_digest": task.connectome_digest}
+        for k, v in mine.items():
+            if ident.setdefault(k, v) != v:
+                raise ConfigError(f"one submission mixes {k} {ident[k]!r} and {v!r}; a run label holds one")
+        opts = json.loads(json.dumps(backends.result_options(task.backend, dict(task.backend_options)), default=str))
+        if options.setdefault(task.backend, opts) != opts:
+            raise ConfigError(f"one submission gives backend {task.backend} two option sets")
+    return ident
+
+
+def check_identity(recorded: dict | None, wanted: dict, run_label: str) -> None:
+    """Refuse adding tasks to a label that was made for another experiment, seed, connectome or options.
+
+    Raises
+    ------
+    ConfigError
+        Naming each difference and what to do (another --run-label).
+    """
+    if not recorded:
+        return
+    diffs = []
+    for key in ("experiment", "experiment_digest", "seed", "connectome_digest"):
+        if key in recorded and recorded[key] != wanted.get(key):
+            diffs.append(f"{key} {recorded[key]!r} there, {wanted.get(key)!r} now")
+    for backend, opts in wanted.get("options", {}).items():
+        before = recorded.get("options", {}).get(backend)
+        if before is not None and before != opts:
+            diffs.append(f"{backend} options {before} there, {opts} now")
+    if diffs:
+        raise ConfigError(f"run label {run_label!r} already holds other results: " + "; ".join(diffs) +
+                          ". A label has one meaning: use another --run-label")
+
+
+def profile_record(profile: ClusterProfile) -> dict:
+    """The profile as submission.json keeps it (resubmit loads it again from its source)."""
+    rec = dataclasses.asdict(profile)
+    rec["sbatch"] = dict(profile.sbatch)
+    return rec
+
+
+def record_plan(tasks: Sequence[Any], executor: str = "bench") -> dict:
+    """Record tasks run outside submit (e.g. `flyhpc bench`) in the label's submission.json.
+
+    So that status, collect and verify know every planned task. Same identity rule as `submit`.
+    """
+    task = tasks[0]
+    paths = BundlePaths(task.results_root, task.run_label)
+    with label_lock(paths.lock, "bench"):
+        record = updated_record(paths, task.run_label, str(task.results_root), list(tasks))
+        record["submissions"].append({
+            "submitted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "executor": executor,
+            "backend": ",".join(sorted({t.backend for t in tasks})), "tasks": [t.key for t in tasks], "jobs": []})
+        write_json_atomic(paths.submission, record, mode=0o644)
+    return record
+
+
+def updated_record(paths: BundlePaths, run_label: str, results_root: str, tasks: list[Any]) -> dict:
+    """The label's record with `tasks` added, after checking they share the label's identity."""
+    sub_path = Path(paths.submission)
+    record = json.loads(sub_path.read_text()) if sub_path.is_file() else {
+        "run_label": run_label, "results_root": results_root, "submissions": [], "tasks": {}}
+    wanted = label_identity(tasks)
+    check_identity(record.get("identity"), wanted, run_label)
+    identity = record.setdefault("identity", {k: v for k, v in wanted.items() if k != "options"} | {"options": {}})
+    identity["options"].update(wanted.get("options", {}))
+    for task in tasks:
+        record["tasks"][task.key] = dataclasses.asdict(task)
+    return record

@@ -1,0 +1,257 @@
+"""One simulation end to end, timed the same way for every backend.
+
+`simulate` drives a backend through its stages (build, setup, sim, collect) under a `PhaseTimer`
+and checks the spikes it hands back; `execute` is the one run pipeline — load (connectome,
+network, drive), simulate, write (spike parquet, optional rates CSV), return the record — used by
+`flyhpc run` (`run_experiment`, which adds the JSON record beside the parquet) and by the task
+worker (which adds the task's fields and writes the record into the bundle). Knows nothing about
+Slurm. Entry points: `PhaseTimer`, `load_inputs`, `check_inputs`, `simulate`, `execute`, `run_experiment`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import platform
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+
+from flyhpc import __version__, backends
+from flyhpc.bundle import file_stem, framework_name
+from flyhpc.backends.base import BuildReport, RunReport, env_options, make_options
+from flyhpc.data.connectome import load_connectome
+from flyhpc.data.sources import resolve_sources
+from flyhpc.drive import Drive, make_drive
+from flyhpc.errors import BackendUnavailable, ConfigError, DataError, FlyhpcError
+from flyhpc.files import atomic_path, sha256_file, write_json_atomic
+from flyhpc.model import Experiment, Params, validate_run
+from flyhpc.network import NetworkSpec, build_network
+from flyhpc.spikes import SpikeSummary, SpikeTable, rates, summarize, write_spikes
+
+PHASES = ("load", "build", "setup", "sim", "collect", "write", "total")
+
+
+@dataclass
+class PhaseTimer:
+    """Wall seconds per named phase (perf_counter); a phase entered twice adds up."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    on_phase: Callable[[str], None] | None = None
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        if self.on_phase:
+            self.on_phase(name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def as_dict(self) -> dict[str, float]:
+        return {p: round(self.seconds.get(p, 0.0), 6) for p in PHASES}
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Spikes of every trial plus what the backend reported about its build and run."""
+
+    backend: str
+    precision: str
+    drive_mode: str
+    spikes: SpikeTable
+    build: BuildReport
+    run: RunReport
+    options: dict
+
+
+def simulate(backend_name: str, spec: NetworkSpec, drive: Drive, timer: PhaseTimer, *,
+             n_threads: int | None = None, precision: str | None = None,
+             work_root: Path | None = None, options: Mapping[str, Any] | None = None) -> SimulationResult:
+    """Run every trial of `drive` on `spec` with one backend, timing build/setup/sim/collect.
+
+    `options` are backend options; they override those of $FLYHPC_BACKEND_OPTIONS key by key.
+
+    Raises
+    ------
+    UnknownBackendError, BackendUnavailable
+        If the backend is not registered or cannot run here (with the probe's reason).
+    FlyhpcError
+        If the backend hands back spikes outside the run (a sanity failure: a bug in the backend).
+    """
+    cls = backends.get(backend_name)
+    with timer.phase("setup"):  # importing the simulator counts as setup, so phases add up to total
+        probe = cls.probe()
+        if not probe.ok:
+            raise BackendUnavailable(f"backend {backend_name!r} cannot run here: {probe.reason}")
+        chosen = make_options(cls, {**env_options(backend_name), **(options or {})})
+        backend = cls(chosen, n_threads=n_threads, precision=precision, work_root=work_root)
+    try:
+        with timer.phase("build"):
+            build = backend.build(spec, drive.n_steps)
+        with timer.phase("setup"):
+            backend.setup()
+        with timer.phase("sim"):
+            run = backend.run(drive)
+        with timer.phase("collect"):
+            table = backend.spikes()
+    finally:
+        backend.close()
+    _check_spikes(backend_name, table, spec, drive)
+    return SimulationResult(backend=backend_name, precision=backend.precision, drive_mode=cls.caps.drive,
+                            spikes=table, build=build, run=run, options=dataclasses.asdict(backend.options))
+
+
+def _check_spikes(name: str, table: SpikeTable, spec: NetworkSpec, drive: Drive) -> None:
+    if len(table) == 0:
+        return
+    trials = {t.trial for t in drive.trials}
+    bad = []
+    if table.step.min() < 0 or table.step.max() >= drive.n_steps:
+        bad.append(f"steps {table.step.min()}..{table.step.max()} outside 0..{drive.n_steps - 1}")
+    if table.neuron.min() < 0 or table.neuron.max() >= spec.n_neurons:
+        bad.append(f"neuron index outside 0..{spec.n_neurons - 1}")
+    if not set(np.unique(table.trial).tolist()) <= trials:
+        bad.append(f"trials {sorted(set(np.unique(table.trial).tolist()) - trials)} not in the drive")
+    if bad:
+        raise FlyhpcError(f"backend {name!r} returned impossible spikes: {'; '.join(bad)}")
+
+
+def load_inputs(connectome: str | None, data_dir: Path, experiment: Experiment, n_steps: int, n_run: int, *,
+                seed: int = 0, round_: int = 1, params: Params = Params()):
+    """Connectome, network and drive of one run: the `load` phase shared by `flyhpc run` and the worker.
+
+    Returns
+    -------
+    (Connectome, NetworkSpec, Drive)
+    """
+    sources = resolve_sources(connectome, data_dir)
+    conn = load_connectome(sources)
+    spec = build_network(conn, experiment, params)
+    drive = make_drive(spec, n_steps, n_run, base_seed=seed, round_=round_)
+    return conn, spec, drive
+
+
+def check_inputs(connectome: str | None, data_dir: Path, experiment: Experiment):
+    """The input checks of `flyhpc run`, for commands that queue work (submit, bench) before they queue it.
+
+    Loads the connectome (cached after the first time) and resolves the experiment's neurons in it.
+
+    Returns
+    -------
+    Connectome
+        Whose `digest` the planned tasks then carry (the worker refuses another one).
+
+    Raises
+    ------
+    ConfigError, DataError
+        No such connectome folder; an experiment neuron (named) that the connectome lacks.
+    """
+    conn = load_connectome(resolve_sources(connectome, data_dir))
+    experiment.resolve(conn.flywire_ids)
+    return conn
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What `execute` wrote and measured: the record (one schema for `flyhpc run` and task records),
+    the spike summary and, when a rates CSV was asked for, the per-neuron rates."""
+
+    record: dict
+    summary: SpikeSummary
+    rates: object = None  # pandas.DataFrame of per-neuron rates, highest first (when written)
+
+
+def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int, parquet: Path,
+            connectome: str | None, data_dir: Path, seed: int = 0, round_: int = 1, n_threads: int | None = None,
+            precision: str | None = None, options: Mapping[str, Any] | None = None, params: Params = Params(),
+            expected_digest: str = "", rates_csv: Path | None = None, parquet_meta: Mapping[str, str] | None = None,
+            on_phase: Callable[[str], None] | None = None, log: Callable[[str], None] = lambda _msg: None) -> RunOutcome:
+    """The one run pipeline: load, simulate, write; return the record. Used by `flyhpc run` and the task worker.
+
+    Loads the connectome, network and drive (`load`), runs the backend's stages (`simulate`), writes
+    the spike parquet atomically (and the rates CSV when `rates_csv` is given) and hashes it
+    (`write`). `expected_digest`: refuse a connectome whose digest differs (a task planned on other
+    files). The record holds what was run and measured; callers add who ran it (task, job, log).
+
+    Raises
+    ------
+    ConfigError, DataError, BackendUnavailable, UnsupportedFeature
+        Bad run values, unknown neurons, missing or changed data, a backend that cannot run here.
+    """
+    n_steps = validate_run(t_run_s, n_run, params)
+    cls = backends.get(backend)  # unknown backend: fail before loading anything
+    timer = PhaseTimer(on_phase=on_phase)
+    t_start = time.perf_counter()
+    with timer.phase("load"):
+        conn, spec, drive = load_inputs(connectome, data_dir, experiment, n_steps, n_run, seed=seed,
+                                        round_=round_, params=params)
+        if expected_digest and expected_digest != conn.digest:
+            raise DataError(f"connectome {conn.source} has digest {conn.digest[:12]}..., but the task was "
+                            f"planned for {expected_digest[:12]}... (files changed since submission?)")
+    log(f"connectome {conn.source} ({conn.n_neurons} neurons, {conn.n_edges} edges, digest {conn.digest[:12]})")
+    result = simulate(backend, spec, drive, timer, n_threads=n_threads, precision=precision, options=options)
+    rate_frame = None
+    with timer.phase("write"):
+        meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
+                "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(), "flyhpc.backend": backend,
+                "flyhpc.dtype": result.precision, "flyhpc.drive": result.drive_mode, **(parquet_meta or {})}
+        write_spikes(parquet, result.spikes, spec.flywire_ids, params.dt_ms, file_stem(backend, t_run_s, n_run), meta)
+        if rates_csv is not None:
+            rate_frame = rates(result.spikes, spec.flywire_ids, t_run_s, n_run)
+            with atomic_path(rates_csv) as tmp:
+                rate_frame.to_csv(tmp, index=False)
+        parquet_sha = sha256_file(parquet)
+    timer.seconds["total"] = time.perf_counter() - t_start
+    summary = summarize(result.spikes, t_run_s, n_run)
+    if not summary.spikes and t_run_s >= 0.05 and spec.drive_sets[0].rate_hz > 0:
+        log("warning: no spike at all although neurons are driven")
+    sim_s = timer.seconds.get("sim", 0.0)
+    device = result.build.versions.get("device") or cls.caps.device
+    record = {
+        "status": "success", "flyhpc_version": __version__, "backend": backend,
+        "framework": framework_name(backend, device), "device": device, "experiment": experiment.name,
+        "experiment_key": experiment.key, "t_run_s": float(t_run_s), "n_run": int(n_run), "n_steps": n_steps,
+        "seed": seed, "round": round_, "trials": [t.trial for t in drive.trials], "dtype": result.precision,
+        "drive": result.drive_mode, "backend_options": result.options, "connectome_source": conn.source,
+        "connectome_digest": conn.digest, "synthetic_connectome": conn.is_synthetic, "n_neurons": conn.n_neurons,
+        "n_edges": conn.n_edges, "spikes": summary.spikes, "active_neurons": summary.active_neurons,
+        "phases_s": timer.as_dict(), "sim_inner_s": result.run.inner_s, "build_cached": result.build.cached,
+        "realtime_ratio": (t_run_s * n_run / sim_s) if sim_s > 0 else None, "threads": n_threads,
+        "versions": dict(result.build.versions), "parquet": parquet.name, "parquet_sha256": parquet_sha,
+        "parquet_bytes": parquet.stat().st_size, "rates_csv": rates_csv.name if rates_csv else None,
+        "node": socket.gethostname(), "python": platform.python_version(),
+        "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return RunOutcome(record, summary, rate_frame)
+
+
+def run_experiment(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int, out_dir: Path,
+                   force: bool = False, **run: Any) -> RunOutcome:
+    """`flyhpc run`: `execute` into `out_dir` (spike parquet, rates CSV, JSON record named by the file stem).
+
+    `run` takes `execute`'s keyword arguments (connectome, data_dir, seed, ...).
+
+    Raises
+    ------
+    ConfigError
+        Results that exist already (without `force`), and everything `execute` raises.
+    """
+    validate_run(t_run_s, n_run, run.get("params", Params()))
+    backends.get(backend)
+    out_dir = Path(out_dir)
+    stem = file_stem(backend, t_run_s, n_run)
+    paths = (out_dir / f"{stem}.parquet", out_dir / f"{stem}_rates.csv", out_dir / f"{stem}.json")
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise ConfigError(f"results exist already: {', '.join(existing)} (use --force to replace them)")
+    outcome = execute(backend=backend, experiment=experiment, t_run_s=t_run_s, n_run=n_run, parquet=paths[0],
+                      rates_csv=paths[1], **run)
+    write_json_atomic(paths[2], outcome.record)
+    return outcome

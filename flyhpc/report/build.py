@@ -1,0 +1,211 @@
+"""Build a label's report: read, analyse, draw, and write `results/<label>/report/` atomically.
+
+Runs the other report modules in order and owns the output folder: every file (report.html, each
+figure as PNG and SVG, each table as CSV) is written to a temporary name and renamed into place,
+report.html last; files a previous report listed in files.txt and this one no longer makes are
+removed. Progress goes to a `ProgressSink`. Entry points: `build_report`, `ReportResult`,
+`ProgressSink`, `parse_point`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import pandas as pd
+
+from flyhpc import __version__
+from flyhpc.errors import ConfigError
+from flyhpc.files import atomic_path, write_text_atomic
+from flyhpc.report import activity as activity_mod
+from flyhpc.report import figures, paper, sections, speed
+from flyhpc.report.label import LabelData, load_label
+from flyhpc.report.page import FigureBlock, Page, render_page
+from flyhpc.report.parity import PARITY_COLUMNS, parity
+from flyhpc.report.references import Reference, resolve_reference
+from flyhpc.report.scan import StatsCache
+from flyhpc.report.tables import csv_text, frame_rows
+
+INDEX = "files.txt"
+
+
+class ProgressSink(Protocol):
+    """Receives progress: the rows to read at most, each file as it starts, rows as they are read."""
+
+    def start(self, total_rows: int) -> None: ...
+
+    def file(self, path: Path) -> None: ...
+
+    def rows(self, n: int) -> None: ...
+
+
+class _Silent:
+    def start(self, total_rows: int) -> None:
+        pass
+
+    def file(self, path: Path) -> None:
+        pass
+
+    def rows(self, n: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What was written: the folder, the page, every file, and whether the label is complete."""
+
+    out_dir: Path
+    html: Path
+    files: list[Path]
+    planned: int
+    done: int
+
+    @property
+    def partial(self) -> bool:
+        return self.done < self.planned
+
+
+def parse_point(text: str | None) -> tuple[float, int] | None:
+    """`T_RUN,N_RUN` (e.g. `1.0,2`) as (t_run_s, n_run).
+
+    Raises
+    ------
+    ConfigError
+        Not two numbers separated by a comma.
+    """
+    if not text:
+        return None
+    try:
+        t, n = text.split(",")
+        return float(t), int(n)
+    except ValueError:
+        raise ConfigError(f"--point {text!r}: expected T_RUN,N_RUN such as 1.0,2") from None
+
+
+class _Writer:
+    """Collects the report's files, writing each atomically into the output folder."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.files: list[Path] = []
+
+    def text(self, name: str, text: str) -> None:
+        write_text_atomic(self.out_dir / name, text)
+        self.files.append(self.out_dir / name)
+
+    def binary(self, name: str, data: bytes) -> None:
+        with atomic_path(self.out_dir / name) as tmp:
+            tmp.write_bytes(data)
+        self.files.append(self.out_dir / name)
+
+    def figure(self, name: str, fig, caption: str) -> FigureBlock:
+        png, svg = figures.render(fig)
+        self.binary(f"{name}.png", png)
+        self.text(f"{name}.svg", svg)
+        return FigureBlock(name, svg, caption)
+
+    def finish(self, html: str) -> Path:
+        """Write the page last, then the index, then drop what the previous report made and this one did not."""
+        self.text("report.html", html)
+        index = self.out_dir / INDEX
+        old = set(index.read_text().split()) if index.is_file() else set()
+        names = sorted(p.name for p in self.files)
+        write_text_atomic(index, "\n".join(names) + "\n")
+        for stale in old - set(names) - {INDEX}:
+            if "/" not in stale and (self.out_dir / stale).is_file():
+                (self.out_dir / stale).unlink()
+        return self.out_dir / "report.html"
+
+
+def _references(args: Sequence[str], results_root: Path, label: str) -> list[Reference]:
+    refs: list[Reference] = []
+    for arg in args:
+        for ref in resolve_reference(arg, results_root):
+            if ref.kind == "label" and ref.label is not None and ref.label.label == label:
+                raise ConfigError(f"--reference {arg}: that is the label being reported")
+            refs.append(ref)
+    return refs
+
+
+def _rows_to_read(data: LabelData, refs: list[Reference]) -> int:
+    rows = sum(int(t.record.get("spikes") or 0) for t in data.done)
+    return rows + sum(path.stat().st_size // 8 for r in refs for _, path in r.examples)
+
+
+def build_report(results_root: str | Path, label: str, out_dir: Path | None = None, references: Sequence[str] = (),
+                 ground_truth: str = "brian2cpp", point: tuple[float, int] | None = None,
+                 activity_task: str | None = None, progress: ProgressSink | None = None) -> ReportResult:
+    """Write the report of a collected label (see the module docstring for what is written).
+
+    Raises
+    ------
+    ConfigError
+        Unknown, uncollected or empty label; a bad reference; a --point no done task ran; an
+        unknown --activity task.
+    DataError
+        A spike file that cannot be read.
+    """
+    progress = progress or _Silent()
+    results_root = Path(results_root)
+    data = load_label(results_root, label)
+    refs = _references(references, results_root, label)
+    out = _Writer(Path(out_dir) if out_dir else data.paths.label_dir / "report")
+    frame = pd.concat([speed.timings(data.results, label)] +
+                      [speed.timings(r.rows, r.name) for r in refs if r.rows], ignore_index=True)
+    speed_tab = speed.speed_table(frame)
+    own = frame[frame["source"] == label]
+    if point is not None and own[(own["t_run_s"] == point[0]) & (own["n_run"] == point[1])].empty:
+        raise ConfigError(f"--point {point[0]:g},{point[1]}: no done task of {label} ran it")
+    point = point or speed.choose_point(frame, label)
+    phases = speed.phase_table(frame, label, *point)
+    progress.start(_rows_to_read(data, refs))
+    cache = StatsCache(on_rows=progress.rows, on_file=progress.file)
+    par = parity(data, cache, ground_truth, point)
+    act = activity_mod.activity(data, cache, activity_task)
+    comps = [paper.compare_with_paper(data, r.examples, cache, ground_truth) for r in refs if r.kind == "examples"]
+
+    out.text("speed.csv", csv_text(speed.SPEED_COLUMNS, frame_rows(speed_tab)))
+    out.text("phases.csv", csv_text(list(phases.columns), frame_rows(phases)))
+    out.text("parity.csv", csv_text(PARITY_COLUMNS, [r.as_dict() for r in par.rows]))
+    out.text("activity-top-neurons.csv", csv_text(activity_mod.TOP_COLUMNS, act.rows()))
+    out.text("health.csv", csv_text(sections.HEALTH_COLUMNS, sections.health_rows(data)))
+    ref_rows = sections.reference_rows(speed_tab, label)
+    speed_figs = [
+        out.figure("speed", figures.speed_figure(speed_tab, label),
+                   "Wall seconds per simulated trial-second against t_run (log-log), sim phase (top) and whole task "
+                   "(bottom), one panel per n_run; median over rounds, min-max whiskers; dotted: real time."),
+        out.figure("batching", figures.batching_figure(speed_tab, label),
+                   "Sim wall seconds per simulated trial-second against trials per task: how batching pays off.")]
+    phase_fig = out.figure("phases", figures.phases_figure(phases, *point),
+                           f"Median phase seconds per backend at t_run = {point[0]:g} s, n_run = {point[1]}.")
+    parity_fig = out.figure("parity", figures.parity_figure(par.scatters, ground_truth),
+                            f"Per-neuron rate of each backend against {ground_truth} (log axes, dotted identity); "
+                            "neurons silent in one run sit on the floor.") if par.scatters else None
+    act_fig = out.figure("activity", figures.activity_figure(act),
+                         "Raster of the most active neurons in the first trial's opening window, labelled by FlyWire "
+                         "id, and the histogram of per-neuron mean rates.")
+    page_sections = [sections.speed_section(speed_tab, speed_figs, label),
+                     sections.phases_section(phases, phase_fig, point)]
+    if refs:
+        if ref_rows:
+            out.text("references.csv", csv_text(sections.REFERENCE_COLUMNS, ref_rows))
+        page_sections.append(sections.references_section(refs, ref_rows, label))
+    page_sections += [sections.parity_section(par, parity_fig), sections.activity_section(act, act_fig)]
+    for i, comp in enumerate(comps):
+        out.files += paper.write_outputs(comp, out.out_dir)
+        fig = out.figure("paper" if i == 0 else f"paper-{i + 1}", figures.paper_figure(comp), "Per-neuron rates of this label's task beside the "
+                         "paper's example outputs" + (" (right: neuron by neuron)." if comp.parity else "."))
+        page_sections.append(sections.paper_section(comp, fig))
+    page_sections.append(sections.health_section(data))
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    backends = sorted({t.backend for t in data.done}, key=figures.backend_sort)
+    page = Page(title=f"flyhpc report: {label}",
+                subtitle=f"{len(data.done)} of {len(data.tasks)} planned tasks done · backends "
+                         f"{', '.join(backends)} · generated {stamp} by flyhpc {__version__} from {data.paths.label_dir}",
+                banners=sections.banners(data), sections=page_sections,
+                footer="Made by `flyhpc report` from the collected bundle only (nothing re-run). Figures are also "
+                       "beside this page as PNG and SVG, tables as CSV.")
+    html_path = out.finish(render_page(page))
+    return ReportResult(out.out_dir, html_path, out.files, len(data.tasks), len(data.done))

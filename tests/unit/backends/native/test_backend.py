@@ -1,0 +1,82 @@
+"""The native backend around the engines: options, errors, notes, engines agreeing through the API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flyhpc import backends
+from flyhpc.backends.native.backend import NativeBackend, NativeOptions
+from flyhpc.data.connectome import connectome_from_edges
+from flyhpc.drive import make_drive
+from flyhpc.errors import ConfigError, UnsupportedFeature
+from flyhpc.model import Experiment, Params
+from flyhpc.network import build_network
+
+
+def small_spec():
+    rng = np.random.default_rng(3)
+    n = 300
+    pre = np.repeat(np.arange(n), 30)
+    post = rng.integers(0, n, pre.size)
+    counts = 4 * np.maximum(1, rng.lognormal(0.8, 0.9, pre.size).astype(np.int64))
+    signed = np.where(rng.random(pre.size) < 0.7, counts, -counts)
+    ids = np.arange(500, 500 + n, dtype=np.int64)
+    conn = connectome_from_edges(ids, pre, post, signed, source="small", digest="small-v1")
+    exp = Experiment(name="small", by="index", activate=tuple(range(10)), rate_hz=200.0,
+                     activate2=(10, 11), rate2_hz=50.0, silence=(12,))
+    return build_network(conn, exp, Params())
+
+
+def test_registered_with_its_capabilities():
+    cls = backends.get("native")
+    assert cls is NativeBackend and cls.name == "native"
+    caps = cls.caps
+    assert (caps.device, caps.batching, caps.drive, caps.precisions, caps.compiles, caps.deterministic,
+            caps.image, caps.verified_here) == ("cpu", "parallel", "events", ("float64",), True, True,
+                                                "flyhpc-base", "yes")
+    probe = cls.probe()
+    assert probe.ok and "numba" in probe.versions
+
+
+def test_options_are_checked():
+    with pytest.raises(ConfigError, match="engine must be one of lazy, clock, got 'gpu'"):
+        NativeOptions(engine="gpu")
+    with pytest.raises(ConfigError, match="clock_on must be a number >= 0"):
+        NativeOptions(clock_on=-1)
+    with pytest.raises(ConfigError, match="clock_off"):
+        NativeOptions(clock_on=0.1, clock_off=0.5)
+    with pytest.raises(UnsupportedFeature, match="float32"):
+        NativeBackend(precision="float32")
+
+
+def test_engines_agree_and_trials_keep_their_numbers():
+    spec = small_spec()
+    drive = make_drive(spec, 2000, n_trials=3, base_seed=4, first_trial=5)
+    tables = {}
+    for engine in ("lazy", "clock"):
+        backend = NativeBackend(NativeOptions(engine=engine), n_threads=2)
+        backend.build(spec, 2000)
+        backend.setup()
+        report = backend.run(drive)
+        tables[engine] = backend.spikes()
+        assert backend.spikes() is tables[engine]
+        assert report.notes["engine"] == engine and report.notes["threads"] == "2"
+        backend.close()
+        backend.close()
+    lazy = tables["lazy"]
+    assert lazy.equals(tables["clock"]) and len(lazy) > 500
+    assert sorted(set(lazy.trial.tolist())) == [5, 6, 7]
+    assert not np.isin(lazy.neuron, [12]).any()
+
+
+def test_misuse_is_named():
+    spec = small_spec()
+    backend = NativeBackend(n_threads=1)
+    with pytest.raises(ConfigError, match="run\\(\\) called before build\\(\\)"):
+        backend.run(make_drive(spec, 100, 1))
+    with pytest.raises(ConfigError, match="spikes\\(\\) called before run\\(\\)"):
+        backend.spikes()
+    backend.build(spec, 100)
+    with pytest.raises(ConfigError, match="drive has 50 steps but the build was made for 100"):
+        backend.run(make_drive(spec, 50, 1))

@@ -1,0 +1,74 @@
+"""Slurm's signals reach a real task process (`slurm.run_task` -> `worker.run`) and its record says
+what Slurm meant: the pre-timeout SIGUSR2 then SIGTERM is a timeout, SIGTERM alone a cancellation,
+each with the signal named — never "compilation failed" — and `status` shows t/o and canc.
+
+The task is a real brian2cpp task on a tiny generated connectome, signalled while it builds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flyhpc.cluster import submission
+from flyhpc.bundle import BundlePaths, disk_state, read_record
+from flyhpc.cluster.status import status
+from flyhpc.tasks import BenchmarkTask
+
+from tests.integration.test_quick_grid import write_tiny_connectome
+
+RUNNER = """
+import json, sys
+from flyhpc.cluster import executors, submission
+executors.run_task(submission.task_from_dict(json.loads(sys.argv[1])))
+"""
+
+
+def _start(task, tmp_path):
+    env_builds = {"FLYHPC_BUILD_DIR": str(tmp_path / "builds"), "FLYHPC_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(dataclasses.asdict(task))],
+                            env={**os.environ, **env_builds}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _wait_for_log(paths, task, timeout_s=60):
+    deadline = time.monotonic() + timeout_s
+    while "phase build" not in (paths.log(task).read_text() if paths.log(task).exists() else ""):
+        assert time.monotonic() < deadline, "the task never reached its build"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("signals, word, short", [
+    ((signal.SIGUSR2, signal.SIGTERM), "timeout", "timeout: SIGUSR2 (Slurm's pre-timeout warning) at "),
+    ((signal.SIGTERM,), "cancelled", "cancelled: SIGTERM (scancel, or Slurm ending the job)"),
+])
+def test_a_signalled_task_records_what_slurm_meant(tmp_path, signals, word, short):
+    conn = write_tiny_connectome(tmp_path / "conn")
+    task = BenchmarkTask(run_label="sig", round=1, backend="brian2cpp", experiment="index:0,1,2@200", t_run_s=0.05,
+                         n_run=1, seed=0, connectome=str(conn), connectome_digest="", results_root=str(tmp_path))
+    submission.record_plan([task], executor="bench")
+    paths = BundlePaths(tmp_path, "sig")
+    proc = _start(task, tmp_path)
+    _wait_for_log(paths, task)
+    for sig in signals:
+        time.sleep(1.0)
+        proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out
+    rec = read_record(paths.record(task))
+    assert rec["status"].startswith(short), rec["status"]
+    assert "compilation failed" not in rec["status"].lower()
+    if word == "timeout":
+        assert rec["status"].endswith("then SIGTERM") or "then SIGTERM;" in rec["status"]
+    assert not paths.parquet(task).exists()
+    assert disk_state(paths.record(task), paths.parquet(task), key=task.key)[0] == "interrupted"
+    (row,) = status(tmp_path, "sig").rows
+    assert row.state == word and row.reason == rec["status"]
+    assert status(tmp_path, "sig").exit_code == 4

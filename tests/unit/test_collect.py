@@ -1,0 +1,179 @@
+"""Bundles from records, without simulators: collect (every planned task in the manifest, checksums of
+intact files only, idempotent, locked, exit codes), verify (integrity and completeness), the global CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from flyhpc import collect
+from flyhpc.cluster import submission
+from flyhpc.bundle import BundlePaths
+from flyhpc.errors import ConfigError, FlyhpcError
+from flyhpc.files import label_lock, sha256_file, write_json_atomic
+from flyhpc.cluster.status import EXIT_UNFINISHED
+from flyhpc.spikes import SpikeTable, write_spikes
+from flyhpc.tasks import BenchmarkTask
+
+SEED_18 = ["framework", "n_run", "t_run", "setup_time", "build_time", "sim_time", "total_time", "realtime_ratio",
+           "spikes", "active_neurons", "status", "timestamp", "backend_key", "experiment", "experiment_key",
+           "run_label", "round", "spike_path"]
+
+
+def _task(root, backend="brian2cpp", t=0.1, n=2, rnd=1, label="lab"):
+    return BenchmarkTask(run_label=label, round=rnd, backend=backend, experiment="sugar", t_run_s=t, n_run=n,
+                         seed=0, connectome="auto", connectome_digest="", results_root=str(root))
+
+
+def fake_result(task, n_spikes=50, status="success", seed=0):
+    """Write a parquet and record as the worker would (a real parquet, hand-made numbers)."""
+    paths = BundlePaths(task.results_root, task.run_label)
+    rec = {"record_format": 1, "key": task.key, "run_label": task.run_label, "round": task.round,
+           "backend": task.backend, "framework": "Brian2 (CPU)" if task.backend == "brian2cpp" else "PyTorch (CPU)",
+           "experiment": "Sugar GRNs (200 Hz)", "experiment_key": "sugar", "t_run_s": task.t_run_s,
+           "n_run": task.n_run, "seed": 0, "trials": list(range(task.n_run)), "status": status,
+           "phases_s": {"load": 0.5, "build": 2.0, "setup": 0.25, "sim": 0.1, "collect": 0.01, "write": 0.02,
+                        "total": 3.0}, "finished_utc": "2026-01-02T03:04:05Z", "drive": "events", "dtype": "float64"}
+    if status == "success":
+        rng = np.random.default_rng(seed)
+        table = SpikeTable.from_arrays(rng.integers(0, task.n_run, n_spikes), rng.integers(0, 1000, n_spikes),
+                                       rng.integers(0, 10, n_spikes))
+        write_spikes(paths.parquet(task), table, np.arange(100, 110, dtype=np.int64), 0.1, task.stem)
+        rec.update(spikes=n_spikes, active_neurons=int(np.unique(table.neuron).size),
+                   parquet_sha256=sha256_file(paths.parquet(task)), parquet_bytes=paths.parquet(task).stat().st_size)
+    write_json_atomic(paths.record(task), rec)
+    return paths
+
+
+def _plan(*tasks):
+    """Record the tasks as the label's plan (what `flyhpc bench` does before running them)."""
+    submission.record_plan(list(tasks))
+
+
+def test_collect_lists_every_planned_task_and_checksums_only_intact_files(tmp_path):
+    a, b = _task(tmp_path, "brian2cpp"), _task(tmp_path, "pytorch", t=1, n=1, rnd=2)
+    err = _task(tmp_path, "brian2cpp", t=1.0, n=4)
+    never = _task(tmp_path, "pytorch", t=0.1, n=1)
+    flipped = _task(tmp_path, "brian2cpp", t=10.0, n=1)
+    _plan(a, b, err, never, flipped)
+    fake_result(a, 40)
+    paths = fake_result(b, 60, seed=1)
+    fake_result(err, status="error: DataError: bad file")
+    fake_result(flipped, 30)
+    data = bytearray(paths.parquet(flipped).read_bytes())
+    data[10] ^= 0xFF
+    paths.parquet(flipped).write_bytes(bytes(data))
+
+    report = collect.collect(tmp_path, "lab")
+    assert report.exit_code == EXIT_UNFINISHED
+    assert report.rows == 3  # two done, one error
+    states = {r.key: (r.state, r.reason) for r in report.status.rows}
+    assert states[a.key] == ("done", "") and states[b.key] == ("done", "")
+    assert states[err.key] == ("failed", "error: DataError: bad file")
+    assert states[never.key] == ("missing", "no task record")
+    assert states[flipped.key][0] == "corrupt" and "sha256 differs" in states[flipped.key][1]
+    rows = list(csv.DictReader(open(paths.results_csv)))
+    header = paths.results_csv.read_text().splitlines()[0].split(",")
+    assert header[:18] == SEED_18 and "load_time" in header and "image_digest" in header
+    first = rows[0]
+    assert first["framework"] == "Brian2 (CPU)" and first["t_run"] == "0.1" and first["n_run"] == "2"
+    assert first["setup_time"] == "0.250" and first["build_time"] == "2.000"
+    assert first["realtime_ratio"] == "2.0000"  # 0.1 s x 2 trials / 0.1 s sim
+    assert first["timestamp"] == "2026-01-02 03:04:05" and first["spike_path"] == "round_01/brian2cpp_t0.1s_n2.parquet"
+    error_row = [r for r in rows if r["status"].startswith("error")][0]
+    assert error_row["spike_path"] == "" and error_row["realtime_ratio"] == ""
+    manifest = list(csv.DictReader(open(paths.manifest)))
+    assert {m["task_key"]: m["state"] for m in manifest} == {
+        a.key: "done", b.key: "done", err.key: "failed", never.key: "missing", flipped.key: "corrupt"}
+    done_row = [m for m in manifest if m["task_key"] == a.key][0]
+    assert done_row["spike_time_unit"] == "ms" and len(done_row["sha256"]) == 64
+    assert all(m["sha256"] == "" for m in manifest if m["state"] != "done")
+    assert "sha256 differs" in [m for m in manifest if m["task_key"] == flipped.key][0]["reason"]
+
+    listed = [ln.split("  ")[1] for ln in paths.checksums.read_text().splitlines()]
+    assert listed == sorted(listed)
+    assert "round_01/brian2cpp_t10.0s_n1.parquet" not in listed  # the corrupt file gets no checksum
+    assert "round_01/brian2cpp_t10.0s_n1.json" not in listed
+    assert "round_01/brian2cpp_t1.0s_n4.json" in listed  # the error record is an intact file
+    assert shutil.which("sha256sum"), "sha256sum (coreutils) is needed"
+    subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=paths.label_dir, check=True)
+
+    before = {p: p.read_bytes() for p in (paths.results_csv, paths.manifest, paths.checksums)}
+    collect.collect(tmp_path, "lab")
+    assert {p: p.read_bytes() for p in before} == before  # idempotent
+    verdict = collect.verify(tmp_path, "lab")
+    assert verdict.exit_code == 5 and any("sha256 differs" in c for c in verdict.corrupt)
+    assert any(never.key in line and "missing" in line for line in verdict.incomplete)
+
+
+def test_a_complete_bundle_verifies_and_exits_zero(tmp_path):
+    tasks = [_task(tmp_path, t=0.1), _task(tmp_path, t=1.0)]
+    _plan(*tasks)
+    for k, t in enumerate(tasks):
+        fake_result(t, seed=k)
+    assert collect.collect(tmp_path, "lab").exit_code == 0
+    verdict = collect.verify(tmp_path, "lab")
+    assert verdict.ok and verdict.exit_code == 0 and verdict.checked == 6  # 2 parquets, 2 records, csv, manifest
+
+
+def test_collect_is_locked_against_a_concurrent_collect(tmp_path):
+    t = _task(tmp_path)
+    _plan(t)
+    paths = fake_result(t)
+    with label_lock(paths.lock, "test"):
+        with pytest.raises(FlyhpcError, match="holds .*lock"):
+            collect.collect(tmp_path, "lab")
+    assert not paths.results_csv.exists()  # nothing written while locked out
+    assert collect.collect(tmp_path, "lab").exit_code == 0
+
+
+def test_unknown_label_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown run label 'nope'"):
+        collect.collect(tmp_path, "nope")
+    with pytest.raises(ConfigError, match="run label"):
+        collect.verify(tmp_path, "../etc")
+
+
+def test_verify_names_missing_extra_corrupt_and_disagreeing_records(tmp_path):
+    a, b, c = _task(tmp_path, t=0.1), _task(tmp_path, t=1.0), _task(tmp_path, t=10.0)
+    _plan(a, b, c)
+    for k, t in enumerate((a, b, c)):
+        paths = fake_result(t, seed=k)
+    collect.collect(tmp_path, "lab")
+    assert collect.verify(tmp_path, "lab").ok
+    paths.parquet(a).unlink()  # missing
+    fake_result(_task(tmp_path, t=100.0))  # extra (after collect, not planned)
+    rec = json.loads(paths.record(b).read_text())  # record disagrees with its parquet
+    rec["spikes"] = 7
+    paths.record(b).write_text(json.dumps(rec))
+    data = bytearray(paths.parquet(c).read_bytes())  # corrupt
+    data[-20] ^= 1
+    paths.parquet(c).write_bytes(bytes(data))
+    report = collect.verify(tmp_path, "lab")
+    text = "\n".join(report.missing + report.extra + report.corrupt)
+    assert not report.ok and report.exit_code == 5
+    assert any("brian2cpp_t0.1s_n2.parquet" in m for m in report.missing)
+    assert any("brian2cpp_t100.0s_n2.parquet" in e for e in report.extra)
+    assert "brian2cpp_t1.0s_n2.json: sha256 differs" in text  # the edited record
+    assert "rows, its record says 7 spikes" in text
+    assert "brian2cpp_t10.0s_n2.parquet" in text
+
+
+def test_global_csv_upsert_keys_on_label_and_round(tmp_path):
+    _plan(_task(tmp_path))
+    fake_result(_task(tmp_path))
+    out = tmp_path / "all.csv"
+    out.write_text("framework,n_run,t_run,experiment_key,run_label,round,spikes,legacy\n"
+                   "Brian2 (CPU),2,0.1,sugar,lab,1,1,x\nBrian2 (CPU),2,0.1,sugar,other,1,9,y\n")
+    collect.collect(tmp_path, "lab", global_csv=out)
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 2
+    assert {r["run_label"]: r["spikes"] for r in rows} == {"lab": "50", "other": "9"}
+    collect.collect(tmp_path, "lab", global_csv=out)
+    assert len(list(csv.DictReader(open(out)))) == 2

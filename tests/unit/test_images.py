@@ -1,0 +1,115 @@
+"""Every apptainer/*.def parses with spython, pins the versions setup.cfg pins, has a %test that imports
+its backend and simulates 10 ms, and `flyhpc images build --dry-run` names them all.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+
+import pytest
+from packaging.markers import Marker
+from click.testing import CliRunner
+
+from flyhpc import backends
+from flyhpc.cli import cli
+from flyhpc.images import DEF_DIR, image_name, image_plan
+
+SingularityParser = pytest.importorskip("spython.main.parse.parsers.singularity").SingularityParser
+DEFS = sorted(DEF_DIR.glob("*.def"))
+
+
+def sections(path: Path) -> dict[str, str]:
+    out, name = {}, None
+    for line in path.read_text().splitlines():
+        m = re.match(r"^%(\w+)", line)
+        if m:
+            name = m.group(1)
+            out[name] = ""
+        elif name:
+            out[name] += line + "\n"
+    return out
+
+
+def test_one_def_per_backend_plus_base():
+    names = {p.stem for p in DEFS}
+    assert names == {"flyhpc-base"} | {image_name(k) for k in backends.names()}
+
+
+@pytest.mark.parametrize("path", DEFS, ids=lambda p: p.stem)
+def test_def_parses_and_has_cuda12_python311_flyhpc(path):
+    recipe = next(iter(SingularityParser(str(path)).recipe.values()))
+    assert recipe.fromHeader.startswith("nvidia/cuda:12.") and "devel" in recipe.fromHeader
+    assert any("/opt/flyhpc/src" in f for f in recipe.files)
+    assert f"org.flyhpc.image {path.stem}" in recipe.labels
+    assert any("PATH=/opt/venv" in e for e in recipe.environ)
+    sec = sections(path)
+    assert "base-install.sh" in sec["post"] and 'exec flyhpc "$@"' in sec["runscript"]
+    if path.stem != "flyhpc-base":
+        key = next(lab.split()[1] for lab in recipe.labels if lab.startswith("org.flyhpc.backend"))
+        assert key in backends.names()
+        assert f"smoke_test('{key}')" in sec["test"]
+
+
+def test_pins_match_setup_cfg():
+    cfg = configparser.ConfigParser()
+    cfg.read(DEF_DIR.parent / "setup.cfg")
+    torch_pin = cfg["options.extras_require"]["torch"].strip()
+    assert torch_pin in (DEF_DIR / "flyhpc-pytorch.def").read_text()
+    base = (DEF_DIR / "base-install.sh").read_text()
+    for line in filter(None, cfg["options"]["install_requires"].splitlines()):
+        req, _, marker = (part.strip() for part in line.partition(";"))
+        if marker and not Marker(marker).evaluate({"python_version": "3.11"}):
+            continue  # the images run Python 3.11
+        if re.split(r"[<>=]", req)[0] != "brian2":
+            assert f'"{req}"' in base, f"{req} from setup.cfg is not pinned in base-install.sh"
+    assert "brian2==2.9.0" in (DEF_DIR / "flyhpc-brian2cpp.def").read_text()
+    assert "brian2==2.8.0 brian2cuda==1.0a7" in (DEF_DIR / "flyhpc-brian2cuda.def").read_text()
+    assert '"brian2genn==1.7.0"' in (DEF_DIR / "flyhpc-brian2genn.def").read_text()
+    assert "GENN_VERSION=5.4.0" in (DEF_DIR / "flyhpc-genn.def").read_text()
+    assert "GENN4_VERSION=4.9.0" in (DEF_DIR / "flyhpc-brian2genn.def").read_text()
+
+
+def test_nestgpu_image_fills_the_user_model_slot_with_files_that_exist():
+    text = (DEF_DIR / "flyhpc-nestgpu.def").read_text()
+    assert re.search(r"NESTGPU_COMMIT=[0-9a-f]{40}\b", text)
+    copied = re.findall(r"flyhpc/backends/nestgpu/(\S+)", text)
+    assert sorted(copied) == ["flyhpc_lif.cuh", "user_m1.cu", "user_m1.h"]
+    for name in copied:
+        assert (DEF_DIR.parent / "flyhpc" / "backends" / "nestgpu" / name).is_file()
+    assert "-Dwith-mpi=OFF" in text and "-Dwith-gpu-arch={{ CUDA_ARCH }}" in text
+    worker = (DEF_DIR.parent / "flyhpc" / "backends" / "nestgpu" / "trial.py").read_text()
+    assert 'NEURON_MODEL = "user_m1"' in worker
+
+
+def test_images_build_dry_run_prints_every_build():
+    result = CliRunner().invoke(cli, ["images", "build", "--dry-run", "--cuda-arch", "90"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == len(DEFS) and lines[0].endswith("apptainer/flyhpc-base.def")
+    assert any("CUDA_ARCH=90" in line and "flyhpc-nestgpu" in line for line in lines)
+
+
+def test_images_plan_for_one_backend_and_unknown():
+    plan = image_plan("genn")
+    assert [p.def_file.stem for p in plan] == ["flyhpc-base", "flyhpc-genn"]
+    result = CliRunner().invoke(cli, ["images", "build", "--backend", "nope", "--dry-run"])
+    assert result.exit_code == 2 and "unknown backend 'nope'" in result.output
+
+
+def test_smoke_test_simulates_a_cpu_backend():
+    from flyhpc.images import smoke_test
+
+    assert smoke_test("native", gpu=False) > 0
+
+
+def test_smoke_mode_without_a_gpu_uses_cpu_paths_or_only_builds():
+    from flyhpc.images import smoke_mode
+
+    assert smoke_mode("pytorch", gpu=False) == ("simulate", {})
+    assert smoke_mode("genn", gpu=False) == ("simulate", {"genn_backend": "single_threaded_cpu"})
+    assert smoke_mode("brian2genn", gpu=False) == ("simulate", {"use_gpu": False})
+    assert smoke_mode("brian2cuda", gpu=False) == ("build only", {})
+    assert smoke_mode("nestgpu", gpu=False) == ("build only", {})
+    assert smoke_mode("genn", gpu=True) == ("simulate", {})
