@@ -24,7 +24,6 @@ from flyhpc.bundle import BundlePaths, framework_name
 from flyhpc.compare_io import SpikeFile, iter_trials, neuron_counts, open_spike_file
 from flyhpc.errors import ConfigError
 from flyhpc.files import write_json_atomic, write_text_atomic
-from flyhpc.tasks import SEED_BACKENDS
 
 REFERENCE = "brian2cpp"
 PAPER_T_RUN_S = (0.1, 1.0, 10.0, 100.0)
@@ -49,9 +48,13 @@ VS_RATE_COLUMNS = ("run_label", "round", "reference_backend", "reference_framewo
 _FLOAT_EPS_MS = 1e-9  # on-grid times like 0.1 * k carry rounding error; |dt| <= tol is tested with this slack
 
 
+# The seed's backend keys in the seed's order (its comparison tables list them so).
+SEED_ORDER = ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn", "brian2genn")
+
+
 def comparable_backends() -> list[str]:
-    """The seed's backend keys in the seed's order, then any registered ones it lacks."""
-    return list(SEED_BACKENDS) + [b for b in backends.names() if b not in SEED_BACKENDS]
+    """The seed's backend keys in the seed's order, then every other registered one."""
+    return list(SEED_ORDER) + [b for b in backends.names() if b not in SEED_ORDER]
 
 
 def _r(value: float | None, digits: int) -> float | None:

@@ -74,18 +74,9 @@ def _check_n_run(n_run, where: str) -> int:
     return n_run
 
 
-# The seed's backend keys: a grid may name them before this flyhpc registers them all.
-SEED_BACKENDS = ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn", "brian2genn")
-
-
-def _check_backend(name: str, where: str, registered_only: bool = True) -> str:
+def _check_backend(name: str, where: str) -> str:
     if name in backends.REGISTRY:
         return name
-    if not registered_only and name in SEED_BACKENDS:
-        return name
-    if name in SEED_BACKENDS:
-        raise ConfigError(f"{where}: backend {name!r} is not available in this flyhpc; registered: "
-                          f"{', '.join(backends.names())} (pick with --backend)")
     raise ConfigError(f"{where}: unknown backend {name!r}; known: {', '.join(backends.names())}")
 
 
@@ -249,11 +240,8 @@ def load_grid(name_or_path: str | Path) -> Grid:
     return grid
 
 
-def check_grid(grid: Grid, where: str = "", registered_only: bool = False) -> None:
+def check_grid(grid: Grid, where: str = "") -> None:
     """Check every value of a grid (backends, durations, trial counts, rounds, experiment).
-
-    A grid may name seed backends that are not registered here (the paper grid names all five);
-    `expand_grid` (registered_only=True) refuses them with the list of registered ones.
 
     Raises
     ------
@@ -262,7 +250,7 @@ def check_grid(grid: Grid, where: str = "", registered_only: bool = False) -> No
     """
     where = where or f"grid {grid.name!r}"
     for b in grid.backends:
-        _check_backend(b, f"{where}.backends", registered_only)
+        _check_backend(b, f"{where}.backends")
     for t in grid.t_run_s:
         _check_t_run(t, f"{where}.t_run_s")
     for n in grid.n_run:
@@ -286,7 +274,7 @@ def expand_grid(grid: Grid, run_label: str, results_root: str | Path, connectome
         A bad label or grid value.
     """
     check_label(run_label)
-    check_grid(grid, registered_only=True)
+    check_grid(grid)
     out: list[BenchmarkTask] = []
     seen: set[str] = set()
     t_values = sorted({float(t) for t in grid.t_run_s})

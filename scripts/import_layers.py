@@ -6,7 +6,8 @@ higher layer than the importer's. Layers, lowest first, are declared in `LAYERS`
 prefixes); a module that matches none is an error too, so a new module has to be placed.
 
 Usage: python scripts/import_layers.py            check; exit 1 and name each violation
-       python scripts/import_layers.py --markdown print the §4 block (layers, modules, line counts)
+       python scripts/import_layers.py --markdown print the §4 block (layers and their modules)
+       python scripts/import_layers.py --counts   the same with each module's line count
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ PACKAGE = ROOT / "flyhpc"
 
 # (layer name, module prefixes). A module belongs to the first layer with a prefix matching it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("flyhpc", "flyhpc.errors", "flyhpc.files", "flyhpc.config_paths")),
+    ("foundation", ("flyhpc", "flyhpc.errors", "flyhpc.files", "flyhpc.config_paths")),  # "flyhpc": __init__ only
     ("model and data", ("flyhpc.model", "flyhpc.data", "flyhpc.drive", "flyhpc.network", "flyhpc.spikes")),
     ("backends", ("flyhpc.backends",)),
     ("one run", ("flyhpc.pipeline", "flyhpc.bundle")),
     ("tasks", ("flyhpc.tasks", "flyhpc.worker")),
     ("cluster", ("flyhpc.cluster",)),
-    ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.bench", "flyhpc.images", "flyhpc.report",
-                           "flyhpc.paper_examples", "flyhpc.screens")),
+    ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.compare_io", "flyhpc.bench", "flyhpc.images",
+                           "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.screens")),
     ("command line", ("flyhpc.cli", "flyhpc.__main__")),
 ]
 
@@ -70,7 +71,8 @@ def layer_of(name: str) -> int:
     best = -1, -1  # (prefix length, layer)
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best[0]:
+            inside = name == prefix or (prefix != "flyhpc" and name.startswith(prefix + "."))
+            if inside and len(prefix) > best[0]:
                 best = len(prefix), index
     return best[1]
 
@@ -127,23 +129,42 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def markdown(edges: dict[str, set[str]]) -> str:
-    """The §4 block: each layer, lowest last... first, with its modules and their line counts."""
+def _label(members: list[str], counts: bool) -> list[str]:
+    """Modules as `pkg/ (a, b)` groups: packages by folder, modules by file name (+ line counts)."""
     mods = modules()
-    lines = ["```", "layer                 module (lines)"]
+    groups: dict[str, list[str]] = {}
+    for m in members:
+        name = m.removeprefix("flyhpc").lstrip(".") or "__init__"
+        folder, _, leaf = name.rpartition(".")
+        if mods[m].name == "__init__.py":
+            folder, leaf = name if name != "__init__" else "", "__init__"
+        shown = leaf + (f" {len(mods[m].read_text().splitlines())}" if counts else "")
+        groups.setdefault(folder.replace(".", "/"), []).append(shown)
+    cells = []
+    for folder, leaves in groups.items():
+        cells.append(f"{folder}/ ({', '.join(leaves)})" if folder else ", ".join(leaves))
+    return cells
+
+
+def markdown(edges: dict[str, set[str]], counts: bool = False) -> str:
+    """The §4 block: each layer, lowest first, with its modules grouped by folder (line counts with `counts`)."""
+    import textwrap
+
+    lines = ["```", "flyhpc/ import layers, lowest first (a module imports only its own layer or lower ones)"]
     for index, (title, _) in enumerate(LAYERS):
         members = sorted(m for m in edges if layer_of(m) == index)
-        cells = [f"{m.removeprefix('flyhpc.') or 'flyhpc'} ({len(mods[m].read_text().splitlines())})" for m in members]
-        for k in range(0, len(cells), 4):
-            lines.append(f"{(str(index) + ' ' + title) if k == 0 else '':<22}" + "  ".join(cells[k:k + 4]))
+        text = " · ".join(_label(members, counts))
+        wrapped = textwrap.wrap(text, 96) or [""]
+        lines.append(f"{index} {title:<18} " + wrapped[0])
+        lines += [" " * 21 + w for w in wrapped[1:]]
     lines.append("```")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:
     edges = graph()
-    if "--markdown" in argv:
-        sys.stdout.write(markdown(edges))
+    if "--markdown" in argv or "--counts" in argv:
+        sys.stdout.write(markdown(edges, counts="--counts" in argv))
         return 0
     bad = problems(edges)
     for line in bad:

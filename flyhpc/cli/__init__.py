@@ -67,6 +67,8 @@ def _register() -> None:
     from flyhpc.cli.images_cmd import images_group
     cli.add_command(backends)
     cli.add_command(images_group)
+    from flyhpc.cli import report_cmd
+    report_cmd.register(cli)
 
 
 _register()

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flyhpc.cli.grid_flags import grid_from_flags, grid_options, planned_tasks, results_root_option
+from flyhpc.cli.options import grid_from_flags, grid_options, planned_tasks, results_root_option
 from flyhpc.cli.slurm_cmd import EXIT_CODES_HELP
 
 

@@ -12,7 +12,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-_ROOT = click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+from flyhpc.cli.options import results_root_option
+
 _LABEL = click.option("--run-label", "--run_label", "run_label", required=True, help="The bundle (results/<label>/).")
 _TOL = click.option("--tolerance-ms", type=float, default=1.0, show_default=True, help="Spike-time match window.")
 _OUT_DIR = click.option("-o", "--output-dir", type=click.Path(path_type=Path),
@@ -32,7 +33,7 @@ def compare_group() -> None:
 
 @compare_group.command(name="ground-truth")
 @_LABEL
-@_ROOT
+@results_root_option
 @click.option("--round", "round_", type=int, default=1, show_default=True)
 @click.option("--t-run", "--t_run", "t_run_s", type=float, default=1.0, show_default=True)
 @click.option("--n-run", "--n_run", "n_run", type=int, default=1, show_default=True)
@@ -56,7 +57,7 @@ def ground_truth(run_label, results_root, round_, t_run_s, n_run, output):
 
 @compare_group.command(name="pairs")
 @_LABEL
-@_ROOT
+@results_root_option
 @click.option("--round", "round_", type=int, default=1, show_default=True)
 @click.option("--t-run", "--t_run", "t_run_s", type=float, multiple=True, help="Repeat; default 0.1 1 10 100.")
 @click.option("--n-run", "--n_run", "n_run", type=int, multiple=True, help="Repeat; default 1 4 8 16 32.")
@@ -73,7 +74,7 @@ def pairs(run_label, results_root, round_, t_run_s, n_run, tolerance_ms, output_
 
 @compare_group.command(name="backend")
 @_LABEL
-@_ROOT
+@results_root_option
 @click.option("--backend", required=True, help="The backend to compare with brian2cpp.")
 @click.option("--rounds", type=int, multiple=True, help="Repeat; default 1 2 3 4 5.")
 @click.option("--t-run", "--t_run", "t_run_s", type=float, multiple=True, help="Repeat; default 0.1 1 10 100.")

@@ -31,8 +31,13 @@ def data_group() -> None:
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to download into [default: $FLYHPC_DATA or data/].")
 @click.option("--base-url", default=None, help=f"Serve the files from here [default: {data.DEFAULT_BASE_URL}].")
-def fetch(version: str, dest: Path | None, base_url: str | None) -> None:
+@click.option("--examples", is_flag=True, help="Instead, fetch the paper's own example outputs (results/example, "
+              "real FlyWire v630) into <dest or data dir>/paper-examples, for `flyhpc report --reference paper`.")
+def fetch(version: str, dest: Path | None, base_url: str | None, examples: bool) -> None:
     """Download the FlyWire files, resuming partial downloads; verify size and hash before use."""
+    if examples:
+        from flyhpc.cli.report_cmd import fetch_paper_examples
+        return fetch_paper_examples(dest, base_url)
     dest = dest or default_data_dir()
     files = data.files_for(version, base_url)
     console = Console(stderr=True)

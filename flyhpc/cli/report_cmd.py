@@ -1,8 +1,9 @@
-"""`flyhpc report LABEL` and `flyhpc compare paper`: look at a collected bundle, and set it beside the paper.
+"""`flyhpc report LABEL`, `flyhpc compare paper`: look at a collected bundle, and set it beside the paper.
 
 Parses flags, checks that matplotlib is installed (and says how to install it), shows a rich
 progress bar while spike files are read, and calls `flyhpc.report.build.build_report` /
-`flyhpc.report.paper`. No analysis here. Entry point: `register` (adds both commands to the CLI).
+`flyhpc.report.paper`; also renders `flyhpc data fetch --examples`. No analysis here. Entry points:
+`register` (adds both commands to the CLI), `fetch_paper_examples`.
 """
 
 from __future__ import annotations
@@ -129,6 +130,32 @@ def compare_paper(run_label, results_root, examples, ground_truth, output_dir):
         console.print(f"parity with {p.example}: spikes/trial-s ratio {fmt(p.spikes_per_trial_s_ratio)}, "
                       f"Jaccard {fmt(p.jaccard)}, rate r {fmt(p.pearson)}")
     console.print("wrote " + ", ".join(display_path(f) for f in files))
+
+
+def fetch_paper_examples(data_dir: Path | None, base_url: str | None) -> None:
+    """`flyhpc data fetch --examples`: the paper's example outputs into <data dir>/paper-examples, verified."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from flyhpc import paper_examples
+
+    dest = Path(data_dir) / paper_examples.FOLDER_NAME if data_dir else paper_examples.default_dir()
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(spec, done: int, total: int) -> None:
+            if spec.name not in tasks:
+                tasks[spec.name] = bar.add_task(spec.name, total=total)
+            bar.update(tasks[spec.name], completed=done)
+
+        results = paper_examples.fetch(dest, base_url=base_url or paper_examples.DEFAULT_BASE_URL,
+                                       progress=on_progress)
+    for res in results:
+        console.print(f"{res.status:>10}  {display_path(res.path)}  ({res.file.size_bytes:,} bytes, "
+                      f"sha256 {res.file.sha256[:16]}… ok)")
+    console.print(f"the paper's example outputs ({paper_examples.CONNECTOME}, {paper_examples.N_TRIALS} x "
+                  f"{paper_examples.T_RUN_S:g} s): use them with `flyhpc report LABEL --reference paper`")
 
 
 def register(cli: click.Group) -> None:

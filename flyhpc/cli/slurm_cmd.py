@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from flyhpc.cli.grid_flags import grid_from_flags, grid_options, planned_tasks, results_root_option
+from flyhpc.cli.options import grid_from_flags, grid_options, planned_tasks, results_root_option
 from flyhpc.cluster.status import STATES
 
 _FAILED_STATES = ("failed", "timeout", "cancelled", "out-of-memory", "corrupt")

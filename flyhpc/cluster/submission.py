@@ -87,7 +87,7 @@ def label_identity(tasks: Sequence[Any]) -> dict:
     for task in tasks:
         options = ident.setdefault("options", {})
         mine = {"experiment": task.experiment, "experiment_digest": experiment_digest(task.experiment),
-                "seed": task.seed, "connectome": task.connectome, "connectome_digest": task.connectome_digest}
+                "seed": task.seed, "connectome_digest": task.connectome_digest}  # a path may move, its digest not
         for k, v in mine.items():
             if ident.setdefault(k, v) != v:
                 raise ConfigError(f"one submission mixes {k} {ident[k]!r} and {v!r}; a run label holds one")

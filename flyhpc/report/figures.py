@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 # Okabe & Ito (2008) colours, in the order backends are listed everywhere in flyhpc.
 BACKEND_ORDER = ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn", "brian2genn", "native")
@@ -50,6 +51,16 @@ def _styled(draw):
 
 def backend_sort(backend: str) -> tuple[int, str]:
     return (BACKEND_ORDER.index(backend) if backend in BACKEND_ORDER else len(BACKEND_ORDER), backend)
+
+
+def _log(ax, axis: str = "xy", base: int = 10) -> None:
+    """Log scale with plain tick labels (0.1, 1, 10; no mathtext, which is slow and harder to read)."""
+    for name in axis:
+        target = ax.xaxis if name == "x" else ax.yaxis
+        (ax.set_xscale if name == "x" else ax.set_yscale)("log", base=base)
+        target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        target.set_minor_locator(LogLocator(base, subs=(2.0, 5.0)) if base == 10 else NullLocator())
+        target.set_minor_formatter(NullFormatter())
 
 
 def _grid(n_panels: int, n_rows: int = 1, width: float = 3.4, height: float = 2.9) -> tuple[Figure, np.ndarray]:
@@ -109,8 +120,7 @@ def speed_figure(speed: pd.DataFrame, own: str) -> Figure:
                 _line(ax, grp, "t_run_s", "y", "lo", "hi", source, backend,
                       _label(grp.iloc[0], own), source != own)
             _realtime(ax)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            _log(ax)
             ax.set_xlabel("t_run (s)")
             ax.set_ylabel(f"{phase} {SPEED_Y}" if col == 0 else "")
             ax.set_title(f"{phase} phase, n_run = {n}" if phase == "sim" else f"total task, n_run = {n}")
@@ -134,8 +144,8 @@ def batching_figure(speed: pd.DataFrame, own: str) -> Figure:
                 _line(ax, grp, "n_run", "sim_s_per_sim_s", None, None, source, backend,
                       _label(grp.iloc[0], own), source != own)
         _realtime(ax)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        _log(ax, "x", base=2)
+        _log(ax, "y")
         ax.set_xlabel("n_run (trials per task)")
         ax.set_ylabel(f"sim {SPEED_Y}" if col == 0 else "")
         ax.set_title(f"t_run = {t:g} s")
@@ -181,8 +191,7 @@ def parity_figure(scatters, reference_name: str) -> Figure:
         ident.set_gid("identity")
         points = ax.scatter(x, y, s=8, color=colour(sc.backend), alpha=0.7, linewidths=0)
         points.set_gid(f"label|{sc.backend}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log(ax)
         ax.set_xlim(floor * 0.8, top)
         ax.set_ylim(floor * 0.8, top)
         ax.set_xlabel(f"{reference_name} rate (Hz)")
@@ -213,7 +222,7 @@ def activity_figure(act) -> Figure:
         lo, hi = max(float(rates.min()), 1e-3), max(float(rates.max()), 1e-3) * 1.01
         bins = np.logspace(math.log10(lo), math.log10(hi), 30) if hi > lo else 10
         ax_h.hist(rates, bins=bins, color=colour(act.task.backend), edgecolor="white", linewidth=0.4)
-        ax_h.set_xscale("log")
+        _log(ax_h, "x")
     ax_h.set_xlabel("rate (Hz), mean over trials")
     ax_h.set_ylabel("active neurons")
     ax_h.set_title(f"{rates.size:,} active neurons")
@@ -236,7 +245,7 @@ def paper_figure(comp) -> Figure:
             line, = ax.step(rates, np.arange(1, rates.size + 1), where="post", color=c, linestyle=style,
                             label=f"{name} ({rates.size} active)")
             line.set_gid(f"distribution|{name}")
-    ax.set_xscale("log")
+    _log(ax, "x")
     ax.set_xlabel("rate (Hz), mean over trials")
     ax.set_ylabel("active neurons at or below this rate")
     ax.set_title("per-neuron rate distributions")
@@ -249,8 +258,7 @@ def paper_figure(comp) -> Figure:
         ident, = ax2.plot([floor, top], [floor, top], color="#555555", linewidth=0.8, linestyle=":")
         ident.set_gid("identity")
         ax2.scatter(x, y, s=8, color=colour(comp.task.backend), alpha=0.7, linewidths=0).set_gid("paper-scatter")
-        ax2.set_xscale("log")
-        ax2.set_yscale("log")
+        _log(ax2)
         ax2.set_xlabel(f"paper rate (Hz), {p.example}")
         ax2.set_ylabel(f"{comp.task.framework} rate (Hz)")
         ax2.set_title(f"r = {p.pearson:.4f}, Jaccard = {p.jaccard:.3f}" if p.pearson is not None else
@@ -270,6 +278,7 @@ def render(fig: Figure) -> tuple[bytes, str]:
     with rc_context(STYLE):
         png, svg = io.BytesIO(), io.StringIO()
         fig.savefig(png, format="png", dpi=110, metadata={"Software": None})
+        fig.set_layout_engine("none")  # keep the layout just computed: the SVG needs no second pass
         fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = svg.getvalue()
     text = re.sub(r"<\?xml[^>]*\?>\s*", "", text)

@@ -9,59 +9,22 @@ import json
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 from flyhpc import collect
-from flyhpc.cluster import submission
-from flyhpc.bundle import BundlePaths
 from flyhpc.errors import ConfigError, FlyhpcError
-from flyhpc.files import label_lock, sha256_file, write_json_atomic
+from flyhpc.files import label_lock
 from flyhpc.cluster.status import EXIT_UNFINISHED
-from flyhpc.spikes import SpikeTable, write_spikes
-from flyhpc.tasks import BenchmarkTask
 
-SEED_18 = ["framework", "n_run", "t_run", "setup_time", "build_time", "sim_time", "total_time", "realtime_ratio",
-           "spikes", "active_neurons", "status", "timestamp", "backend_key", "experiment", "experiment_key",
-           "run_label", "round", "spike_path"]
-
-
-def _task(root, backend="brian2cpp", t=0.1, n=2, rnd=1, label="lab"):
-    return BenchmarkTask(run_label=label, round=rnd, backend=backend, experiment="sugar", t_run_s=t, n_run=n,
-                         seed=0, connectome="auto", connectome_digest="", results_root=str(root))
-
-
-def fake_result(task, n_spikes=50, status="success", seed=0):
-    """Write a parquet and record as the worker would (a real parquet, hand-made numbers)."""
-    paths = BundlePaths(task.results_root, task.run_label)
-    rec = {"record_format": 1, "key": task.key, "run_label": task.run_label, "round": task.round,
-           "backend": task.backend, "framework": "Brian2 (CPU)" if task.backend == "brian2cpp" else "PyTorch (CPU)",
-           "experiment": "Sugar GRNs (200 Hz)", "experiment_key": "sugar", "t_run_s": task.t_run_s,
-           "n_run": task.n_run, "seed": 0, "trials": list(range(task.n_run)), "status": status,
-           "phases_s": {"load": 0.5, "build": 2.0, "setup": 0.25, "sim": 0.1, "collect": 0.01, "write": 0.02,
-                        "total": 3.0}, "finished_utc": "2026-01-02T03:04:05Z", "drive": "events", "dtype": "float64"}
-    if status == "success":
-        rng = np.random.default_rng(seed)
-        table = SpikeTable.from_arrays(rng.integers(0, task.n_run, n_spikes), rng.integers(0, 1000, n_spikes),
-                                       rng.integers(0, 10, n_spikes))
-        write_spikes(paths.parquet(task), table, np.arange(100, 110, dtype=np.int64), 0.1, task.stem)
-        rec.update(spikes=n_spikes, active_neurons=int(np.unique(table.neuron).size),
-                   parquet_sha256=sha256_file(paths.parquet(task)), parquet_bytes=paths.parquet(task).stat().st_size)
-    write_json_atomic(paths.record(task), rec)
-    return paths
-
-
-def _plan(*tasks):
-    """Record the tasks as the label's plan (what `flyhpc bench` does before running them)."""
-    submission.record_plan(list(tasks))
+from tests.unit.bundles import SEED_18, fake_result, make_task, plan
 
 
 def test_collect_lists_every_planned_task_and_checksums_only_intact_files(tmp_path):
-    a, b = _task(tmp_path, "brian2cpp"), _task(tmp_path, "pytorch", t=1, n=1, rnd=2)
-    err = _task(tmp_path, "brian2cpp", t=1.0, n=4)
-    never = _task(tmp_path, "pytorch", t=0.1, n=1)
-    flipped = _task(tmp_path, "brian2cpp", t=10.0, n=1)
-    _plan(a, b, err, never, flipped)
+    a, b = make_task(tmp_path, "brian2cpp"), make_task(tmp_path, "pytorch", t=1, n=1, rnd=2)
+    err = make_task(tmp_path, "brian2cpp", t=1.0, n=4)
+    never = make_task(tmp_path, "pytorch", t=0.1, n=1)
+    flipped = make_task(tmp_path, "brian2cpp", t=10.0, n=1)
+    plan(a, b, err, never, flipped)
     fake_result(a, 40)
     paths = fake_result(b, 60, seed=1)
     fake_result(err, status="error: DataError: bad file")
@@ -113,8 +76,8 @@ def test_collect_lists_every_planned_task_and_checksums_only_intact_files(tmp_pa
 
 
 def test_a_complete_bundle_verifies_and_exits_zero(tmp_path):
-    tasks = [_task(tmp_path, t=0.1), _task(tmp_path, t=1.0)]
-    _plan(*tasks)
+    tasks = [make_task(tmp_path, t=0.1), make_task(tmp_path, t=1.0)]
+    plan(*tasks)
     for k, t in enumerate(tasks):
         fake_result(t, seed=k)
     assert collect.collect(tmp_path, "lab").exit_code == 0
@@ -123,8 +86,8 @@ def test_a_complete_bundle_verifies_and_exits_zero(tmp_path):
 
 
 def test_collect_is_locked_against_a_concurrent_collect(tmp_path):
-    t = _task(tmp_path)
-    _plan(t)
+    t = make_task(tmp_path)
+    plan(t)
     paths = fake_result(t)
     with label_lock(paths.lock, "test"):
         with pytest.raises(FlyhpcError, match="holds .*lock"):
@@ -141,14 +104,14 @@ def test_unknown_label_is_an_error(tmp_path):
 
 
 def test_verify_names_missing_extra_corrupt_and_disagreeing_records(tmp_path):
-    a, b, c = _task(tmp_path, t=0.1), _task(tmp_path, t=1.0), _task(tmp_path, t=10.0)
-    _plan(a, b, c)
+    a, b, c = make_task(tmp_path, t=0.1), make_task(tmp_path, t=1.0), make_task(tmp_path, t=10.0)
+    plan(a, b, c)
     for k, t in enumerate((a, b, c)):
         paths = fake_result(t, seed=k)
     collect.collect(tmp_path, "lab")
     assert collect.verify(tmp_path, "lab").ok
     paths.parquet(a).unlink()  # missing
-    fake_result(_task(tmp_path, t=100.0))  # extra (after collect, not planned)
+    fake_result(make_task(tmp_path, t=100.0))  # extra (after collect, not planned)
     rec = json.loads(paths.record(b).read_text())  # record disagrees with its parquet
     rec["spikes"] = 7
     paths.record(b).write_text(json.dumps(rec))
@@ -166,8 +129,8 @@ def test_verify_names_missing_extra_corrupt_and_disagreeing_records(tmp_path):
 
 
 def test_global_csv_upsert_keys_on_label_and_round(tmp_path):
-    _plan(_task(tmp_path))
-    fake_result(_task(tmp_path))
+    plan(make_task(tmp_path))
+    fake_result(make_task(tmp_path))
     out = tmp_path / "all.csv"
     out.write_text("framework,n_run,t_run,experiment_key,run_label,round,spikes,legacy\n"
                    "Brian2 (CPU),2,0.1,sugar,lab,1,1,x\nBrian2 (CPU),2,0.1,sugar,other,1,9,y\n")

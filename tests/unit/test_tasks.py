@@ -111,13 +111,12 @@ def test_paper_grid_expands_to_20_points_per_backend_and_round():
     assert (first[20].round, first[20].backend) == (1, "pytorch")
 
 
-def test_unregistered_seed_backend_is_refused_at_expansion(monkeypatch):
+def test_an_unregistered_backend_in_a_grid_is_refused_with_the_known_ones(monkeypatch):
     from flyhpc import backends
 
     monkeypatch.setattr(backends, "REGISTRY", {k: v for k, v in backends.REGISTRY.items() if k != "nestgpu"})
-    tasks.load_grid("paper")  # a grid may name it ...
-    with pytest.raises(ConfigError, match="not available in this flyhpc"):
-        tasks.expand_grid(tasks.load_grid("paper"), "p", "results")
+    with pytest.raises(ConfigError, match=r"paper.toml \[grid\].backends: unknown backend 'nestgpu'; known: brian2cpp"):
+        tasks.load_grid("paper")
 
 
 def test_round_start_resumes_within_the_grid_not_past_it():

@@ -8,25 +8,12 @@ import json
 import pytest
 
 from flyhpc import collect, worker
-from flyhpc.cluster import submission
-from flyhpc.bundle import BundlePaths, disk_state
+from flyhpc.bundle import BundlePaths
 from flyhpc.errors import TaskFailed
 from flyhpc.cluster.status import EXIT_UNFINISHED
 from flyhpc.tasks import BenchmarkTask
 
-SEED_18 = ["framework", "n_run", "t_run", "setup_time", "build_time", "sim_time", "total_time", "realtime_ratio",
-           "spikes", "active_neurons", "status", "timestamp", "backend_key", "experiment", "experiment_key",
-           "run_label", "round", "spike_path"]
-
-
-def _plan(*tasks):
-    """Record the tasks as the label's plan (what `flyhpc bench` does before running them)."""
-    submission.record_plan(list(tasks))
-
-
-def _state(t, deep=False):
-    paths = BundlePaths(t.results_root, t.run_label)
-    return disk_state(paths.record(t), paths.parquet(t), key=t.key, deep=deep)
+from tests.unit.bundles import plan, state
 
 
 def test_worker_failure_leaves_error_record_and_log_and_no_parquet(tmp_path):
@@ -43,8 +30,8 @@ def test_worker_failure_leaves_error_record_and_log_and_no_parquet(tmp_path):
     assert rec["status"].startswith("error: ConfigError") and "no_such_folder" in rec["status"]
     assert not paths.parquet(t).exists()
     assert "Traceback" in paths.log(t).read_text()
-    assert _state(t)[0] == "error"
-    _plan(t)
+    assert state(t)[0] == "error"
+    plan(t)
     report = collect.collect(tmp_path, "lab")
     assert report.rows == 1 and report.exit_code == EXIT_UNFINISHED
     assert report.status.rows[0].state == "failed"
@@ -59,4 +46,4 @@ def test_worker_records_an_unknown_experiment_as_an_error(tmp_path):
                       seed=0, connectome="auto", connectome_digest="", results_root=str(tmp_path))
     with pytest.raises(TaskFailed, match="unknown experiment 'walking'"):
         worker.run(t)
-    assert _state(t)[0] == "error"
+    assert state(t)[0] == "error"

@@ -1,4 +1,5 @@
-"""The grid flags shared by `flyhpc bench` and `flyhpc submit`: which grid, and the values that replace its own.
+"""Click options shared by several commands: the grid flags of `bench` and `submit` (which grid, and the
+values that replace its own) and `--results-root` of every bundle command.
 
 Entry points: `grid_options` (the click options, in order), `grid_from_flags`, `planned_tasks` (the
 grid's tasks after the same input checks as `flyhpc run`) and `results_root_option`.
@@ -57,7 +58,7 @@ def planned_tasks(grid, run_label: str, results_root, connectome: str) -> list:
     from flyhpc.pipeline import check_inputs
 
     check_label(run_label)
-    tasks.check_grid(grid, registered_only=True)
+    tasks.check_grid(grid)
     conn = check_inputs(connectome, default_data_dir(), tasks.experiment_of(grid.experiment))
     return tasks.expand_grid(grid, run_label, str(results_root), connectome, connectome_digest=conn.digest)
 

@@ -1,0 +1,80 @@
+"""The one decision about a task's state (`cluster.status.status`), without a scheduler: files of every
+kind of ending, a local job that is still alive, and the exit codes scripts read."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+from flyhpc.bundle import BundlePaths
+from flyhpc.cluster.status import EXIT_ACTIVE, EXIT_DONE, EXIT_UNFINISHED, status
+from flyhpc.errors import ConfigError
+
+from tests.unit.bundles import fake_result, make_task, plan
+
+
+def _states(root, label="lab"):
+    return {row.key: (row.state, row.reason) for row in status(root, label).rows}
+
+
+def test_every_ending_has_its_state_and_the_exit_code_says_unfinished(tmp_path):
+    done, failed, timed_out, cancelled, other, never, damaged = (make_task(tmp_path, t=t) for t in
+                                                                 (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7))
+    plan(done, failed, timed_out, cancelled, other, never, damaged)
+    fake_result(done)
+    fake_result(failed, status="error: ConfigError: bad")
+    fake_result(timed_out, status="timeout: SIGUSR2 (Slurm's pre-timeout warning) at X, then SIGTERM")
+    fake_result(cancelled, status="cancelled: SIGTERM (scancel, or Slurm ending the job)")
+    fake_result(dataclasses.replace(other, experiment="p9"))  # a record made for another experiment
+    paths = fake_result(damaged)
+    with open(paths.parquet(damaged), "r+b") as fh:
+        fh.truncate(40)
+    states = _states(tmp_path)
+    assert states[done.key] == ("done", "")
+    assert states[failed.key] == ("failed", "error: ConfigError: bad")
+    assert states[timed_out.key][0] == "timeout" and "SIGUSR2" in states[timed_out.key][1]
+    assert states[cancelled.key][0] == "cancelled"
+    assert states[other.key][0] == "missing" and "written for task" in states[other.key][1]
+    assert states[never.key] == ("missing", "no task record")
+    assert states[damaged.key][0] == "corrupt"
+    report = status(tmp_path, "lab")
+    assert report.exit_code == EXIT_UNFINISHED and not report.complete
+    assert {r.key for r in report.failures()} == set(states) - {done.key}
+
+
+def test_deep_status_hashes_what_the_cheap_one_trusts(tmp_path):
+    task = make_task(tmp_path)
+    plan(task)
+    paths = fake_result(task)
+    data = bytearray(paths.parquet(task).read_bytes())
+    data[10] ^= 0xFF
+    paths.parquet(task).write_bytes(bytes(data))
+    assert status(tmp_path, "lab").exit_code == EXIT_DONE
+    deep = status(tmp_path, "lab", deep=True)
+    assert deep.exit_code == EXIT_UNFINISHED and deep.rows[0].state == "corrupt"
+
+
+def test_a_live_local_job_makes_its_tasks_pending_or_running_and_exits_75(tmp_path):
+    first, second = make_task(tmp_path, t=0.1), make_task(tmp_path, t=1.0)
+    plan(first, second)
+    paths = BundlePaths(tmp_path, "lab")
+    record = json.loads(paths.submission.read_text())
+    record["submissions"].append({"submitted_at": "2000-01-01T00:00:00+00:00", "executor": "local", "backend": "brian2cpp",
+                                  "tasks": [first.key, second.key],
+                                  "jobs": [{"job_id": str(os.getpid()), "tasks": [first.key, second.key]}]})
+    paths.submission.write_text(json.dumps(record))
+    report = status(tmp_path, "lab")
+    assert [r.state for r in report.rows] == ["running", "pending"]
+    assert report.exit_code == EXIT_ACTIVE and report.active == 2
+    fake_result(first, status="error: RuntimeError: boom")  # this job's first task failed, the second waits
+    report = status(tmp_path, "lab")
+    assert [r.state for r in report.rows] == ["failed", "running"]
+    assert report.exit_code == EXIT_UNFINISHED  # a failure wins over tasks still running
+
+
+def test_a_label_without_submission_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no submission for run label 'nope'"):
+        status(tmp_path, "nope")

@@ -1,0 +1,42 @@
+"""The one run pipeline (`pipeline.execute`): `flyhpc run` and the task worker write one record schema,
+and the same run gives the same spike rows whichever of them ran it."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from flyhpc import worker
+from flyhpc.bundle import BundlePaths
+from flyhpc.model import Experiment
+from flyhpc.pipeline import run_experiment
+from flyhpc.tasks import BenchmarkTask
+
+from tests.integration.test_quick_grid import write_tiny_connectome
+
+EXPERIMENT = Experiment(name="indices 0,1,2 (200 Hz)", key="index:0,1,2@200", activate=(0, 1, 2), rate_hz=200.0,
+                        by="index")
+
+
+def test_run_and_worker_share_the_pipeline_and_its_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYHPC_THREADS", "1")
+    conn = write_tiny_connectome(tmp_path / "conn")
+    outcome = run_experiment(backend="native", experiment=EXPERIMENT, t_run_s=0.2, n_run=2, out_dir=tmp_path / "run",
+                             connectome=str(conn), data_dir=tmp_path / "data", n_threads=1)
+    task = BenchmarkTask(run_label="lab", round=1, backend="native", experiment="index:0,1,2@200", t_run_s=0.2,
+                         n_run=2, seed=0, connectome=str(conn), connectome_digest=outcome.record["connectome_digest"],
+                         results_root=str(tmp_path / "results"))
+    record = worker.run(task)
+    run_record = json.loads((tmp_path / "run" / "native_t0.2s_n2.json").read_text())
+    assert run_record == outcome.record
+    pipeline_keys = set(run_record) - {"rates_csv"}
+    assert pipeline_keys <= set(record)  # the worker adds who ran it (task key, job, attempt), never less
+    assert {"key", "run_label", "attempt", "job_id", "started_utc"} <= set(record) - pipeline_keys
+    for field in ("spikes", "active_neurons", "connectome_digest", "experiment_key", "trials", "n_steps"):
+        assert record[field] == run_record[field], field
+    assert record["spikes"] > 0
+    task_parquet = BundlePaths(task.results_root, "lab").parquet(task)
+    run_parquet = tmp_path / "run" / "native_t0.2s_n2.parquet"
+    assert pq.read_table(task_parquet).equals(pq.read_table(run_parquet))  # same rows; the task's file names its key
+    assert pq.read_schema(task_parquet).metadata[b"flyhpc.task"] == task.key.encode()
