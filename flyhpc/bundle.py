@@ -14,18 +14,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from flyhpc.errors import ConfigError, DataError
+from flyhpc import backends as registry
+from flyhpc.errors import BackendUnavailable, ConfigError, DataError
 from flyhpc.files import sha256_file
 
 RECORD_FORMAT = 1
 _STEM_RE = re.compile(r"^(?P<backend>[a-z0-9]+)_t(?P<t>\d+\.\d+(?:e[-+]?\d+)?)s_n(?P<n>\d+)$")
-
-# The seed's display names (CSV `framework` column); ours fall back to "<key> (<DEVICE>)".
-_FRAMEWORKS = {
-    "brian2cpp": "Brian2 (CPU)", "brian2cuda": "Brian2CUDA (GPU)", "nestgpu": "NEST GPU",
-    "genn": "GeNN (GPU)", "brian2genn": "Brian2GeNN (GPU)",
-}
-
 
 _LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -49,11 +43,13 @@ def file_stem(backend: str, t_run_s: float, n_run: int) -> str:
 
 
 def framework_name(backend: str, device: str = "") -> str:
-    """Display name of a backend as the seed's CSV writes it (`PyTorch (CUDA)` / `PyTorch (CPU)`)."""
-    if backend == "pytorch":
-        return "PyTorch (CUDA)" if device.startswith(("gpu", "cuda")) else "PyTorch (CPU)"
-    if backend in _FRAMEWORKS:
-        return _FRAMEWORKS[backend]
+    """Display name of a backend as the seed's CSV writes it: its `caps.display_name` for a run on `device`
+    (`PyTorch (CUDA)` / `PyTorch (CPU)`); "<key> (<DEVICE>)" for a key not registered or not importable."""
+    if backend in registry.REGISTRY:
+        try:
+            return registry.get(backend).caps.framework(device)
+        except BackendUnavailable:
+            pass
     return f"{backend} ({(device or 'cpu').split(':')[0].upper()})"
 
 

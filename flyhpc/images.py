@@ -1,10 +1,11 @@
 """Apptainer images: which .def builds which backend's image, and the build commands.
 
-Owns the mapping backend -> apptainer/<name>.def -> <images dir>/<image>.sif (image names come from
-each backend's `caps.image`; definitions are found in the `flyhpc.config_paths` order) and the
-`apptainer build` command lines, run in the folder above the definition's apptainer/ (the flyhpc source
-tree the images install). It runs nothing unless asked. Also the images' %test (`smoke_test`).
-Entry points: `image_plan`, `build_images`, `smoke_test`, `DEF_DIR` (the definitions packaged with flyhpc).
+Owns the mapping backend -> apptainer/<name>.def -> <images dir>/<image>.sif (image names and build
+arguments come from each backend's `caps.image` and `caps.image_build_args`; definitions are found in
+the `flyhpc.config_paths` order) and the `apptainer build` command lines, run in the folder above the
+definition's apptainer/ (the flyhpc source tree the images install). It runs nothing unless asked.
+Also the images' %test (`smoke_test`). Entry points: `image_plan`, `build_images`, `smoke_test`, `DEF_DIR`
+(the definitions packaged with flyhpc).
 """
 
 from __future__ import annotations
@@ -63,21 +64,21 @@ def image_plan(backend: str | None = None, out_dir: Path | None = None, cuda_arc
     keys = registry.names() if backend is None else [backend]
     if backend is not None and backend not in registry.REGISTRY:
         raise ConfigError(f"unknown backend {backend!r}; known: {', '.join(registry.names())}")
-    names = ["flyhpc-base"]
+    images: dict[str, list[str]] = {"flyhpc-base": []}  # image -> its --build-arg values, in build order
     for key in keys:
-        image = image_name(key)
-        if image not in names:
-            names.append(image)
+        args = images.setdefault(image_name(key), [])
+        filled = (t.format(cuda_arch=cuda_arch) for t in registry.get(key).caps.image_build_args)
+        args += [a for a in filled if a not in args]  # backends sharing an image share its arguments
     plan = []
-    for name in names:
+    for name, build_args in images.items():
         def_file = config_paths.find("apptainer", name)
         if def_file is None:
             raise ConfigError(f"no definition file {name}.def for image {name!r}; searched "
                               f"{', '.join(map(str, config_paths.search_dirs('apptainer')))}")
         sif = out_dir / f"{name}.sif"
         cmd = ["apptainer", "build", "--force"]
-        if name == "flyhpc-nestgpu":
-            cmd += ["--build-arg", f"CUDA_ARCH={cuda_arch}"]
+        for arg in build_args:
+            cmd += ["--build-arg", arg]
         plan.append(ImageBuild(backend or "all", def_file, sif, tuple(cmd + [str(sif), str(def_file)]),
                                def_file.parent.parent))
     return plan
@@ -106,11 +107,6 @@ def build_images(plan: list[ImageBuild]) -> None:
         subprocess.run(item.command, check=True, cwd=item.context)
 
 
-# What a GPU backend's smoke test can do where the build host has no GPU (images are often built on
-# login nodes): simulate through the simulator's CPU code path, or only generate and compile.
-CPU_FALLBACK_OPTIONS = {"genn": {"genn_backend": "single_threaded_cpu"}, "brian2genn": {"use_gpu": False}}
-
-
 def gpu_visible() -> bool:
     """Whether an NVIDIA GPU is visible to this process (`nvidia-smi -L` lists one)."""
     if not shutil.which("nvidia-smi"):
@@ -120,11 +116,16 @@ def gpu_visible() -> bool:
 
 
 def smoke_mode(backend: str, gpu: bool) -> tuple[str, dict]:
-    """("simulate" or "build only", backend options) of the smoke test of `backend` with or without a GPU."""
-    if registry.get(backend).caps.device != "gpu" or gpu:
+    """("simulate" or "build only", backend options) of the smoke test of `backend` with or without a GPU.
+
+    Images are often built on login nodes without a GPU: there a GPU backend simulates through the
+    simulator's CPU code path (its `caps.cpu_fallback_options`) where it has one, else only builds.
+    """
+    caps = registry.get(backend).caps
+    if caps.device != "gpu" or gpu:
         return "simulate", {}
-    if backend in CPU_FALLBACK_OPTIONS:
-        return "simulate", dict(CPU_FALLBACK_OPTIONS[backend])
+    if caps.cpu_fallback_options:
+        return "simulate", dict(caps.cpu_fallback_options)
     return "build only", {}
 
 
@@ -132,7 +133,7 @@ def smoke_test(backend: str, t_run_ms: float = 10.0, gpu: bool | None = None) ->
     """The images' %test: build `backend` and simulate a 3-neuron chain for `t_run_ms`; returns spikes.
 
     Without a visible GPU (`gpu` None: detect), a GPU backend simulates through its CPU code path where it
-    has one (genn, brian2genn) and otherwise only builds (generation and compilation), and says so.
+    has one (`caps.cpu_fallback_options`) and otherwise only builds (generation and compilation), and says so.
     """
     import numpy as np
 

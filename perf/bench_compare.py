@@ -107,7 +107,7 @@ def main() -> None:
     gen_s = time.perf_counter() - t0
     sizes = {p.name: p.stat().st_size for p in (bundle / "round_01").glob("*.parquet")}
     print(f"generated {counts} spikes in {gen_s:.1f} s; files {sizes}", flush=True)
-    common = f"from flyhpc import compare; r, l = {str(root)!r}, {LABEL!r}; t, n = {args.t_run!r}, {args.trials!r}\n"
+    common = f"from flyhpc.compare import reports as compare; r, l = {str(root)!r}, {LABEL!r}; t, n = {args.t_run!r}, {args.trials!r}\n"
     runs = {
         "pairs (spike-time matching)": common + "compare.pairwise(r, l, 1, [t], [n], 1.0)",
         "backend (rates only)": common + "compare.backend_vs_reference(r, l, 'pytorch', [1], [t], [n])",

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("one run", ("flyhpc.pipeline", "flyhpc.bundle")),
     ("tasks", ("flyhpc.tasks", "flyhpc.worker")),
     ("cluster", ("flyhpc.cluster",)),
-    ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.compare_io", "flyhpc.bench", "flyhpc.images",
+    ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.bench", "flyhpc.images",
                            "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.screens")),
     ("command line", ("flyhpc.cli", "flyhpc.__main__")),
 ]
@@ -60,9 +60,14 @@ def imports(path: Path, name: str, known: set[str]) -> set[str]:
         else:
             continue
         for target in targets:
+            wanted = target
             while target and target not in known:  # `from flyhpc.x import name`: the module is flyhpc.x
                 target = target.rpartition(".")[0]
-            if target and target != name and target.startswith("flyhpc"):
+            if target == "flyhpc" and wanted.startswith("flyhpc.") and isinstance(node, ast.Import):
+                found.add(f"{wanted} (no such module)")
+            elif target == "flyhpc" and isinstance(node, ast.ImportFrom) and (node.module or "").startswith("flyhpc."):
+                found.add(f"{node.module} (no such module)")
+            elif target and target != name and target.startswith("flyhpc"):
                 found.add(target)
     return found - {"flyhpc"} if name != "flyhpc" else found
 
@@ -84,6 +89,8 @@ def graph() -> dict[str, set[str]]:
 
 def problems(edges: dict[str, set[str]]) -> list[str]:
     out = [f"{m}: in no layer of scripts/import_layers.py LAYERS" for m in edges if layer_of(m) < 0]
+    out += [f"{m} imports {t}" for m, targets in sorted(edges.items()) for t in sorted(targets) if "no such module" in t]
+    edges = {m: {t for t in targets if "no such module" not in t} for m, targets in edges.items()}
     for mod, targets in sorted(edges.items()):
         for target in sorted(targets):
             if layer_of(target) > layer_of(mod) >= 0:

@@ -3,20 +3,24 @@
 A backend turns a `NetworkSpec` and a `Drive` into a `SpikeTable`, in explicit stages that the
 caller times: `build` (code generation and compilation, cached where possible), `setup`
 (network construction and upload), `run` (all trials of the drive; the only timed simulation),
-`spikes` (collect off the device), `close`. Backend options (each backend's `Options` dataclass) come
-from the caller or from $FLYHPC_BACKEND_OPTIONS, a JSON object {backend: {option: value}} that a site
-sets in its module or job environment. Entry points: `Backend`, `Capabilities`, `Probe`, `make_options`,
-`env_options`.
+`spikes` (collect off the device), `close`. `Backend` owns that lifecycle (benchopt's pattern): its
+concrete stages probe, check the call order and the step counts, cache the spikes, and call the
+plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close`. Backend options (each backend's
+`Options` dataclass) come from the caller or from $FLYHPC_BACKEND_OPTIONS, a JSON object
+{backend: {option: value}} that a site sets in its module or job environment. Entry points: `Backend`,
+`Capabilities`, `Probe`, `import_probe`, `make_options`, `env_options`.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
 
 from flyhpc.drive import Drive
@@ -27,14 +31,21 @@ from flyhpc.spikes import SpikeTable
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend is and can do; read by the CLI table, the README table and the Slurm layer.
+    """What a backend is and can do; read by the CLI table, the README table, bundles, images and Slurm.
 
     device: "cpu" or "gpu"; batching: how trials run ("sequential", "parallel", "batched");
     drive: "events" (applies the shared event trains) or "native" (draws its own);
     precisions: state dtypes it supports (first = default); compiles: has a build step;
-    deterministic: same drive gives the same spikes; needs: partition features (e.g. {"gpu"});
-    image: the Apptainer image name; verified_here: "yes", "CPU mode only" (the simulator's CPU code
-    generator passes the contract suite; its GPU path is not run), "code generation only" or "not run here".
+    deterministic: same drive gives the same spikes; image: the Apptainer image name;
+    verified_here: "yes", "CPU mode only" (the simulator's CPU code generator passes the contract suite;
+    its GPU path is not run), "code generation only" or "not run here";
+    display_name: the results CSV's `framework` (the seed's names, e.g. "GeNN (GPU)"); "{device}" in it
+    becomes "CUDA" or "CPU" after the device a run reports (`framework`);
+    needs: partition features (e.g. {"gpu"});
+    cpu_fallback_options: backend options that simulate through the simulator's CPU code path, used by the
+    images' smoke test where no GPU is visible (empty: there it only builds);
+    image_build_args: `apptainer build --build-arg` values of its image, "{cuda_arch}" filled with
+    `flyhpc images build --cuda-arch`.
     """
 
     device: str
@@ -45,7 +56,17 @@ class Capabilities:
     deterministic: bool
     image: str
     verified_here: str
+    display_name: str
     needs: frozenset[str] = field(default_factory=frozenset)
+    cpu_fallback_options: Mapping[str, Any] = field(default_factory=dict)
+    image_build_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cpu_fallback_options", MappingProxyType(dict(self.cpu_fallback_options)))
+
+    def framework(self, device: str = "") -> str:
+        """`display_name` for a run on `device` ("cuda", "cuda:1" or "gpu" give "CUDA", anything else "CPU")."""
+        return self.display_name.format(device="CUDA" if device.startswith(("gpu", "cuda")) else "CPU")
 
 
 @dataclass(frozen=True)
@@ -79,8 +100,35 @@ class NoOptions:
     """Backends without options."""
 
 
+def import_probe(*modules: str) -> Probe:
+    """Whether `modules` import here (in order), with their versions; allocates nothing, never raises.
+
+    The first module that fails gives ok=False and "<last module> cannot be imported: <error>" (the last
+    module is the simulator; the ones before it are what it is built on). Versions: {module: __version__,
+    or "unknown"}. A module that exits the process on import (nestgpu without its library) counts as failing.
+    Backends add their own checks (compilers, tools, devices) after it.
+    """
+    versions: dict[str, str] = {}
+    for module in modules:
+        try:
+            imported = importlib.import_module(module)
+        except (Exception, SystemExit) as exc:  # ImportError, a broken install, or sys.exit in the module
+            detail = str(exc) if isinstance(exc, Exception) else repr(exc)
+            return Probe(False, f"{modules[-1]} cannot be imported: {detail}", versions)
+        versions[module] = str(getattr(imported, "__version__", "unknown"))
+    return Probe(True, "", versions)
+
+
 class Backend(abc.ABC):
-    """One simulator behind the common stages. One instance simulates one network and duration."""
+    """One simulator behind the common stages. One instance simulates one network and duration.
+
+    The stages are concrete and own the lifecycle: `build` probes, checks n_steps and closes what an
+    earlier build left before `_build`; `setup` and `run` refuse to run before a build, `run` checks the
+    drive against the build (and sets up if the caller did not) before `_run`; `spikes` calls `_collect`
+    once per run and caches the table; `close` calls `_close` and forgets the build. A backend implements
+    `probe`, `_build`, `_run` and `_collect` (and `_setup`, `_close` where it has something to do); the
+    hooks may read `self._spec` and `self._n_steps` from `_setup` on.
+    """
 
     name: ClassVar[str]
     caps: ClassVar[Capabilities]
@@ -96,38 +144,120 @@ class Backend(abc.ABC):
                 f"backend {self.name!r} does not support precision {self.precision!r}; "
                 f"supported: {', '.join(self.caps.precisions)}")
         self.work_root = Path(work_root) if work_root else default_work_root()
+        self._spec: NetworkSpec | None = None
+        self._n_steps: int | None = None
+        self._set_up = False
+        self._ran = False
+        self._spikes: SpikeTable | None = None
 
+    # -- the plug-in's part ----------------------------------------------------------------------
     @classmethod
     @abc.abstractmethod
     def probe(cls) -> Probe:
         """Import the simulator (allocating nothing) and say whether it can run here; never raises."""
 
-    @abc.abstractmethod
-    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
-        """Generate and compile what simulating `spec` for `n_steps` needs (reuse a cached build)."""
+    def _build_probe(self) -> Probe:
+        """The probe `build` requires (default: `probe()`); override where options make it unnecessary."""
+        return self.probe()
 
-    def _probe_for_build(self, n_steps: int) -> Probe:
-        """The probe at the top of `build`: BackendUnavailable with its reason, ConfigError for n_steps < 1."""
-        probe = self.probe()
+    @abc.abstractmethod
+    def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
+        """Generate and compile what simulating `spec` for `n_steps` (>= 1) needs; `probe` passed `build`'s."""
+
+    def _setup(self) -> None:
+        """Construct the network and upload it (after `_build`, before the first `_run`). Default: nothing."""
+
+    @abc.abstractmethod
+    def _run(self, drive: Drive) -> RunReport:
+        """Simulate every trial of `drive` (>= 1 trial, the build's n_steps) and keep its spikes; return when
+        the device is idle. No I/O of ours inside."""
+
+    @abc.abstractmethod
+    def _collect(self) -> SpikeTable:
+        """Spikes of the last `_run`, trial numbers as in the drive (called once per run)."""
+
+    def _close(self) -> None:
+        """Free memory, device state and simulator globals. Idempotent. Default: nothing."""
+
+    # -- the lifecycle -----------------------------------------------------------------------------
+    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
+        """Generate and compile what simulating `spec` for `n_steps` needs (reuse a cached build).
+
+        Raises
+        ------
+        BackendUnavailable
+            If the probe fails here (with its reason).
+        ConfigError
+            If n_steps < 1; and whatever the backend's `_build` raises (UnsupportedFeature, ...).
+        """
+        probe = self._build_probe()
         if not probe.ok:
             raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
         if int(n_steps) < 1:
             raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
-        return probe
+        self.close()
+        report = self._build(spec, int(n_steps), probe)
+        self._spec, self._n_steps = spec, int(n_steps)
+        return report
 
     def setup(self) -> None:
-        """Construct the network and upload it (after build, before run). Default: nothing."""
+        """Construct the network and upload it (after build, before run; `run` does it if not done).
 
-    @abc.abstractmethod
+        Raises
+        ------
+        ConfigError
+            If `build` was not called.
+        """
+        self._require_build("setup")
+        if not self._set_up:
+            self._setup()
+            self._set_up = True
+
     def run(self, drive: Drive) -> RunReport:
-        """Simulate every trial of `drive`; return when the device is idle. No I/O of ours inside."""
+        """Simulate every trial of `drive`; return when the device is idle. No I/O of ours inside.
 
-    @abc.abstractmethod
+        Raises
+        ------
+        ConfigError
+            If `build` was not called, the drive's n_steps differs from the build's, the drive has no
+            trial, or (from the backend) an event names a step or neuron outside the network.
+        """
+        self._require_build("run")
+        if drive.n_steps != self._n_steps:
+            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps but the build "
+                              f"was made for {self._n_steps}")
+        if drive.n_trials < 1:
+            raise ConfigError(f"backend {self.name!r}: the drive has no trial")
+        self.setup()
+        self._spikes, self._ran = None, False
+        report = self._run(drive)
+        self._ran = True
+        return report
+
     def spikes(self) -> SpikeTable:
-        """Spikes of the last `run`, trial numbers as in the drive."""
+        """Spikes of the last `run`, trial numbers as in the drive, sorted by (trial, step, neuron).
+
+        Raises
+        ------
+        ConfigError
+            If no run has completed since the last build.
+        """
+        if self._spikes is None:
+            if not self._ran:
+                raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
+            self._spikes = self._collect()
+        return self._spikes
 
     def close(self) -> None:
-        """Free memory and simulator globals. Idempotent."""
+        """Free memory and simulator globals and forget the build (build again to reuse). Idempotent."""
+        self._close()
+        self._spec, self._n_steps = None, None
+        self._set_up = self._ran = False
+        self._spikes = None
+
+    def _require_build(self, stage: str) -> None:
+        if self._n_steps is None:
+            raise ConfigError(f"backend {self.name!r}: {stage}() called before build()")
 
 
 OPTIONS_ENV = "FLYHPC_BACKEND_OPTIONS"

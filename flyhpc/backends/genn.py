@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.drive import Drive
 from flyhpc.errors import ConfigError, UnsupportedFeature
 from flyhpc.model import Params
@@ -181,41 +181,31 @@ class GeNNBackend(Backend):
     name: ClassVar[str] = "genn"
     caps: ClassVar[Capabilities] = Capabilities(
         device="gpu", batching="batched", drive="events", precisions=("float64", "float32"), compiles=True,
-        deterministic=True, image="flyhpc-genn", verified_here="CPU mode only", needs=frozenset({"gpu"}))
+        deterministic=True, image="flyhpc-genn", verified_here="CPU mode only", display_name="GeNN (GPU)",
+        needs=frozenset({"gpu"}), cpu_fallback_options={"genn_backend": "single_threaded_cpu"})
     Options: ClassVar[type] = GeNNOptions
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
-        self._spec: NetworkSpec | None = None
-        self._n_steps = 0
         self._model = None
         self._pop = None
-        self._spikes: SpikeTable | None = None
+        self._table: SpikeTable | None = None
 
     @classmethod
     def probe(cls) -> Probe:
         """PyGeNN's version; imports pygenn, allocates nothing, never raises."""
-        try:
-            import pygenn
-        except Exception as exc:
-            return Probe(False, f"pygenn cannot be imported: {exc}")
-        return Probe(True, "", {"pygenn": str(getattr(pygenn, "__version__", "unknown"))})
+        return import_probe("pygenn")
 
-    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
-        """Check inputs and remember the network; the GeNN model is generated per batch size in `setup`.
+    def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
+        """Check inputs; the GeNN model is generated per batch size in `_run` (it needs the number of trials).
 
         Raises
         ------
-        BackendUnavailable
-            If pygenn cannot be imported.
         UnsupportedFeature
             If the delay is shorter than one step.
         """
-        probe = self._probe_for_build(n_steps)
         if spec.params.delay_steps < 1:
             raise UnsupportedFeature(f"backend {self.name!r} needs a delay of >= 1 step")
-        self.close()
-        self._spec, self._n_steps = spec, int(n_steps)
         work_dir = self.work_root / self.name / spec.digest()[:16]
         return BuildReport(cached=False, work_dir=str(work_dir), versions=probe.versions)
 
@@ -246,13 +236,9 @@ class GeNNBackend(Backend):
         syn.set_sparse_connections(spec.pre_indices.astype(np.uint32), np.asarray(spec.indices, np.uint32))
         return model, pop, work_dir
 
-    def run(self, drive: Drive) -> RunReport:
+    def _run(self, drive: Drive) -> RunReport:
         """Simulate every trial: one model with batch = trials on CUDA; on GeNN's single-threaded CPU
         backend, which only runs batch size 1, one model run per trial (same generated code)."""
-        if self._spec is None:
-            raise ConfigError(f"backend {self.name!r}: run() called before build()")
-        if drive.n_steps != self._n_steps:
-            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps, build has {self._n_steps}")
         batched = self.options.genn_backend == "cuda"
         groups = [drive.trials] if batched else [(t,) for t in drive.trials]
         tables, window, work_dir, stepping_s = [], 0, "", 0.0
@@ -260,7 +246,7 @@ class GeNNBackend(Backend):
             table, window, work_dir, seconds = self._run_batch(dataclasses.replace(drive, trials=tuple(group)))
             tables.append(table)
             stepping_s += seconds
-        self._spikes = SpikeTable.concat(tables)
+        self._table = SpikeTable.concat(tables)
         # inner_s: GeNN's stepping alone; the sim phase also holds code generation, compile and load, which
         # need the batch size (the number of trials) and so cannot happen in build().
         return RunReport(inner_s=stepping_s, notes={"recording_window_steps": str(window), "work_dir": work_dir,
@@ -269,7 +255,7 @@ class GeNNBackend(Backend):
     def _run_batch(self, drive: Drive) -> tuple[SpikeTable, int, str, float]:
         """Build and load a model with batch = the drive's trials, upload the drive, step in windows.
         Returns (spikes, window steps, work dir, seconds spent stepping and pulling recordings)."""
-        self.close()
+        self._close()  # unload the model of the previous batch (or run)
         steps, next_idx, end_idx = drive_tables(drive, self._spec.n_neurons)
         model, pop, work_dir = self._make_model(drive.n_trials)
         pop.extra_global_params["driveSteps"].set_init_values(steps)
@@ -297,16 +283,15 @@ class GeNNBackend(Backend):
                                        np.concatenate(neuron_parts) if neuron_parts else [])
         return table, window, str(work_dir), stepping_s
 
-    def spikes(self) -> SpikeTable:
-        """Spikes of the last run, trials numbered as in the drive."""
-        if self._spikes is None:
-            raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
-        return self._spikes
+    def _collect(self) -> SpikeTable:
+        """The spikes `_run` pulled off the device window by window."""
+        return self._table
 
-    def close(self) -> None:
-        """Unload the GeNN model (frees device memory). Idempotent."""
+    def _close(self) -> None:
+        """Unload the GeNN model (frees device memory) and drop the spikes."""
         if self._model is not None:
             unload = getattr(self._model, "unload", None)
             if unload is not None:
                 unload()
         self._model = self._pop = None
+        self._table = None

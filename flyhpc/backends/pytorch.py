@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.drive import Drive
 from flyhpc.errors import BackendUnavailable, ConfigError, UnsupportedFeature
 from flyhpc.network import NetworkSpec
@@ -73,48 +73,40 @@ class PyTorchBackend(Backend):
     caps: ClassVar[Capabilities] = Capabilities(
         device="cpu", batching="batched", drive="events", precisions=("float64", "float32"),
         compiles=False, deterministic=True, image="flyhpc-pytorch", verified_here="yes",
-        needs=frozenset())
+        display_name="PyTorch ({device})", needs=frozenset())
     Options: ClassVar[type] = PyTorchOptions
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
-        self._spec: NetworkSpec | None = None
-        self._n_steps = 0
         self._net: _Network | None = None
         self._record = None  # (trial ids, [(flat spike tensor, counts per step, first step)], n_neurons)
-        self._spikes: SpikeTable | None = None
 
     # -- probe / build / setup ----------------------------------------------------------------
     @classmethod
     def probe(cls) -> Probe:
         """torch's version and whether CUDA is visible; imports torch, allocates nothing."""
-        try:
-            import torch
-        except Exception as exc:  # ImportError or a broken install
-            return Probe(False, f"torch cannot be imported: {exc}")
-        versions = {"torch": torch.__version__, "cuda": str(torch.version.cuda or "none"),
-                    "cuda_available": str(torch.cuda.is_available())}
-        return Probe(True, "", versions)
+        probe = import_probe("torch")
+        if not probe.ok:
+            return probe
+        import torch
 
-    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
+        return Probe(True, "", {**probe.versions, "cuda": str(torch.version.cuda or "none"),
+                                "cuda_available": str(torch.cuda.is_available())})
+
+    def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
         """Check what the engine needs (nothing to compile: PyTorch runs eagerly).
 
         Raises
         ------
         BackendUnavailable
-            If torch cannot be imported, or CUDA was asked for and is not available.
+            If CUDA was asked for and is not available.
         UnsupportedFeature
             If the delay is shorter than one step (same-step delivery is not implemented).
-        ConfigError
-            If `n_steps` < 1.
         """
-        probe = self._probe_for_build(n_steps)
         if spec.params.delay_steps < 1:
             raise UnsupportedFeature(f"backend {self.name!r} needs a synaptic delay of >= 1 step, "
                                      f"got delay_ms={spec.params.delay_ms} (dt_ms={spec.params.dt_ms})")
         self._torch_device()  # fail early on a bad device choice
-        self.close()
-        self._spec, self._n_steps = spec, int(n_steps)
         return BuildReport(cached=False, work_dir="", versions=probe.versions)
 
     def _torch_device(self):
@@ -127,10 +119,8 @@ class PyTorchBackend(Backend):
             raise BackendUnavailable(f"backend {self.name!r}: device {want!r} asked for but CUDA is not available")
         return torch.device(want)
 
-    def setup(self) -> None:
+    def _setup(self) -> None:
         """Upload the CSR network (int64 indices, weights in the run's dtype) to the device."""
-        if self._spec is None:
-            raise ConfigError(f"backend {self.name!r}: setup() called before build()")
         import torch
 
         spec, device = self._spec, self._torch_device()
@@ -151,24 +141,14 @@ class PyTorchBackend(Backend):
         )
 
     # -- run ------------------------------------------------------------------------------------
-    def run(self, drive: Drive) -> RunReport:
+    def _run(self, drive: Drive) -> RunReport:
         """Simulate every trial of `drive` as one batch; return once the device is idle.
 
         Raises
         ------
         ConfigError
-            If `build` was not called, the drive's n_steps differs from the build's, or a drive
-            event names a step or neuron outside the network.
+            If a drive event names a step or neuron outside the network.
         """
-        if self._spec is None:
-            raise ConfigError(f"backend {self.name!r}: run() called before build()")
-        if drive.n_steps != self._n_steps:
-            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps but the build "
-                              f"was made for {self._n_steps}")
-        if drive.n_trials < 1:
-            raise ConfigError(f"backend {self.name!r}: the drive has no trial")
-        if self._net is None:
-            self.setup()
         import torch
 
         saved_threads = torch.get_num_threads()
@@ -182,7 +162,6 @@ class PyTorchBackend(Backend):
         finally:
             torch.set_num_threads(saved_threads)
         self._record = (np.array([t.trial for t in drive.trials], dtype=np.int32), blocks, self._net.n_neurons)
-        self._spikes = None
         return RunReport(inner_s=None, notes={"dtype": self.precision, "device": str(self._net.device),
                                              "threads": str(threads), "batch": str(drive.n_trials)})
 
@@ -192,13 +171,10 @@ class PyTorchBackend(Backend):
         per_thread = 2 * 32_768
         return max(1, min(self.n_threads, (self._spec.n_neurons * n_trials) // per_thread))
 
-    def spikes(self) -> SpikeTable:
-        """Spikes of the last run (trial numbers from the drive), sorted by (trial, step, neuron)."""
-        if self._spikes is not None:
-            return self._spikes
-        if self._record is None:
-            raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
+    def _collect(self) -> SpikeTable:
+        """The recorded blocks off the device as one table (and let go of them)."""
         trial_ids, blocks, n = self._record
+        self._record = None
         steps, flats = [], []
         for flat, counts, first_step in blocks:
             if not sum(counts):
@@ -206,18 +182,14 @@ class PyTorchBackend(Backend):
             flats.append(flat.cpu().numpy())
             steps.append(np.repeat(np.arange(first_step, first_step + len(counts), dtype=np.int64), counts))
         if not flats:
-            self._spikes = SpikeTable.from_arrays([], [], [])
-        else:
-            flat = np.concatenate(flats)
-            self._spikes = SpikeTable.from_arrays(trial_ids[flat // n], np.concatenate(steps), flat % n)
-        self._record = None
-        return self._spikes
+            return SpikeTable.from_arrays([], [], [])
+        flat = np.concatenate(flats)
+        return SpikeTable.from_arrays(trial_ids[flat // n], np.concatenate(steps), flat % n)
 
-    def close(self) -> None:
-        """Drop the device tensors and recorded spikes. Idempotent."""
+    def _close(self) -> None:
+        """Drop the device tensors and recorded spikes."""
         self._net = None
         self._record = None
-        self._spikes = None
         if self._spec is not None:
             try:
                 import torch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -45,6 +46,8 @@ def cli(debug: bool, verbose: int, config_dir: Path | None) -> None:
 
     if config_dir is not None:  # for this process and every worker it starts
         os.environ[config_paths.ENV_VAR] = str(config_dir.resolve())
+    if not sys.stdout.isatty():  # logs and CI: rich would squeeze tables into 80 columns
+        os.environ.setdefault("COLUMNS", "160")
 
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])

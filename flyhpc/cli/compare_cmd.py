@@ -21,7 +21,7 @@ _OUT_DIR = click.option("-o", "--output-dir", type=click.Path(path_type=Path),
 
 
 def _points(t_run_s, n_run):
-    from flyhpc.compare import PAPER_N_RUN, PAPER_T_RUN_S
+    from flyhpc.compare.reports import PAPER_N_RUN, PAPER_T_RUN_S
 
     return tuple(t_run_s) or PAPER_T_RUN_S, tuple(n_run) or PAPER_N_RUN
 
@@ -40,7 +40,7 @@ def compare_group() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="JSON file to write.")
 def ground_truth(run_label, results_root, round_, t_run_s, n_run, output):
     """Each backend vs brian2cpp at one grid point: counts, active sets, rates and a verdict."""
-    from flyhpc import compare
+    from flyhpc.compare import reports as compare
 
     result, path = compare.ground_truth(results_root, run_label, round_, t_run_s, n_run, output)
     table = Table(title=f"vs {result['ground_truth']}: {result['ground_truth_spikes']} spikes, "
@@ -65,7 +65,7 @@ def ground_truth(run_label, results_root, round_, t_run_s, n_run, output):
 @_OUT_DIR
 def pairs(run_label, results_root, round_, t_run_s, n_run, tolerance_ms, output_dir):
     """Every pair of backends at every grid point, with spike-time matching."""
-    from flyhpc import compare
+    from flyhpc.compare import reports as compare
 
     t_values, n_values = _points(t_run_s, n_run)
     rows, files = compare.pairwise(results_root, run_label, round_, t_values, n_values, tolerance_ms, output_dir)
@@ -84,7 +84,7 @@ def pairs(run_label, results_root, round_, t_run_s, n_run, tolerance_ms, output_
 @_OUT_DIR
 def backend(run_label, results_root, backend, rounds, t_run_s, n_run, tolerance_ms, include_timing, output_dir):
     """One backend vs brian2cpp over rounds: rates (and spike times with --include-timing)."""
-    from flyhpc import compare
+    from flyhpc.compare import reports as compare
 
     t_values, n_values = _points(t_run_s, n_run)
     rows, files = compare.backend_vs_reference(results_root, run_label, backend, tuple(rounds) or (1, 2, 3, 4, 5),

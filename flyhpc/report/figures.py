@@ -1,8 +1,8 @@
 """The report's figures, drawn with matplotlib's object API (no pyplot, no global state) and rendered to PNG + SVG.
 
 One colour per backend across every figure (Okabe-Ito, colour-blind safe); references are drawn in
-their backend's colour, dashed with open markers. Every data line carries a gid `<source>|<backend>`
-so tests (and readers of the SVG) can find it. Writes no files: `render` returns bytes and text.
+their backend's colour, dashed with open markers. Every drawn series carries a gid (the element id in
+the SVG, unique in its figure): `p<row><col>--line--<source>--<backend>`, `p<row><col>--realtime`, ... Writes no files: `render` returns bytes and text.
 Entry points: `speed_figure`, `batching_figure`, `phases_figure`, `parity_figure`, `activity_figure`,
 `paper_figure`, `render`, `colour`.
 """
@@ -69,20 +69,31 @@ def _grid(n_panels: int, n_rows: int = 1, width: float = 3.4, height: float = 2.
     return fig, axes
 
 
+def slug(text: str) -> str:
+    """`text` as a piece of an SVG id: letters, digits, `_`, `-` and `.` only."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))
+
+
+def gid(ax, *parts: str) -> str:
+    """An id unique in the figure: the panel's grid position, then `parts`, joined by `--`."""
+    spec = ax.get_subplotspec()
+    return "--".join([f"p{spec.rowspan.start}{spec.colspan.start}", *(slug(p) for p in parts)])
+
+
 def _line(ax, frame: pd.DataFrame, x: str, y: str, lo: str | None, hi: str | None, source: str, backend: str,
           label: str, reference: bool) -> None:
     frame = frame.sort_values(x)
     c = colour(backend)
     line, = ax.plot(frame[x], frame[y], color=c, marker="o" if not reference else "s", markersize=4,
                     linestyle="--" if reference else "-", markerfacecolor="white" if reference else c, label=label)
-    line.set_gid(f"{source}|{backend}")
+    line.set_gid(gid(ax, "line", source, backend))
     if lo and hi and not reference:
         ax.vlines(frame[x], frame[lo], frame[hi], color=c, linewidth=1.2, alpha=0.8)
 
 
 def _realtime(ax) -> None:
     line = ax.axhline(1.0, color="#555555", linewidth=0.8, linestyle=":", label="real time")
-    line.set_gid("realtime")
+    line.set_gid(gid(ax, "realtime"))
 
 
 def _legend(fig: Figure, axes) -> None:
@@ -166,7 +177,7 @@ def phases_figure(phases: pd.DataFrame, t_run_s: float, n_run: int) -> Figure:
         bars = ax.barh(phases["framework"], values, left=left, color=c, edgecolor="white", linewidth=0.5,
                        label=phase)
         for bar, backend in zip(bars, phases["backend"]):
-            bar.set_gid(f"phase|{phase}|{backend}")
+            bar.set_gid(gid(ax, "phase", phase, backend))
         left += values
     for tick, backend in zip(ax.get_yticklabels(), phases["backend"]):
         tick.set_color(colour(backend))
@@ -188,9 +199,9 @@ def parity_figure(scatters, reference_name: str) -> Figure:
         x, y = np.maximum(sc.reference_hz, floor), np.maximum(sc.backend_hz, floor)
         top = max(float(x.max()), float(y.max()), 10 * floor) * 1.5 if x.size else 10.0
         ident, = ax.plot([floor, top], [floor, top], color="#555555", linewidth=0.8, linestyle=":")
-        ident.set_gid("identity")
+        ident.set_gid(gid(ax, "identity"))
         points = ax.scatter(x, y, s=8, color=colour(sc.backend), alpha=0.7, linewidths=0)
-        points.set_gid(f"label|{sc.backend}")
+        points.set_gid(gid(ax, "points", sc.backend))
         _log(ax)
         ax.set_xlim(floor * 0.8, top)
         ax.set_ylim(floor * 0.8, top)
@@ -210,7 +221,7 @@ def activity_figure(act) -> Figure:
     y = np.array([rows[int(i)] for i in act.stats.raster_ids[keep]], dtype=float)
     dots = ax_r.scatter(act.stats.raster_times_ms[keep], y, s=4, marker="|", color=colour(act.task.backend),
                         rasterized=True)
-    dots.set_gid(f"raster|{act.task.backend}")
+    dots.set_gid(gid(ax_r, "raster", act.task.backend))
     ax_r.set_yticks(range(act.top_ids.size), [str(int(i)) for i in act.top_ids], fontsize=6)
     ax_r.set_ylim(act.top_ids.size - 0.5, -0.5)
     ax_r.set_xlim(0, act.stats.raster_window_ms)
@@ -219,8 +230,8 @@ def activity_figure(act) -> Figure:
     ax_r.set_title(f"{act.task.name}: {act.top_ids.size} most active neurons")
     rates = act.stats.rates_hz
     if rates.size:
-        lo, hi = max(float(rates.min()), 1e-3), max(float(rates.max()), 1e-3) * 1.01
-        bins = np.logspace(math.log10(lo), math.log10(hi), 30) if hi > lo else 10
+        lo, hi = float(rates.min()) * 0.99, float(rates.max()) * 1.01  # rates > 0; the edges hold every one
+        bins = np.logspace(math.log10(lo), math.log10(hi), 30)
         ax_h.hist(rates, bins=bins, color=colour(act.task.backend), edgecolor="white", linewidth=0.4)
         _log(ax_h, "x")
     ax_h.set_xlabel("rate (Hz), mean over trials")
@@ -244,7 +255,7 @@ def paper_figure(comp) -> Figure:
         if rates.size:
             line, = ax.step(rates, np.arange(1, rates.size + 1), where="post", color=c, linestyle=style,
                             label=f"{name} ({rates.size} active)")
-            line.set_gid(f"distribution|{name}")
+            line.set_gid(gid(ax, "distribution", name))
     _log(ax, "x")
     ax.set_xlabel("rate (Hz), mean over trials")
     ax.set_ylabel("active neurons at or below this rate")
@@ -256,8 +267,9 @@ def paper_figure(comp) -> Figure:
         x, y = np.maximum(p.paper_hz, floor), np.maximum(p.label_hz, floor)
         top = max(float(x.max()), float(y.max())) * 1.5
         ident, = ax2.plot([floor, top], [floor, top], color="#555555", linewidth=0.8, linestyle=":")
-        ident.set_gid("identity")
-        ax2.scatter(x, y, s=8, color=colour(comp.task.backend), alpha=0.7, linewidths=0).set_gid("paper-scatter")
+        ident.set_gid(gid(ax2, "identity"))
+        ax2.scatter(x, y, s=8, color=colour(comp.task.backend), alpha=0.7, linewidths=0).set_gid(
+            gid(ax2, "points", comp.task.backend))
         _log(ax2)
         ax2.set_xlabel(f"paper rate (Hz), {p.example}")
         ax2.set_ylabel(f"{comp.task.framework} rate (Hz)")

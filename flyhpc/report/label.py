@@ -139,5 +139,6 @@ def _task_row(paths: BundlePaths, row: dict[str, str], nodes: dict[str, str]) ->
     node = nodes.get(row.get("spike_path") or "", "") or nodes.get(_result_key(row), "") or record.get("node", "")
     return TaskRow(key=row.get("task_key", ""), round=rnd, backend=backend,
                    framework=row.get("framework") or framework_name(backend), t_run_s=t_run_s, n_run=n_run,
-                   state=row["state"], reason=row.get("reason", ""), job_id=row.get("job_id", ""), node=node,
+                   state=row["state"], reason=row.get("reason", ""),
+                   job_id=row.get("job_id") or str(record.get("job_id") or ""), node=node,
                    parquet=parquet, record=record)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from flyhpc import paper_examples
-from flyhpc.compare import pearson
+from flyhpc.compare.metrics import pearson
 from flyhpc.errors import ConfigError
 from flyhpc.files import write_json_atomic, write_text_atomic
 from flyhpc.report.label import LabelData, TaskRow

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flyhpc.compare import compare_counts
+from flyhpc.compare.metrics import compare_counts
 from flyhpc.report.label import LabelData, TaskRow
 from flyhpc.report.scan import StatsCache
 

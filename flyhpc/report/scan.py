@@ -1,7 +1,7 @@
 """One streaming pass over a spike parquet into a bounded summary: per (trial, neuron) counts, a spike digest,
 and the first trial's opening spikes for a raster.
 
-Reads record batches (pyarrow `iter_batches`, `compare_io.BATCH_ROWS` rows at a time) of the needed
+Reads record batches (pyarrow `iter_batches`, `compare.io.BATCH_ROWS` rows at a time) of the needed
 columns only, so memory grows with trials x active neurons, never with spikes. Files with a
 `neuron_index` column (flyhpc's and the seed's) take one pass; others (the paper's examples) two.
 Knows no metrics. Entry points: `scan_spikes`, `SpikeStats`, `StatsCache`.
@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from flyhpc.compare_io import BATCH_ROWS, SpikeFile, neuron_counts, open_spike_file
+from flyhpc.compare.io import BATCH_ROWS, SpikeFile, neuron_counts, open_spike_file
 from flyhpc.errors import DataError
 
 RASTER_WINDOW_S = 1.0  # the raster shows at most the first second of the first trial

@@ -3,7 +3,8 @@
 One network (conftest `contract_spec`) holds every scenario as independent neurons, so a compiling
 backend builds once; each backend is built, set up and run on the hand-made trials and on two
 seeded trials from `make_drive`. The expected steps follow from DESIGN §1 / §1a and were checked
-against Brian2 itself in test_brian2_schedule.py.
+against Brian2 itself in test_brian2_schedule.py. `contract_runs_of` and `SCENARIOS` let another test
+run the same scenarios on a backend class of its own (tests/unit/backends/test_adding_a_backend.py).
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ from flyhpc import backends
 from flyhpc.drive import make_drive
 from flyhpc.spikes import SpikeTable
 
-from conftest import (CONTRACT_N, CONTRACT_STEPS, HAND_SPIKES, HAND_TRIALS, NEVER_SPIKE, RATE1_HZ, RATE2_HZ, SET1,
-                      SET2, SILENCED, contract_spec, driven_spikes_from_kicks, hand_drive, spikes_of)
+from tests.contract.conftest import (CONTRACT_N, CONTRACT_STEPS, HAND_SPIKES, HAND_TRIALS, NEVER_SPIKE, RATE1_HZ,
+                                     RATE2_HZ, SET1, SET2, SILENCED, contract_spec, driven_spikes_from_kicks,
+                                     hand_drive, spikes_of)
 
 RANDOM_SEED = 11
 
 
-@pytest.fixture(scope="session")
-def contract_runs(backend_key, build_root):
-    """(spec, hand SpikeTable, random Drive, random SpikeTable, repeat SpikeTable, build report) of one backend."""
+def contract_runs_of(cls, work_root) -> dict:
+    """Build, set up and run backend class `cls` on the contract network: the hand trials, two seeded
+    trials and (where `caps.deterministic`) the seeded trials again; the scenarios read the result."""
     spec = contract_spec()
-    cls = backends.get(backend_key)
-    backend = cls(n_threads=1, work_root=build_root)
+    backend = cls(n_threads=1, work_root=work_root)
     try:
         report = backend.build(spec, CONTRACT_STEPS)
         backend.setup()
@@ -43,6 +44,12 @@ def contract_runs(backend_key, build_root):
         backend.close()
     return {"spec": spec, "hand": hand, "drive": random_drive, "random": random, "repeat": repeat,
             "report": report}
+
+
+@pytest.fixture(scope="session")
+def contract_runs(backend_key, build_root):
+    """(spec, hand SpikeTable, random Drive, random SpikeTable, repeat SpikeTable, build report) of one backend."""
+    return contract_runs_of(backends.get(backend_key), build_root)
 
 
 def test_spike_table_types_and_order(contract_runs):
@@ -174,3 +181,7 @@ def test_contract_network_shape(contract_runs):
     assert spec.refractory_steps.tolist() == expected.tolist()
     assert spec.n_edges == 9  # 11 edges, minus the two to and from S
     assert sorted(set(spec.weights_mv.tolist())) == pytest.approx([24.75, 1500.125])
+
+
+# Every scenario above, in order: each takes the dict of `contract_runs_of` and raises if the backend breaks it.
+SCENARIOS = tuple(f for name, f in list(globals().items()) if name.startswith("test_") and callable(f))

@@ -21,7 +21,7 @@ b2 = pytest.importorskip("brian2")
 from flyhpc.backends.brian2.network import build_brian_network, spike_steps  # noqa: E402
 from flyhpc.model import Params  # noqa: E402
 
-from conftest import CONTRACT_STEPS, HAND_TRIALS, contract_spec, hand_drive, tiny_spec  # noqa: E402
+from tests.contract.conftest import CONTRACT_STEPS, HAND_TRIALS, contract_spec, hand_drive, tiny_spec  # noqa: E402
 
 A = 0.9950124791926823  # exp(-0.1 / 20)
 B = 0.9801986733067553  # exp(-0.1 / 5)

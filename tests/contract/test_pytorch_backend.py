@@ -23,7 +23,7 @@ from flyhpc.model import Experiment, Params  # noqa: E402
 from flyhpc.network import NetworkSpec, build_network  # noqa: E402
 from flyhpc.spikes import SpikeTable  # noqa: E402
 
-from conftest import hand_drive, spikes_of, tiny_spec  # noqa: E402
+from tests.contract.conftest import hand_drive, spikes_of, tiny_spec  # noqa: E402
 
 
 def reference_spikes(spec: NetworkSpec, drive) -> SpikeTable:

@@ -41,10 +41,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.backends.brian2.child_signals import brian2_children_ignore_usr2
 from flyhpc.drive import Drive
-from flyhpc.errors import ConfigError, FlyhpcError
+from flyhpc.errors import FlyhpcError
 from flyhpc.files import write_json_atomic
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
@@ -193,25 +193,23 @@ class Brian2CppBackend(Backend):
     default_clock: ClassVar[bool] = False  # see build_brian_network
     caps: ClassVar[Capabilities] = Capabilities(
         device="cpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
-        deterministic=True, image="flyhpc-brian2cpp", verified_here="yes")
+        deterministic=True, image="flyhpc-brian2cpp", verified_here="yes", display_name="Brian2 (CPU)")
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
         self._net = None
         self._work_dir: Path | None = None
-        self._n_steps = 0
-        self._spikes: SpikeTable | None = None
+        self._table: SpikeTable | None = None
         self._saved_threads = None
         self._active = False
 
     @classmethod
     def probe(cls) -> Probe:
         """Brian2's version and whether a C++ compiler is on PATH; imports brian2, allocates nothing."""
-        try:
-            import brian2
-        except Exception as exc:  # ImportError, or numpy incompatibility at import
-            return Probe(False, f"brian2 cannot be imported: {exc}")
-        versions = {"brian2": brian2.__version__}
+        probe = import_probe("brian2")
+        if not probe.ok:
+            return probe
+        versions = dict(probe.versions)
         compiler = os.environ.get("CXX") or next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
         if not compiler or not shutil.which(compiler.split()[0]):
             return Probe(False, "no C++ compiler on PATH (g++, c++ or clang++; or set CXX)", versions)
@@ -221,22 +219,18 @@ class Brian2CppBackend(Backend):
         return Probe(True, "", versions)
 
     # -- build ---------------------------------------------------------------------------------
-    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
+    def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
         """Construct the network, generate the C++ project and compile it (or reuse a cached build).
 
         Raises
         ------
-        BackendUnavailable
-            If Brian2 or a compiler is missing.
         FlyhpcError
             If code generation or compilation fails (the message names the build directory).
         """
-        probe = self._probe_for_build(n_steps)
         import brian2 as b2
 
         from flyhpc.backends.brian2.network import build_brian_network
 
-        self.close()
         threads = self._openmp_threads()
         key = build_key(spec.digest(), n_steps, b2.__version__, threads, self.device_name)
         work_dir = self.work_root / self.name / key
@@ -256,9 +250,9 @@ class Brian2CppBackend(Backend):
             cached = before is not None and binary.stat().st_mtime_ns == before
             if not cached:
                 write_json_atomic(work_dir / DONE_MARKER, {
-                    "key": key, "spec_digest": spec.digest(), "n_steps": int(n_steps),
+                    "key": key, "spec_digest": spec.digest(), "n_steps": n_steps,
                     "brian2": b2.__version__, "openmp_threads": threads, "device": self.device_name})
-        self._net, self._work_dir, self._n_steps = net, work_dir, int(n_steps)
+        self._net, self._work_dir = net, work_dir
         return BuildReport(cached=cached, work_dir=str(work_dir),
                            versions={**probe.versions, "openmp_threads": str(threads)})
 
@@ -277,19 +271,8 @@ class Brian2CppBackend(Backend):
         self._active = True
 
     # -- run -----------------------------------------------------------------------------------
-    def run(self, drive: Drive) -> RunReport:
-        """Run the compiled binary once per trial of `drive` (events passed as run arguments).
-
-        Raises
-        ------
-        ConfigError
-            If `build` was not called or the drive's n_steps differs from the build's.
-        """
-        if self._net is None or self._work_dir is None:
-            raise ConfigError(f"backend {self.name!r}: run() called before build()")
-        if drive.n_steps != self._n_steps:
-            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps but the build "
-                              f"was made for {self._n_steps}")
+    def _run(self, drive: Drive) -> RunReport:
+        """Run the compiled binary once per trial of `drive` (events passed as run arguments)."""
         import brian2 as b2
 
         from flyhpc.backends.brian2.network import drive_run_args, spike_steps
@@ -322,7 +305,7 @@ class Brian2CppBackend(Backend):
             os.environ.update(saved_env)
             self._forget_run_arg_files()
             shutil.rmtree(self._work_dir / results, ignore_errors=True)
-        self._spikes = SpikeTable.concat(tables)
+        self._table = SpikeTable.concat(tables)
         return RunReport(inner_s=inner_s, notes={"binary_s": f"{binary_s:.6f}", "work_dir": str(self._work_dir)})
 
     def _forget_run_arg_files(self) -> None:
@@ -335,15 +318,14 @@ class Brian2CppBackend(Backend):
                 os.unlink(self._work_dir / "static_arrays" / (name + ".lock"))
         b2.device.run_args_arrays.clear()
 
-    def spikes(self) -> SpikeTable:
-        """Spikes of the last run (trial numbers from the drive), sorted by (trial, step, neuron)."""
-        if self._spikes is None:
-            raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
-        return self._spikes
+    def _collect(self) -> SpikeTable:
+        """The spikes `_run` read back after each trial's binary run."""
+        return self._table
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Drop the Brian2 objects, reinitialise the standalone device and go back to runtime mode."""
         self._net = None
+        self._table = None
         if self._active:
             import brian2 as b2
 

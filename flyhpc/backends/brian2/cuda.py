@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from flyhpc.backends.base import RUN_ONLY, Capabilities, Probe
+from flyhpc.backends.base import RUN_ONLY, Capabilities, Probe, import_probe
 from flyhpc.backends.brian2.cpp import Brian2CppBackend
 from flyhpc.errors import BackendUnavailable, ConfigError
 
@@ -105,18 +105,16 @@ class Brian2CudaBackend(Brian2CppBackend):
     caps: ClassVar[Capabilities] = Capabilities(
         device="gpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
         deterministic=True, image="flyhpc-brian2cuda", verified_here="code generation only",
-        needs=frozenset({"gpu"}))
+        display_name="Brian2CUDA (GPU)", needs=frozenset({"gpu"}))
     Options: ClassVar[type] = Brian2CudaOptions
 
     @classmethod
     def probe(cls) -> Probe:
         """Brian2 and Brian2CUDA versions and whether nvcc is on PATH; never raises."""
-        try:
-            import brian2
-            import brian2cuda
-        except Exception as exc:
-            return Probe(False, f"brian2cuda cannot be imported: {exc}")
-        versions = {"brian2": brian2.__version__, "brian2cuda": str(getattr(brian2cuda, "__version__", "unknown"))}
+        probe = import_probe("brian2", "brian2cuda")
+        if not probe.ok:
+            return probe
+        versions = dict(probe.versions)
         nvcc = shutil.which("nvcc")
         if not nvcc:
             return Probe(False, "nvcc is not on PATH (Brian2CUDA compiles with nvcc)", versions)
@@ -155,8 +153,8 @@ class Brian2CudaBackend(Brian2CppBackend):
         cpp.runtime_library_dirs = list(cpp.runtime_library_dirs) + libs
         self._saved_dt = b2.defaultclock.dt  # build_brian_network sets it (default_clock)
 
-    def close(self) -> None:
-        """As brian2cpp's close, and restore the compiler preferences and defaultclock.dt changed here."""
+    def _close(self) -> None:
+        """As brian2cpp's, and restore the compiler preferences and defaultclock.dt changed here."""
         saved = getattr(self, "_saved_gcc_args", None)
         if saved is not None:
             import brian2 as b2
@@ -166,4 +164,4 @@ class Brian2CudaBackend(Brian2CppBackend):
             cpp.include_dirs, cpp.library_dirs, cpp.runtime_library_dirs = self._saved_dirs
             b2.defaultclock.dt = self._saved_dt
             self._saved_gcc_args = None
-        super().close()
+        super()._close()

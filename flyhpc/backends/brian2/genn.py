@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.backends.brian2.child_signals import usr2_ignored_in_process
 from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import ConfigError, FlyhpcError
@@ -63,24 +63,21 @@ class Brian2GeNNBackend(Backend):
     name: ClassVar[str] = "brian2genn"
     caps: ClassVar[Capabilities] = Capabilities(
         device="gpu", batching="sequential", drive="events", precisions=("float64",), compiles=True,
-        deterministic=True, image="flyhpc-brian2genn", verified_here="CPU mode only", needs=frozenset({"gpu"}))
+        deterministic=True, image="flyhpc-brian2genn", verified_here="CPU mode only",
+        display_name="Brian2GeNN (GPU)", needs=frozenset({"gpu"}), cpu_fallback_options={"use_gpu": False})
     Options: ClassVar[type] = Brian2GeNNOptions
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
-        self._spec: NetworkSpec | None = None
-        self._n_steps = 0
-        self._spikes: SpikeTable | None = None
+        self._table: SpikeTable | None = None
 
     @classmethod
     def probe(cls) -> Probe:
         """Brian2 / Brian2GeNN versions and GeNN 4.9's path; never raises."""
-        try:
-            import brian2
-            import brian2genn
-        except Exception as exc:
-            return Probe(False, f"brian2genn cannot be imported: {exc}")
-        versions = {"brian2": brian2.__version__, "brian2genn": str(getattr(brian2genn, "__version__", "unknown"))}
+        probe = import_probe("brian2", "brian2genn")
+        if not probe.ok:
+            return probe
+        versions = dict(probe.versions)
         path = genn_path()
         if not path or not Path(path, "bin", "genn-buildmodel.sh").is_file():
             return Probe(False, f"GeNN 4.9 not found: set {' or '.join(GENN_PATH_ENVS)} to a GeNN install "
@@ -88,18 +85,12 @@ class Brian2GeNNBackend(Backend):
         versions["genn_path"] = path
         return Probe(True, "", versions)
 
-    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
-        """Check the toolchain; every trial is generated and compiled inside `run` (no run arguments)."""
-        probe = self._probe_for_build(n_steps)
-        self._spec, self._n_steps = spec, int(n_steps)
+    def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
+        """Nothing to build yet: every trial is generated and compiled inside `_run` (no run arguments)."""
         return BuildReport(cached=False, work_dir=str(self.work_root / self.name), versions=probe.versions)
 
-    def run(self, drive: Drive) -> RunReport:
+    def _run(self, drive: Drive) -> RunReport:
         """For each trial: construct the network with the trial's drive, generate, compile and run it."""
-        if self._spec is None:
-            raise ConfigError(f"backend {self.name!r}: run() called before build()")
-        if drive.n_steps != self._n_steps:
-            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps, build has {self._n_steps}")
         from flyhpc.backends.brian2.network import spike_steps
 
         tables, inner_s = [], 0.0
@@ -115,7 +106,7 @@ class Brian2GeNNBackend(Backend):
                     shutil.rmtree(work_dir, ignore_errors=True)
         finally:
             self._leave_genn_device()
-        self._spikes = SpikeTable.concat(tables)
+        self._table = SpikeTable.concat(tables)
         return RunReport(inner_s=inner_s)
 
     def generate(self, spec: NetworkSpec, trial: TrialDrive, n_steps: int, directory: Path) -> Path:
@@ -160,12 +151,10 @@ class Brian2GeNNBackend(Backend):
         reset_device()
         gc.collect()
 
-    def spikes(self) -> SpikeTable:
-        """Spikes of the last run, trials numbered as in the drive."""
-        if self._spikes is None:
-            raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
-        return self._spikes
+    def _collect(self) -> SpikeTable:
+        """The spikes `_run` read back after each trial's run."""
+        return self._table
 
-    def close(self) -> None:
-        """Forget the network. Idempotent."""
-        self._spec = None
+    def _close(self) -> None:
+        """Drop the spikes (each trial left the GeNN device already)."""
+        self._table = None

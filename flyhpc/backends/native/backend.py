@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.drive import Drive
 from flyhpc.errors import ConfigError
 from flyhpc.network import NetworkSpec
@@ -53,64 +53,46 @@ class NativeBackend(Backend):
     Options: ClassVar[type] = NativeOptions
     caps: ClassVar[Capabilities] = Capabilities(
         device="cpu", batching="parallel", drive="events", precisions=("float64",), compiles=True,
-        deterministic=True, image="flyhpc-base", verified_here="yes")
+        deterministic=True, image="flyhpc-base", verified_here="yes", display_name="native (CPU)")
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
         self._net = None
         self._results = None
-        self._spikes: SpikeTable | None = None
 
     @classmethod
     def probe(cls) -> Probe:
-        """numba importable (the engines' compiler); never raises."""
-        try:
-            import numba
-        except Exception as exc:  # ImportError or a broken llvmlite
-            return Probe(False, f"numba cannot be imported: {exc}")
-        return Probe(True, "", {"numba": numba.__version__, "numpy": np.__version__})
+        """numba importable (the engines' compiler), with numpy's and numba's versions; never raises."""
+        return import_probe("numpy", "numba")
 
-    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
+    def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
         """Convert the CSR network to the engine's dtypes and tables; compile (or load) the kernels.
 
         Raises
         ------
-        BackendUnavailable
-            If numba is missing.
         ConfigError, UnsupportedFeature
-            For n_steps < 1, a delay under one step, or parameters the engines do not model.
+            For a delay under one step, or parameters the engines do not model.
         """
-        probe = self._probe_for_build(n_steps)
         from flyhpc.backends.native import EngineNetwork, warm_up
 
-        self.close()
-        self._net = EngineNetwork.from_spec(spec, int(n_steps))
+        self._net = EngineNetwork.from_spec(spec, n_steps)
         warm_up()
         return BuildReport(cached=False, work_dir="", versions=probe.versions)
 
-    def run(self, drive: Drive) -> RunReport:
+    def _run(self, drive: Drive) -> RunReport:
         """Simulate every trial of `drive`, min(n_threads, n_trials) trials at a time.
 
         Raises
         ------
         ConfigError
-            If `build` was not called, the drive's n_steps differs from the build's, the drive has
-            no trial, or an event names a step or neuron outside the network.
+            If an event names a step or neuron outside the network.
         """
         from flyhpc.backends.native.trials import LazySettings, run_trials
 
-        if self._net is None:
-            raise ConfigError(f"backend {self.name!r}: run() called before build()")
-        if drive.n_steps != self._net.n_steps:
-            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps but the build "
-                              f"was made for {self._net.n_steps}")
-        if drive.n_trials < 1:
-            raise ConfigError(f"backend {self.name!r}: the drive has no trial")
         opts = self.options
         settings = LazySettings(clock_on=float(opts.clock_on), clock_off=float(opts.clock_off))
         threads = max(1, min(self.n_threads, drive.n_trials))
         self._results = run_trials(self._net, drive.trials, opts.engine, threads, settings)
-        self._spikes = None
         notes = {"engine": opts.engine, "dtype": self.precision, "device": "cpu", "threads": str(threads)}
         for key in ("clock_steps", "switches", "max_queue", "synaptic_events"):
             values = [r.stats[key] for r in self._results if key in r.stats]
@@ -118,21 +100,15 @@ class NativeBackend(Backend):
                 notes[key] = ",".join(str(v) for v in values)
         return RunReport(inner_s=None, notes=notes)
 
-    def spikes(self) -> SpikeTable:
-        """Spikes of the last run (trial numbers from the drive), sorted by (trial, step, neuron)."""
-        if self._spikes is not None:
-            return self._spikes
-        if self._results is None:
-            raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
+    def _collect(self) -> SpikeTable:
+        """The per-trial results as one table (and let go of them)."""
         trials = [np.full(r.spike_neurons.size, r.trial, np.int32) for r in self._results]
         steps = [r.spike_steps for r in self._results]
         neurons = [r.spike_neurons for r in self._results]
-        self._spikes = SpikeTable.from_arrays(np.concatenate(trials), np.concatenate(steps), np.concatenate(neurons))
         self._results = None
-        return self._spikes
+        return SpikeTable.from_arrays(np.concatenate(trials), np.concatenate(steps), np.concatenate(neurons))
 
-    def close(self) -> None:
-        """Drop the network and the recorded spikes. Idempotent."""
+    def _close(self) -> None:
+        """Drop the network and the recorded spikes."""
         self._net = None
         self._results = None
-        self._spikes = None

@@ -21,9 +21,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.drive import Drive, TrialDrive
-from flyhpc.errors import BackendUnavailable, ConfigError, TaskFailed
+from flyhpc.errors import ConfigError, TaskFailed
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -151,38 +151,32 @@ class NestGpuBackend(Backend):
     name: ClassVar[str] = "nestgpu"
     caps: ClassVar[Capabilities] = Capabilities(
         device="gpu", batching="sequential", drive="events", precisions=("float32",), compiles=False,
-        deterministic=True, image="flyhpc-nestgpu", verified_here="not run here", needs=frozenset({"gpu"}))
+        deterministic=True, image="flyhpc-nestgpu", verified_here="not run here", display_name="NEST GPU",
+        needs=frozenset({"gpu"}), image_build_args=("CUDA_ARCH={cuda_arch}",))
     Options: ClassVar[type] = NestGpuOptions
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
-        self._spec: NetworkSpec | None = None
-        self._n_steps = 0
-        self._spikes: SpikeTable | None = None
         self._work: Path | None = None
+        self._table: SpikeTable | None = None
 
     @classmethod
     def probe(cls) -> Probe:
         """Whether the nestgpu Python module imports (it loads libnestgpukernel); never raises."""
-        try:
-            import nestgpu  # noqa: F401
-        except BaseException as exc:  # nestgpu may call sys.exit when its library is missing
-            return Probe(False, f"nestgpu cannot be imported: {exc!r}")
-        return Probe(True, "", {"nestgpu": "present"})
+        return import_probe("nestgpu")
 
-    def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
-        """Write the network for the workers (NEST GPU builds its network in each worker)."""
-        if int(n_steps) < 1:
-            raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+    def _build_probe(self) -> Probe:
+        """The probe only where the default worker (this Python) runs the trials; a worker command of the
+        site's own may import nestgpu elsewhere (another interpreter or image), so then nothing is checked."""
         if self.options.worker_cmd == NestGpuOptions().worker_cmd:
-            probe = self.probe()
-            if not probe.ok:
-                raise BackendUnavailable(f"backend {self.name!r}: {probe.reason}")
-        self.close()
+            return self.probe()
+        return Probe(True, "")
+
+    def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
+        """Write the network for the workers (NEST GPU builds its network in each worker)."""
         self.work_root.mkdir(parents=True, exist_ok=True)
         self._work = Path(tempfile.mkdtemp(prefix="nestgpu_", dir=self.work_root))
         write_network(spec, self._work / "network.npz")
-        self._spec, self._n_steps = spec, int(n_steps)
         return BuildReport(cached=False, work_dir=str(self._work))
 
     def _request(self, drive: Drive, trial: TrialDrive) -> dict:
@@ -194,12 +188,8 @@ class NestGpuBackend(Backend):
                 "spikes_file": str(self._work / f"spikes_{trial.trial}.npz"),
                 "chunks": retrieval_chunks(drive.n_steps, self._spec.refractory_steps)}
 
-    def run(self, drive: Drive) -> RunReport:
+    def _run(self, drive: Drive) -> RunReport:
         """One worker per trial, in order; a failing trial is retried up to `max_attempts` times."""
-        if self._spec is None or self._work is None:
-            raise ConfigError(f"backend {self.name!r}: run() called before build()")
-        if drive.n_steps != self._n_steps:
-            raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps, build has {self._n_steps}")
         timeout = self.options.timeout_s or trial_timeout_s(drive.n_steps, self._spec.params.dt_ms)
         tables, attempts, inner = [], [], 0.0
         for trial in drive.trials:
@@ -208,17 +198,16 @@ class NestGpuBackend(Backend):
             tables.append(SpikeTable.from_arrays(np.full(steps.shape, trial.trial, np.int32), steps, neurons))
             attempts.append(n_try)
             inner += float(result.get("simulation_time", 0.0))
-        self._spikes = SpikeTable.concat(tables)
+        self._table = SpikeTable.concat(tables)
         return RunReport(inner_s=inner, notes={"attempts": ",".join(map(str, attempts))})
 
-    def spikes(self) -> SpikeTable:
-        """Spikes of the last run, trials numbered as in the drive."""
-        if self._spikes is None:
-            raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
-        return self._spikes
+    def _collect(self) -> SpikeTable:
+        """The spikes the workers wrote, read back by `_run`."""
+        return self._table
 
-    def close(self) -> None:
-        """Remove the request/result folder. Idempotent."""
+    def _close(self) -> None:
+        """Remove the request/result folder and drop the spikes."""
         if self._work is not None:
             shutil.rmtree(self._work, ignore_errors=True)
             self._work = None
+        self._table = None

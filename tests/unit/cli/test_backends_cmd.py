@@ -1,12 +1,16 @@
-"""The capability table: one row per registered backend from its caps; Markdown and CLI agree."""
+"""The capability table: one row per registered backend from its caps; Markdown, CLI and the README's
+generated block agree (regenerate the README's with `flyhpc backends --readme README.md`)."""
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from flyhpc import backends
 from flyhpc.cli import cli
-from flyhpc.cli.backends_cmd import COLUMNS, capability_rows, render_markdown
+from flyhpc.cli.backends_cmd import (COLUMNS, README_BEGIN, README_END, capability_rows, readme_table,
+                                     render_markdown, with_readme_table)
+from flyhpc.errors import ConfigError
 
 
 def test_rows_follow_registry_and_caps():
@@ -42,4 +46,22 @@ def test_readme_table_matches_code():
     from pathlib import Path
 
     readme = Path(__file__).resolve().parents[3] / "README.md"
-    assert render_markdown() in readme.read_text()
+    block = readme_table(readme.read_text())
+    assert block is not None, f"README.md lost its generated table ({README_BEGIN} ... {README_END})"
+    assert block == render_markdown(), (
+        "README.md's backends table differs from the backends' caps; regenerate it with "
+        "`.venv/bin/python -m flyhpc backends --readme README.md`")
+
+
+def test_readme_block_is_rewritten_in_place(tmp_path):
+    text = f"intro\n\n{README_BEGIN}\n| stale |\n{README_END}\n\nafter\n"
+    fresh = with_readme_table(text, render_markdown())
+    assert fresh == f"intro\n\n{README_BEGIN}\n{render_markdown()}{README_END}\n\nafter\n"
+    assert readme_table(fresh) == render_markdown() and with_readme_table(fresh, render_markdown()) == fresh
+    readme = tmp_path / "README.md"
+    readme.write_text(text)
+    out = CliRunner().invoke(cli, ["backends", "--readme", str(readme)])
+    assert out.exit_code == 0, out.output
+    assert readme.read_text() == fresh
+    with pytest.raises(ConfigError, match="backends-table:begin"):
+        with_readme_table("no markers here\n", render_markdown())

@@ -38,7 +38,7 @@ def _start(task, tmp_path):
                             text=True)
 
 
-def _wait_for_log(paths, task, timeout_s=60):
+def _wait_for_log(paths, task, timeout_s=240):
     deadline = time.monotonic() + timeout_s
     while "phase build" not in (paths.log(task).read_text() if paths.log(task).exists() else ""):
         assert time.monotonic() < deadline, "the task never reached its build"

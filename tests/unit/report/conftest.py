@@ -42,7 +42,7 @@ def spikes_for(t_run_s: float, n_run: int, rnd: int, drop: int = 0) -> SpikeTabl
     table = SpikeTable.from_arrays(trial, step, neuron)
     if drop:
         keep = np.ones(len(table), bool)
-        keep[::max(1, len(table) // drop)] = False
+        keep[np.linspace(0, len(table) - 1, drop).astype(int)] = False  # exactly `drop` spikes
         table = SpikeTable(table.trial[keep], table.step[keep], table.neuron[keep])
     return table
 

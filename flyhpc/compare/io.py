@@ -3,7 +3,7 @@
 Never loads a whole file: `neuron_counts` reads only the flywire_id column batch by batch, and
 `iter_trials` yields one trial's (flywire_id, time_ms) arrays at a time from the needed columns.
 Seed files are accepted (time column `time_ms`, else `time_s`, else `t` in s or ms). Knows no
-metrics (see compare.py). Entry points: `SpikeFile`, `open_spike_file`, `neuron_counts`, `iter_trials`.
+metrics (see compare.metrics). Entry points: `SpikeFile`, `open_spike_file`, `neuron_counts`, `iter_trials`.
 """
 
 from __future__ import annotations
