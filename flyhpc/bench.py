@@ -1,7 +1,7 @@
 """Run a list of benchmark tasks on this machine, one after the other, reporting progress events.
 
 Three ways: `inline` (this process; phases are reported live), `process` (each task in a fresh
-spawned process, so simulator globals die with it), `local` (submitit's local executor through
+spawned process, so simulator globals die with it), `local` (the local executor of the cluster package, through
 flyhpc.cluster.slurm, the same path as a Slurm submission). Renders nothing (the CLI does).
 Entry points: `run_tasks`, `Outcome`, `MODES`.
 """

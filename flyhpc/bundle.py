@@ -71,7 +71,7 @@ class BundlePaths:
         self.submission = self.label_dir / "submission.json"
         self.lock = self.label_dir / ".flyhpc.lock"
         self.comparisons = self.label_dir / "comparisons"
-        self.jobs_dir = self.label_dir / "slurm"  # submitit's pickles and job logs: private (0700)
+        self.jobs_dir = self.label_dir / "slurm"  # the jobs' pickles and logs: private (0700)
 
     def round_dir(self, round_: int) -> Path:
         return self.label_dir / f"round_{int(round_):02d}"

@@ -94,7 +94,7 @@ def _option_pairs(options: Any, where: str) -> tuple[tuple[str, Any], ...]:
 class BenchmarkTask:
     """One benchmark point: a backend, an experiment, t_run x n_run, a round, in one run label.
 
-    Small and picklable (submitit sends it to the job). `t_run_s` is stored as a float, so 1 and
+    Small and picklable (the cluster package sends it to the job). `t_run_s` is stored as a float, so 1 and
     1.0 give the same task and the same file names. `connectome` is "auto", "synthetic" or a folder;
     `connectome_digest` is "" until resolved, and when set the worker refuses a connectome whose
     digest differs. The drive of trial k is keyed by (experiment, seed, round, k). The experiment

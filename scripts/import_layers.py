@@ -22,13 +22,15 @@ PACKAGE = ROOT / "flyhpc"
 # (layer name, module prefixes). A module belongs to the first layer with a prefix matching it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("flyhpc", "flyhpc.errors", "flyhpc.files", "flyhpc.config_paths")),  # "flyhpc": __init__ only
-    ("model and data", ("flyhpc.model", "flyhpc.data", "flyhpc.drive", "flyhpc.network", "flyhpc.spikes")),
+    ("model and data", ("flyhpc.model", "flyhpc.data", "flyhpc.drive", "flyhpc.network", "flyhpc.spikes",
+                        "flyhpc.contract")),
     ("backends", ("flyhpc.backends",)),
     ("one run", ("flyhpc.pipeline", "flyhpc.bundle")),
     ("tasks", ("flyhpc.tasks", "flyhpc.worker")),
     ("cluster", ("flyhpc.cluster",)),
     ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.bench", "flyhpc.images",
-                           "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.screens")),
+                           "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.contract",
+                           "flyhpc.screens")),
     ("command line", ("flyhpc.cli", "flyhpc.__main__")),
 ]
 

@@ -58,10 +58,10 @@ class Capabilities:
     verified_here: str
     display_name: str
     needs: frozenset[str] = field(default_factory=frozenset)
-    cpu_fallback_options: Mapping[str, Any] = field(default_factory=dict)
+    cpu_fallback_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     image_build_args: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # a read-only copy: one Capabilities is shared by every instance
         object.__setattr__(self, "cpu_fallback_options", MappingProxyType(dict(self.cpu_fallback_options)))
 
     def framework(self, device: str = "") -> str:

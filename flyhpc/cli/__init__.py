@@ -70,8 +70,9 @@ def _register() -> None:
     from flyhpc.cli.images_cmd import images_group
     cli.add_command(backends)
     cli.add_command(images_group)
-    from flyhpc.cli import report_cmd
+    from flyhpc.cli import check_cmd, report_cmd
     report_cmd.register(cli)
+    cli.add_command(check_cmd.check)
 
 
 _register()

@@ -23,7 +23,7 @@ from flyhpc.cli.slurm_cmd import EXIT_CODES_HELP
 @results_root_option
 @click.option("--connectome", default="auto", show_default=True, help="'auto', 'synthetic' or a folder.")
 @click.option("--executor", type=click.Choice(["inline", "process", "local"]), default="process", show_default=True,
-              help="inline: this process; process: a fresh process per task; local: submitit's local executor.")
+              help="inline: this process; process: a fresh process per task; local: the local executor of `submit --profile local`.")
 @click.option("--force", is_flag=True, help="Run tasks again even if their record says done.")
 @click.option("--no-collect", is_flag=True, help="Do not write manifest/checksums/CSV at the end.")
 def bench(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed, run_label,

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from flyhpc.bundle import display_path
+from flyhpc.cli.options import results_root_option
 
 EXIT_NO_MATPLOTLIB = 3
 
@@ -50,7 +51,7 @@ def _need_matplotlib() -> None:
 
 @click.command("report")
 @click.argument("label")
-@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@results_root_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to write into [default: results/<label>/report].")
 @click.option("--reference", "references", multiple=True, metavar="REF",
@@ -92,7 +93,7 @@ def report(label, results_root, out_dir, references, ground_truth, point, activi
 
 @click.command("paper")
 @click.option("--run-label", "--run_label", "run_label", required=True, help="The bundle (results/<label>/).")
-@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@results_root_option
 @click.option("--examples", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of the paper's example outputs [default: $FLYHPC_DATA/paper-examples, "
                    "filled by `flyhpc data fetch --examples`].")

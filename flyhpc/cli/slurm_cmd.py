@@ -1,4 +1,4 @@
-"""`flyhpc submit / status / resubmit / cancel`: benchmark grids on Slurm (or submitit's local executor).
+"""`flyhpc submit / status / resubmit / cancel`: benchmark grids on Slurm (or the local executor).
 
 Each command parses flags, calls one function of `flyhpc.cluster.slurm` / `flyhpc.cluster.status` and renders
 the result with rich. No scheduling logic here.

@@ -1,8 +1,9 @@
-"""Scheduler states from `sacct`, for `flyhpc status`: one call for all arrays of a label.
+"""Scheduler states: `sacct` for `flyhpc status` (one call for all arrays of a label, finished jobs
+included), `squeue` for what `cancel` may signal (the controller's own view of queued and running jobs).
 
 Owns the sacct command line, the parsing of its `--parsable2` output (array ids such as
 `123_4` and `123_[5-9%2]`) and the mapping of Slurm states onto flyhpc's status words. Knows
-nothing about tasks or records. Entry points: `query`, `parse`, `category`.
+nothing about tasks or records. Entry points: `query`, `queued`, `parse`, `category`.
 """
 
 from __future__ import annotations
@@ -116,3 +117,35 @@ def query(job_ids: list[str], timeout_s: float = 30.0) -> dict[str, JobState]:
     if proc.returncode != 0:
         raise FlyhpcError(f"sacct failed ({' '.join(cmd)}): {proc.stderr.strip()}")
     return parse(proc.stdout)
+
+
+def queued(job_ids: list[str], timeout_s: float = 30.0) -> dict[str, JobState]:
+    """Ask squeue which of these jobs are still queued or running: {"<jobid>_<index>" or "<jobid>": JobState}.
+
+    The controller's view, with no accounting lag: a job sbatch has just accepted is here even when
+    slurmdbd has not recorded it yet. Jobs that have ended are absent.
+
+    Raises
+    ------
+    FlyhpcError
+        `squeue` is not installed or fails for another reason than "no such job".
+    """
+    ids = sorted({str(j).split("_")[0] for j in job_ids if j})
+    if not ids:
+        return {}
+    exe = shutil.which("squeue")
+    if exe is None:
+        raise FlyhpcError("squeue not found on PATH: `flyhpc cancel` needs the Slurm client commands")
+    cmd = [exe, "-h", "-r", "-o", "%i|%T|%j", "-j", ",".join(ids)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        if "Invalid job id" in proc.stderr:
+            return {}  # none of them is known to the controller any more
+        raise FlyhpcError(f"squeue failed ({' '.join(cmd)}): {proc.stderr.strip()}")
+    out: dict[str, JobState] = {}
+    for line in proc.stdout.splitlines():
+        job_id, _, rest = line.partition("|")
+        state, _, name = rest.partition("|")
+        if job_id:
+            out[job_id] = JobState(job_id, state, name=name)
+    return out

@@ -284,9 +284,9 @@ def _descendants(pid: int) -> list[int]:
 def cancel(results_root: str | Path, run_label: str) -> list[str]:
     """Cancel the label's jobs that are still queued or running (scancel; SIGTERM for local jobs).
 
-    Only Slurm jobs that sacct shows pending or running AND whose job name is this label's
-    (`job_name`) are cancelled: job ids of a recreated cluster that now belong to someone else's
-    jobs are left alone.
+    Only Slurm jobs that the controller (squeue) still holds AND whose job name is this label's
+    (`executors.job_name`) are cancelled: job ids of a recreated cluster that now belong to
+    someone else's jobs are left alone.
 
     Returns
     -------
@@ -300,7 +300,7 @@ def cancel(results_root: str | Path, run_label: str) -> list[str]:
     subs = [s for s in record["submissions"] if s["executor"] == "slurm"]
     done: list[str] = []
     if subs:
-        states = sacct.query([s["job_id"] for s in subs])
+        states = sacct.queued([s["job_id"] for s in subs])
         ids = set()
         for sub in subs:
             expected = sub.get("sbatch", {}).get("job_name") or executors.job_name(run_label, sub["backend"])

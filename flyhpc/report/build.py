@@ -119,19 +119,23 @@ class _Writer:
         return self.out_dir / "report.html"
 
 
-def _references(args: Sequence[str], results_root: Path, label: str) -> list[Reference]:
+def _references(args: Sequence[str], results_root: Path, data: LabelData) -> list[Reference]:
     refs: list[Reference] = []
+    own = data.paths.label_dir.resolve()
     for arg in args:
         for ref in resolve_reference(arg, results_root):
-            if ref.kind == "label" and ref.label is not None and ref.label.label == label:
+            if ref.label is not None and ref.label.paths.label_dir.resolve() == own:
                 raise ConfigError(f"--reference {arg}: that is the label being reported")
             refs.append(ref)
     return refs
 
 
 def _rows_to_read(data: LabelData, refs: list[Reference]) -> int:
+    """Spike rows the report may read: every done task's, every example file's (from parquet footers)."""
+    import pyarrow.parquet as pq
+
     rows = sum(int(t.record.get("spikes") or 0) for t in data.done)
-    return rows + sum(path.stat().st_size // 8 for r in refs for _, path in r.examples)
+    return rows + sum(pq.ParquetFile(path).metadata.num_rows for r in refs for _, path in r.examples)
 
 
 def build_report(results_root: str | Path, label: str, out_dir: Path | None = None, references: Sequence[str] = (),
@@ -150,7 +154,7 @@ def build_report(results_root: str | Path, label: str, out_dir: Path | None = No
     progress = progress or _Silent()
     results_root = Path(results_root)
     data = load_label(results_root, label)
-    refs = _references(references, results_root, label)
+    refs = _references(references, results_root, data)
     out = _Writer(Path(out_dir) if out_dir else data.paths.label_dir / "report")
     frame = pd.concat([speed.timings(data.results, label)] +
                       [speed.timings(r.rows, r.name) for r in refs if r.rows], ignore_index=True)
@@ -195,15 +199,16 @@ def build_report(results_root: str | Path, label: str, out_dir: Path | None = No
     page_sections += [sections.parity_section(par, parity_fig), sections.activity_section(act, act_fig)]
     for i, comp in enumerate(comps):
         out.files += paper.write_outputs(comp, out.out_dir)
-        fig = out.figure("paper" if i == 0 else f"paper-{i + 1}", figures.paper_figure(comp), "Per-neuron rates of this label's task beside the "
-                         "paper's example outputs" + (" (right: neuron by neuron)." if comp.parity else "."))
+        caption = ("Per-neuron rates of this label's task beside the paper's example outputs"
+                   + (" (right: neuron by neuron)." if comp.parity else "."))
+        fig = out.figure("paper" if i == 0 else f"paper-{i + 1}", figures.paper_figure(comp), caption)
         page_sections.append(sections.paper_section(comp, fig))
     page_sections.append(sections.health_section(data))
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     backends = sorted({t.backend for t in data.done}, key=figures.backend_sort)
     page = Page(title=f"flyhpc report: {label}",
-                subtitle=f"{len(data.done)} of {len(data.tasks)} planned tasks done · backends "
-                         f"{', '.join(backends)} · generated {stamp} by flyhpc {__version__} from {data.paths.label_dir}",
+                subtitle=f"{len(data.done)} of {len(data.tasks)} planned tasks done · backends {', '.join(backends)} · "
+                         f"generated {stamp} by flyhpc {__version__} from {data.paths.label_dir}",
                 banners=sections.banners(data), sections=page_sections,
                 footer="Made by `flyhpc report` from the collected bundle only (nothing re-run). Figures are also "
                        "beside this page as PNG and SVG, tables as CSV.")

@@ -1,10 +1,10 @@
 """The report's figures, drawn with matplotlib's object API (no pyplot, no global state) and rendered to PNG + SVG.
 
 One colour per backend across every figure (Okabe-Ito, colour-blind safe); references are drawn in
-their backend's colour, dashed with open markers. Every drawn series carries a gid (the element id in
-the SVG, unique in its figure): `p<row><col>--line--<source>--<backend>`, `p<row><col>--realtime`, ... Writes no files: `render` returns bytes and text.
-Entry points: `speed_figure`, `batching_figure`, `phases_figure`, `parity_figure`, `activity_figure`,
-`paper_figure`, `render`, `colour`.
+their backend's colour, dashed with open markers. Every drawn series carries a gid (its element id in
+the SVG, unique in the figure), e.g. `p0x1--line--<source>--<backend>`, `p1x0--realtime`. Writes no
+files: `render` returns bytes and text. Entry points: `speed_figure`, `batching_figure`, `phases_figure`,
+`parity_figure`, `activity_figure`, `paper_figure`, `render`, `colour`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 # Okabe & Ito (2008) colours, in the order backends are listed everywhere in flyhpc.
 BACKEND_ORDER = ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn", "brian2genn", "native")
@@ -50,17 +50,31 @@ def _styled(draw):
 
 
 def backend_sort(backend: str) -> tuple[int, str]:
+    """Sort key: flyhpc's backend order, then others by name."""
     return (BACKEND_ORDER.index(backend) if backend in BACKEND_ORDER else len(BACKEND_ORDER), backend)
 
 
-def _log(ax, axis: str = "xy", base: int = 10) -> None:
-    """Log scale with plain tick labels (0.1, 1, 10; no mathtext, which is slow and harder to read)."""
+def _log(ax, axis: str = "xy", base: int = 10, ticks=None) -> None:
+    """Log scale with plain tick labels (0.1, 1, 10; no mathtext, which is slow and harder to read).
+
+    With `ticks` (the grid's values), exactly those are marked; otherwise decades, and 2 and 5 times
+    them when the axis spans less than a factor 20 (so a short axis is never left without numbers).
+    """
     for name in axis:
         target = ax.xaxis if name == "x" else ax.yaxis
         (ax.set_xscale if name == "x" else ax.set_yscale)("log", base=base)
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        target.set_minor_locator(LogLocator(base, subs=(2.0, 5.0)) if base == 10 else NullLocator())
-        target.set_minor_formatter(NullFormatter())
+        if ticks is not None:
+            target.set_ticks(sorted(ticks))
+            target.set_minor_locator(NullLocator())
+            continue
+
+        def minor(v, _, target=target):
+            lo, hi = sorted(target.get_view_interval())
+            return f"{v:g}" if lo > 0 and hi / lo < 20 else ""
+
+        target.set_minor_locator(LogLocator(base, subs=(2.0, 5.0)))
+        target.set_minor_formatter(FuncFormatter(minor))
 
 
 def _grid(n_panels: int, n_rows: int = 1, width: float = 3.4, height: float = 2.9) -> tuple[Figure, np.ndarray]:
@@ -77,7 +91,7 @@ def slug(text: str) -> str:
 def gid(ax, *parts: str) -> str:
     """An id unique in the figure: the panel's grid position, then `parts`, joined by `--`."""
     spec = ax.get_subplotspec()
-    return "--".join([f"p{spec.rowspan.start}{spec.colspan.start}", *(slug(p) for p in parts)])
+    return "--".join([f"p{spec.rowspan.start}x{spec.colspan.start}", *(slug(p) for p in parts)])
 
 
 def _line(ax, frame: pd.DataFrame, x: str, y: str, lo: str | None, hi: str | None, source: str, backend: str,
@@ -131,7 +145,8 @@ def speed_figure(speed: pd.DataFrame, own: str) -> Figure:
                 _line(ax, grp, "t_run_s", "y", "lo", "hi", source, backend,
                       _label(grp.iloc[0], own), source != own)
             _realtime(ax)
-            _log(ax)
+            _log(ax, "x", ticks=sel["t_run_s"].unique())
+            _log(ax, "y")
             ax.set_xlabel("t_run (s)")
             ax.set_ylabel(f"{phase} {SPEED_Y}" if col == 0 else "")
             ax.set_title(f"{phase} phase, n_run = {n}" if phase == "sim" else f"total task, n_run = {n}")
@@ -142,11 +157,15 @@ def speed_figure(speed: pd.DataFrame, own: str) -> Figure:
 
 @_styled
 def batching_figure(speed: pd.DataFrame, own: str) -> Figure:
-    """Sim wall seconds per simulated trial-second against n_run, one panel per t_run: how batching pays off."""
+    """Sim wall seconds per simulated trial-second against n_run, one panel per t_run (at most 4 in a row):
+    how batching pays off."""
     t_values = sorted(speed["t_run_s"].unique())
-    fig, axes = _grid(len(t_values), 1)
-    for col, t in enumerate(t_values):
-        ax = axes[0, col]
+    n_cols = min(4, len(t_values))
+    fig, axes = _grid(n_cols, math.ceil(len(t_values) / n_cols))
+    for extra in np.ravel(axes)[len(t_values):]:
+        fig.delaxes(extra)
+    for i, t in enumerate(t_values):
+        col, ax = i % n_cols, np.ravel(axes)[i]
         sel = speed[speed["t_run_s"] == t]
         for (source, backend), grp in sorted(sel.groupby(["source", "backend"]),
                                              key=lambda kv: (kv[0][0] != own, backend_sort(kv[0][1]))):
@@ -155,7 +174,7 @@ def batching_figure(speed: pd.DataFrame, own: str) -> Figure:
                 _line(ax, grp, "n_run", "sim_s_per_sim_s", None, None, source, backend,
                       _label(grp.iloc[0], own), source != own)
         _realtime(ax)
-        _log(ax, "x", base=2)
+        _log(ax, "x", base=2, ticks=sel["n_run"].unique())
         _log(ax, "y")
         ax.set_xlabel("n_run (trials per task)")
         ax.set_ylabel(f"sim {SPEED_Y}" if col == 0 else "")
@@ -260,7 +279,7 @@ def paper_figure(comp) -> Figure:
     ax.set_xlabel("rate (Hz), mean over trials")
     ax.set_ylabel("active neurons at or below this rate")
     ax.set_title("per-neuron rate distributions")
-    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, frameon=False)  # below: curves fill the axes
     if comp.parity is not None:
         p, ax2 = comp.parity, axes[0, 1]
         floor = 0.5 / _trial_seconds(comp)

@@ -29,7 +29,8 @@ SEED_12 = ("framework", "n_run", "t_run", "setup_time", "build_time", "sim_time"
 SEED_18 = SEED_12 + ("backend_key", "experiment", "experiment_key", "run_label", "round", "spike_path")
 _ALIASES = {"rt_ratio": "realtime_ratio"}  # the seed's older header name, same meaning (seed-spec §4.3)
 _KNOWN_KEYS = ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn", "brian2genn", "native")
-_FRAMEWORK_KEYS = {framework_name(k): k for k in _KNOWN_KEYS} | {"PyTorch (CUDA)": "pytorch", "PyTorch (CPU)": "pytorch"}
+_FRAMEWORK_KEYS = {framework_name(k): k for k in _KNOWN_KEYS} | {"PyTorch (CUDA)": "pytorch",
+                                                                 "PyTorch (CPU)": "pytorch"}
 _HINT = ("give a collected label, a CSV written by `flyhpc collect` (results/<label>/benchmark-results.csv) or the "
          "seed's data/benchmark-results.csv, a packaged reference ({known}), or `paper` after "
          "`flyhpc data fetch --examples`")

@@ -24,8 +24,15 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-IGNORE = shutil.ignore_patterns(".git", ".venv", ".venv-*", "build", "dist", "*.egg-info", "__pycache__", "results",
-                                "data", "images", ".pytest_cache", ".flyhpc-cache")
+_IGNORE_ANYWHERE = shutil.ignore_patterns(".git", ".venv", ".venv-*", "build", "dist", "*.egg-info", "__pycache__",
+                                         ".pytest_cache", ".flyhpc-cache")
+_IGNORE_AT_TOP = {"results", "data", "images"}  # the checkout's outputs; flyhpc/data/ is the package's code
+
+
+def IGNORE(folder: str, names: list[str]) -> set[str]:
+    """What the copy of the working tree leaves out (build outputs, caches, the checkout's own data)."""
+    skip = set(_IGNORE_ANYWHERE(folder, names))
+    return skip | (_IGNORE_AT_TOP & set(names) if Path(folder) == REPO else set())
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> str:

@@ -113,3 +113,18 @@ def test_smoke_mode_without_a_gpu_uses_cpu_paths_or_only_builds():
     assert smoke_mode("brian2cuda", gpu=False) == ("build only", {})
     assert smoke_mode("nestgpu", gpu=False) == ("build only", {})
     assert smoke_mode("genn", gpu=True) == ("simulate", {})
+
+
+def test_build_args_and_cpu_fallbacks_come_from_the_backends_caps():
+    from flyhpc.images import smoke_mode
+
+    plan = {p.def_file.stem: p.command for p in image_plan(cuda_arch="90")}
+    for key in backends.names():
+        caps = backends.get(key).caps
+        command = plan[image_name(key)]
+        args = [command[i + 1] for i, part in enumerate(command) if part == "--build-arg"]
+        assert args == [a.format(cuda_arch="90") for a in caps.image_build_args], key
+        if caps.device == "gpu":
+            mode = "simulate" if caps.cpu_fallback_options else "build only"
+            assert smoke_mode(key, gpu=False) == (mode, dict(caps.cpu_fallback_options)), key
+    assert "--build-arg" not in plan["flyhpc-base"]

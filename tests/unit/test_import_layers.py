@@ -40,3 +40,9 @@ def test_design_doc_shows_the_generated_layers():
     design = (REPO / "docs" / "DESIGN.md").read_text()
     assert block in design, ("docs/DESIGN.md §4 differs from the code's layers; regenerate the block with "
                              "`python scripts/import_layers.py --markdown`")
+
+
+def test_only_the_cluster_package_names_submitit():
+    outside = [str(p.relative_to(REPO)) for p in (REPO / "flyhpc").rglob("*.py")
+               if "cluster" not in p.relative_to(REPO / "flyhpc").parts and "submitit" in p.read_text()]
+    assert outside == [], f"submitit outside flyhpc/cluster/: {outside}"

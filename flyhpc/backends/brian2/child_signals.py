@@ -1,6 +1,6 @@
 """Keep Slurm's pre-timeout warning (SIGUSR2) away from the programs a Brian2 backend starts.
 
-Slurm sends the warning that submitit asks for (`--signal=USR2@<delay>`) to every process of the job
+Slurm sends the warning that the job asks for (`--signal=USR2@<delay>`) to every process of the job
 step (proctrack/cgroup), not only to the task's Python process. The task process handles it (the job
 side notes it), but a handler is not inherited across exec: make, the compilers and the standalone
 binary run with SIGUSR2's default action, which ends them. Brian2 then raises "Project compilation

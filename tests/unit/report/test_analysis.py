@@ -79,8 +79,8 @@ def _csv_rows(root, label):
 def test_speed_table_is_the_csv_median_min_max(bundle):
     rows = _csv_rows(bundle, LABEL)
     table = speed.speed_table(speed.timings(rows, LABEL))
-    for (backend, t, n), grp in pd.DataFrame(rows).assign(t=lambda d: d.t_run.astype(float), n=lambda d: d.n_run.astype(int)) \
-            .query("status == 'success'").groupby(["backend_key", "t", "n"]):
+    frame = pd.DataFrame(rows).assign(t=lambda d: d.t_run.astype(float), n=lambda d: d.n_run.astype(int))
+    for (backend, t, n), grp in frame.query("status == 'success'").groupby(["backend_key", "t", "n"]):
         sims = grp.sim_time.astype(float).tolist()
         got = table[(table.backend == backend) & (table.t_run_s == t) & (table.n_run == n)].iloc[0]
         assert got.rounds == len(sims)

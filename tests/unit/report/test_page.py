@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import html5lib
@@ -42,7 +41,8 @@ def _table(tree, caption_start: str) -> tuple[list[str], list[list[str]]]:
         caption = table.find("h:caption", NS)
         if caption is not None and "".join(caption.itertext()).startswith(caption_start):
             heads = ["".join(th.itertext()) for th in table.findall("h:thead/h:tr/h:th", NS)]
-            rows = [["".join(td.itertext()) for td in tr.findall("h:td", NS)] for tr in table.findall("h:tbody/h:tr", NS)]
+            rows = [["".join(td.itertext()) for td in tr.findall("h:td", NS)]
+                    for tr in table.findall("h:tbody/h:tr", NS)]
             return heads, rows
     raise AssertionError(f"no table captioned {caption_start!r}")
 
@@ -171,6 +171,7 @@ def test_cli_writes_the_report_and_says_partial(bundle, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["nope"], "unknown run label 'nope'"),
     ([LABEL, "--reference", "no-such-ref"], "--reference no-such-ref: no such label under"),
+    ([LABEL, "--reference", LABEL], f"--reference {LABEL}: that is the label being reported"),
     ([LABEL, "--point", "7,7"], "--point 7,7: no done task of lab ran it"),
     ([LABEL, "--point", "x"], "--point 'x': expected T_RUN,N_RUN"),
     ([LABEL, "--activity", "round_01/zzz"], "--activity round_01/zzz: not a done task of lab"),

@@ -1,0 +1,99 @@
+"""`flyhpc check`: self-test of the backends here; `check collect DIR`: one table of many; `check submit`: the
+sbatch array that runs it once per GPU image of a cluster profile. Parses flags, calls flyhpc.check. No logic.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+CHECK_HELP = """Check the backends of this environment (default: every backend whose probe passes here): the 13
+contract scenarios, the full-scale synthetic sugar run (1 s; n_run 1 and 4) against native, and a timing grid
+(t_run 0.1/1/10 s x n_run 1/8). Writes check-<backend>-<host>.json and .md into --out.
+
+A GPU backend without a visible GPU runs through its simulator's CPU code path where it has one (genn, brian2genn)
+and otherwise only builds (brian2cuda, nestgpu), and the report says so.
+
+\b
+Exit codes: 0 every check passed (or built only, where no GPU is visible); 4 a scenario or part failed,
+parity fell below the seed's, or a backend named with --backend cannot run here; 2 bad input.
+"""
+
+
+@click.group(invoke_without_command=True, help=CHECK_HELP)
+@click.option("--backend", "backend_names", multiple=True, help="Backend to check (repeat); default: all available here.")
+@click.option("--part", "parts", multiple=True, type=click.Choice(["contract", "parity", "timing"]),
+              help="Part to run (repeat); default: all three.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Folder for the check-<backend>-<host>.json/.md reports.")
+@click.option("--parity-n-run", type=int, multiple=True, help="Trials of the parity runs (repeat); default 1 and 4.")
+@click.option("--t-run", "timing_t_runs", type=float, multiple=True, help="Timing grid t_run in s (repeat); default 0.1 1 10.")
+@click.option("--n-run", "timing_n_runs", type=int, multiple=True, help="Timing grid n_run (repeat); default 1 8.")
+@click.option("--connectome", default="synthetic", show_default=True,
+              help="Connectome of the parity and timing parts: 'synthetic' (full scale), 'auto' or a folder.")
+@click.option("--build-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where builds go (default: a temporary folder per backend, removed afterwards).")
+@click.pass_context
+def check(ctx, backend_names, parts, out_dir, parity_n_run, timing_t_runs, timing_n_runs, connectome, build_dir):
+    if ctx.invoked_subcommand is not None:
+        return
+    from flyhpc import check as lib
+    from flyhpc.data.connectome import default_data_dir
+
+    plan = lib.CheckPlan(parts=tuple(parts) or lib.PARTS, parity_n_runs=tuple(parity_n_run) or (1, 4),
+                         timing_t_runs=tuple(timing_t_runs) or (0.1, 1.0, 10.0),
+                         timing_n_runs=tuple(timing_n_runs) or (1, 8), connectome=connectome,
+                         data_dir=default_data_dir(), work_root=build_dir)
+    names = list(backend_names) or lib.default_backends()
+    if not names:
+        raise click.ClickException("no backend can run here (flyhpc backends lists why)")
+    _reports, bad = lib.run_check(names, plan, out_dir, asked=bool(backend_names),
+                                  log=lambda msg: click.echo(msg, err=False))
+    if bad:
+        sys.exit(4)
+
+
+@check.command("collect")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def collect_cmd(folder):
+    """One table of every check-*.json in FOLDER (written to FOLDER/check-summary.md); exit 4 if any failed."""
+    from flyhpc import check as lib
+
+    table, reports = lib.collect(folder)
+    (folder / "check-summary.md").write_text("# flyhpc check: " + str(folder) + "\n\n" + table)
+    click.echo(table, nl=False)
+    if not reports:
+        raise click.ClickException(f"no check-*.json in {folder}")
+    if any(r.get("status") not in ("passed", "build only") for r in reports):
+        sys.exit(4)
+
+
+@check.command("submit")
+@click.option("--profile", "profile_name", required=True, help="Cluster profile (jobs/clusters/<name>.toml or a path).")
+@click.option("--backend", "backend_names", multiple=True, help="Backend (repeat); default: every GPU backend.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder (shared with the nodes) for the reports and logs.")
+@click.option("--time-min", type=int, default=45, show_default=True, help="Time limit of each array task, minutes.")
+@click.option("--dry-run", is_flag=True, help="Print the sbatch script, submit nothing.")
+def submit_cmd(profile_name, backend_names, out_dir, time_min, dry_run):
+    """Run `flyhpc check` on a cluster as ONE Slurm array, one task per GPU image; then `flyhpc check collect OUT`."""
+    from flyhpc import check as lib
+    from flyhpc.cluster.profiles import load_profile
+
+    profile = load_profile(profile_name)
+    names = list(backend_names) or lib.gpu_backends()
+    script = lib.submit_script(profile, names, out_dir, time_min)
+    if dry_run:
+        click.echo(script, nl=False)
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "check.sbatch"
+    path.write_text(script)
+    proc = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True)
+    if proc.returncode:
+        raise click.ClickException(f"sbatch failed: {proc.stderr.strip()}")
+    click.echo(f"submitted array {proc.stdout.strip()} ({len(names)} task(s): {', '.join(names)}); "
+               f"then: flyhpc check collect {out_dir}")

@@ -1,0 +1,134 @@
+"""flyhpc.paper_examples and `flyhpc data fetch --examples` / `flyhpc compare paper`, against a local HTTP server
+serving the copies in ../shared/data/paper-examples (test fixtures passed by path; nothing touches the network):
+the pinned table matches the copies, downloads are verified, resumed with Range, and rejected when damaged."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flyhpc import paper_examples
+from flyhpc.cli import cli
+from flyhpc.errors import DataError, IntegrityError
+
+COPIES = Path(__file__).resolve().parents[3] / "shared" / "data" / "paper-examples"
+
+pytestmark = pytest.mark.skipif(not COPIES.is_dir(), reason=f"{COPIES} not present on this machine")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        srv = self.server
+        srv.requests.append((self.path, self.headers.get("Range")))
+        name = self.path.removeprefix("/results/example/")
+        body = (COPIES / name).read_bytes() if (COPIES / name).is_file() else None
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if match:
+            start = int(match.group(1))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        payload = body[start:]
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if srv.mode == "truncate":
+            payload = payload[: len(payload) // 2]
+        elif srv.mode == "corrupt":
+            payload = payload[:100] + bytes([payload[100] ^ 0xFF]) + payload[101:]
+        self.wfile.write(payload)
+        self.close_connection = True
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    srv.requests, srv.mode = [], "ok"
+    srv.base_url = f"http://127.0.0.1:{srv.server_address[1]}"
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def test_the_pinned_table_matches_the_copies():
+    assert {e.name for e in paper_examples.EXAMPLES} == {p.name for p in COPIES.glob("*.parquet")}
+    for spec in paper_examples.EXAMPLES:
+        body = (COPIES / spec.name).read_bytes()
+        assert len(body) == spec.size_bytes and hashlib.sha256(body).hexdigest() == spec.sha256
+        assert hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest() == spec.blob_sha1
+        assert spec.url() == (f"https://raw.githubusercontent.com/philshiu/Drosophila_brain_model/"
+                              f"{paper_examples.UPSTREAM_COMMIT}/results/example/{spec.name}")
+    assert [c.status for c in paper_examples.verify(COPIES)] == ["ok"] * 5
+    assert [e.experiment for e in paper_examples.EXAMPLES].count("sugar") == 1
+
+
+def test_fetch_downloads_verifies_and_then_leaves_files_alone(server, tmp_path):
+    seen = []
+    results = paper_examples.fetch(tmp_path, base_url=server.base_url,
+                                   progress=lambda f, d, t: seen.append((f.name, d, t)))
+    assert [r.status for r in results] == ["downloaded"] * 5
+    for r in results:
+        assert r.path.read_bytes() == (COPIES / r.file.name).read_bytes()
+    assert seen[-1] == (results[-1].file.name, results[-1].file.size_bytes, results[-1].file.size_bytes)
+    n = len(server.requests)
+    assert [r.status for r in paper_examples.fetch(tmp_path, base_url=server.base_url)] == ["present"] * 5
+    assert len(server.requests) == n and not list(tmp_path.glob("*.part"))
+
+
+def test_a_truncated_download_resumes_and_a_corrupt_one_is_refused(server, tmp_path):
+    spec = paper_examples.EXAMPLES[0]
+    server.mode = "truncate"
+    with pytest.raises(DataError, match=rf"{spec.name}: truncated download .* `flyhpc data fetch --examples` again"):
+        paper_examples.fetch(tmp_path, [spec], base_url=server.base_url)
+    part = tmp_path / f"{spec.name}.part"
+    assert part.stat().st_size == spec.size_bytes // 2 and not (tmp_path / spec.name).exists()
+    server.mode, server.requests[:] = "ok", []
+    (res,) = paper_examples.fetch(tmp_path, [spec], base_url=server.base_url)
+    assert res.status == "resumed" and server.requests == [(f"/{spec.remote}", f"bytes={spec.size_bytes // 2}-")]
+    assert [c.status for c in paper_examples.verify(tmp_path, [spec])] == ["ok"]
+    (tmp_path / spec.name).unlink()
+    server.mode = "corrupt"
+    with pytest.raises(IntegrityError, match=rf"{spec.name}: corrupted download .*sha256 expected {spec.sha256}"):
+        paper_examples.fetch(tmp_path, [spec], base_url=server.base_url)
+    assert not part.exists() and not (tmp_path / spec.name).exists()
+
+
+def test_cli_data_fetch_examples_into_the_data_folder(server, tmp_path):
+    res = CliRunner().invoke(cli, ["data", "fetch", "--examples", "--dest", str(tmp_path), "--base-url",
+                                   server.base_url])
+    assert res.exit_code == 0, res.output
+    got = sorted(p.name for p in (tmp_path / "paper-examples").iterdir())
+    assert got == sorted(e.name for e in paper_examples.EXAMPLES)
+    assert "--reference paper" in res.output
+
+
+def test_cli_compare_paper_writes_its_comparison(tmp_path):
+    from tests.unit.report.conftest import make_label
+
+    make_label(tmp_path, "lab", failures=False)
+    res = CliRunner().invoke(cli, ["compare", "paper", "--run-label", "lab", "--results-root", str(tmp_path),
+                                   "--examples", str(COPIES)])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "lab" / "comparisons"
+    assert (out / "paper-examples-comparison.json").is_file() and (out / "paper-examples-distributions.csv").is_file()
+    assert "synthetic connectome" in res.output and "sugarR.parquet" in res.output
+    res = CliRunner().invoke(cli, ["compare", "paper", "--run-label", "lab", "--results-root", str(tmp_path),
+                                   "--examples", str(tmp_path)])
+    assert res.exit_code == 2 and "run `flyhpc data fetch --examples`" in res.output
