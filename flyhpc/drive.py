@@ -3,7 +3,7 @@
 Each step a driven neuron receives a kick with probability p = rate x dt (Brian2's PoissonInput
 with N=1). Events are drawn from a Philox generator keyed by (experiment digest, base seed, round,
 trial), so a trial's drive does not depend on batch size, backend or execution order. No simulator
-is imported here. Entry points: `TrialDrive`, `Drive`, `make_drive`, `trial_drive`.
+is imported here. Entry points: `TrialDrive`, `Drive`, `make_drive`, `experiment_drive`, `trial_drive`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flyhpc.model import DriveSet, Experiment, Params
 from flyhpc.network import NetworkSpec
 
 
@@ -42,8 +43,8 @@ class Drive:
         return len(self.trials)
 
 
-def _generator(spec: NetworkSpec, base_seed: int, round_: int, trial: int) -> np.random.Generator:
-    digest_words = [int(spec.experiment.digest()[i:i + 8], 16) for i in range(0, 32, 8)]
+def _generator(digest: str, base_seed: int, round_: int, trial: int) -> np.random.Generator:
+    digest_words = [int(digest[i:i + 8], 16) for i in range(0, 32, 8)]
     seq = np.random.SeedSequence([int(base_seed), int(round_), int(trial), *digest_words])
     return np.random.Generator(np.random.Philox(seq))
 
@@ -69,10 +70,16 @@ def _bernoulli_steps(rng: np.random.Generator, p: float, n_steps: int) -> np.nda
 
 def trial_drive(spec: NetworkSpec, n_steps: int, base_seed: int, round_: int, trial: int) -> TrialDrive:
     """The drive events of one trial (same arguments, same events, on any machine)."""
-    rng = _generator(spec, base_seed, round_, trial)
-    dt_s = spec.params.dt_ms / 1000.0
+    return _trial_drive(spec.experiment.digest(), spec.drive_sets, spec.params.dt_ms, n_steps, base_seed, round_,
+                        trial)
+
+
+def _trial_drive(digest: str, drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int,
+                 trial: int) -> TrialDrive:
+    rng = _generator(digest, base_seed, round_, trial)
+    dt_s = dt_ms / 1000.0
     steps_parts, neuron_parts = [], []
-    for drive_set in spec.drive_sets:
+    for drive_set in drive_sets:
         p = drive_set.rate_hz * dt_s
         for idx in drive_set.indices:  # experiment order: stable across backends
             s = _bernoulli_steps(rng, p, n_steps)
@@ -89,6 +96,15 @@ def trial_drive(spec: NetworkSpec, n_steps: int, base_seed: int, round_: int, tr
 def make_drive(spec: NetworkSpec, n_steps: int, n_trials: int, base_seed: int = 0, round_: int = 1,
                first_trial: int = 0) -> Drive:
     """Drive for trials first_trial .. first_trial + n_trials - 1 of one round."""
-    trials = tuple(trial_drive(spec, n_steps, base_seed, round_, t)
+    return experiment_drive(spec.experiment, spec.drive_sets, spec.params, n_steps, n_trials, base_seed, round_,
+                            first_trial)
+
+
+def experiment_drive(experiment: Experiment, drive_sets: tuple[DriveSet, ...], params: Params, n_steps: int,
+                     n_trials: int, base_seed: int = 0, round_: int = 1, first_trial: int = 0) -> Drive:
+    """`make_drive` without a NetworkSpec: the drive depends only on the experiment (its digest), its
+    resolved drive sets and dt, not on the network it drives (screens reuse one network for many experiments)."""
+    digest = experiment.digest()
+    trials = tuple(_trial_drive(digest, drive_sets, params.dt_ms, n_steps, base_seed, round_, t)
                    for t in range(first_trial, first_trial + n_trials))
     return Drive(n_steps=n_steps, base_seed=int(base_seed), round=int(round_), trials=trials)

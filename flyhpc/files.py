@@ -4,7 +4,7 @@ A file is written to a temporary name in its own folder and renamed into place, 
 either the old file or the complete new one, never a partial write. Also the label lock
 (one flyhpc command at a time writes a label's bundle files) and the ownership check of files whose
 contents flyhpc executes or follows. Entry points: `atomic_path`, `write_text_atomic`,
-`write_json_atomic`, `sha256_file`, `label_lock`, `check_private`.
+`write_json_atomic`, `sha256_file`, `label_lock`, `build_lock`, `check_private`.
 """
 
 from __future__ import annotations
@@ -88,6 +88,21 @@ def label_lock(lock: Path, command: str) -> Iterator[None]:
         except BlockingIOError:
             raise FlyhpcError(f"another flyhpc command (collect, submit or resubmit) holds {lock}; "
                               f"wait for it to finish and run `flyhpc {command}` again") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def build_lock(lock: Path) -> Iterator[None]:
+    """Hold `lock` (an fcntl.flock, waiting for it) while one process generates or compiles into a build folder
+    that other tasks share. The kernel drops it when its holder dies, so a left-over lock file blocks nobody and
+    is kept (deleting lock files races with the next locker)."""
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:

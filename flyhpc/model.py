@@ -1,9 +1,10 @@
 """Model parameters, experiments and their validation. Imports no simulator.
 
 `Params` holds the Shiu et al. (2024) LIF constants with their derived per-step quantities;
-`Experiment` names which neurons are driven (two Poisson sets, each with its own rate) and which
-are silenced; `resolve` checks an experiment against a connectome's neuron list and returns
-row indices. Entry points: `Params`, `Experiment`, `PRESETS`, `preset`, `validate_run`.
+`Experiment` names which neurons are driven (two Poisson sets, each with its own rate), which
+are silenced and how (`SILENCE_MODES`); `resolve` checks an experiment against a connectome's
+neuron list and returns row indices. Entry points: `Params`, `Experiment`, `SILENCE_MODES`,
+`PRESETS`, `preset`, `validate_run`.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def _timestep(duration_ms: float, dt_ms: float) -> int:
 
 
 Selector = Literal["id", "index"]
+SilenceMode = Literal["both", "outgoing"]
+# "both": every synapse to and from a silenced neuron is zeroed (it neither receives nor sends; the default);
+# "outgoing": only its outgoing synapses (it still receives and spikes, but reaches nobody: Shiu et al.'s own).
+SILENCE_MODES: tuple[str, ...] = ("both", "outgoing")
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ class Experiment:
     """Which neurons are driven (two Poisson sets) and which are silenced.
 
     Neurons are FlyWire root ids (`by="id"`) or row indices of the Completeness CSV
-    (`by="index"`). Silencing zeroes every synapse to and from a silenced neuron. Driven
+    (`by="index"`). Silencing zeroes every synapse to and from a silenced neuron
+    (`silence_mode="both"`) or only its outgoing ones (`"outgoing"`, the paper's). Driven
     neurons of either set have no refractory period.
     """
 
@@ -97,12 +103,16 @@ class Experiment:
     silence: tuple[int, ...] = ()
     by: Selector = "id"
     key: str = "custom"
+    silence_mode: SilenceMode = "both"
 
     def __post_init__(self) -> None:
         for attr in ("activate", "activate2", "silence"):
             object.__setattr__(self, attr, tuple(int(x) for x in getattr(self, attr)))
         if self.by not in ("id", "index"):
             raise ConfigError(f"experiment {self.name!r}: neurons must be selected by 'id' or 'index', not {self.by!r}")
+        if self.silence_mode not in SILENCE_MODES:
+            raise ConfigError(f"experiment {self.name!r}: silence_mode must be one of {', '.join(SILENCE_MODES)}, "
+                              f"got {self.silence_mode!r}")
         for label, rate in (("rate", self.rate_hz), ("rate2", self.rate2_hz)):
             if not (isinstance(rate, (int, float)) and math.isfinite(rate)) or rate < 0:
                 raise ConfigError(f"experiment {self.name!r}: {label} must be a finite rate >= 0 Hz, got {rate!r}")
@@ -120,12 +130,19 @@ class Experiment:
             raise ConfigError(f"experiment {self.name!r}: {_show(clash)} both driven and silenced")
 
     def digest(self) -> str:
-        """Stable hex digest of what the experiment does (not its display name)."""
+        """Stable hex digest of what the experiment does (not its display name).
+
+        The silence mode counts only where it changes the network (a silence set and a mode other than
+        "both"), so every experiment of the default mode keeps the digest (and drive, and task key) it had
+        before modes existed.
+        """
         body = {
             "activate": list(self.activate), "rate_hz": float(self.rate_hz),
             "activate2": list(self.activate2), "rate2_hz": float(self.rate2_hz),
             "silence": list(self.silence), "by": self.by,
         }
+        if self.silence and self.silence_mode != "both":
+            body["silence_mode"] = self.silence_mode
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def resolve(self, flywire_ids: np.ndarray) -> "ResolvedExperiment":

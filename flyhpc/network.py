@@ -1,8 +1,10 @@
 """The simulator-neutral network every backend builds from: weights, refractoriness, drive sets.
 
 `build_network` applies an experiment to a connectome: silenced neurons lose every synapse to and
-from them, weights become signed count x w_syn (mV, float64), and driven neurons get a refractory
-window of 0 steps. Backends read only `NetworkSpec`; they never see files or FlyWire ids' origin.
+from them (silence_mode "both") or only their outgoing ones ("outgoing"), weights become signed
+count x w_syn (mV, float64), and driven neurons get a refractory window of 0 steps. This is the one
+place silencing happens, so every backend gets both modes. Backends read only `NetworkSpec`; they
+never see files or FlyWire ids' origin. Entry points: `NetworkSpec`, `build_network`, `silenced_edges`.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from flyhpc.data.connectome import Connectome
-from flyhpc.model import DriveSet, Experiment, Params
+from flyhpc.errors import ConfigError
+from flyhpc.model import SILENCE_MODES, DriveSet, Experiment, Params
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
     """A network ready to simulate.
 
-    indptr/indices/weights_mv: CSR by presynaptic neuron after silencing (weights in mV, float64).
+    indptr/indices/weights_mv: CSR by presynaptic neuron after silencing (weights in mV, float64;
+    `experiment.silence_mode` says which synapses of the silenced neurons were removed).
     refractory_steps: per neuron, 22 (t_ref) or 0 for driven neurons.
     drive_sets: the experiment's two Poisson sets as row indices with their rates.
     """
@@ -61,8 +65,28 @@ class NetworkSpec:
         return h.hexdigest()
 
 
+def silenced_edges(indptr: np.ndarray, indices: np.ndarray, silenced: np.ndarray, mode: str) -> np.ndarray:
+    """Boolean mask over the CSR's edges that silencing removes: edges from a silenced neuron, and
+    (mode "both") edges into one.
+
+    Raises
+    ------
+    ConfigError
+        For a mode not in `SILENCE_MODES`.
+    """
+    if mode not in SILENCE_MODES:
+        raise ConfigError(f"silence_mode must be one of {', '.join(SILENCE_MODES)}, got {mode!r}")
+    n = indptr.shape[0] - 1
+    silent = np.zeros(n, dtype=bool)
+    silent[silenced] = True
+    drop = np.repeat(silent, np.diff(indptr))
+    if mode == "both":
+        drop |= silent[indices]
+    return drop
+
+
 def build_network(conn: Connectome, experiment: Experiment, params: Params = Params()) -> NetworkSpec:
-    """Apply `experiment` to `conn`: resolve neurons, silence to and from, scale weights.
+    """Apply `experiment` to `conn`: resolve neurons, silence (by its silence_mode), scale weights.
 
     Raises
     ------
@@ -72,10 +96,8 @@ def build_network(conn: Connectome, experiment: Experiment, params: Params = Par
     resolved = experiment.resolve(conn.flywire_ids)
     indptr, indices, counts = conn.indptr, conn.indices, conn.counts
     if resolved.silenced.size:
-        silent = np.zeros(conn.n_neurons, dtype=bool)
-        silent[resolved.silenced] = True
+        keep = ~silenced_edges(indptr, indices, resolved.silenced, experiment.silence_mode)
         pre = np.repeat(np.arange(conn.n_neurons), np.diff(indptr))
-        keep = ~(silent[pre] | silent[indices])
         indices, counts = indices[keep], counts[keep]
         indptr = np.zeros_like(conn.indptr)
         np.cumsum(np.bincount(pre[keep], minlength=conn.n_neurons), out=indptr[1:])

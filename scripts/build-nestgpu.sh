@@ -20,6 +20,7 @@ set -euo pipefail
 SRC=$(cd "${1:?usage: build-nestgpu.sh NESTGPU_SOURCE PREFIX PYTHON}" && pwd)
 PREFIX=${2:?usage: build-nestgpu.sh NESTGPU_SOURCE PREFIX PYTHON}
 PY=${3:?usage: build-nestgpu.sh NESTGPU_SOURCE PREFIX PYTHON}
+case "$PY" in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; *) PY=$(command -v "$PY") ;; esac
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 ARCH=${CUDA_ARCH:-80}
@@ -32,7 +33,7 @@ cp "$HERE"/flyhpc/backends/nestgpu/{user_m1.h,user_m1.cu,flyhpc_lif.cuh} "$SRC/s
 mkdir -p "$SRC/build"
 start=$(date +%s)
 (cd "$SRC/build" && cmake -DCMAKE_INSTALL_PREFIX="$PREFIX" -Dwith-mpi=OFF -Dwith-gpu-arch="$ARCH" \
-   -DPython_EXECUTABLE="$(command -v "$PY")" -DCMAKE_CUDA_COMPILER="$CUDA_PATH/bin/nvcc" -DCUDAToolkit_ROOT="$CUDA_PATH" ..)
+   -DPython_EXECUTABLE="$PY" -DCMAKE_CUDA_COMPILER="$CUDA_PATH/bin/nvcc" -DCUDAToolkit_ROOT="$CUDA_PATH" ..)
 make -C "$SRC/build" -j"${JOBS:-2}"
 make -C "$SRC/build" install
 echo "build-nestgpu: configure + build + install took $(( $(date +%s) - start )) s"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "flyhpc"
+ROOT_NAMES = {"__version__"}  # what `from flyhpc import ...` may take that is not a module
 
 # (layer name, module prefixes). A module belongs to the first layer with a prefix matching it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
@@ -29,8 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tasks", ("flyhpc.tasks", "flyhpc.worker")),
     ("cluster", ("flyhpc.cluster",)),
     ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.bench", "flyhpc.images",
-                           "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.contract",
-                           "flyhpc.screens")),
+                           "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.screens")),
     ("command line", ("flyhpc.cli", "flyhpc.__main__")),
 ]
 
@@ -69,6 +69,9 @@ def imports(path: Path, name: str, known: set[str]) -> set[str]:
                 found.add(f"{wanted} (no such module)")
             elif target == "flyhpc" and isinstance(node, ast.ImportFrom) and (node.module or "").startswith("flyhpc."):
                 found.add(f"{node.module} (no such module)")
+            elif (target == "flyhpc" and isinstance(node, ast.ImportFrom) and node.module == "flyhpc"
+                  and wanted != "flyhpc" and wanted.rpartition(".")[2] not in ROOT_NAMES):
+                found.add(f"{wanted} (no such module)")
             elif target and target != name and target.startswith("flyhpc"):
                 found.add(target)
     return found - {"flyhpc"} if name != "flyhpc" else found

@@ -37,8 +37,9 @@ class Capabilities:
     drive: "events" (applies the shared event trains) or "native" (draws its own);
     precisions: state dtypes it supports (first = default); compiles: has a build step;
     deterministic: same drive gives the same spikes; image: the Apptainer image name;
-    verified_here: "yes", "CPU mode only" (the simulator's CPU code generator passes the contract suite;
-    its GPU path is not run), "code generation only" or "not run here";
+    verified_here: what ran on this project's GPU-less machines: "yes", "CPU mode only" (the simulator's CPU
+    code generator passes the contract suite; its GPU path is not run), "code generation only", "build only"
+    (built and linked, nothing simulated) or "not run here" (README; `flyhpc check` verifies on a site);
     display_name: the results CSV's `framework` (the seed's names, e.g. "GeNN (GPU)"); "{device}" in it
     becomes "CUDA" or "CPU" after the device a run reports (`framework`);
     needs: partition features (e.g. {"gpu"});

@@ -6,15 +6,27 @@ table, the bounded spike-recording windows, and the batched model itself (batch 
 trial at a time on GeNN's single-threaded CPU backend, which only runs batch size 1). Written against
 PyGeNN 5.4's API; the CPU backend passes the contract suite and matches native spike for spike at full
 scale (PyGeNN built from source by a session, not in CI); the CUDA path is NOT RUN HERE (no GPU).
-Entry points: `GeNNBackend`, `GeNNOptions`, `neuron_model_code`, `recording_window_steps`, `drive_tables`.
+
+Builds: one folder per generated code, `work_root/genn/<key>`, the key hashing everything that changes it (network,
+batch size, precision, GeNN backend, PyGeNN version, GPU architecture, our model code), generated, compiled and
+loaded under a lock, so array tasks sharing a build root never rebuild one folder concurrently. Spike recording:
+the window of steps kept between two pulls is sized from the memory free on the device and the host (GeNN keeps
+the buffer on both), overridable by environment.
+Entry points: `GeNNBackend`, `GeNNOptions`, `neuron_model_code`, `recording_window_steps`, `drive_tables`,
+`build_key`, `free_memory_bytes`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -23,6 +35,7 @@ import numpy as np
 from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.drive import Drive
 from flyhpc.errors import ConfigError, UnsupportedFeature
+from flyhpc.files import build_lock
 from flyhpc.model import Params
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
@@ -30,7 +43,11 @@ from flyhpc.spikes import SpikeTable
 WINDOW_ENV = "GENN_RECORDING_WINDOW_STEPS"
 MAX_SLOTS_ENV = "GENN_RECORDING_WINDOW_MAX_SLOTS"
 DEFAULT_WINDOW_STEPS = 100_000
-DEFAULT_MAX_SLOTS = 800_000
+# The recording buffer may take this share of the memory free on the device and on the host (GeNN 5 keeps it on
+# both: VarLocation::HOST_DEVICE), and this many bytes where the free memory cannot be read.
+RECORDING_MEMORY_FRACTION = 0.5
+UNKNOWN_FREE_RECORDING_BYTES = 1 << 30
+BUILD_FORMAT = 1  # bump when the generated project changes for the same key
 NEVER_SPIKED = -1_000_000_000  # "last spike step" of a neuron that has not spiked yet
 
 # GeNN step n runs, per neuron: (1) apply the input of contract step n-1 (recurrent deliveries in Isyn
@@ -112,37 +129,112 @@ def neuron_model_code() -> dict:
     }
 
 
-def recording_window_steps(n_steps: int, n_batch: int, env: dict | None = None) -> int:
-    """Steps recorded on the device between two pulls (seed-spec §3.4 rule).
+def recording_bytes_per_step(n_neurons: int, n_batch: int) -> int:
+    """Bytes of GeNN's spike-recording buffer per recorded step: ceil(n / 32) uint32 words per batch
+    (GeNN 5.4 runtime.cc: numRecordingWords = ceilDivide(numNeurons, 32) * batchSize * timesteps)."""
+    return 4 * (-(-int(n_neurons) // 32)) * int(n_batch)
 
-    window = min(n_steps, requested, max(1, max_slots // n_batch)), then gcd(n_steps, window) when the
-    window does not divide n_steps, so every window is full. requested = $GENN_RECORDING_WINDOW_STEPS
-    (default 100,000), max_slots = $GENN_RECORDING_WINDOW_MAX_SLOTS (default 800,000).
+
+def _largest_divisor_at_most(n: int, cap: int) -> int:
+    best = 1
+    for d in range(1, math.isqrt(n) + 1):
+        if n % d == 0:
+            for k in (d, n // d):
+                if best < k <= cap:
+                    best = k
+    return best
+
+
+def recording_window_steps(n_steps: int, n_batch: int, *, n_neurons: int, free_bytes: int | None,
+                           env: dict | None = None) -> int:
+    """Steps recorded between two pulls of GeNN's recording buffer, sized to the memory there is.
+
+    max_slots (recorded steps x batches) = $GENN_RECORDING_WINDOW_MAX_SLOTS if set, else what
+    RECORDING_MEMORY_FRACTION of `free_bytes` holds at ceil(n_neurons / 32) x 4 bytes a slot, else (free memory
+    unknown) what UNKNOWN_FREE_RECORDING_BYTES hold. window = min(n_steps, $GENN_RECORDING_WINDOW_STEPS (default
+    100,000), max_slots // n_batch), then the largest divisor of n_steps not above it, so every window is full.
+    (8 trials x 4,333 words x 4 B = 139 kB a step: the former fixed 800,000 slots took 13.9 GB at full scale.)
 
     Raises
     ------
     ConfigError
-        If an environment value is not an integer, or n_steps / n_batch < 1.
+        If an environment value is not an integer, or n_steps, n_batch or n_neurons < 1.
     """
     env = os.environ if env is None else env
-    if n_steps < 1 or n_batch < 1:
-        raise ConfigError(f"genn: n_steps and n_batch must be >= 1, got {n_steps!r}, {n_batch!r}")
+    if n_steps < 1 or n_batch < 1 or n_neurons < 1:
+        raise ConfigError(f"genn: n_steps, n_batch and n_neurons must be >= 1, got {n_steps!r}, {n_batch!r}, "
+                          f"{n_neurons!r}")
 
-    def read(name: str, default: int) -> int:
+    def read(name: str) -> int | None:
         raw = env.get(name)
         if raw is None or raw == "":
-            return default
+            return None
         try:
             return max(1, int(raw))
         except ValueError:
             raise ConfigError(f"genn: ${name} must be an integer, got {raw!r}") from None
 
-    requested = read(WINDOW_ENV, DEFAULT_WINDOW_STEPS)
-    max_slots = read(MAX_SLOTS_ENV, DEFAULT_MAX_SLOTS)
-    window = min(n_steps, requested, max(1, max_slots // n_batch))
-    if n_steps % window:
-        window = math.gcd(n_steps, window)
-    return max(1, window)
+    requested = read(WINDOW_ENV) or DEFAULT_WINDOW_STEPS
+    max_slots = read(MAX_SLOTS_ENV)
+    if max_slots is None:
+        budget = RECORDING_MEMORY_FRACTION * free_bytes if free_bytes is not None else UNKNOWN_FREE_RECORDING_BYTES
+        max_slots = int(budget // recording_bytes_per_step(n_neurons, 1))
+    window = max(1, min(n_steps, requested, max_slots // n_batch))
+    return _largest_divisor_at_most(n_steps, window)
+
+
+def _nvidia_smi(field_name: str, device_id: int, env: dict) -> str | None:
+    """One value of `nvidia-smi --query-gpu` for CUDA device `device_id` (through $CUDA_VISIBLE_DEVICES)."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    visible = [v.strip() for v in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    ident = visible[device_id] if device_id < len(visible) else str(device_id)
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={field_name}", "--format=csv,noheader,nounits", f"--id={ident}"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    line = out.stdout.strip().splitlines()[0].strip() if out.returncode == 0 and out.stdout.strip() else ""
+    return line or None
+
+
+def _host_available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def free_memory_bytes(genn_backend: str, device_id: int = 0, env: dict | None = None) -> int | None:
+    """Memory the recording buffer can use: the host's available memory, and for CUDA also the device's free
+    memory (nvidia-smi), whichever is smaller; None when neither can be read."""
+    env = os.environ if env is None else env
+    values = [_host_available_bytes()]
+    if genn_backend == "cuda":
+        free_mib = _nvidia_smi("memory.free", device_id, env)
+        values.append(int(float(free_mib)) * (1 << 20) if free_mib and free_mib.replace(".", "").isdigit() else None)
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
+
+
+def gpu_arch(device_id: int = 0, env: dict | None = None) -> str:
+    """Compute capability of CUDA device `device_id` (e.g. "9.0"), "unknown" where nvidia-smi cannot say. GeNN's
+    CUDA backend generates code for the device it finds, so this is part of a build's key."""
+    return _nvidia_smi("compute_cap", device_id, os.environ if env is None else env) or "unknown"
+
+
+def build_key(spec_digest: str, n_batch: int, precision: str, genn_backend: str, pygenn_version: str,
+              arch: str) -> str:
+    """sha256 naming the build folder of one generated GeNN model: everything that changes the generated code."""
+    code = json.dumps(neuron_model_code(), sort_keys=True)
+    body = {"spec": spec_digest, "batch_size": int(n_batch), "precision": precision, "genn_backend": genn_backend,
+            "pygenn": pygenn_version, "gpu_arch": arch, "model_code": hashlib.sha256(code.encode()).hexdigest(),
+            "format": BUILD_FORMAT}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def drive_tables(drive: Drive, n_neurons: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -190,11 +282,33 @@ class GeNNBackend(Backend):
         self._model = None
         self._pop = None
         self._table: SpikeTable | None = None
+        self._versions: dict[str, str] = {}
 
     @classmethod
     def probe(cls) -> Probe:
         """PyGeNN's version; imports pygenn, allocates nothing, never raises."""
         return import_probe("pygenn")
+
+    def _build_probe(self) -> Probe:
+        """The probe, and whether PyGeNN has the GeNN backend the options ask for. PyGeNN imports each backend
+        module it was built with and silently drops those that fail (genn_model.backend_modules): its CUDA
+        backend is missing where PyGeNN was built without CUDA_PATH set, and fails to load without the driver's
+        libcuda.so.1 (no GPU, or an image run without --nv)."""
+        probe = self.probe()
+        if not probe.ok:
+            return probe
+        from pygenn import genn_model
+
+        wanted = self.options.genn_backend
+        if wanted in genn_model.backend_modules:
+            return probe
+        built = any(Path(genn_model.__file__).parent.glob(f"{wanted}_backend*.so"))
+        why = ("its extension is there but does not load (for CUDA: libcuda.so.1, the driver's library, is not "
+               "found: no GPU driver here, or an image run without --nv)" if built else
+               "PyGeNN was built without it (GeNN's setup.py builds the CUDA backend only with CUDA_PATH set at "
+               "build time: scripts/build-pygenn.sh)")
+        return Probe(False, f"PyGeNN has no {wanted!r} backend here: {why}; available: "
+                            f"{', '.join(genn_model.backend_modules) or 'none'}", probe.versions)
 
     def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
         """Check inputs; the GeNN model is generated per batch size in `_run` (it needs the number of trials).
@@ -206,8 +320,16 @@ class GeNNBackend(Backend):
         """
         if spec.params.delay_steps < 1:
             raise UnsupportedFeature(f"backend {self.name!r} needs a delay of >= 1 step")
-        work_dir = self.work_root / self.name / spec.digest()[:16]
-        return BuildReport(cached=False, work_dir=str(work_dir), versions=probe.versions)
+        self._versions = dict(probe.versions)
+        arch = gpu_arch(self.options.device_id) if self.options.genn_backend == "cuda" else "cpu"
+        self._versions["gpu_arch"] = arch
+        return BuildReport(cached=False, work_dir=str(self.work_root / self.name), versions=self._versions)
+
+    def _work_dir(self, n_batch: int) -> Path:
+        """The build folder of this network at batch size `n_batch` (see `build_key`)."""
+        key = build_key(self._spec.digest(), n_batch, self.precision, self.options.genn_backend,
+                        self._versions.get("pygenn", "unknown"), self._versions.get("gpu_arch", "unknown"))
+        return self.work_root / self.name / key[:32]
 
     def _make_model(self, n_batch: int):
         from pygenn import (GeNNModel, VarAccess, create_neuron_model, init_postsynaptic,
@@ -218,8 +340,6 @@ class GeNNBackend(Backend):
         vars_ = [(v[0], v[1], getattr(VarAccess, v[2])) if len(v) == 3 else v for v in code["vars"]]
         model_cls = create_neuron_model("flyhpc_lif", **{**code, "vars": vars_})
         precision = "double" if self.precision == "float64" else "float"
-        work_dir = self.work_root / self.name / spec.digest()[:16]
-        work_dir.mkdir(parents=True, exist_ok=True)
         kwargs = {"manual_device_id": self.options.device_id} if self.options.genn_backend == "cuda" else {}
         model = GeNNModel(precision, "flyhpc_genn", backend=self.options.genn_backend, **kwargs)
         model.dt = spec.params.dt_ms
@@ -234,7 +354,7 @@ class GeNNBackend(Backend):
             init_postsynaptic("DeltaCurr"))
         syn.axonal_delay_steps = spec.params.delay_steps
         syn.set_sparse_connections(spec.pre_indices.astype(np.uint32), np.asarray(spec.indices, np.uint32))
-        return model, pop, work_dir
+        return model, pop
 
     def _run(self, drive: Drive) -> RunReport:
         """Simulate every trial: one model with batch = trials on CUDA; on GeNN's single-threaded CPU
@@ -257,11 +377,17 @@ class GeNNBackend(Backend):
         Returns (spikes, window steps, work dir, seconds spent stepping and pulling recordings)."""
         self._close()  # unload the model of the previous batch (or run)
         steps, next_idx, end_idx = drive_tables(drive, self._spec.n_neurons)
-        model, pop, work_dir = self._make_model(drive.n_trials)
+        model, pop = self._make_model(drive.n_trials)
         pop.extra_global_params["driveSteps"].set_init_values(steps)
-        window = recording_window_steps(drive.n_steps, drive.n_trials)
-        model.build(path_to_model=str(work_dir))
-        model.load(num_recording_timesteps=window)
+        window = recording_window_steps(drive.n_steps, drive.n_trials, n_neurons=self._spec.n_neurons,
+                                        free_bytes=free_memory_bytes(self.options.genn_backend, self.options.device_id))
+        work_dir = self._work_dir(drive.n_trials)
+        # Generated, compiled and loaded under the folder's lock: another task with the same key waits, then
+        # finds the code up to date (GeNN regenerates nothing and make compiles nothing).
+        with build_lock(work_dir.with_name(work_dir.name + ".lock")):
+            work_dir.mkdir(parents=True, exist_ok=True)
+            model.build(path_to_model=str(work_dir))
+            model.load(num_recording_timesteps=window)
         self._model, self._pop = model, pop
         for var, arr in (("DriveNext", next_idx), ("DriveEnd", end_idx)):
             pop.vars[var].current_view[:] = arr.reshape(pop.vars[var].current_view.shape)

@@ -91,4 +91,8 @@ def backends(markdown: bool, readme: Path | None) -> None:
     table = Table(*COLUMNS, "available here")
     for row in rows:
         table.add_row(*(row[c] for c in (*COLUMNS, "available here")))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print("verified here: what ran on flyhpc's own machines, which have no GPU (README, Backends). "
+                  "`flyhpc check` verifies the backends available where you run it (e.g. in each image on a GPU "
+                  "node; `flyhpc check submit` for a cluster) and writes check-<backend>-<host>.json.")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from flyhpc import backends
 from flyhpc.errors import ConfigError
-from flyhpc.model import Experiment, preset
+from flyhpc.model import SILENCE_MODES, Experiment, preset
 
 
 def _id_list(value: str | None) -> tuple[int, ...]:
@@ -23,7 +23,7 @@ def _id_list(value: str | None) -> tuple[int, ...]:
         raise click.BadParameter(f"{value!r}: expected integers separated by commas or spaces") from None
 
 
-def _experiment(name, activate, rate, activate2, rate2, silence, by) -> Experiment:
+def _experiment(name, activate, rate, activate2, rate2, silence, by, silence_mode) -> Experiment:
     if name and activate:
         raise ConfigError("give either --experiment or --activate, not both")
     if name:
@@ -31,14 +31,16 @@ def _experiment(name, activate, rate, activate2, rate2, silence, by) -> Experime
             exp = preset(name)
             return Experiment(name=exp.name, key=exp.key, activate=exp.activate,
                               rate_hz=exp.rate_hz if rate is None else rate,
-                              activate2=_id_list(activate2), rate2_hz=rate2, silence=_id_list(silence), by=exp.by)
+                              activate2=_id_list(activate2), rate2_hz=rate2, silence=_id_list(silence), by=exp.by,
+                              silence_mode=silence_mode)
         return preset(name)
     if not activate:
         raise ConfigError("give --experiment sugar|p9 or --activate IDS --rate HZ")
     if rate is None:
         raise ConfigError("--activate needs --rate HZ")
     return Experiment(name="custom", key="custom", activate=_id_list(activate), rate_hz=rate,
-                      activate2=_id_list(activate2), rate2_hz=rate2, silence=_id_list(silence), by=by)
+                      activate2=_id_list(activate2), rate2_hz=rate2, silence=_id_list(silence), by=by,
+                      silence_mode=silence_mode)
 
 
 @click.command()
@@ -49,7 +51,10 @@ def _experiment(name, activate, rate, activate2, rate2, silence, by) -> Experime
 @click.option("--rate", type=float, help="Poisson rate of set 1 in Hz.")
 @click.option("--activate2", help="Neurons of activation set 2.")
 @click.option("--rate2", type=float, default=0.0, show_default=True, help="Poisson rate of set 2 in Hz.")
-@click.option("--silence", help="Neurons whose synapses to and from are zeroed.")
+@click.option("--silence", help="Neurons to silence (see --silence-mode).")
+@click.option("--silence-mode", type=click.Choice(SILENCE_MODES), default="both", show_default=True,
+              help="both: zero every synapse to and from a silenced neuron; outgoing: only its outgoing ones "
+                   "(it still receives and spikes, but reaches nobody; Shiu et al.'s silencing).")
 @click.option("--by", type=click.Choice(["id", "index"]), default="id", show_default=True,
               help="Neurons are FlyWire root ids or row indices.")
 @click.option("--t-run", "t_run_s", type=float, default=1.0, show_default=True, help="Simulated seconds per trial.")
@@ -66,14 +71,14 @@ def _experiment(name, activate, rate, activate2, rate2, silence, by) -> Experime
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Backend option (repeatable; VALUE read as JSON, else as text), e.g. "
                    "genn_backend=single_threaded_cpu. Overrides $FLYHPC_BACKEND_OPTIONS.")
-def run(backend, experiment_key, activate, rate, activate2, rate2, silence, by, t_run_s, n_run, connectome,
-        data_dir, out_dir, seed, threads, precision, force, top, options):
+def run(backend, experiment_key, activate, rate, activate2, rate2, silence, silence_mode, by, t_run_s, n_run,
+        connectome, data_dir, out_dir, seed, threads, precision, force, top, options):
     """Simulate one experiment and write spikes (parquet), rates (CSV) and phase timings (JSON)."""
     from flyhpc.pipeline import run_experiment
 
     if not experiment_key and not activate:
         experiment_key = "sugar"
-    experiment = _experiment(experiment_key, activate, rate, activate2, rate2, silence, by)
+    experiment = _experiment(experiment_key, activate, rate, activate2, rate2, silence, by, silence_mode)
     console = Console(stderr=True)
     with console.status("loading") as status:
         outcome = run_experiment(

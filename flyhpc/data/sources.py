@@ -35,7 +35,7 @@ def resolve_sources(connectome: str | None, data_dir: Path, version: str = "783"
         real = real_sources(data_dir, version)
         if real:
             return real
-        from flyhpc import synthetic  # imported only when a synthetic connectome is needed
+        from flyhpc.data import synthetic  # imported only when a synthetic connectome is needed
 
         return synthetic.default_sources(data_dir)
     if connectome == "synthetic":

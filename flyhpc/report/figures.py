@@ -58,7 +58,7 @@ def _log(ax, axis: str = "xy", base: int = 10, ticks=None) -> None:
     """Log scale with plain tick labels (0.1, 1, 10; no mathtext, which is slow and harder to read).
 
     With `ticks` (the grid's values), exactly those are marked; otherwise decades, and 2 and 5 times
-    them when the axis spans less than a factor 20 (so a short axis is never left without numbers).
+    them when the axis spans less than 2.5 decades (so a short axis is never left without numbers).
     """
     for name in axis:
         target = ax.xaxis if name == "x" else ax.yaxis
@@ -71,7 +71,7 @@ def _log(ax, axis: str = "xy", base: int = 10, ticks=None) -> None:
 
         def minor(v, _, target=target):
             lo, hi = sorted(target.get_view_interval())
-            return f"{v:g}" if lo > 0 and hi / lo < 20 else ""
+            return f"{v:g}" if lo > 0 and hi / lo < 300 else ""
 
         target.set_minor_locator(LogLocator(base, subs=(2.0, 5.0)))
         target.set_minor_formatter(FuncFormatter(minor))

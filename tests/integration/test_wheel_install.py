@@ -44,7 +44,8 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
 def _shipped() -> set[str]:
     """The package-data files the wheel must hold, as paths inside it."""
     files = {"flyhpc/resources/flywire_783_root_ids.gz"}
-    files |= {f"flyhpc/resources/jobs/{p.parent.name}/{p.name}" for p in (REPO / "jobs").glob("*/*.toml")}
+    files |= {f"flyhpc/resources/jobs/{p.parent.name}/{p.name}" for p in (REPO / "jobs").glob("*/*")
+              if p.suffix in (".toml", ".csv", ".json")}
     files |= {f"flyhpc/resources/apptainer/{p.name}" for p in (REPO / "apptainer").glob("*")
               if p.suffix in (".def", ".sh")}
     return files

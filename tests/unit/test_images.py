@@ -1,5 +1,6 @@
-"""Every apptainer/*.def parses with spython, pins the versions setup.cfg pins, has a %test that imports
-its backend and simulates 10 ms, and `flyhpc images build --dry-run` names them all.
+"""Every apptainer/*.def parses with spython, pins the versions setup.cfg pins, has a %test that runs the contract
+part of `flyhpc check` on its backend, and `flyhpc images build --dry-run` names them all. The GPU images build
+what they must at build time (tests/unit/test_build_scripts.py runs the build scripts they call).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def test_def_parses_and_has_cuda12_python311_flyhpc(path):
     if path.stem != "flyhpc-base":
         key = next(lab.split()[1] for lab in recipe.labels if lab.startswith("org.flyhpc.backend"))
         assert key in backends.names()
-        assert f"smoke_test('{key}')" in sec["test"]
+        assert f"flyhpc check --backend {key} --part contract" in sec["test"]
 
 
 def test_pins_match_setup_cfg():
@@ -74,13 +75,50 @@ def test_pins_match_setup_cfg():
 def test_nestgpu_image_fills_the_user_model_slot_with_files_that_exist():
     text = (DEF_DIR / "flyhpc-nestgpu.def").read_text()
     assert re.search(r"NESTGPU_COMMIT=[0-9a-f]{40}\b", text)
-    copied = re.findall(r"flyhpc/backends/nestgpu/(\S+)", text)
+    script = (DEF_DIR.parent / "scripts" / "build-nestgpu.sh").read_text()
+    copied = re.search(r"flyhpc/backends/nestgpu/\{([^}]*)\}", script).group(1).split(",")
     assert sorted(copied) == ["flyhpc_lif.cuh", "user_m1.cu", "user_m1.h"]
     for name in copied:
         assert (DEF_DIR.parent / "flyhpc" / "backends" / "nestgpu" / name).is_file()
-    assert "-Dwith-mpi=OFF" in text and "-Dwith-gpu-arch={{ CUDA_ARCH }}" in text
+    assert "-Dwith-mpi=OFF" in script and '-Dwith-gpu-arch="$ARCH"' in script and "CUDA_ARCH={{ CUDA_ARCH }}" in text
     worker = (DEF_DIR.parent / "flyhpc" / "backends" / "nestgpu" / "trial.py").read_text()
     assert 'NEURON_MODEL = "user_m1"' in worker
+
+
+def _post_lines(name: str) -> list[str]:
+    return [line.strip() for line in sections(DEF_DIR / f"{name}.def")["post"].splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def test_genn_image_builds_pygenn_with_cuda_path_set():
+    """GeNN's setup.py builds the CUDA backend only if CUDA_PATH is set at BUILD time (%post), not in %environment."""
+    post = _post_lines("flyhpc-genn")
+    build = next(i for i, line in enumerate(post) if "build-pygenn.sh" in line)
+    assert any(line == "export CUDA_PATH=/usr/local/cuda" for line in post[:build])
+    assert "--cpu-only" not in post[build] and post[build].endswith("/opt/genn /opt/venv/bin/python")
+    base = (DEF_DIR / "base-install.sh").read_text()
+    assert "pkg-config" in base and "libffi-dev" in base  # setup.py reads libffi through pkgconfig
+
+
+def test_nestgpu_image_sets_nestgpu_lib_to_the_library_it_builds():
+    """nestgpu.py reads os.environ["NESTGPU_LIB"] at import; the image must set it to the installed library."""
+    sec = sections(DEF_DIR / "flyhpc-nestgpu.def")
+    lib = re.search(r"export NESTGPU_LIB=(\S+)", sec["environment"]).group(1)
+    post = _post_lines("flyhpc-nestgpu")
+    build = next(i for i, line in enumerate(post) if "build-nestgpu.sh" in line)
+    assert f"test -f {lib}" in " ".join(post[build:]) and lib.startswith("/opt/nestgpu/")
+    assert "CUDA_PATH=/usr/local/cuda" in " ".join(post[build - 1:build + 1])
+
+
+def test_brian2genn_image_builds_genn49_libraries_and_links_against_the_driver_stub():
+    """GeNN 4.9 builds its libraries only into a writable $GENN_PATH/lib: the image must build them in %post; the
+    generator of each model links -lcuda, the stub at link time."""
+    post = _post_lines("flyhpc-brian2genn")
+    clone = next(i for i, line in enumerate(post) if "genn.git /opt/genn-4.9" in line)
+    build = next(i for i, line in enumerate(post) if "build-genn4.sh" in line)
+    assert build > clone and post[build] == "CUDA_PATH=/usr/local/cuda bash /opt/flyhpc/src/scripts/build-genn4.sh /opt/genn-4.9"
+    env = sections(DEF_DIR / "flyhpc-brian2genn.def")["environment"]
+    assert "export GENN_PATH=/opt/genn-4.9" in env and "LIBRARY_PATH=/usr/local/cuda/lib64/stubs" in env
 
 
 def test_images_build_dry_run_prints_every_build():

@@ -1,5 +1,7 @@
 """Params derived quantities, experiment validation and resolution against a neuron list."""
 
+import hashlib
+import json
 import math
 
 import numpy as np
@@ -84,3 +86,16 @@ def test_digest_ignores_display_name_but_not_content():
     a = Experiment(name="a", activate=(1,), rate_hz=5)
     assert a.digest() == Experiment(name="b", activate=(1,), rate_hz=5).digest()
     assert a.digest() != Experiment(name="a", activate=(1,), rate_hz=6).digest()
+
+
+def test_silence_mode_is_checked_and_digested_only_where_it_changes_the_network():
+    with pytest.raises(ConfigError, match="silence_mode must be one of both, outgoing, got 'in'"):
+        Experiment(name="x", activate=(1,), rate_hz=5, silence=(2,), silence_mode="in")
+    both = Experiment(name="x", activate=(1,), rate_hz=5, silence=(2,))
+    # the default mode digests exactly as before modes existed: task keys and drives of old labels stay valid
+    legacy = {"activate": [1], "rate_hz": 5.0, "activate2": [], "rate2_hz": 0.0, "silence": [2], "by": "id"}
+    assert both.digest() == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()
+    assert both.digest() != Experiment(name="x", activate=(1,), rate_hz=5, silence=(2,),
+                                       silence_mode="outgoing").digest()
+    quiet = Experiment(name="x", activate=(1,), rate_hz=5)
+    assert quiet.digest() == Experiment(name="x", activate=(1,), rate_hz=5, silence_mode="outgoing").digest()

@@ -1,10 +1,12 @@
-"""NetworkSpec: silencing to and from, weight scaling, refractoriness of driven neurons."""
+"""NetworkSpec: silencing (to and from, or outgoing only), weight scaling, refractoriness of driven neurons."""
 
 import numpy as np
+import pytest
 
 from flyhpc.data.connectome import connectome_from_edges
+from flyhpc.errors import ConfigError
 from flyhpc.model import Experiment, Params
-from flyhpc.network import build_network
+from flyhpc.network import build_network, silenced_edges
 
 
 def _conn():
@@ -41,3 +43,25 @@ def test_digest_changes_with_what_is_simulated():
     assert a.digest() != build_network(conn, Experiment(name="t", activate=(11,), rate_hz=11)).digest()
     assert a.digest() != build_network(conn, Experiment(name="t", activate=(11,), rate_hz=10),
                                        Params(w_syn_mv=0.3)).digest()
+
+
+def test_outgoing_silencing_keeps_the_synapses_into_the_silenced_neuron():
+    conn = _conn()
+    spec = build_network(conn, Experiment(name="t", activate=(11,), rate_hz=10, silence=(22,),
+                                          silence_mode="outgoing"))
+    pairs = set(zip(spec.pre_indices.tolist(), spec.indices.tolist()))
+    assert pairs == {(0, 1), (2, 0), (3, 1)}  # 1->2 (from neuron 1, id 22) is gone; 0->1 and 3->1 stay
+    both = build_network(conn, Experiment(name="t", activate=(11,), rate_hz=10, silence=(22,)))
+    assert spec.digest() != both.digest()
+
+
+def test_silenced_edges_by_mode():
+    conn = _conn()
+    silenced = np.array([1])
+    out = silenced_edges(conn.indptr, conn.indices, silenced, "outgoing")
+    both = silenced_edges(conn.indptr, conn.indices, silenced, "both")
+    pre = np.repeat(np.arange(4), np.diff(conn.indptr))
+    assert (pre[out] == 1).all() and out.sum() == 1
+    assert set(zip(pre[both].tolist(), conn.indices[both].tolist())) == {(0, 1), (1, 2), (3, 1)}
+    with pytest.raises(ConfigError, match="silence_mode must be one of both, outgoing, got 'all'"):
+        silenced_edges(conn.indptr, conn.indices, silenced, "all")

@@ -9,13 +9,17 @@ SpikeGeneratorGroup (Brian2GeNN has no TimedArray). Owns the GeNN device
 preferences (GPU or GeNN's CPU-only mode). Brian2GeNN starts genn-buildmodel.sh, make and the binary
 with fixed argument lists, so this process ignores SIGUSR2 (Slurm's pre-timeout warning) while a trial
 is built and run, and its children inherit that (`child_signals.usr2_ignored_in_process`; a warning
-arriving then is lost); SIGTERM still ends them. Entry points: `Brian2GeNNBackend`, `Brian2GeNNOptions`.
+arriving then is lost); SIGTERM still ends them. Each trial's project goes to its own folder (`trial_dir`: network,
+round, trial and a hash of its events and settings), built, run and removed under that folder's lock.
+Entry points: `Brian2GeNNBackend`, `Brian2GeNNOptions`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -28,6 +32,7 @@ from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, P
 from flyhpc.backends.brian2.child_signals import usr2_ignored_in_process
 from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import ConfigError, FlyhpcError
+from flyhpc.files import build_lock
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -70,6 +75,7 @@ class Brian2GeNNBackend(Backend):
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
         self._table: SpikeTable | None = None
+        self._versions: dict[str, str] = {}
 
     @classmethod
     def probe(cls) -> Probe:
@@ -85,9 +91,38 @@ class Brian2GeNNBackend(Backend):
         versions["genn_path"] = path
         return Probe(True, "", versions)
 
+    def _build_probe(self) -> Probe:
+        """The probe, and GeNN 4.9's libraries for this mode: GeNN builds them at a model's first use only into a
+        writable $GENN_PATH/lib (its generator Makefile: `if [ -w lib ]`), so a read-only install (an image)
+        without them fails every link (scripts/build-genn4.sh builds them)."""
+        probe = self.probe()
+        if not probe.ok:
+            return probe
+        lib = Path(probe.versions["genn_path"], "lib")
+        backend = "cuda" if self.options.use_gpu else "single_threaded_cpu"
+        missing = [n for n in ("libgenn.a", f"libgenn_{backend}_backend.a") if not (lib / n).is_file()]
+        if missing and not os.access(lib if lib.is_dir() else lib.parent, os.W_OK):
+            return Probe(False, f"GeNN 4.9 at {lib.parent} lacks {', '.join(missing)} in lib/, which is read-only, so "
+                                "GeNN cannot build them (scripts/build-genn4.sh builds them)", probe.versions)
+        return probe
+
     def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
         """Nothing to build yet: every trial is generated and compiled inside `_run` (no run arguments)."""
+        self._versions = dict(probe.versions)
         return BuildReport(cached=False, work_dir=str(self.work_root / self.name), versions=probe.versions)
+
+    def trial_dir(self, drive: Drive, trial: TrialDrive) -> Path:
+        """The build folder of one trial. Its drive is baked into the generated code, so the name holds the
+        network, round and trial, and a hash of everything that changes the code: the trial's events (hence the
+        base seed and experiment), duration, GPU or CPU mode and the Brian2/Brian2GeNN/GeNN versions. Two tasks
+        only share a folder for the very same trial, and then one after the other (its lock)."""
+        events = hashlib.sha256(np.asarray(trial.steps, "<i8").tobytes() + b"|" +
+                                np.asarray(trial.neurons, "<i4").tobytes()).hexdigest()
+        body = {"spec": self._spec.digest(), "n_steps": int(drive.n_steps), "base_seed": int(drive.base_seed),
+                "round": int(drive.round), "trial": int(trial.trial), "events": events,
+                "use_gpu": bool(self.options.use_gpu), "versions": self._versions}
+        key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        return self.work_root / self.name / f"{self._spec.digest()[:12]}_r{drive.round}_t{trial.trial}_{key[:16]}"
 
     def _run(self, drive: Drive) -> RunReport:
         """For each trial: construct the network with the trial's drive, generate, compile and run it."""
@@ -96,14 +131,18 @@ class Brian2GeNNBackend(Backend):
         tables, inner_s = [], 0.0
         try:
             for trial in drive.trials:
-                work_dir = self.work_root / self.name / f"{self._spec.digest()[:16]}_trial{trial.trial}"
-                net, device = self._on_genn_device(self._spec, trial, drive.n_steps, work_dir, compile_and_run=True)
-                inner_s += float(getattr(device, "_last_run_time", 0.0) or 0.0)
-                steps, neurons = spike_steps(net)
-                tables.append(SpikeTable.from_arrays(np.full(steps.shape, trial.trial, np.int32), steps, neurons))
-                device.reinit()
-                if not self.options.keep_builds:
-                    shutil.rmtree(work_dir, ignore_errors=True)
+                work_dir = self.trial_dir(drive, trial)
+                # Generated, compiled, run, read and removed under the folder's lock: another task with the very
+                # same trial waits rather than running a project half rewritten or removed under it.
+                with build_lock(work_dir.with_name(work_dir.name + ".lock")):
+                    net, device = self._on_genn_device(self._spec, trial, drive.n_steps, work_dir,
+                                                       compile_and_run=True)
+                    inner_s += float(getattr(device, "_last_run_time", 0.0) or 0.0)
+                    steps, neurons = spike_steps(net)
+                    tables.append(SpikeTable.from_arrays(np.full(steps.shape, trial.trial, np.int32), steps, neurons))
+                    device.reinit()
+                    if not self.options.keep_builds:
+                        shutil.rmtree(work_dir, ignore_errors=True)
         finally:
             self._leave_genn_device()
         self._table = SpikeTable.concat(tables)

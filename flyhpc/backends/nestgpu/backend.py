@@ -10,7 +10,9 @@ Entry points: `NestGpuBackend`, `NestGpuOptions`, `retrieval_chunks`, `trial_see
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,12 +23,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
+from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport
 from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import ConfigError, TaskFailed
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
+LIB_ENV = "NESTGPU_LIB"  # nestgpu.py loads the library this names when it is imported
 MAX_EVENTS_PER_RETRIEVAL = 3999  # NEST GPU's per-neuron spike-time buffer between retrievals
 PROTOCOL = 1
 
@@ -151,7 +154,7 @@ class NestGpuBackend(Backend):
     name: ClassVar[str] = "nestgpu"
     caps: ClassVar[Capabilities] = Capabilities(
         device="gpu", batching="sequential", drive="events", precisions=("float32",), compiles=False,
-        deterministic=True, image="flyhpc-nestgpu", verified_here="not run here", display_name="NEST GPU",
+        deterministic=True, image="flyhpc-nestgpu", verified_here="build only", display_name="NEST GPU",
         needs=frozenset({"gpu"}), image_build_args=("CUDA_ARCH={cuda_arch}",))
     Options: ClassVar[type] = NestGpuOptions
 
@@ -162,8 +165,23 @@ class NestGpuBackend(Backend):
 
     @classmethod
     def probe(cls) -> Probe:
-        """Whether the nestgpu Python module imports (it loads libnestgpukernel); never raises."""
-        return import_probe("nestgpu")
+        """Whether NEST GPU is installed here: its Python module `nestgpu` is on the path and $NESTGPU_LIB names
+        an existing library. Imports nothing: `import nestgpu` creates the NEST GPU instance, which initialises CUDA
+        and cuRAND (allocating on the GPU, and exiting the process where there is none), so only the per-trial
+        worker imports it. Never raises."""
+        try:
+            spec = importlib.util.find_spec("nestgpu")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            return Probe(False, "nestgpu cannot be imported: no nestgpu module on this Python's path (NEST GPU's "
+                                "pythonlib/nestgpu.py; scripts/build-nestgpu.sh installs it)")
+        lib = os.environ.get(LIB_ENV, "")
+        versions = {"nestgpu": spec.origin}
+        if not lib or not Path(lib).is_file():
+            return Probe(False, f"${LIB_ENV} must name NEST GPU's libnestgpukernel.so, which nestgpu.py loads at "
+                                f"import (got {lib!r})", versions)
+        return Probe(True, "", {**versions, "nestgpu_lib": lib})
 
     def _build_probe(self) -> Probe:
         """The probe only where the default worker (this Python) runs the trials; a worker command of the

@@ -9,6 +9,7 @@ Written against NEST GPU's Python API and source (master d3be46f); NOT RUN HERE.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import sys
 import time
@@ -16,6 +17,10 @@ import time
 import numpy as np
 
 NEURON_MODEL = "user_m1"  # NEST GPU's user-model slot, filled with nestgpu/user_m1.{h,cu} in the image
+# Receptor ports of user_m1 (0 -> g, 1 -> v; user_m1.h `user_m1_n_port`). NEST GPU sizes a group's input buffer
+# from the n_ports given to Create (default 1; neuron_models.cu sets it for built-in models only), so Create
+# must be told: with 1, every port-1 delivery and the per-step clear would write past the buffer.
+N_PORTS = 2
 # NEST GPU step m is contract step m - 1 (user_m1.cu explains why): one lead-in step first, and a spike of
 # contract step n is recorded at time (n + RECORD_OFFSET_STEPS) * dt.
 LEAD_IN_STEPS = 1
@@ -38,17 +43,23 @@ def simulate(request: dict) -> dict:
     n = int(net["indptr"].shape[0] - 1)
     ngpu.SetRandomSeed(int(request["seed"]))
     ngpu.SetTimeResolution(dt_ms)
-    neurons = ngpu.Create(NEURON_MODEL, n)
+    neurons = ngpu.Create(NEURON_MODEL, n, N_PORTS)
+    i0 = neurons.i0  # node ids of neuron k: i0 + k (node lists below are absolute ids)
     ngpu.SetStatus(neurons, {"V_0": v_0, "V_rst": v_rst, "V_th": v_th, "tau_m": tau_m, "tau_s": tau_s,
                              "V_m": v_0, "g": 0.0})
     refractory = net["refractory_steps"].astype(np.int64)
     for r in np.unique(refractory):
-        ngpu.SetStatus([int(i) for i in np.flatnonzero(refractory == r)], {"ref_steps": float(r)})
+        ngpu.SetStatus([i0 + int(i) for i in np.flatnonzero(refractory == r)], {"ref_steps": float(r)})
     pre = np.repeat(np.arange(n), np.diff(net["indptr"]))
     if pre.size:  # recurrent synapses: port 0 (g), delay D steps, one weight per connection
-        ngpu.Connect([int(i) for i in pre], [int(i) for i in net["indices"]], {"rule": "one_to_one"},
-                     {"weight_array": net["weights_mv"].astype(np.float32).tolist(), "delay": delay_steps * dt_ms,
-                      "receptor": 0})
+        # NEST GPU keeps only a pointer to the weights and reads it during the connect; its wrapper would copy a
+        # list into a ctypes array that dies before that read. So the weights are a ctypes view of a float32 array
+        # that this frame owns until Connect has returned.
+        weights32 = np.ascontiguousarray(net["weights_mv"], dtype=np.float32)
+        weights = (ctypes.c_float * weights32.size).from_buffer(weights32)
+        ngpu.Connect((pre + i0).tolist(), (net["indices"].astype(np.int64) + i0).tolist(), {"rule": "one_to_one"},
+                     {"weight_array": weights, "delay": delay_steps * dt_ms, "receptor": 0})
+        del weights, weights32
     driven = np.unique(drv["neurons"])
     if driven.size:  # drive: one spike_generator per driven neuron, port 1 (v), delay 1 step
         gens = ngpu.Create("spike_generator", int(driven.size))
@@ -58,7 +69,7 @@ def simulate(request: dict) -> dict:
             # and feeds contract step k + 1, as the contract's kick at step k does.
             ngpu.SetStatus(gens[k:k + 1], {"spike_times": (steps * dt_ms).tolist(),
                                            "spike_heights": [1.0] * int(steps.size)})
-        ngpu.Connect(gens, [int(i) for i in driven], {"rule": "one_to_one"},
+        ngpu.Connect(gens, [i0 + int(i) for i in driven], {"rule": "one_to_one"},
                      {"weight": kick, "delay": dt_ms, "receptor": 1})
     # One Simulate call for the whole trial: NEST GPU's spike generators compare their event steps with the
     # step count of the current Simulate call, so a second call would shift the drive. Retrieval is still

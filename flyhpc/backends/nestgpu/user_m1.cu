@@ -81,8 +81,15 @@ user_m1::~user_m1() {
   FreeParamArr();
 }
 
-int user_m1::Init(int i_node_0, int n_node, int /*n_port*/, int i_group, unsigned long long *seed) {
-  BaseNeuron::Init(i_node_0, n_node, 2 /*ports: 0 -> g, 1 -> v*/, i_group, seed);
+int user_m1::Init(int i_node_0, int n_node, int n_port, int i_group, unsigned long long *seed) {
+  // NEST GPU allocates this group's input buffer (get_spike_array_) for the n_port given to Create, after Init;
+  // with fewer ports than the kernels use, every step clears and fills past its end. Refuse instead.
+  if (n_port != user_m1_n_port) {
+    throw ngpu_exception(std::string("user_m1 (flyhpc) has ") + std::to_string(user_m1_n_port) +
+                         " receptor ports: create it with Create(\"user_m1\", n, " + std::to_string(user_m1_n_port) +
+                         "), not n_port = " + std::to_string(n_port));
+  }
+  BaseNeuron::Init(i_node_0, n_node, user_m1_n_port /*ports: 0 -> g, 1 -> v*/, i_group, seed);
   node_type_ = i_user_m1_model;
   n_scal_var_ = N_SCAL_VAR;
   n_var_ = n_scal_var_;

@@ -15,9 +15,15 @@
 #include "base_neuron.h"
 #include "cuda_error.h"
 #include "neuron_models.h"
+#include "ngpu_exception.h"
 #include "node_group.h"
 
 namespace user_m1_ns {
+
+// Receptor ports: 0 adds to g (recurrent synapses), 1 adds to v (drive kicks). NEST GPU sizes a group's input
+// buffer from the n_port given to Create (default 1), not from Init: the worker passes this number to Create
+// and Init refuses any other (flyhpc/backends/nestgpu/trial.py).
+const int user_m1_n_port = 2;
 
 enum ScalVarIndexes { i_V_m = 0, i_g, i_in_g, i_in_v, i_last_spike, N_SCAL_VAR };
 

@@ -19,13 +19,14 @@ def test_rows_follow_registry_and_caps():
     for row in rows:
         caps = backends.get(row["backend"]).caps
         assert row["image"].startswith("flyhpc-") and row["device"] == caps.device and row["verified here"] == caps.verified_here
-        assert row["verified here"] in ("yes", "CPU mode only", "code generation only", "not run here")
+        assert row["verified here"] in ("yes", "CPU mode only", "code generation only", "build only", "not run here")
 
 
 def test_gpu_backends_are_honestly_labelled():
     rows = {r["backend"]: r for r in capability_rows()}
     for key in ("genn", "nestgpu", "brian2genn", "brian2cuda"):
         assert rows[key]["device"] == "gpu" and rows[key]["verified here"] != "yes"
+    assert rows["nestgpu"]["verified here"] == "build only"  # built and linked with user_m1; never simulated
 
 
 def test_markdown_has_header_and_one_line_per_backend():
@@ -40,6 +41,7 @@ def test_cli_markdown_equals_render_and_table_probes():
     assert out.exit_code == 0 and out.output == render_markdown()
     table = runner.invoke(cli, ["backends"], env={"COLUMNS": "300"})
     assert table.exit_code == 0 and "genn" in table.output and "available" in table.output
+    assert "`flyhpc check` verifies the backends available where you run it" in " ".join(table.output.split())
 
 
 def test_readme_table_matches_code():

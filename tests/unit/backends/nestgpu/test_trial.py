@@ -1,0 +1,134 @@
+"""The NEST GPU trial worker against a STAND-IN for NEST GPU's Python module (tests/support/nestgpu_standin: the real
+wrapper's signatures, and errors where the real library would corrupt memory or read freed memory), the backend's
+probe, and user_m1's port count. The stand-in simulates nothing; what NEST GPU does with the calls is not tested here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flyhpc.backends.nestgpu import backend as nb
+from flyhpc.backends.nestgpu import trial
+from flyhpc.drive import make_drive
+from tests.unit.backends.nestgpu.test_backend import small_spec
+
+REPO = Path(__file__).resolve().parents[4]
+STAND_IN_DIR = REPO / "tests" / "support" / "nestgpu_standin"
+
+
+@pytest.fixture
+def standin(monkeypatch):
+    """The stand-in, imported as `nestgpu` and fresh for each test."""
+    monkeypatch.syspath_prepend(str(STAND_IN_DIR))
+    monkeypatch.delitem(sys.modules, "nestgpu", raising=False)
+    module = importlib.import_module("nestgpu")
+    assert module.STAND_IN
+    module.reset()
+    return module
+
+
+def request_for(tmp_path, spec, n_steps=300, trial_no=0):
+    nb.write_network(spec, tmp_path / "network.npz")
+    drive = make_drive(spec, n_steps, trial_no + 1, base_seed=2)
+    t = drive.trials[trial_no]
+    np.savez(tmp_path / "drive.npz", steps=t.steps, neurons=t.neurons)
+    return {"trial": trial_no, "n_steps": n_steps, "seed": 7, "network_file": str(tmp_path / "network.npz"),
+            "drive_file": str(tmp_path / "drive.npz"), "spikes_file": str(tmp_path / "spikes.npz"),
+            "chunks": nb.retrieval_chunks(n_steps, spec.refractory_steps)}, t
+
+
+def test_worker_runs_against_the_real_signatures_and_lifetimes(tmp_path, standin):
+    """Before the fix the worker called Create("user_m1", n) (NEST GPU sizes the input buffer for 1 port; user_m1
+    has 2) and passed weight_array as a list (freed before the connect reads it): both are errors here."""
+    spec = small_spec()
+    request, drive = request_for(tmp_path, spec)
+    standin.Create("spike_generator", 3)  # something created first: node ids of the neurons do not start at 0
+    result = trial.simulate(request)
+    assert result["n_spikes"] == 0  # the stand-in records no spike
+    create = next(f for name, f in standin.STATE["calls"] if name == "Create" and f["model_name"] == "user_m1")
+    assert create["n_ports"] == trial.N_PORTS == standin.USER_M1_PORTS == 2
+    recurrent, kicks = standin.STATE["connections"]
+    i0 = 3
+    assert recurrent["port"] == 0 and kicks["port"] == 1
+    assert np.array_equal(recurrent["source"], spec.pre_indices + i0)
+    assert np.array_equal(recurrent["target"], np.asarray(spec.indices) + i0)
+    assert np.array_equal(recurrent["weight"], np.asarray(spec.weights_mv, np.float32))  # read inside Connect
+    assert np.allclose(recurrent["delay"], spec.params.delay_steps * spec.params.dt_ms)
+    assert sorted(kicks["target"].tolist()) == sorted((np.unique(drive.neurons) + i0).tolist())
+    assert np.allclose(kicks["weight"], spec.params.kick_mv)
+    refractory = {node: s["ref_steps"] for node, s in standin.STATE["status"].items() if "ref_steps" in s}
+    assert refractory == {i0 + k: float(r) for k, r in enumerate(spec.refractory_steps)}
+
+
+def test_standin_rejects_what_the_real_library_would_corrupt(standin):
+    """The stand-in is not vacuous: the default port count and a list of weights are errors."""
+    with pytest.raises(standin.StandInError, match="declares 2 receptor ports but NEST GPU sizes its input buffer for 1"):
+        standin.Create("user_m1", 4)
+    neurons = standin.Create("user_m1", 4, 2)
+    with pytest.raises(standin.StandInError, match="use after free"):
+        standin.Connect([0, 1], [2, 3], {"rule": "one_to_one"}, {"weight_array": [1.0, 2.0], "receptor": 0})
+    with pytest.raises(standin.StandInError, match="use after free"):
+        standin.Connect([0, 1], [2, 3], {"rule": "one_to_one"}, {"weight": {"array": [1.0, 2.0]}})
+    owned = (ctypes.c_float * 2)(1.0, 2.0)
+    standin.Connect(neurons.ToList()[:2], [2, 3], {"rule": "one_to_one"}, {"weight_array": owned, "receptor": 1})
+    assert standin.STATE["connections"][0]["weight"].tolist() == [1.0, 2.0]
+    with pytest.raises(standin.StandInError, match="receptor 2"):
+        standin.Connect([0], [1], {"rule": "one_to_one"}, {"weight": 1.0, "receptor": 2})
+    with pytest.raises(ValueError, match="must be NodeSeq"):
+        standin.ActivateRecSpikeTimes([0, 1], 10)
+
+
+def test_worker_main_reports_a_standin_error_as_a_failed_attempt(tmp_path, standin, monkeypatch, capsys):
+    spec = small_spec()
+    request, _ = request_for(tmp_path, spec)
+    (tmp_path / "req.json").write_text(__import__("json").dumps(request))
+    monkeypatch.setattr(trial, "N_PORTS", 1)  # the old call
+    assert trial.main([str(tmp_path / "req.json")]) == 1
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert '"status": "error"' in out and "StandInError" in out
+
+
+def test_backend_runs_trials_through_the_worker_process_with_the_standin(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(STAND_IN_DIR))  # the probe finds the module without importing it
+    monkeypatch.setenv("NESTGPU_LIB", str(Path(trial.__file__)))  # any existing file: the stand-in loads nothing
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(STAND_IN_DIR), str(REPO)]))
+    spec = small_spec()
+    be = nb.NestGpuBackend(work_root=tmp_path)
+    be.build(spec, 200)
+    report = be.run(make_drive(spec, 200, 2))
+    assert report.notes["attempts"] == "1,1" and len(be.spikes()) == 0
+    be.close()
+
+
+def test_probe_finds_nestgpu_without_importing_it(monkeypatch, tmp_path):
+    """`import nestgpu` initialises CUDA (and exits the process without a GPU): the probe must not import it."""
+    monkeypatch.delitem(sys.modules, "nestgpu", raising=False)
+    monkeypatch.delenv("NESTGPU_LIB", raising=False)
+    assert not nb.NestGpuBackend.probe().ok
+    monkeypatch.syspath_prepend(str(STAND_IN_DIR))
+    probe = nb.NestGpuBackend.probe()
+    assert not probe.ok and "NESTGPU_LIB" in probe.reason
+    monkeypatch.setenv("NESTGPU_LIB", str(tmp_path / "missing.so"))
+    assert not nb.NestGpuBackend.probe().ok
+    lib = tmp_path / "libnestgpukernel.so"
+    lib.write_text("")
+    monkeypatch.setenv("NESTGPU_LIB", str(lib))
+    probe = nb.NestGpuBackend.probe()
+    assert probe.ok and probe.versions["nestgpu_lib"] == str(lib)
+    assert "nestgpu" not in sys.modules
+
+
+def test_user_m1_refuses_another_port_count_than_the_worker_creates():
+    header = (Path(nb.__file__).parent / "user_m1.h").read_text()
+    source = (Path(nb.__file__).parent / "user_m1.cu").read_text()
+    assert int(re.search(r"user_m1_n_port\s*=\s*(\d+)", header).group(1)) == trial.N_PORTS
+    assert "if (n_port != user_m1_n_port)" in source and "throw ngpu_exception" in source
+    assert "BaseNeuron::Init(i_node_0, n_node, user_m1_n_port" in source
