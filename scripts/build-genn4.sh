@@ -26,7 +26,8 @@ echo "build-genn4: make took $(( $(date +%s) - start )) s"
 for lib in "${LIBS[@]}"; do
   [ -f "$SRC/lib/$lib" ] || { echo "build-genn4: $SRC/lib/$lib was not built" >&2; exit 1; }
 done
-if make -C "$SRC" -n 2>/dev/null | grep -qE ' -(c|o) '; then
+AGAIN=$(make -C "$SRC" -n 2>/dev/null)  # (not `| grep -q`: with pipefail an early grep exit fails the pipe)
+if grep -qE ' -(c|o) ' <<< "$AGAIN"; then
   echo "build-genn4: a second make would still compile something" >&2; exit 1
 fi
 echo "build-genn4: GeNN 4.9.0 libraries in $SRC/lib: $(cd "$SRC/lib" && ls lib*.a | tr '\n' ' ')"

@@ -5,8 +5,8 @@
 #
 # Facts this script answers (read in NEST GPU's source at d3be46f):
 # - cmake/CheckIncludesSymbols.cmake does `link_libraries( cuda )`: every target links -lcuda, which a CUDA devel
-#   installation has only as the stub $CUDA_PATH/lib64/stubs/libcuda.so. That folder goes on LIBRARY_PATH; the library
-#   then needs libcuda.so.1, the driver's, at run time.
+#   installation has only as the stub $CUDA_PATH/lib64/stubs/libcuda.so ("cannot find -lcuda" without it). That folder
+#   goes on LIBRARY_PATH. (NEST GPU calls no driver function itself: the CUDA runtime loads the driver at run time.)
 # - pythonlib/nestgpu.py reads os.environ["NESTGPU_LIB"] at import: the path of lib/nestgpu/libnestgpukernel.so.
 #   Written to PREFIX/nestgpu.env here (the image sets it in %environment).
 # - nestgpu.py goes to PREFIX/lib/python<X.Y>/site-packages for the Python cmake finds: -DPython_EXECUTABLE pins it,
@@ -40,11 +40,13 @@ echo "build-nestgpu: configure + build + install took $(( $(date +%s) - start ))
 LIB=$(find "$PREFIX" -name libnestgpukernel.so | head -1)
 MOD=$(find "$PREFIX" -name nestgpu.py | head -1)
 [ -n "$LIB" ] && [ -n "$MOD" ] || { echo "build-nestgpu: libnestgpukernel.so or nestgpu.py not installed under $PREFIX" >&2; exit 1; }
-readelf -d "$LIB" | grep -q 'libcuda.so.1' || { echo "build-nestgpu: $LIB does not need libcuda.so.1" >&2; exit 1; }
-nm -DC "$LIB" | grep -q 'user_m1::Init(int, int, int, int, unsigned long long\*)' ||
+NEEDED=$(readelf -d "$LIB") SYMBOLS=$(nm -DC "$LIB")  # (not `| grep -q`: with pipefail, an early grep exit fails it)
+grep -q 'libcudart.so' <<< "$NEEDED" || { echo "build-nestgpu: $LIB does not need the CUDA runtime" >&2; exit 1; }
+grep -q 'user_m1::Init(int, int, int, int, unsigned long long\*)' <<< "$SYMBOLS" ||
   { echo "build-nestgpu: $LIB has no user_m1::Init: our user model was not built in" >&2; exit 1; }
 SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 dirname "$MOD" > "$SITE/nestgpu.pth"
 echo "export NESTGPU_LIB=$LIB" > "$PREFIX/nestgpu.env"
-echo "build-nestgpu: $LIB (needs libcuda.so.1, exports user_m1::Init); $MOD on $PY's path via $SITE/nestgpu.pth;" \
+echo "build-nestgpu: $LIB (-lcuda resolved by $STUBS, needs the CUDA runtime, exports user_m1::Init); $MOD on" \
+     "$PY's path via $SITE/nestgpu.pth;" \
      "NESTGPU_LIB in $PREFIX/nestgpu.env"

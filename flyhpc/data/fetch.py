@@ -1,9 +1,10 @@
 """The upstream FlyWire files: where they come from, what they must hash to, fetching and checking them.
 
 Owns the file table (`FILES`, one frozen `UpstreamFile` per file) and the download protocol: HTTP
-Range onto `<name>.part`, size + hash check, then one atomic rename. Never parses the files (that is
-`connectome.py`) and never prints: progress goes to a callback. Entry points: `files_for`, `fetch`,
-`verify_dir`, `raise_for_bad`.
+Range onto `<name>.part`, size + hash check, then one atomic rename. `fetch` and `verify_dir` take any
+`UpstreamFile`s (flyhpc.paper_examples pins its own). Never parses the files (that is `connectome.py`)
+and never prints: progress goes to a callback. Entry points: `files_for`, `fetch`, `verify_dir`,
+`raise_for_bad`.
 """
 
 from __future__ import annotations
@@ -144,12 +145,12 @@ class FetchResult:
 
 
 def fetch(files: Sequence[UpstreamFile], dest: Path, progress: Progress | None = None,
-          timeout_s: float = TIMEOUT_S) -> list[FetchResult]:
+          timeout_s: float = TIMEOUT_S, rerun: str = "fetch") -> list[FetchResult]:
     """Download every file of `files` into `dest`, verified before it is moved into place.
 
     A file already in `dest` that verifies is left alone; one that does not is downloaded again.
     An interrupted download leaves `<name>.part`, which the next call resumes with an HTTP Range
-    request (or restarts, if the server ignores Range).
+    request (or restarts, if the server ignores Range); its error says "run <rerun> again to resume".
 
     Returns
     -------
@@ -165,10 +166,11 @@ def fetch(files: Sequence[UpstreamFile], dest: Path, progress: Progress | None =
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    return [_fetch_one(spec, dest, progress, timeout_s) for spec in files]
+    return [_fetch_one(spec, dest, progress, timeout_s, rerun) for spec in files]
 
 
-def _fetch_one(spec: UpstreamFile, dest: Path, progress: Progress | None, timeout_s: float) -> FetchResult:
+def _fetch_one(spec: UpstreamFile, dest: Path, progress: Progress | None, timeout_s: float,
+               rerun: str) -> FetchResult:
     target = dest / spec.name
     if target.is_file() and mismatch(spec, digest_file(target)) is None:
         return FetchResult(spec, target, "present", 0)
@@ -180,14 +182,14 @@ def _fetch_one(spec: UpstreamFile, dest: Path, progress: Progress | None, timeou
     status, got = ("resumed" if offset else "downloaded"), 0
     if spec.size_bytes is None or offset < spec.size_bytes:
         try:
-            got, restarted = _download(spec, part, offset, progress, timeout_s)
+            got, restarted = _download(spec, part, offset, progress, timeout_s, rerun)
         except _RangeRejected:
             # The server says the .part already covers the whole file (or is no prefix of it).
             if mismatch(spec, digest_file(part)) is None:
                 got, restarted = 0, False
             else:
                 part.unlink()
-                got, restarted = _download(spec, part, 0, progress, timeout_s)
+                got, restarted = _download(spec, part, 0, progress, timeout_s, rerun)
                 restarted = True
         if restarted:
             status = "downloaded"
@@ -200,7 +202,7 @@ class _RangeRejected(Exception):
 
 
 def _download(spec: UpstreamFile, part: Path, offset: int, progress: Progress | None,
-              timeout_s: float) -> tuple[int, bool]:
+              timeout_s: float, rerun: str) -> tuple[int, bool]:
     """Append the rest of `spec` to `part`; return (bytes written, whether it restarted from 0)."""
     headers = {"User-Agent": f"flyhpc/{__version__}"}
     if offset:
@@ -238,11 +240,11 @@ def _download(spec: UpstreamFile, part: Path, offset: int, progress: Progress | 
                 os.fsync(fh.fileno())
         except (HTTPException, OSError) as exc:
             raise DataError(f"{spec.name}: download from {spec.url} broke off after {written:,} bytes "
-                            f"({exc}); run fetch again to resume") from None
+                            f"({exc}); run {rerun} again to resume") from None
     expected = spec.size_bytes if spec.size_bytes is not None else total
     if expected is not None and written < expected:
         raise DataError(f"{spec.name}: truncated download from {spec.url}: expected {expected:,} bytes, "
-                        f"got {written:,}; {part.name} kept, run fetch again to resume")
+                        f"got {written:,}; {part.name} kept, run {rerun} again to resume")
     return written - offset, restarted
 
 

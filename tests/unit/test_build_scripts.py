@@ -113,7 +113,7 @@ def test_build_nestgpu_links_against_the_stub_and_leaves_nestgpu_lib_and_a_pth(t
 if [ "${{@: -1}}" = install ]; then mkdir -p {prefix}/lib/nestgpu {prefix}/lib/python3.11/site-packages
   touch {prefix}/lib/nestgpu/libnestgpukernel.so {prefix}/lib/python3.11/site-packages/nestgpu.py; fi
 """)
-    tool(bin_dir, "readelf", "echo ' 0x0000000000000001 (NEEDED)             Shared library: [libcuda.so.1]'\n")
+    tool(bin_dir, "readelf", "echo ' 0x0000000000000001 (NEEDED)             Shared library: [libcudart.so.12]'\n")
     tool(bin_dir, "nm", "echo '0000000000123456 T user_m1::Init(int, int, int, int, unsigned long long*)'\n")
     site = tmp_path / "site"
     site.mkdir()
@@ -139,7 +139,7 @@ def test_build_nestgpu_refuses_a_library_without_our_user_model(tmp_path, bin_di
     prefix = tmp_path / "prefix"
     tool(bin_dir, "cmake", "exit 0\n")
     tool(bin_dir, "make", f"mkdir -p {prefix}/lib/nestgpu; touch {prefix}/lib/nestgpu/libnestgpukernel.so {prefix}/nestgpu.py\n")
-    tool(bin_dir, "readelf", "echo '[libcuda.so.1]'\n")
+    tool(bin_dir, "readelf", "echo '[libcudart.so.12]'\n")
     tool(bin_dir, "nm", "echo 'T iaf_psc_exp::Init()'\n")
     proc = run("build-nestgpu.sh", [str(src), str(prefix), "python3"], dict(base_env(bin_dir), CUDA_PATH=str(cuda)),
                tmp_path)

@@ -5,9 +5,6 @@ the pinned table matches the copies, downloads are verified, resumed with Range,
 from __future__ import annotations
 
 import hashlib
-import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,55 +13,17 @@ from click.testing import CliRunner
 from flyhpc import paper_examples
 from flyhpc.cli import cli
 from flyhpc.errors import DataError, IntegrityError
+from tests.unit.data.test_fetch import serving
 
 COPIES = Path(__file__).resolve().parents[3] / "shared" / "data" / "paper-examples"
 
 pytestmark = pytest.mark.skipif(not COPIES.is_dir(), reason=f"{COPIES} not present on this machine")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        srv = self.server
-        srv.requests.append((self.path, self.headers.get("Range")))
-        name = self.path.removeprefix("/results/example/")
-        body = (COPIES / name).read_bytes() if (COPIES / name).is_file() else None
-        if body is None:
-            self.send_error(404)
-            return
-        start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if match:
-            start = int(match.group(1))
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        payload = body[start:]
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if srv.mode == "truncate":
-            payload = payload[: len(payload) // 2]
-        elif srv.mode == "corrupt":
-            payload = payload[:100] + bytes([payload[100] ^ 0xFF]) + payload[101:]
-        self.wfile.write(payload)
-        self.close_connection = True
-
-
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.requests, srv.mode = [], "ok"
-    srv.base_url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    with serving({spec.remote: (COPIES / spec.name).read_bytes() for spec in paper_examples.EXAMPLES}) as srv:
+        yield srv
 
 
 def test_the_pinned_table_matches_the_copies():
@@ -73,8 +32,8 @@ def test_the_pinned_table_matches_the_copies():
         body = (COPIES / spec.name).read_bytes()
         assert len(body) == spec.size_bytes and hashlib.sha256(body).hexdigest() == spec.sha256
         assert hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest() == spec.blob_sha1
-        assert spec.url() == (f"https://raw.githubusercontent.com/philshiu/Drosophila_brain_model/"
-                              f"{paper_examples.UPSTREAM_COMMIT}/results/example/{spec.name}")
+        assert spec.url == (f"https://raw.githubusercontent.com/philshiu/Drosophila_brain_model/"
+                            f"{paper_examples.UPSTREAM_COMMIT}/results/example/{spec.name}")
     assert [c.status for c in paper_examples.verify(COPIES)] == ["ok"] * 5
     assert [e.experiment for e in paper_examples.EXAMPLES].count("sugar") == 1
 
@@ -84,6 +43,8 @@ def test_fetch_downloads_verifies_and_then_leaves_files_alone(server, tmp_path):
     results = paper_examples.fetch(tmp_path, base_url=server.base_url,
                                    progress=lambda f, d, t: seen.append((f.name, d, t)))
     assert [r.status for r in results] == ["downloaded"] * 5
+    assert [(r.file.experiment, r.file.url) for r in results] == [
+        (e.experiment, f"{server.base_url}/{e.remote}") for e in paper_examples.EXAMPLES]
     for r in results:
         assert r.path.read_bytes() == (COPIES / r.file.name).read_bytes()
     assert seen[-1] == (results[-1].file.name, results[-1].file.size_bytes, results[-1].file.size_bytes)
@@ -101,7 +62,7 @@ def test_a_truncated_download_resumes_and_a_corrupt_one_is_refused(server, tmp_p
     assert part.stat().st_size == spec.size_bytes // 2 and not (tmp_path / spec.name).exists()
     server.mode, server.requests[:] = "ok", []
     (res,) = paper_examples.fetch(tmp_path, [spec], base_url=server.base_url)
-    assert res.status == "resumed" and server.requests == [(f"/{spec.remote}", f"bytes={spec.size_bytes // 2}-")]
+    assert res.status == "resumed" and server.requests == [(spec.remote, f"bytes={spec.size_bytes // 2}-")]
     assert [c.status for c in paper_examples.verify(tmp_path, [spec])] == ["ok"]
     (tmp_path / spec.name).unlink()
     server.mode = "corrupt"

@@ -2,9 +2,10 @@
 
 Owns the parent side of the worker protocol (request files in, one JSON line and a spikes .npz out),
 per-trial seeds, the retry policy and the retrieval-chunk arithmetic (NEST GPU keeps at most 3,999
-spike times per neuron between two retrievals). The simulation itself lives in `nestgpu/worker.py`
+spike times per neuron between two retrievals). The simulation itself lives in `nestgpu/trial.py`
 with the contract neuron in `nestgpu/user_m1.cu` + `flyhpc_lif.cuh` (NEST GPU user model slot `user_m1`).
-NOT RUN HERE (no GPU; NEST GPU is not on PyPI).
+The probe finds NEST GPU without importing it (`import nestgpu` initialises CUDA). Built and linked here
+(scripts/build-nestgpu.sh), the worker checked against a stand-in of NEST GPU's module; NEVER SIMULATED HERE.
 Entry points: `NestGpuBackend`, `NestGpuOptions`, `retrieval_chunks`, `trial_seed`, `run_trial`.
 """
 

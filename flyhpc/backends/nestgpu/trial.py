@@ -4,7 +4,9 @@ Reads the request written by `nestgpu_backend` (network .npz, this trial's drive
 retrieval chunks), builds the network from our contract neuron, registered in NEST GPU as `user_m1`
 (nestgpu/user_m1.cu; port 0 adds to g, port 1 adds the drive kick to v), simulates the trial in one call
 with spike times moved off the device every chunk, writes the spikes .npz and prints exactly one JSON line.
-Written against NEST GPU's Python API and source (master d3be46f); NOT RUN HERE.
+Written against NEST GPU's Python API and source (master d3be46f): user_m1 is created with its 2 ports and the
+weights reach NEST GPU as a ctypes buffer this process owns until Connect returns (tests run it against a stand-in
+of the module, tests/support/nestgpu_standin, that enforces both); NOT RUN ON A GPU HERE.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 // user_m1.h: the flyhpc model contract as NEST GPU's user model `user_m1` (NEST GPU's documented way to
 // add a neuron model: overwrite src/user_m1.h and src/user_m1.cu, then build). The nestgpu image copies
-// this file, user_m1.cu and flyhpc_lif.cuh into the NEST GPU source tree (apptainer/flyhpc-nestgpu.def).
+// this file, user_m1.cu and flyhpc_lif.cuh into the NEST GPU source tree (scripts/build-nestgpu.sh).
 //
 // State (float, per neuron): V_m and g (mV), in_g and in_v (the sums that arrive on ports 0 and 1 during a
 // step: recurrent input for g, drive kicks for v), last_spike (step of the last spike; exact as a float
 // up to 2^24 steps = 1677 s at dt = 0.1 ms). Parameters: V_0, V_rst, V_th, tau_m, tau_s (mV, ms),
 // ref_steps (refractory steps, per neuron) and the propagator A, B, Coef computed by Calibrate.
-// Written against NEST GPU's BaseNeuron interface; NOT RUN HERE (no GPU).
+// Written against NEST GPU's BaseNeuron interface; compiled and linked into NEST GPU here, NOT RUN (no GPU).
 #ifndef USERM1_H
 #define USERM1_H
 

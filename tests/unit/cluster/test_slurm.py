@@ -6,22 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
 from flyhpc.errors import ConfigError
 from flyhpc.cluster.profiles import load_profile, profile_from_dict
-
-REPO = Path(__file__).resolve().parents[3]
-SEED_TOTALS_S = {  # seed-spec 6.1, totals with spike I/O: (t_run, n_run) -> seconds
-    "brian2cpp": {(0.1, 1): 4.542, (100, 1): 293.9, (0.1, 32): 28.09, (100, 32): 4283.7, (10, 32): 451.2},
-    "brian2cuda": {(0.1, 1): 31.80, (100, 1): 389.9, (0.1, 32): 327.1, (100, 32): 12298, (10, 32): 1503.1},
-    "pytorch": {(0.1, 1): 3.194, (100, 1): 1007.4, (0.1, 32): 19.52, (100, 32): 18539, (10, 32): 1859.6},
-    "nestgpu": {(0.1, 1): 5.926, (100, 1): 112.3, (0.1, 32): 187.3, (100, 32): 3830.7, (10, 32): 549.7},
-    "genn": {(0.1, 1): 15.55, (100, 1): 70.84, (0.1, 32): 17.49, (100, 32): 2482.5, (10, 32): 262.8},
-    "brian2genn": {(0.1, 1): 32.49, (100, 1): 235.5, (0.1, 32): 996.2, (100, 32): 7464.8, (10, 32): 1630.3},
-}
 
 
 def test_backend_options_are_checked_and_travel_with_planned_tasks(tmp_path):

@@ -11,8 +11,10 @@ import hashlib
 import os
 import re
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -76,15 +78,26 @@ class _Server(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-@pytest.fixture
-def server():
+@contextmanager
+def serving(files: dict[str, bytes] | None = None) -> Iterator[_Server]:
+    """A running `_Server` holding `files` (path without the leading '/' -> body); also used by
+    tests/unit/test_paper_examples.py."""
     srv = _Server()
+    srv.files.update(files or {})
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def server():
+    with serving() as srv:
+        yield srv
 
 
 def _blob_sha1(body: bytes) -> str:
@@ -174,6 +187,7 @@ def test_truncated_download_keeps_part_then_resumes_with_range(server, tmp_path)
         data.fetch([a], tmp_path)
     msg = str(err.value)
     assert "a.parquet" in msg and "truncated" in msg and "expected 200,000 bytes, got 100,000" in msg
+    assert msg.endswith("run fetch again to resume")
     assert not (tmp_path / "a.parquet").exists()
     part = tmp_path / "a.parquet.part"
     assert part.read_bytes() == body[:100_000]

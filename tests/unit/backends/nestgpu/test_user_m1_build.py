@@ -42,8 +42,8 @@ def test_user_m1_compiles_against_the_nest_gpu_headers(tmp_path):
                     or shutil.which("nm") is None,
                     reason="needs a NEST GPU library built with our user model (scripts/build-nestgpu.sh) named by "
                            "$NESTGPU_LIB: not on PyPI, not in CI")
-def test_built_library_holds_our_user_model_and_needs_the_driver():
+def test_built_library_holds_our_user_model():
     lib = os.environ[nb.LIB_ENV]
-    assert "libcuda.so.1" in subprocess.run(["readelf", "-d", lib], capture_output=True, text=True).stdout
+    assert "libcudart.so" in subprocess.run(["readelf", "-d", lib], capture_output=True, text=True).stdout
     symbols = subprocess.run(["nm", "-DC", lib], capture_output=True, text=True).stdout
     assert "user_m1::Init(int, int, int, int, unsigned long long*)" in symbols
