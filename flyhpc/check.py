@@ -10,7 +10,8 @@ For each backend asked for (default: every backend whose probe passes here), in 
    seed's own GeNN-vs-Brian2 parity (J 0.957, r 0.9997). Identical passes; within the seed's parity passes with a
    note; below it fails.
 3. **timing**: build / setup / sim seconds and the real-time ratio over a small grid (t_run 0.1, 1, 10 s x n_run
-   1, 8).
+   1, 8), cheapest first; points left when the backend's check has used its time budget (default 8 minutes)
+   are reported as skipped, so a slow backend (Brian2GeNN compiles every trial) stays bounded.
 Each backend writes `check-<backend>-<host>.json` (everything) and `check-<backend>-<host>.md` (a summary) into the
 output folder; `collect` gathers the JSONs of a folder (one per image and site) into one table. A check fails
 (non-zero exit) when a scenario fails, a backend asked for by name cannot run, a part raises, or parity is below the
@@ -21,6 +22,7 @@ Entry points: `check_backend`, `CheckPlan`, `write_report`, `collect`, `submit_s
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shlex
@@ -30,7 +32,7 @@ import subprocess
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
@@ -59,6 +61,7 @@ class CheckPlan:
     data_dir: Path = Path("data")
     experiment: str = "sugar"
     work_root: Path | None = None
+    budget_s: float = 480.0  # per backend; the timing grid stops starting new points after it
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.parts) - set(PARTS))
@@ -200,21 +203,26 @@ def _parity(backend: str, options_dict: dict, inputs: _Inputs, work_root: Path, 
             f"{spec.n_edges} synapses)", "experiment": inputs.plan.experiment, "runs": runs}
 
 
-def _timing(backend: str, options_dict: dict, inputs: _Inputs, work_root: Path, log: Callable[[str], None]) -> dict:
+def _timing(backend: str, options_dict: dict, inputs: _Inputs, work_root: Path, log: Callable[[str], None],
+            deadline: float = math.inf) -> dict:
     spec = inputs.spec()
-    rows = []
-    for t_run in inputs.plan.timing_t_runs:
-        for n_run in inputs.plan.timing_n_runs:
-            n_steps = int(round(t_run * 1000.0 / spec.params.dt_ms))
-            result, timer = _simulate(backend, spec, inputs.drive(n_steps, n_run), options_dict, work_root)
-            sec = timer.as_dict()
-            row = {"t_run_s": t_run, "n_run": n_run, "spikes": len(result.spikes), **{k: sec[k] for k in
-                   ("build", "setup", "sim", "collect")}, "inner_s": result.run.inner_s,
-                   "realtime_ratio": round(t_run * n_run / sec["sim"], 4) if sec["sim"] > 0 else None}
-            log(f"{backend}: timing t_run {t_run:g} s x n_run {n_run}: build {sec['build']:.2f} s, sim {sec['sim']:.2f} s "
-                f"({row['realtime_ratio']} x real time), {row['spikes']} spikes")
-            rows.append(row)
-    return {"status": "passed", "grid": rows}
+    rows, skipped = [], []
+    grid = sorted(((t, n) for t in inputs.plan.timing_t_runs for n in inputs.plan.timing_n_runs), key=lambda p: p[0] * p[1])
+    for t_run, n_run in grid:
+        if time.monotonic() > deadline:
+            skipped.append({"t_run_s": t_run, "n_run": n_run})
+            log(f"{backend}: timing t_run {t_run:g} s x n_run {n_run}: skipped (the check's time budget is used up)")
+            continue
+        n_steps = int(round(t_run * 1000.0 / spec.params.dt_ms))
+        result, timer = _simulate(backend, spec, inputs.drive(n_steps, n_run), options_dict, work_root)
+        sec = timer.as_dict()
+        row = {"t_run_s": t_run, "n_run": n_run, "spikes": len(result.spikes), **{k: sec[k] for k in
+               ("build", "setup", "sim", "collect")}, "inner_s": result.run.inner_s,
+               "realtime_ratio": round(t_run * n_run / sec["sim"], 4) if sec["sim"] > 0 else None}
+        log(f"{backend}: timing t_run {t_run:g} s x n_run {n_run}: build {sec['build']:.2f} s, sim {sec['sim']:.2f} s "
+            f"({row['realtime_ratio']} x real time), {row['spikes']} spikes")
+        rows.append(row)
+    return {"status": "passed", "grid": rows, "skipped": skipped}
 
 
 def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, gpu: bool | None = None,
@@ -240,6 +248,7 @@ def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, 
     report.update(mode=mode, options=options_dict)
     work_root = Path(plan.work_root) if plan.work_root else Path(tempfile.mkdtemp(prefix=f"flyhpc-check-{backend}-"))
     log(f"{backend}: mode {mode}{' with ' + json.dumps(extra) if extra else ''}; GPUs: {', '.join(gpus) or 'none'}")
+    deadline = time.monotonic() + plan.budget_s
     for part in plan.parts:
         if part != "contract" and mode == "build only":
             report["parts"][part] = {"status": "not run", "note": "no GPU visible and no CPU code path"}
@@ -257,7 +266,7 @@ def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, 
                 out = {"status": "reference", "note": "native is the reference"} if backend == "native" else \
                     _parity(backend, options_dict, inputs, work_root, log)
             else:
-                out = _timing(backend, options_dict, inputs, work_root, log)
+                out = _timing(backend, options_dict, inputs, work_root, log, deadline)
         except Exception as exc:
             out = {"status": "error", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
             log(f"{backend}: {part} ERROR: {out['error']}")
@@ -314,6 +323,8 @@ def markdown(report: dict) -> str:
             lines += [f"| {_fmt(r['t_run_s'])} | {r['n_run']} | {_fmt(r['build'], 2)} | {_fmt(r['setup'], 2)} | "
                       f"{_fmt(r['sim'], 2)} | {_fmt(r['realtime_ratio'], 3)} | {r['spikes']} |" for r in t["grid"]]
             lines.append("")
+        if t.get("skipped"):
+            lines += ["Skipped (time budget): " + ", ".join(f"{_fmt(x['t_run_s'])} s x {x['n_run']}" for x in t["skipped"]), ""]
     return "\n".join(lines)
 
 
@@ -372,7 +383,7 @@ def submit_script(profile, backend_names: Sequence[str], out_dir: Path, time_min
     """
     out_dir = Path(out_dir).resolve()
     res = [profile.resources(b) for b in backend_names]
-    header = ["#!/bin/bash", f"#SBATCH --job-name=flyhpc.check", f"#SBATCH --array=0-{len(backend_names) - 1}",
+    header = ["#!/bin/bash", "#SBATCH --job-name=flyhpc.check", f"#SBATCH --array=0-{len(backend_names) - 1}",
               f"#SBATCH --time={int(time_min)}", f"#SBATCH --cpus-per-task={max(r.cpus for r in res)}",
               f"#SBATCH --mem={int(max(r.mem_gb for r in res) * 1024)}M",
               f"#SBATCH --output={out_dir}/check-%A_%a.log"]
@@ -399,8 +410,10 @@ def submit_script(profile, backend_names: Sequence[str], out_dir: Path, time_min
         commands.append(" ".join(shlex.quote(c) for c in cmd))
     cases = "\n".join(f"  {i}) {c} ;;" for i, c in enumerate(commands))
     setup = "\n".join(profile.slurm_setup)
-    return "\n".join(header) + "\n" + (setup + "\n" if setup else "") + \
-        f'mkdir -p {shlex.quote(str(out_dir))}\ncase "$SLURM_ARRAY_TASK_ID" in\n{cases}\nesac\n'
+    folder = shlex.quote(str(out_dir))
+    return ("\n".join(header) + "\n" + (setup + "\n" if setup else "")
+            + f"mkdir -p {folder} && cd {folder}  # data/ (the synthetic connectome) goes here\n"
+            + f'case "$SLURM_ARRAY_TASK_ID" in\n{cases}\nesac\n')
 
 
 def default_backends(include_unavailable: bool = False) -> list[str]:

@@ -3,9 +3,9 @@
 Owns the mapping backend -> apptainer/<name>.def -> <images dir>/<image>.sif (image names and build
 arguments come from each backend's `caps.image` and `caps.image_build_args`; definitions are found in
 the `flyhpc.config_paths` order) and the `apptainer build` command lines, run in the folder above the
-definition's apptainer/ (the flyhpc source tree the images install). It runs nothing unless asked.
-Also the images' %test (`smoke_test`). Entry points: `image_plan`, `build_images`, `smoke_test`, `DEF_DIR`
-(the definitions packaged with flyhpc).
+definition's apptainer/ (the flyhpc source tree the images install). It runs nothing unless asked
+and simulates nothing (each image's %test runs `flyhpc check --part contract`). Entry points:
+`image_plan`, `build_images`, `DEF_DIR` (the definitions packaged with flyhpc).
 """
 
 from __future__ import annotations
@@ -105,67 +105,3 @@ def build_images(plan: list[ImageBuild]) -> None:
     for item in plan:
         item.sif.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(item.command, check=True, cwd=item.context)
-
-
-def gpu_visible() -> bool:
-    """Whether an NVIDIA GPU is visible to this process (`nvidia-smi -L` lists one)."""
-    if not shutil.which("nvidia-smi"):
-        return False
-    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-    return out.returncode == 0 and "GPU" in out.stdout
-
-
-def smoke_mode(backend: str, gpu: bool) -> tuple[str, dict]:
-    """("simulate" or "build only", backend options) of the smoke test of `backend` with or without a GPU.
-
-    Images are often built on login nodes without a GPU: there a GPU backend simulates through the
-    simulator's CPU code path (its `caps.cpu_fallback_options`) where it has one, else only builds.
-    """
-    caps = registry.get(backend).caps
-    if caps.device != "gpu" or gpu:
-        return "simulate", {}
-    if caps.cpu_fallback_options:
-        return "simulate", dict(caps.cpu_fallback_options)
-    return "build only", {}
-
-
-def smoke_test(backend: str, t_run_ms: float = 10.0, gpu: bool | None = None) -> int:
-    """The images' %test: build `backend` and simulate a 3-neuron chain for `t_run_ms`; returns spikes.
-
-    Without a visible GPU (`gpu` None: detect), a GPU backend simulates through its CPU code path where it
-    has one (`caps.cpu_fallback_options`) and otherwise only builds (generation and compilation), and says so.
-    """
-    import numpy as np
-
-    from flyhpc.backends.base import make_options
-    from flyhpc.drive import make_drive
-    from flyhpc.model import DriveSet, Experiment, Params
-    from flyhpc.network import NetworkSpec
-
-    params = Params()
-    ids = np.array([1, 2, 3], np.int64)
-    spec = NetworkSpec(
-        params=params, flywire_ids=ids, indptr=np.array([0, 1, 2, 2]), indices=np.array([1, 2], np.int32),
-        weights_mv=np.array([8.0, 8.0]), refractory_steps=np.array([0, 22, 22], np.int32),
-        drive_sets=(DriveSet(np.array([0], np.int32), 200.0), DriveSet(np.zeros(0, np.int32), 0.0)),
-        silenced=np.zeros(0, np.int32), experiment=Experiment(name="smoke", activate=(1,), rate_hz=200.0),
-        connectome_source="smoke", connectome_digest="smoke")
-    n_steps = int(round(t_run_ms / params.dt_ms))
-    cls = registry.get(backend)
-    mode, options = smoke_mode(backend, gpu_visible() if gpu is None else gpu)
-    sim = cls(make_options(cls, options))
-    try:
-        sim.build(spec, n_steps)
-        if mode == "build only":
-            print(f"{backend}: no GPU visible, built only (nothing simulated)")
-            return 0
-        sim.setup()
-        sim.run(make_drive(spec, n_steps, 1))
-        n = len(sim.spikes())
-    finally:
-        sim.close()
-    where = f" (no GPU visible: options {options})" if options else ""
-    print(f"{backend}: {n} spikes in {t_run_ms} ms{where}")
-    if n == 0:
-        raise BackendUnavailable(f"{backend}: the smoke test's driven neuron never spiked in {t_run_ms} ms")
-    return n

@@ -44,7 +44,7 @@ class Capabilities:
     becomes "CUDA" or "CPU" after the device a run reports (`framework`);
     needs: partition features (e.g. {"gpu"});
     cpu_fallback_options: backend options that simulate through the simulator's CPU code path, used by the
-    images' smoke test where no GPU is visible (empty: there it only builds);
+    images' `flyhpc check` where no GPU is visible (empty: there it only builds);
     image_build_args: `apptainer build --build-arg` values of its image, "{cuda_arch}" filled with
     `flyhpc images build --cuda-arch`.
     """

@@ -36,8 +36,11 @@ parity fell below the seed's, or a backend named with --backend cannot run here;
               help="Connectome of the parity and timing parts: 'synthetic' (full scale), 'auto' or a folder.")
 @click.option("--build-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where builds go (default: a temporary folder per backend, removed afterwards).")
+@click.option("--budget-min", type=float, default=8.0, show_default=True,
+              help="Per backend: timing-grid points not started by then are reported as skipped.")
 @click.pass_context
-def check(ctx, backend_names, parts, out_dir, parity_n_run, timing_t_runs, timing_n_runs, connectome, build_dir):
+def check(ctx, backend_names, parts, out_dir, parity_n_run, timing_t_runs, timing_n_runs, connectome, build_dir,
+          budget_min):
     if ctx.invoked_subcommand is not None:
         return
     from flyhpc import check as lib
@@ -46,7 +49,7 @@ def check(ctx, backend_names, parts, out_dir, parity_n_run, timing_t_runs, timin
     plan = lib.CheckPlan(parts=tuple(parts) or lib.PARTS, parity_n_runs=tuple(parity_n_run) or (1, 4),
                          timing_t_runs=tuple(timing_t_runs) or (0.1, 1.0, 10.0),
                          timing_n_runs=tuple(timing_n_runs) or (1, 8), connectome=connectome,
-                         data_dir=default_data_dir(), work_root=build_dir)
+                         data_dir=default_data_dir(), work_root=build_dir, budget_s=budget_min * 60.0)
     names = list(backend_names) or lib.default_backends()
     if not names:
         raise click.ClickException("no backend can run here (flyhpc backends lists why)")

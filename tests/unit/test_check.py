@@ -132,3 +132,14 @@ def test_submit_script_is_one_array_task_per_gpu_image(tmp_path):
     result = CliRunner().invoke(cli, ["check", "submit", "--profile", "example-site", "--out", str(tmp_path),
                                       "--dry-run"])
     assert result.exit_code == 0 and "#SBATCH --array=0-3" in result.output and "flyhpc-genn.sif" in result.output
+
+
+def test_timing_grid_runs_cheapest_first_and_stops_at_the_time_budget(tmp_path):
+    plan = check.CheckPlan(parts=("timing",), timing_t_runs=(0.05, 0.01), timing_n_runs=(2, 1), work_root=tmp_path)
+    inputs = _small_inputs(plan)
+    out = check._timing("native", {}, inputs, tmp_path, log=lambda _m: None)
+    assert [(r["t_run_s"], r["n_run"]) for r in out["grid"]] == [(0.01, 1), (0.01, 2), (0.05, 1), (0.05, 2)]
+    spent = check._timing("native", {}, inputs, tmp_path, log=lambda _m: None, deadline=0.0)
+    assert spent["grid"] == [] and len(spent["skipped"]) == 4 and spent["status"] == "passed"
+    assert "Skipped (time budget)" in check.markdown({"backend": "x", "host": "h", "status": "passed", "flyhpc": "0",
+                                                      "python": "3", "started": "-", "parts": {"timing": spent}})

@@ -50,7 +50,7 @@ def test_def_parses_and_has_cuda12_python311_flyhpc(path):
     if path.stem != "flyhpc-base":
         key = next(lab.split()[1] for lab in recipe.labels if lab.startswith("org.flyhpc.backend"))
         assert key in backends.names()
-        assert f"flyhpc check --backend {key} --part contract" in sec["test"]
+        assert f"flyhpc check --backend {key} --part contract --out /tmp/flyhpc-check" in sec["test"]
 
 
 def test_pins_match_setup_cfg():
@@ -136,25 +136,8 @@ def test_images_plan_for_one_backend_and_unknown():
     assert result.exit_code == 2 and "unknown backend 'nope'" in result.output
 
 
-def test_smoke_test_simulates_a_cpu_backend():
-    from flyhpc.images import smoke_test
-
-    assert smoke_test("native", gpu=False) > 0
-
-
-def test_smoke_mode_without_a_gpu_uses_cpu_paths_or_only_builds():
-    from flyhpc.images import smoke_mode
-
-    assert smoke_mode("pytorch", gpu=False) == ("simulate", {})
-    assert smoke_mode("genn", gpu=False) == ("simulate", {"genn_backend": "single_threaded_cpu"})
-    assert smoke_mode("brian2genn", gpu=False) == ("simulate", {"use_gpu": False})
-    assert smoke_mode("brian2cuda", gpu=False) == ("build only", {})
-    assert smoke_mode("nestgpu", gpu=False) == ("build only", {})
-    assert smoke_mode("genn", gpu=True) == ("simulate", {})
-
-
 def test_build_args_and_cpu_fallbacks_come_from_the_backends_caps():
-    from flyhpc.images import smoke_mode
+    from flyhpc.check import mode_of
 
     plan = {p.def_file.stem: p.command for p in image_plan(cuda_arch="90")}
     for key in backends.names():
@@ -163,6 +146,6 @@ def test_build_args_and_cpu_fallbacks_come_from_the_backends_caps():
         args = [command[i + 1] for i, part in enumerate(command) if part == "--build-arg"]
         assert args == [a.format(cuda_arch="90") for a in caps.image_build_args], key
         if caps.device == "gpu":
-            mode = "simulate" if caps.cpu_fallback_options else "build only"
-            assert smoke_mode(key, gpu=False) == (mode, dict(caps.cpu_fallback_options)), key
+            mode = "cpu fallback" if caps.cpu_fallback_options else "build only"
+            assert mode_of(key, gpu=False) == (mode, dict(caps.cpu_fallback_options)), key
     assert "--build-arg" not in plan["flyhpc-base"]

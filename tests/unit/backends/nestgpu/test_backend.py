@@ -18,46 +18,9 @@ from flyhpc.backends import genn as gb
 from flyhpc.backends.nestgpu import backend as nb
 from flyhpc.drive import make_drive
 from flyhpc.errors import ConfigError, TaskFailed
-from flyhpc.model import DriveSet, Experiment, Params
 from flyhpc.network import NetworkSpec
 
-
-def small_spec(n=40, n_edges=300, seed=1, driven=(0, 1, 2)) -> NetworkSpec:
-    rng = np.random.default_rng(seed)
-    pre, post = rng.integers(0, n, n_edges), rng.integers(0, n, n_edges)
-    w = rng.choice([-1.0, 1.0], n_edges, p=[0.3, 0.7]) * rng.integers(1, 12, n_edges) * 0.275 * 3
-    order = np.lexsort((post, pre))
-    pre, post, w = pre[order], post[order], w[order]
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(pre, minlength=n), out=indptr[1:])
-    ref = np.full(n, 22, np.int32)
-    ref[list(driven)] = 0
-    ids = np.arange(100, 100 + n, dtype=np.int64)
-    return NetworkSpec(params=Params(), flywire_ids=ids, indptr=indptr, indices=post.astype(np.int32), weights_mv=w,
-                       refractory_steps=ref, drive_sets=(DriveSet(np.array(driven, np.int32), 300.0),
-                                                         DriveSet(np.zeros(0, np.int32), 0.0)),
-                       silenced=np.zeros(0, np.int32),
-                       experiment=Experiment(name="small", activate=tuple(int(ids[k]) for k in driven), rate_hz=300.0),
-                       connectome_source="test", connectome_digest="test")
-
-
-def pytorch_reference(spec: NetworkSpec, drive) -> list[tuple[int, int, int]]:
-    """Sorted (trial, step, neuron) spikes of the pytorch backend in float64 (the reference here)."""
-    from flyhpc.backends.pytorch import PyTorchBackend
-
-    ref = PyTorchBackend(precision="float64")
-    ref.build(spec, drive.n_steps)
-    ref.setup()
-    ref.run(drive)
-    table = ref.spikes()
-    ref.close()
-    assert len(table) > 50  # the network is active
-    return sorted(zip(table.trial.tolist(), table.step.tolist(), table.neuron.tolist()))
-
-
-def program_spikes(binary) -> list[tuple[int, int, int]]:
-    out = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout
-    return sorted(tuple(map(int, line.split())) for line in out.splitlines())
+from tests.unit.backends.networks import program_spikes, pytorch_reference, small_spec
 
 
 FAKE_WORKER = """
