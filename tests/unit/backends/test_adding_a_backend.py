@@ -18,10 +18,11 @@ import pytest
 from flyhpc import backends
 from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.bundle import framework_name
+from flyhpc.check import mode_of
 from flyhpc.cli.backends_cmd import capability_rows
 from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import ConfigError
-from flyhpc.images import image_name, smoke_mode
+from flyhpc.images import image_name
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 from tests.contract.conftest import CONTRACT_STEPS, contract_spec, hand_drive
@@ -135,7 +136,7 @@ def test_one_registry_line_is_all_the_rest_needs(registered):
     assert row == {"backend": "toy", "device": "cpu", "batching": "sequential", "drive": "events",
                    "dtype": "float64", "image": "flyhpc-toy", "verified here": "yes", "available here": "yes"}
     assert framework_name("toy") == "Toy (CPU)" and framework_name("toy", "cuda:0") == "Toy (CPU)"
-    assert image_name("toy") == "flyhpc-toy" and smoke_mode("toy", gpu=False) == ("simulate", {})
+    assert image_name("toy") == "flyhpc-toy" and mode_of("toy", gpu=False) == ("cpu", {})
     assert framework_name("pytorch", "cuda:0") == "PyTorch (CUDA)" and framework_name("pytorch") == "PyTorch (CPU)"
     assert framework_name("unregistered", "cuda:1") == "unregistered (CUDA)"
 
