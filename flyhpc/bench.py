@@ -44,14 +44,6 @@ def _record(task: BenchmarkTask) -> dict:
         return {}
 
 
-def _state(task: BenchmarkTask) -> str:
-    """The task's state from its files ("done", "error", "interrupted", "missing", "corrupt", ...)."""
-    from flyhpc.bundle import BundlePaths, disk_state
-
-    paths = BundlePaths(task.results_root, task.run_label)
-    return disk_state(paths.record(task), paths.parquet(task), key=task.key, deep=True)[0]
-
-
 def _run_one_isolated(task: BenchmarkTask, force: bool) -> dict:
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
@@ -94,7 +86,7 @@ def run_tasks(tasks: Sequence[BenchmarkTask], mode: str = "process", force: bool
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - e.g. a crashed child process: the task is not done
             error = f"{type(exc).__name__}: {exc}"
-        state = _state(task)
+        state = worker.files_state(task)
         emit("end", task, state)
         outcomes.append(Outcome(task, state, _record(task), error))
     return outcomes
@@ -117,7 +109,7 @@ def _run_local(tasks: Sequence[BenchmarkTask], force: bool, emit: Event, poll_s:
     pending = {t.key: t for t in todo}
     while pending:
         for key, task in list(pending.items()):
-            state = _state(task)
+            state = worker.files_state(task)
             if state not in ("missing", "stale"):
                 emit("end", task, state)
                 del pending[key]
@@ -126,7 +118,7 @@ def _run_local(tasks: Sequence[BenchmarkTask], force: bool, emit: Event, poll_s:
         report = slurm_status.status(todo[0].results_root, todo[0].run_label)
         if not report.active:
             for task in pending.values():
-                emit("end", task, _state(task))
+                emit("end", task, worker.files_state(task))
             break
         time.sleep(poll_s)
-    return [Outcome(t, _state(t), _record(t)) for t in todo]
+    return [Outcome(t, worker.files_state(t), _record(t)) for t in todo]

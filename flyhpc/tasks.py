@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,11 +221,7 @@ def load_grid(name_or_path: str | Path) -> Grid:
     if not path.is_file():
         raise ConfigError(f"unknown grid {text!r}; known: {', '.join(known_grids())} (or a path to a .toml file); "
                           f"searched {', '.join(map(str, config_paths.search_dirs('grids')))}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    table = data.get("grid")
+    table = config_paths.read_toml(path, "grid").get("grid")
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: needs a [grid] table")
     unknown = sorted(set(table) - _GRID_KEYS)

@@ -5,7 +5,7 @@ backend, writes the spike parquet and then the record atomically, and always lea
 `success` with the parquet's sha256, `error: ...` with the traceback in the task's log and no
 parquet, or `timeout: ...` / `cancelled: ...` naming the signal Slurm sent (flyhpc.cluster.job_signals).
 Each attempt appends to the task's log under its own header. Knows nothing about schedulers beyond
-reading job ids from the environment. Entry points: `run`, `is_done`.
+reading job ids from the environment. Entry points: `run`, `is_done`, `files_state`.
 """
 
 from __future__ import annotations
@@ -40,10 +40,15 @@ class JobInfo:
     interruption: Callable[[], str | None] = lambda: None
 
 
-def is_done(task: BenchmarkTask, deep: bool = True) -> bool:
-    """The task's files say it is done (`bundle.disk_state`; `deep` hashes the parquet)."""
+def files_state(task: BenchmarkTask, deep: bool = True) -> str:
+    """What the task's files say (`bundle.disk_state`: done, error, interrupted, stale, missing, corrupt)."""
     paths = BundlePaths(task.results_root, task.run_label)
-    return disk_state(paths.record(task), paths.parquet(task), key=task.key, deep=deep)[0] == "done"
+    return disk_state(paths.record(task), paths.parquet(task), key=task.key, deep=deep)[0]
+
+
+def is_done(task: BenchmarkTask, deep: bool = True) -> bool:
+    """The task's files say it is done (`deep` hashes the parquet)."""
+    return files_state(task, deep) == "done"
 
 
 def _now() -> str:

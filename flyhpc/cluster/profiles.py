@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
@@ -305,16 +304,7 @@ def load_profile(name_or_path: str | Path) -> ClusterProfile:
         [d / f"{text}.toml" for d in clusters_dirs()]
     for path in candidates:
         if path.is_file():
-            try:
-                data = tomllib.loads(path.read_bytes().decode("utf-8"))
-            except OSError as exc:
-                raise ConfigError(f"{path}: cannot read the profile ({exc.strerror})") from None
-            except UnicodeDecodeError as exc:
-                raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
-                                  "a profile is a UTF-8 TOML file") from None
-            except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-            return profile_from_dict(data, name=path.stem, source=str(path))
+            return profile_from_dict(config_paths.read_toml(path, "profile"), name=path.stem, source=str(path))
     if text == "local":
         return ClusterProfile(name="local")
     raise ConfigError(f"no cluster profile {text!r}; known: {', '.join(profile_names())} "

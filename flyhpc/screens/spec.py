@@ -4,7 +4,7 @@ A screen is a base experiment plus axes combined as a product (`activate_each`, 
 with one t_run x n_run, seed, backend and silence mode, with optional readout neurons. Files are found like grids
 (`--config-dir`/$FLYHPC_CONFIG, then ./jobs, then the packaged defaults: a `screens/` folder beside each searched
 `grids/` folder). Every error names the file and the key. Reads files only; runs nothing.
-Entry points: `Screen`, `NeuronList`, `load_screen`, `known_screens`, `screen_dirs`, `SCREEN_KEYS`, `BASE_KEYS`,
+Entry points: `Screen`, `NeuronList`, `load_screen`, `known_screens`, `SCREEN_KEYS`, `BASE_KEYS`,
 `AXES_KEYS`.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,15 +75,9 @@ class Screen:
         return validate_run(self.t_run_s, self.n_run)
 
 
-def screen_dirs() -> list[Path]:
-    """The folders searched for screens, first match first: `screens/` beside every searched `grids/` folder
-    (DIR/screens under --config-dir, ./jobs/screens, the packaged jobs/screens)."""
-    return [folder.parent / "screens" for folder in config_paths.search_dirs("grids")]
-
-
 def known_screens() -> list[str]:
-    """Names of the screen presets in the searched folders."""
-    return sorted({p.stem for d in screen_dirs() for p in d.glob("*.toml") if p.is_file()})
+    """Names of the screen presets in the searched folders (`flyhpc.config_paths` order)."""
+    return config_paths.names("screens")
 
 
 def load_screen(name_or_path: str | Path) -> Screen:
@@ -99,14 +92,11 @@ def load_screen(name_or_path: str | Path) -> Screen:
     text = str(name_or_path)
     path = Path(text)
     if not (text.endswith(".toml") or path.is_file()):
-        path = next((d / f"{text}.toml" for d in screen_dirs() if (d / f"{text}.toml").is_file()), path)
+        path = config_paths.find("screens", text) or path
     if not path.is_file():
         raise ConfigError(f"unknown screen {text!r}; known: {', '.join(known_screens()) or 'none'} (or a path to a "
-                          f".toml file); searched {', '.join(map(str, screen_dirs()))}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+                          f".toml file); searched {', '.join(map(str, config_paths.search_dirs('screens')))}")
+    data = config_paths.read_toml(path, "screen")
     _check_keys(data, ("screen", "base", "axes"), f"{path}")
     tables = {}
     for key, valid in (("screen", SCREEN_KEYS), ("base", BASE_KEYS), ("axes", AXES_KEYS)):

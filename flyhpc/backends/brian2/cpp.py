@@ -45,7 +45,7 @@ from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunR
 from flyhpc.backends.brian2.child_signals import brian2_children_ignore_usr2
 from flyhpc.drive import Drive
 from flyhpc.errors import FlyhpcError
-from flyhpc.files import write_json_atomic
+from flyhpc.files import build_lock, write_json_atomic
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -63,18 +63,6 @@ def build_key(spec_digest: str, n_steps: int, brian2_version: str, n_threads: in
             "openmp_threads": int(n_threads), "device": device, "record": bool(record),
             "format": BUILD_FORMAT}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-@contextlib.contextmanager
-def _dir_lock(path: Path):
-    """Exclusive lock on `path` (a lock file), so concurrent tasks never build one directory twice."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def host_name() -> str:
@@ -235,7 +223,7 @@ class Brian2CppBackend(Backend):
         key = build_key(spec.digest(), n_steps, b2.__version__, threads, self.device_name)
         work_dir = self.work_root / self.name / key
         self._activate_device(threads)
-        with _dir_lock(work_dir.with_name(key + ".lock")):
+        with build_lock(work_dir.with_name(key + ".lock")):
             reclaim_litter(work_dir)
             binary = work_dir / "main"
             before = binary.stat().st_mtime_ns if (work_dir / DONE_MARKER).is_file() and binary.is_file() else None

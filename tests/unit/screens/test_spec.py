@@ -6,7 +6,7 @@ import pytest
 
 from flyhpc.errors import ConfigError
 from flyhpc.screens import known_screens, load_screen
-from flyhpc.screens.spec import screen_dirs
+from flyhpc import config_paths
 
 GOOD = """
 [screen]
@@ -35,7 +35,7 @@ def test_screens_are_found_like_grids(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "jobs" / "screens").mkdir(parents=True)
     (tmp_path / "jobs" / "screens" / "atlas.toml").write_text(GOOD)
-    assert screen_dirs()[0] == (tmp_path / "jobs" / "screens").resolve()
+    assert config_paths.search_dirs("screens")[0] == (tmp_path / "jobs" / "screens").resolve()
     assert load_screen("atlas").by == "index"  # ./jobs/screens wins over the packaged atlas
     config = tmp_path / "config"
     (config / "screens").mkdir(parents=True)
