@@ -20,6 +20,7 @@ from flyhpc.files import sha256_file
 
 RECORD_FORMAT = 1
 _STEM_RE = re.compile(r"^(?P<backend>[a-z0-9]+)_t(?P<t>\d+\.\d+(?:e[-+]?\d+)?)s_n(?P<n>\d+)$")
+_CHUNK_RE = re.compile(r"^chunk_\d{5,}$")  # screen chunks (flyhpc.screens.task)
 
 _LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -56,9 +57,11 @@ def framework_name(backend: str, device: str = "") -> str:
 class BundlePaths:
     """Every path of one run label's bundle under `results_root`.
 
-    Layout: `<root>/<label>/round_XX/<stem>.parquet|.json|.log`, `<root>/<label>/manifest.csv`,
-    `checksums.sha256`, `benchmark-results.csv`, `submission.json`, `.flyhpc.lock`,
-    `comparisons/`. The label is checked (no `/`, `..` or shell metacharacters).
+    Layout: `<root>/<label>/round_XX/<stem>.parquet|.json|.log` (benchmark tasks; screen chunks under
+    `chunks/`), `<root>/<label>/manifest.csv`, `checksums.sha256`, `benchmark-results.csv`, `submission.json`,
+    `.flyhpc.lock`, `comparisons/`; a screen label also has `screen-plan.parquet` and, once collected,
+    `screen.parquet`, `experiments.csv`, `readout.csv` and `effects.csv`. The label is checked (no `/`,
+    `..` or shell metacharacters).
     """
 
     def __init__(self, results_root: str | Path, run_label: str):
@@ -72,12 +75,31 @@ class BundlePaths:
         self.lock = self.label_dir / ".flyhpc.lock"
         self.comparisons = self.label_dir / "comparisons"
         self.jobs_dir = self.label_dir / "slurm"  # the jobs' pickles and logs: private (0700)
+        self.screen_plan = self.label_dir / "screen-plan.parquet"
+        self.screen_rates = self.label_dir / "screen.parquet"
+        self.screen_experiments = self.label_dir / "experiments.csv"
+        self.screen_readout = self.label_dir / "readout.csv"
+        self.screen_effects = self.label_dir / "effects.csv"
+
+    def require_benchmark(self, command: str) -> None:
+        """Refuse a screen label in a command that reads benchmark labels (naming what it holds instead).
+
+        Raises
+        ------
+        ConfigError
+            The label holds a screen (it has a screen plan).
+        """
+        if self.screen_plan.is_file():
+            raise ConfigError(f"run label {self.run_label!r} holds a screen, not benchmark tasks: `flyhpc {command}` "
+                              f"reads benchmark labels; a screen's results are {self.screen_rates.name}, "
+                              f"{self.screen_effects.name} and {self.screen_readout.name} after `flyhpc collect "
+                              f"{self.run_label}`")
 
     def round_dir(self, round_: int) -> Path:
         return self.label_dir / f"round_{int(round_):02d}"
 
     def _file(self, task, suffix: str) -> Path:
-        return self.round_dir(task.round) / f"{task.stem}{suffix}"
+        return self.label_dir / task.folder / f"{task.stem}{suffix}"
 
     def parquet(self, task) -> Path:
         """The task's spike parquet: round_XX/<backend>_t<t>s_n<n>.parquet."""
@@ -96,8 +118,14 @@ class BundlePaths:
         return self.round_dir(round_) / f"{file_stem(backend, t_run_s, n_run)}.parquet"
 
     def record_files(self) -> list[Path]:
-        """Every task record of the label, sorted by path."""
-        return sorted(p for p in self.label_dir.glob("round_*/*.json") if _STEM_RE.match(p.stem))
+        """Every task record of the label (benchmark tasks and screen chunks), sorted by path."""
+        return sorted([p for p in self.label_dir.glob("round_*/*.json") if _STEM_RE.match(p.stem)] +
+                      [p for p in self.label_dir.glob("chunks/*.json") if _CHUNK_RE.match(p.stem)])
+
+    def task_parquets(self) -> list[Path]:
+        """Every task parquet of the label (benchmark spikes, screen chunk rates), sorted by path."""
+        return sorted([p for p in self.label_dir.glob("round_*/*.parquet") if _STEM_RE.match(p.stem)] +
+                      [p for p in self.label_dir.glob("chunks/*.parquet") if _CHUNK_RE.match(p.stem)])
 
     def relative(self, path: Path) -> str:
         """`path` relative to the label folder, with `/` separators."""
@@ -129,6 +157,7 @@ def read_record(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DataError(f"{path}: task record is not a JSON object")
     missing = [k for k in ("status", "backend", "t_run_s", "n_run", "round", "run_label") if k not in data]
+    missing += [k for k in _SCREEN_RECORD_KEYS if data.get("kind") == "screen" and k not in data]
     if missing:
         raise DataError(f"{path}: task record lacks {', '.join(missing)}")
     return data
@@ -168,6 +197,8 @@ def disk_state(record_path: Path, parquet_path: Path, *, key: str | None = None,
     return _parquet_state(rec, parquet_path, deep, parquet_sha256)
 
 
+_SCREEN_RECORD_KEYS = ("screen", "plan_sha256", "first", "stop")
+
 # Record status prefixes of a task ended by a signal (see worker.py): Slurm's word for it follows.
 INTERRUPTED_PREFIXES = ("timeout:", "cancelled:")
 
@@ -185,8 +216,16 @@ def _parquet_state(rec: dict, parquet_path: Path, deep: bool, parquet_sha256: st
         rows = pq.ParquetFile(parquet_path).metadata.num_rows
     except Exception as exc:  # noqa: BLE001 - any reader failure means a damaged footer
         return "corrupt", f"{name}: unreadable parquet footer ({type(exc).__name__}: {exc})"
-    if rows != rec.get("spikes"):
-        return "corrupt", f"{name}: {rows} rows, its record says {rec.get('spikes')} spikes"
+    expected_rows = rec.get("parquet_rows", rec.get("spikes"))  # a spike parquet has a row per spike
+    if rows != expected_rows:
+        unit = "rows" if "parquet_rows" in rec else "spikes"
+        return "corrupt", f"{name}: {rows} rows, its record says {expected_rows} {unit}"
+    for extra, entry in sorted((rec.get("extra_files") or {}).items()):  # a screen chunk's other files
+        path = parquet_path.parent / extra
+        if not path.is_file() or path.stat().st_size != entry.get("bytes"):
+            return "corrupt", f"{extra}: missing or not the {entry.get('bytes')} bytes its record says"
+        if deep and sha256_file(path) != entry.get("sha256"):
+            return "corrupt", f"{extra}: sha256 differs from its record"
     if not deep and parquet_sha256 is None:
         return "done", ""
     if (parquet_sha256 or sha256_file(parquet_path)) != rec.get("parquet_sha256"):

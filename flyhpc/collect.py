@@ -127,7 +127,8 @@ def result_row(rec: dict, spike_path: str) -> dict[str, str]:
     }
 
 
-def _csv_text(columns, rows) -> str:
+def csv_text(columns, rows) -> str:
+    """CSV text of dict rows under `columns` (header first, `\\n` line ends, extra keys ignored)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
@@ -135,7 +136,8 @@ def _csv_text(columns, rows) -> str:
     return buf.getvalue()
 
 
-def _write_if_changed(path: Path, text: str) -> None:
+def write_if_changed(path: Path, text: str) -> None:
+    """Write `text` atomically unless the file already holds exactly it."""
     if path.is_file() and path.read_text() == text:
         return  # identical content: leave the file (and its mtime) alone
     with atomic_path(path) as tmp:
@@ -208,12 +210,12 @@ def collect(results_root: str | Path, run_label: str, global_csv: str | Path | N
         order = lambda r: (int(r["round"]), r["backend_key"], int(r["n_run"]), float(r["t_run"]))  # noqa: E731
         rows.sort(key=order)
         manifest.sort(key=order)
-        _write_if_changed(paths.results_csv, _csv_text(RESULT_COLUMNS, rows))
-        _write_if_changed(paths.manifest, _csv_text(MANIFEST_COLUMNS, manifest))
+        write_if_changed(paths.results_csv, csv_text(RESULT_COLUMNS, rows))
+        write_if_changed(paths.manifest, csv_text(MANIFEST_COLUMNS, manifest))
         listed = intact + [paths.manifest, paths.results_csv]
         digests = {**hashes, **hash_files([p for p in listed if p not in hashes])}
         lines = sorted((paths.relative(p), digests[p]) for p in listed)
-        _write_if_changed(paths.checksums, "".join(f"{digest}  {rel}\n" for rel, digest in lines))
+        write_if_changed(paths.checksums, "".join(f"{digest}  {rel}\n" for rel, digest in lines))
         if global_csv:
             upsert_global(Path(global_csv), rows)
     return CollectReport(run_label, report, len(rows), [paths.results_csv, paths.manifest, paths.checksums])
@@ -238,7 +240,7 @@ def upsert_global(path: Path, rows: list[dict[str, str]]) -> None:
         key = tuple(row.get(k, "") for k in GLOBAL_KEY)
         merged.append(new.pop(key) if key in new else row)
     merged.extend(new.values())
-    _write_if_changed(path, _csv_text(columns, merged))
+    write_if_changed(path, csv_text(columns, merged))
 
 
 def verify(results_root: str | Path, run_label: str) -> VerifyReport:
@@ -272,7 +274,7 @@ def verify(results_root: str | Path, run_label: str) -> VerifyReport:
     report.checked = len(actual)
     report.corrupt += sorted(f"{p}: sha256 differs from checksums.sha256" for p, f in present.items()
                              if actual[f] != listed[p])
-    on_disk = sorted(paths.label_dir.glob("round_*/*.parquet")) + paths.record_files()
+    on_disk = paths.task_parquets() + paths.record_files()
     report.extra += sorted(f"{paths.relative(p)} (not in checksums.sha256: run `flyhpc collect {run_label}`)"
                            for p in on_disk if paths.relative(p) not in listed)
     st = status(results_root, run_label, deep=True, require_scheduler=False, hashes=actual)

@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from flyhpc import backends, config_paths
 from flyhpc.bundle import check_label, file_stem
@@ -100,6 +100,8 @@ class BenchmarkTask:
     is checked by `expand_grid` and by the worker (an unknown one gives an error record), not here.
     """
 
+    kind: ClassVar[str] = "benchmark"
+
     run_label: str
     round: int
     backend: str
@@ -144,9 +146,29 @@ class BenchmarkTask:
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
     @property
+    def folder(self) -> str:
+        """The task's folder inside its label: `round_XX`."""
+        return f"round_{self.round:02d}"
+
+    @property
     def name(self) -> str:
         """Human name, unique inside a label: `<label>/round_XX/<stem>`."""
-        return f"{self.run_label}/round_{self.round:02d}/{self.stem}"
+        return f"{self.run_label}/{self.folder}/{self.stem}"
+
+    @property
+    def trials(self) -> int:
+        """Trials the task simulates."""
+        return self.n_run
+
+    def wall_estimate_s(self, resources: Any) -> float:
+        """Expected wall seconds under a profile's `resources` time model."""
+        return resources.wall_estimate_s(self.t_run_s, self.n_run)
+
+    def identity(self) -> dict[str, Any]:
+        """What every task of the label shares (`flyhpc.cluster.submission.label_identity`); a path may move,
+        a digest not."""
+        return {"experiment": self.experiment, "experiment_digest": experiment_digest(self.experiment),
+                "seed": self.seed, "connectome_digest": self.connectome_digest}
 
     @property
     def stem(self) -> str:

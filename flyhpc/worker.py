@@ -1,7 +1,7 @@
-"""One benchmark task end to end: load, build, setup, sim, collect, write -> parquet + task record.
+"""One task end to end: load, build, setup, sim, collect, write -> parquet + task record.
 
 The unit Slurm (and `flyhpc bench`) runs: `run(task)` times every phase the same way for every
-backend, writes the spike parquet and then the record atomically, and always leaves a record —
+backend (a screen chunk runs through `flyhpc.screens.task.execute` with the same record rules), writes the spike parquet and then the record atomically, and always leaves a record —
 `success` with the parquet's sha256, `error: ...` with the traceback in the task's log and no
 parquet, or `timeout: ...` / `cancelled: ...` naming the signal Slurm sent (flyhpc.cluster.job_signals).
 Each attempt appends to the task's log under its own header. Knows nothing about schedulers beyond
@@ -63,16 +63,25 @@ def _threads() -> int | None:
     return None
 
 
-def _base_record(task: BenchmarkTask, started: str, job: JobInfo) -> dict:
+def _task_fields(task) -> dict:
+    """The record fields of the task's kind (a screen chunk's: `flyhpc.screens.task.record_fields`)."""
+    if task.kind == "screen":
+        from flyhpc.screens.task import record_fields
+
+        return record_fields(task)
     try:
         exp_name = experiment_of(task.experiment).name
     except FlyhpcError:
         exp_name = ""  # the run fails in its load phase with the reason, and records it
+    return {"round": task.round, "experiment": exp_name, "experiment_key": task.experiment, "t_run_s": task.t_run_s,
+            "n_run": task.n_run, "trials": list(range(task.n_run))}
+
+
+def _base_record(task, started: str, job: JobInfo) -> dict:
     return {
         "record_format": 1, "flyhpc_version": __version__, "key": task.key, "run_label": task.run_label,
-        "round": task.round, "backend": task.backend, "framework": framework_name(task.backend),
-        "experiment": exp_name, "experiment_key": task.experiment, "t_run_s": task.t_run_s, "n_run": task.n_run,
-        "seed": task.seed, "trials": list(range(task.n_run)), "connectome": task.connectome,
+        "backend": task.backend, "framework": framework_name(task.backend), **_task_fields(task),
+        "seed": task.seed, "connectome": task.connectome,
         "node": socket.gethostname(), "python": platform.python_version(), "started_utc": started,
         "job_id": job.job_id, "array_job_id": job.array_job_id, "array_task_id": job.array_task_id,
         "image_digest": os.environ.get("FLYHPC_IMAGE_DIGEST", ""),
@@ -120,7 +129,9 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
     record = _base_record(task, started, job)
     log = _Log(log_path, f"started {started} on {record['node']}, job {record['job_id'] or '-'}")
     record["attempt"] = log.attempt
-    log(f"task {task.key}: backend {task.backend}, experiment {task.experiment}, "
+    what = (f"screen {task.screen} experiments {task.first}..{task.stop - 1}" if task.kind == "screen"
+            else f"experiment {task.experiment}")
+    log(f"task {task.key}: backend {task.backend}, {what}, "
         f"t_run {task.t_run_s} s x {task.n_run}, seed {task.seed}, connectome {task.connectome}")
     for stale in (record_path, parquet):  # an earlier attempt's files: the task is "missing" while it runs
         with contextlib.suppress(FileNotFoundError):
@@ -143,15 +154,15 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
             raise  # KeyboardInterrupt / SystemExit / Slurm's signal: the record says so, the exit goes on
         raise TaskFailed(f"task {task.key} failed: {type(exc).__name__}: {reason} (log: {log_path})",
                          task.key, str(log_path)) from exc
-    log(f"done: {record['spikes']} spikes, {record['active_neurons']} active, phases {record['phases_s']}")
+    log(f"done: {record['spikes']} spikes, {record.get('active_neurons', '-')} active, phases {record['phases_s']}")
     log.close()
     write_json_atomic(record_path, record)
     return record
 
 
-def _execute(task: BenchmarkTask, parquet: Path, log: Callable[[str], None],
-             on_phase: Callable[[str], None] | None) -> dict:
-    """The task through the one run pipeline (`pipeline.execute`); the record fields it measured."""
+def _execute(task, parquet: Path, log: Callable[[str], None], on_phase: Callable[[str], None] | None) -> dict:
+    """The task through the one run pipeline (`pipeline.execute`), or a screen chunk through
+    `flyhpc.screens.task.execute`; the record fields it measured."""
     from flyhpc.data.connectome import default_data_dir
     from flyhpc.pipeline import execute
 
@@ -159,6 +170,11 @@ def _execute(task: BenchmarkTask, parquet: Path, log: Callable[[str], None],
         log(f"phase {name}")
         if on_phase:
             on_phase(name)
+
+    if task.kind == "screen":
+        from flyhpc.screens.task import execute as execute_chunk
+
+        return execute_chunk(task, parquet, log, phase, n_threads=_threads() or 1)
 
     outcome = execute(backend=task.backend, experiment=experiment_of(task.experiment), t_run_s=task.t_run_s,
                       n_run=task.n_run, parquet=parquet, connectome=task.connectome, data_dir=default_data_dir(),

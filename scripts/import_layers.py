@@ -27,10 +27,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                         "flyhpc.contract")),
     ("backends", ("flyhpc.backends",)),
     ("one run", ("flyhpc.pipeline", "flyhpc.bundle")),
-    ("tasks", ("flyhpc.tasks", "flyhpc.worker")),
+    ("tasks", ("flyhpc.tasks", "flyhpc.worker", "flyhpc.screens")),
     ("cluster", ("flyhpc.cluster",)),
     ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.bench", "flyhpc.images",
-                           "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.screens")),
+                           "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.screens.collect",
+                           "flyhpc.screens.submit")),
     ("command line", ("flyhpc.cli", "flyhpc.__main__")),
 ]
 

@@ -73,6 +73,8 @@ def _register() -> None:
     from flyhpc.cli import check_cmd, report_cmd
     report_cmd.register(cli)
     cli.add_command(check_cmd.check)
+    from flyhpc.cli.screen_cmd import screen_group
+    cli.add_command(screen_group)
 
 
 _register()

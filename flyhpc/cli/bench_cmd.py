@@ -87,13 +87,24 @@ def _render(console: Console, outcomes) -> None:
 def collect_cmd(ctx, run_label, results_root, global_csv):
     """Write benchmark-results.csv, manifest.csv and checksums.sha256 of a label from its task records.
 
-    Always writes what it can: the manifest lists every planned task with its state and reason, the
-    checksums cover exactly the intact files. Exits non-zero while the bundle is incomplete.
+    A screen label gets its merged files instead (screen.parquet, experiments.csv, readout.csv, effects.csv)
+    once every chunk is done. Always writes what it can: the manifest lists every planned task with its
+    state and reason, the checksums cover exactly the intact files. Exits non-zero while the bundle is
+    incomplete.
     """
     from flyhpc import collect
+    from flyhpc.cluster.submission import label_kind
 
-    report = collect.collect(results_root, run_label, global_csv)
     console = Console()
+    if label_kind(results_root, run_label) == "screen":
+        if global_csv:
+            raise click.BadParameter("a screen label has no benchmark rows to upsert", param_hint="--global-csv")
+        from flyhpc.screens.collect import collect_screen
+
+        report = collect_screen(results_root, run_label)
+        _print_effects(console, report)
+    else:
+        report = collect.collect(results_root, run_label, global_csv)
     counts = {}
     for row in report.status.rows:
         counts[row.state] = counts.get(row.state, 0) + 1
@@ -108,6 +119,28 @@ def collect_cmd(ctx, run_label, results_root, global_csv):
         console.print(f"[bold red]{run_label}: bundle incomplete[/] (exit {report.exit_code}); "
                       f"see `flyhpc status {run_label}` and `flyhpc resubmit {run_label}`")
     ctx.exit(report.exit_code)
+
+
+def _print_effects(console: Console, report, top: int = 10) -> None:
+    """The experiments with the largest effect, from a complete screen label's effects.csv."""
+    import pandas as pd
+    from rich.table import Table
+
+    from flyhpc.bundle import display_path
+
+    effects_csv = next((p for p in report.files if p.name == "effects.csv"), None)
+    if effects_csv is None:
+        return
+    frame = pd.read_csv(effects_csv, dtype={"experiment_key": str, "top_neuron": str}, nrows=top,
+                        keep_default_na=False)
+    table = Table(title=f"largest effect on {frame['measured_on'].iloc[0] if len(frame) else '-'} "
+                        f"({display_path(effects_csv)})")
+    for col in ("rank", "experiment", "effect Hz", "top neuron", "change Hz"):
+        table.add_column(col, justify="left" if col in ("experiment", "top neuron") else "right")
+    for row in frame.itertuples():
+        table.add_row(str(row.rank), row.experiment_name, f"{row.effect_hz:.4g}", row.top_neuron,
+                      f"{row.top_change_hz:+.4g}")
+    console.print(table)
 
 
 @click.command(name="verify", epilog="Exit codes: 0 complete and intact; 5 a file is missing, extra or damaged; "

@@ -1,4 +1,5 @@
-"""`flyhpc submit / status / resubmit / cancel`: benchmark grids on Slurm (or the local executor).
+"""`flyhpc submit / status / resubmit / cancel`: benchmark grids on Slurm (or the local executor); status,
+resubmit and cancel take screen labels too (status then also counts experiments).
 
 Each command parses flags, calls one function of `flyhpc.cluster.slurm` / `flyhpc.cluster.status` and renders
 the result with rich. No scheduling logic here.
@@ -71,8 +72,8 @@ def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, expe
     sp = slurm.plan(todo, prof, container=not no_container)
     console = Console()
     render_plan(console, sp)
-    _warn_if_clamped(console, sp)
-    _warn_if_synthetic(console, connectome)
+    warn_if_clamped(console, sp)
+    warn_if_synthetic(console, connectome)
     if dry_run or not sp.arrays:
         return
     record = slurm.submit(sp, force=force)
@@ -81,7 +82,7 @@ def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, expe
                   f"follow with `flyhpc status {run_label}`")
 
 
-def _warn_if_synthetic(console: Console, connectome: str) -> None:
+def warn_if_synthetic(console: Console, connectome: str) -> None:
     from flyhpc.data.connectome import default_data_dir
     from flyhpc.data.sources import real_sources
 
@@ -91,7 +92,7 @@ def _warn_if_synthetic(console: Console, connectome: str) -> None:
                       "full-scale synthetic connectome and their records say so.")
 
 
-def _warn_if_clamped(console: Console, sp) -> None:
+def warn_if_clamped(console: Console, sp) -> None:
     if sp.clamped:
         key, wanted = next(iter(sp.clamped.items()))
         console.print(f"[bold yellow]warning[/]: the time limit of {len(sp.clamped)} task(s) is capped at "
@@ -100,7 +101,19 @@ def _warn_if_clamped(console: Console, sp) -> None:
                       "raise max_time_min there if they time out")
 
 
-def _status_view(report) -> Group:
+def _experiments_counter(results_root, run_label):
+    """For a screen label, report -> (experiments done, planned) (chunks as far as they got); else None."""
+    from flyhpc.cluster.submission import label_kind, load_submission, task_from_dict
+
+    if label_kind(results_root, run_label) != "screen":
+        return None
+    from flyhpc.screens.task import experiments_done
+
+    tasks = {k: task_from_dict(v) for k, v in load_submission(results_root, run_label)["tasks"].items()}
+    return lambda report: experiments_done(results_root, run_label, report.rows, tasks)
+
+
+def _status_view(report, experiments: tuple[int, int] | None = None) -> Group:
     table = Table(title=f"{report.run_label}: {len(report.rows)} task(s)")
     table.add_column("backend", no_wrap=True)
     for state in STATES:
@@ -111,6 +124,12 @@ def _status_view(report) -> Group:
         table.add_row(backend, *(str(counts[c]) if counts[c] else "." for c in STATES),
                       ProgressBar(total=total, completed=counts["done"], width=12))
     parts: list = [table]
+    if experiments is not None:
+        done, total = experiments
+        progress = Table.grid(padding=(0, 1))
+        progress.add_row("experiments", ProgressBar(total=max(total, 1), completed=done, width=40),
+                         f"{done} / {total}")
+        parts.append(progress)
     failures = report.failures()
     if failures:
         ft = Table(title="tasks to resubmit")
@@ -141,16 +160,18 @@ def status(ctx, run_label, results_root, watch, interval, deep, retry_for):
     retry = dict(retry_s=retry_for if watch else 0.0,
                  on_retry=lambda msg: console.print(f"[yellow]sacct failed[/]: {msg}"))
     report = slurm_status.status(results_root, run_label, deep=deep, **retry)
+    counter = _experiments_counter(results_root, run_label)
+    view = lambda rep: _status_view(rep, counter(rep) if counter else None)  # noqa: E731
     if watch:
-        with Live(_status_view(report), refresh_per_second=1, console=console) as live:
+        with Live(view(report), refresh_per_second=1, console=console) as live:
             while report.active:
                 time.sleep(interval)
                 report = slurm_status.status(results_root, run_label, deep=deep, **retry)
-                live.update(_status_view(report))
+                live.update(view(report))
         if not console.is_terminal:
             console.line()  # Live leaves its last frame without a line end when output is not a terminal
     else:
-        console.print(_status_view(report))
+        console.print(view(report))
     ctx.exit(report.exit_code)
 
 
@@ -189,7 +210,7 @@ def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_
         console.print("nothing to resubmit")
         return
     render_plan(console, sp)
-    _warn_if_clamped(console, sp)
+    warn_if_clamped(console, sp)
 
 
 @click.command()

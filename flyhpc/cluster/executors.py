@@ -131,7 +131,7 @@ def submit_array(prof: ClusterProfile, results_root: str | Path, run_label: str,
     # local/debug: the tasks run one after the other in `array_parallelism` jobs
     n_jobs = min(prof.array_parallelism, array.n_tasks)
     chunks = [list(array.tasks[i::n_jobs]) for i in range(n_jobs)]
-    timeout = sum(prof.time_limit_min(t.backend, t.t_run_s, t.n_run) for t in array.tasks)
+    timeout = sum(prof.limit_for(t.wall_estimate_s(prof.resources(t.backend))).minutes for t in array.tasks)
     ex.update_parameters(timeout_min=timeout)
     fn = job_fn or run_task
     for chunk in chunks:

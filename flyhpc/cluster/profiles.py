@@ -6,7 +6,8 @@ expected), the per-backend resources, backend options (`[backends.<name>.options
 model, which says when it had to clamp a limit to `max_time_min`. Reads submitit's list of Slurm
 parameters to check `[sbatch]` tables, and submits nothing: `flyhpc.cluster.slurm` and
 `flyhpc.cluster.executors` turn a profile into executors. Entry points: `load_profile`,
-`ClusterProfile.resources`, `ClusterProfile.time_limit`, `ClusterProfile.time_limit_min`, `profile_names`.
+`ClusterProfile.resources`, `ClusterProfile.time_limit`, `ClusterProfile.limit_for`,
+`ClusterProfile.time_limit_min`, `profile_names`.
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ class ClusterProfile:
             `minutes` within [min_time_min, max_time_min]; `clamped` is true when the model asks for
             more than `max_time_min` (the task may time out, and a larger factor cannot help).
         """
-        wall_s = self.resources(backend).wall_estimate_s(t_run_s, n_run)
+        return self.limit_for(self.resources(backend).wall_estimate_s(t_run_s, n_run), time_factor, at_least_min)
+
+    def limit_for(self, wall_s: float, time_factor: float = 1.0, at_least_min: int = 0) -> TimeLimit:
+        """`time_limit` of a task whose expected wall time is `wall_s` seconds (a screen chunk's planned cost)."""
         minutes = math.ceil(wall_s * self.safety_factor * time_factor / 60.0)
         minutes = max(minutes, self.min_time_min, at_least_min)
         rung = next((m for m in TIME_LADDER_MIN if m >= minutes), minutes)

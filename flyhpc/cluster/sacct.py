@@ -119,11 +119,13 @@ def query(job_ids: list[str], timeout_s: float = 30.0) -> dict[str, JobState]:
     return parse(proc.stdout)
 
 
-def queued(job_ids: list[str], timeout_s: float = 30.0) -> dict[str, JobState]:
+def queued(job_ids: list[str], timeout_s: float = 30.0, ended: bool = False) -> dict[str, JobState]:
     """Ask squeue which of these jobs are still queued or running: {"<jobid>_<index>" or "<jobid>": JobState}.
 
     The controller's view, with no accounting lag: a job sbatch has just accepted is here even when
-    slurmdbd has not recorded it yet. Jobs that have ended are absent.
+    slurmdbd has not recorded it yet. Jobs that have ended are absent, unless `ended`: then jobs the
+    controller still remembers (MinJobAge, 300 s by default) are there with their final state
+    (COMPLETED, CANCELLED, TIMEOUT, ...).
 
     Raises
     ------
@@ -136,7 +138,7 @@ def queued(job_ids: list[str], timeout_s: float = 30.0) -> dict[str, JobState]:
     exe = shutil.which("squeue")
     if exe is None:
         raise FlyhpcError("squeue not found on PATH: `flyhpc cancel` needs the Slurm client commands")
-    cmd = [exe, "-h", "-r", "-o", "%i|%T|%j", "-j", ",".join(ids)]
+    cmd = [exe, "-h", "-r", *(["-t", "all"] if ended else []), "-o", "%i|%T|%j", "-j", ",".join(ids)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:
         if "Invalid job id" in proc.stderr:

@@ -1,4 +1,4 @@
-"""Running benchmark tasks at scale: plan arrays, submit, resubmit, cancel, wait.
+"""Running tasks (benchmark grid points, screen chunks) at scale: plan arrays, submit, resubmit, cancel, wait.
 
 Groups tasks into one array per (backend, resource set, time limit, image), split at the site's
 MaxArraySize and throttled with `%N`; `executors` submits them (each array task runs
@@ -46,7 +46,7 @@ class ArrayPlan:
 
     def estimate_hours(self, profile: ClusterProfile) -> tuple[float, float]:
         """(GPU-hours, core-hours) of the expected wall time (no safety factor)."""
-        wall_h = sum(self.resources.wall_estimate_s(t.t_run_s, t.n_run) for t in self.tasks) / 3600.0
+        wall_h = sum(t.wall_estimate_s(self.resources) for t in self.tasks) / 3600.0
         return wall_h * self.resources.gpus, wall_h * self.resources.cpus
 
 
@@ -78,7 +78,7 @@ def plan(tasks: Sequence[Any], profile: ClusterProfile, container: bool = True, 
     Parameters
     ----------
     tasks
-        BenchmarkTasks of one run label (from `tasks.expand_grid`).
+        Tasks of one run label: BenchmarkTasks (`tasks.expand_grid`) or ScreenTasks (`screens.task.plan_tasks`).
     profile
         The cluster profile giving resources and time limits.
     container
@@ -117,8 +117,8 @@ def plan(tasks: Sequence[Any], profile: ClusterProfile, container: bool = True, 
             raise ConfigError(f"profile {profile.name!r} ({profile.source}) runs in containers but backend "
                               f"{task.backend!r} has no image; set [backends.{task.backend}].image or "
                               "use --no-container")
-        limit = profile.time_limit(task.backend, task.t_run_s, task.n_run, time_factor,
-                                   at_least_min=(at_least_min or {}).get(task.key, 0))
+        limit = profile.limit_for(task.wall_estimate_s(res), time_factor,
+                                  at_least_min=(at_least_min or {}).get(task.key, 0))
         if limit.clamped:
             clamped[task.key] = limit.minutes
         key = (task.backend, res, limit.minutes, image)

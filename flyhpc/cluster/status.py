@@ -194,7 +194,7 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
                 for key in job["tasks"]:
                     latest[key] = (sub, job["job_id"])
     slurm_ids = [sid for sub, sid in latest.values() if sub["executor"] == "slurm"]
-    sched, sched_error = {}, ""
+    sched, sched_error, controller_asked = {}, "", False
     if slurm_ids:
         try:
             sched = _query(slurm_ids, retry_s, on_retry)
@@ -202,6 +202,15 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
             if require_scheduler:
                 raise
             sched_error = f"scheduler not reachable ({exc})"
+        unaccounted = [sid for sid in slurm_ids if sid not in sched]
+        if unaccounted and not sched_error:
+            # slurmdbd records jobs a moment (under load: minutes) after the controller knows them;
+            # squeue is the controller's own view, with the final state of jobs that ended lately.
+            try:
+                sched.update(sacct.queued(unaccounted, ended=True))
+                controller_asked = True
+            except FlyhpcError:
+                pass
 
     rows: list[TaskStatus] = []
     first_waiting: set[str] = set()
@@ -217,7 +226,10 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
             rows.append(TaskStatus(key, task.backend, "done", sid, node=node))
             continue
         if sub.get("executor") == "slurm":
-            cat = js.category if js else ("pending" if _recent(sub) and not sched_error else "missing")
+            if js:
+                cat = js.category
+            else:  # no accounting row and not queued (or the controller could not be asked)
+                cat = "pending" if _recent(sub) and not sched_error and not controller_asked else "missing"
             if sched_error and disk == "missing":
                 reason = f"no task record; {sched_error}"
         elif sub.get("executor") == "local" and local_alive.get(sid) and (

@@ -4,7 +4,7 @@ The record is what status, collect and verify judge a label against (every task 
 and what resubmit follows (the profile, the earlier time limits). One label holds one experiment,
 seed, connectome and set of result-changing options (`label_identity`, `check_identity`); a file or
 job folder that someone else could have written is refused before it is followed
-(`load_submission(trusted=True)`). Entry points: `load_submission`, `task_from_dict`,
+(`load_submission(trusted=True)`). Entry points: `load_submission`, `label_kind`, `task_from_dict`, `task_to_dict`,
 `label_identity`, `check_identity`, `record_plan`, `updated_record`, `profile_record`.
 """
 
@@ -64,16 +64,40 @@ def load_submission(results_root: str | Path, run_label: str, trusted: bool = Fa
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
 
 
+def label_kind(results_root: str | Path, run_label: str) -> str:
+    """"screen" for a label of screen chunks, "benchmark" for one of grid points (from its submission.json).
+
+    Raises
+    ------
+    ConfigError
+        The label was never submitted.
+    """
+    record = load_submission(results_root, run_label)
+    kind = record.get("identity", {}).get("kind")
+    if kind is None:
+        kind = next((t.get("kind", "benchmark") for t in record["tasks"].values()), "benchmark")
+    return kind
+
+
 def task_from_dict(data: dict) -> Any:
-    """Rebuild a BenchmarkTask from its submission.json entry."""
+    """Rebuild a task from its submission.json entry: a BenchmarkTask, or a ScreenTask (kind "screen")."""
+    from flyhpc.screens.task import task_from_fields
     from flyhpc.tasks import BenchmarkTask
 
+    if data.get("kind") == "screen":
+        return task_from_fields(data)
     fields = {f.name for f in dataclasses.fields(BenchmarkTask)}
     return BenchmarkTask(**{k: v for k, v in data.items() if k in fields})
 
 
+def task_to_dict(task: Any) -> dict:
+    """A task as submission.json keeps it (its kind first)."""
+    return {"kind": task.kind, **dataclasses.asdict(task)}
+
+
 def label_identity(tasks: Sequence[Any]) -> dict:
-    """What every task of a label must share: experiment, seed, connectome, result-changing options.
+    """What every task of a label must share (`task.identity()`: for a grid the experiment, seed and connectome;
+    for a screen its plan, seed and connectome) and the result-changing options of each backend.
 
     Raises
     ------
@@ -81,13 +105,11 @@ def label_identity(tasks: Sequence[Any]) -> dict:
         The tasks themselves disagree (one submission mixing experiments).
     """
     from flyhpc import backends
-    from flyhpc.tasks import experiment_digest
 
     ident: dict[str, Any] = {}
     for task in tasks:
         options = ident.setdefault("options", {})
-        mine = {"experiment": task.experiment, "experiment_digest": experiment_digest(task.experiment),
-                "seed": task.seed, "connectome_digest": task.connectome_digest}  # a path may move, its digest not
+        mine = {"kind": task.kind, **task.identity()}
         for k, v in mine.items():
             if ident.setdefault(k, v) != v:
                 raise ConfigError(f"one submission mixes {k} {ident[k]!r} and {v!r}; a run label holds one")
@@ -108,9 +130,9 @@ def check_identity(recorded: dict | None, wanted: dict, run_label: str) -> None:
     if not recorded:
         return
     diffs = []
-    for key in ("experiment", "experiment_digest", "seed", "connectome_digest"):
-        if key in recorded and recorded[key] != wanted.get(key):
-            diffs.append(f"{key} {recorded[key]!r} there, {wanted.get(key)!r} now")
+    for key in sorted((set(recorded) | set(wanted)) - {"options"}):
+        if recorded.get(key, "benchmark" if key == "kind" else None) != wanted.get(key):
+            diffs.append(f"{key} {recorded.get(key)!r} there, {wanted.get(key)!r} now")
     for backend, opts in wanted.get("options", {}).items():
         before = recorded.get("options", {}).get(backend)
         if before is not None and before != opts:
@@ -153,5 +175,5 @@ def updated_record(paths: BundlePaths, run_label: str, results_root: str, tasks:
     identity = record.setdefault("identity", {k: v for k, v in wanted.items() if k != "options"} | {"options": {}})
     identity["options"].update(wanted.get("options", {}))
     for task in tasks:
-        record["tasks"][task.key] = dataclasses.asdict(task)
+        record["tasks"][task.key] = task_to_dict(task)
     return record

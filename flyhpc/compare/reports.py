@@ -66,6 +66,7 @@ def _bundle(results_root: str | Path, run_label: str) -> BundlePaths:
     paths = BundlePaths(results_root, run_label)
     if not paths.label_dir.is_dir():
         raise ConfigError(f"unknown run label {run_label!r}: {paths.label_dir} does not exist")
+    paths.require_benchmark("compare")
     return paths
 
 

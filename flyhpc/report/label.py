@@ -96,6 +96,7 @@ def load_label(results_root: str | Path, label: str) -> LabelData:
     if not paths.label_dir.is_dir():
         raise ConfigError(f"unknown run label {label!r}: {paths.label_dir} does not exist "
                           f"(run `flyhpc submit ... --run-label {label}` or pass --results-root)")
+    paths.require_benchmark("report")
     for path in (paths.manifest, paths.results_csv):
         if not path.is_file():
             raise ConfigError(f"run label {label!r} is not collected: {path} does not exist; "

@@ -15,7 +15,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from flyhpc import __version__
 from flyhpc.data.connectome import Connectome
@@ -85,9 +85,11 @@ class ChunkOutcome:
 
 def run_chunk(screen: Screen, experiments: Sequence[ScreenExperiment], conn: Connectome, out_dir: Path, stem: str, *,
               params: Params = Params(), options: Mapping[str, Any] | None = None, n_threads: int = 1,
-              keep_spikes: bool = False, metadata: Mapping[str, str] | None = None) -> ChunkOutcome:
+              keep_spikes: bool = False, metadata: Mapping[str, str] | None = None,
+              on_experiment: Callable[[int], None] | None = None) -> ChunkOutcome:
     """Run `experiments` (of `screen`) on `conn` in this process and write `<out_dir>/<stem>.parquet`,
-    `<stem>_experiments.csv` and, with readout neurons, `<stem>_readout.csv`.
+    `<stem>_experiments.csv` and, with readout neurons, `<stem>_readout.csv`. `on_experiment(k)` is told
+    after each experiment how many are done.
 
     Raises
     ------
@@ -112,6 +114,8 @@ def run_chunk(screen: Screen, experiments: Sequence[ScreenExperiment], conn: Con
         sums["rates_s"] += rates_s
         if keep_spikes:
             kept[exp.key] = run.spikes
+        if on_experiment:
+            on_experiment(tables.n_experiments)
     t_write = time.perf_counter()
     meta = {"flyhpc.screen": screen.name, "flyhpc.backend": screen.backend, "flyhpc.t_run_s": repr(screen.t_run_s),
             "flyhpc.n_run": str(screen.n_run), "flyhpc.seed": str(screen.seed), "flyhpc.round": str(ROUND),

@@ -81,6 +81,11 @@ class ChunkTables:
         self._readout: list[np.ndarray] = []
         self._experiments: list[ScreenExperiment] = []
 
+    @property
+    def n_experiments(self) -> int:
+        """Experiments added so far."""
+        return len(self._experiments)
+
     def add(self, experiment: ScreenExperiment, rates: NeuronRates, run: ExperimentRun, rates_s: float) -> None:
         self._experiments.append(experiment)
         self._rates.append(rates)

@@ -78,3 +78,36 @@ def test_a_live_local_job_makes_its_tasks_pending_or_running_and_exits_75(tmp_pa
 def test_a_label_without_submission_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no submission for run label 'nope'"):
         status(tmp_path, "nope")
+
+
+def _slurm_submission(tmp_path, tasks, submitted_at):
+    paths = BundlePaths(tmp_path, "lab")
+    record = json.loads(paths.submission.read_text())
+    record["submissions"].append({"submitted_at": submitted_at, "executor": "slurm", "backend": "brian2cpp",
+                                  "job_id": "900", "array": True, "tasks": [t.key for t in tasks]})
+    paths.submission.write_text(json.dumps(record))
+
+
+def test_a_job_accounting_has_not_recorded_yet_is_asked_of_the_controller(tmp_path, monkeypatch):
+    """sacct lags behind the controller: a job it does not list is pending only if squeue still lists
+    it; one squeue does not list has ended, and its files decide (the CI failure of 2026-12-01)."""
+    from datetime import datetime, timezone
+    from flyhpc.cluster import sacct
+    from flyhpc.errors import FlyhpcError
+
+    done, damaged, unrecorded, queued = (make_task(tmp_path, t=t) for t in (0.1, 0.2, 0.3, 0.4))
+    plan(done, damaged, unrecorded, queued)
+    _slurm_submission(tmp_path, [done, damaged, unrecorded, queued], datetime.now(timezone.utc).isoformat())
+    fake_result(done)
+    with open(fake_result(damaged).parquet(damaged), "r+b") as fh:
+        fh.truncate(40)
+    monkeypatch.setattr(sacct, "query", lambda ids, **_: {})
+    monkeypatch.setattr(sacct, "queued", lambda ids, **_: {"900_3": sacct.JobState("900_3", "PENDING")})
+    states = _states(tmp_path)
+    assert {k: s for k, (s, _) in states.items()} == {
+        done.key: "done", damaged.key: "corrupt", unrecorded.key: "missing", queued.key: "pending"}
+
+    def no_controller(ids, **_):
+        raise FlyhpcError("squeue failed: slurmctld not responding")
+    monkeypatch.setattr(sacct, "queued", no_controller)  # nobody to ask: a just-submitted job is pending
+    assert [s for s, _ in _states(tmp_path).values()] == ["done", "pending", "pending", "pending"]

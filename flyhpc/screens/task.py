@@ -1,0 +1,298 @@
+"""Screen tasks: a chunk of a planned screen's experiments as the unit Slurm runs, and what such a task does.
+
+`ScreenTask` is to a screen what `flyhpc.tasks.BenchmarkTask` is to a grid point: small, frozen, picklable, with
+a stable key (the plan's sha256, the chunk's experiment range, the connectome and the result-changing options),
+its files under `<label>/chunks/` and the same record rules, so `flyhpc status`, `resubmit`, `cancel`,
+`collect` and `verify` treat both alike. `plan_tasks` cuts a plan into chunks that last about `target_task_s`
+(the cost model of `flyhpc.screens.cost` for native; for other backends, which build a network per
+experiment, the profile's per-run estimate). `execute` is the worker's body for a screen task: the plan's slice,
+the connectome (refused when its digest is not the planned one), `run_chunk` (telling `<stem>.progress` how far
+it got, for `flyhpc status`), and the record fields.
+Entry points: `ScreenTask`, `plan_tasks`, `execute`, `record_fields`, `experiments_done`, `progress_path`,
+`CHUNK_FOLDER`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
+import pyarrow.parquet as pq
+
+from flyhpc import backends
+from flyhpc.bundle import BundlePaths, check_label
+from flyhpc.errors import ConfigError, DataError
+from flyhpc.files import atomic_path, sha256_file, write_text_atomic
+from flyhpc.screens.cost import CostModel, experiment_cost_s, plan_chunks
+from flyhpc.screens.expand import ScreenExperiment
+from flyhpc.screens.plan_file import read_plan
+from flyhpc.screens.spec import Screen
+
+CHUNK_FOLDER = "chunks"
+
+
+@dataclass(frozen=True)
+class ScreenTask:
+    """Experiments `first` .. `stop - 1` of the label's screen plan (`plan_sha256`), run in one process.
+
+    `cost_s` is the planned estimate of the task's wall seconds on one core (setup included): it sets the
+    Slurm time limit and the dry run's core-hours, and is not part of the key.
+    """
+
+    kind: ClassVar[str] = "screen"
+    folder: ClassVar[str] = CHUNK_FOLDER
+
+    run_label: str
+    results_root: str
+    screen: str
+    plan_sha256: str
+    chunk: int
+    first: int
+    stop: int
+    backend: str
+    t_run_s: float
+    n_run: int
+    seed: int
+    connectome: str
+    connectome_digest: str
+    cost_s: float
+    keep_spikes: bool = False
+    backend_options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        check_label(self.run_label)
+        if not (0 <= self.first < self.stop) or self.chunk < 0:
+            raise ConfigError(f"screen task {self.run_label}: chunk {self.chunk} has no experiments "
+                              f"({self.first}..{self.stop})")
+        object.__setattr__(self, "results_root", str(self.results_root))
+        object.__setattr__(self, "t_run_s", float(self.t_run_s))
+        object.__setattr__(self, "backend_options",
+                           tuple(sorted((str(k), tuple(v) if isinstance(v, list) else v)
+                                        for k, v in dict(self.backend_options).items())))
+
+    @property
+    def stem(self) -> str:
+        """File stem of the chunk's parquet, record and log: `chunk_00012`."""
+        return f"chunk_{self.chunk:05d}"
+
+    @property
+    def name(self) -> str:
+        """Human name, unique inside a label: `<label>/chunks/chunk_00012`."""
+        return f"{self.run_label}/{CHUNK_FOLDER}/{self.stem}"
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of what changes the chunk's results: plan, experiment range, connectome, options, spikes kept."""
+        body = {"plan": self.plan_sha256, "first": self.first, "stop": self.stop,
+                "connectome": self.connectome_digest, "keep_spikes": self.keep_spikes,
+                "options": backends.result_options(self.backend, dict(self.backend_options))}
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+    @property
+    def key(self) -> str:
+        """Stable id: `<label>/chunks/chunk_00012@<fingerprint[:10]>`."""
+        return f"{self.name}@{self.fingerprint[:10]}"
+
+    @property
+    def n_experiments(self) -> int:
+        return self.stop - self.first
+
+    @property
+    def trials(self) -> int:
+        """Experiment-trials the task simulates."""
+        return self.n_experiments * self.n_run
+
+    def wall_estimate_s(self, resources: Any) -> float:
+        """Expected wall seconds (the planned cost; `resources` is the profile's, unused here)."""
+        return self.cost_s
+
+    def identity(self) -> dict[str, Any]:
+        """What every task of the label shares (`flyhpc.cluster.submission.label_identity`)."""
+        return {"screen": self.screen, "plan_sha256": self.plan_sha256, "seed": self.seed,
+                "connectome_digest": self.connectome_digest, "keep_spikes": self.keep_spikes}
+
+
+def plan_tasks(screen: Screen, experiments: Sequence[ScreenExperiment], plan_sha256: str, *, run_label: str,
+               results_root: str | Path, connectome: str, connectome_digest: str, n_edges: int,
+               target_task_s: float = 600.0, min_tasks: int = 1, max_per_task: int | None = None,
+               keep_spikes: bool = False, run_wall_s: Callable[[float, int], float] | None = None) -> list[ScreenTask]:
+    """Cut the planned experiments into chunk tasks of about `target_task_s` each, at least `min_tasks` of them
+    (so that `min_tasks` workers have work) when there are enough experiments, none with more than
+    `max_per_task` experiments.
+
+    `run_wall_s(t_run_s, n_run)`: wall seconds of one experiment on a backend other than native (which builds
+    its network per experiment), usually the profile's time model; native uses `flyhpc.screens.cost`.
+
+    Raises
+    ------
+    ConfigError
+        No experiments; a target not above a task's setup time.
+    """
+    if not experiments:
+        raise ConfigError(f"screen {screen.name!r}: the plan has no experiment")
+    setup = CostModel().task_setup_s
+    if screen.backend == "native" or run_wall_s is None:
+        costs = [experiment_cost_s(e.experiment, screen.t_run_s, screen.n_run, n_edges) for e in experiments]
+    else:
+        costs = [run_wall_s(screen.t_run_s, screen.n_run)] * len(experiments)
+    total = math.fsum(costs)
+    target = min(target_task_s, setup + total / max(1, min(min_tasks, len(experiments))) * 1.0001)
+    chunks = plan_chunks(costs, max(target, setup + 1e-6), setup)
+    if max_per_task is not None:
+        if max_per_task < 1:
+            raise ConfigError(f"max_per_task must be >= 1, got {max_per_task}")
+        chunks = [range(s, min(s + max_per_task, r.stop)) for r in chunks for s in range(r.start, r.stop, max_per_task)]
+    return [ScreenTask(run_label=run_label, results_root=str(results_root), screen=screen.name,
+                       plan_sha256=plan_sha256, chunk=i, first=r.start, stop=r.stop, backend=screen.backend,
+                       t_run_s=screen.t_run_s, n_run=screen.n_run, seed=screen.seed, connectome=connectome,
+                       connectome_digest=connectome_digest, cost_s=setup + math.fsum(costs[r.start:r.stop]),
+                       keep_spikes=keep_spikes)
+            for i, r in enumerate(chunks)]
+
+
+def record_fields(task: ScreenTask) -> dict[str, Any]:
+    """The task-specific fields of a screen task's record (the worker adds the common ones)."""
+    return {"kind": task.kind, "screen": task.screen, "plan_sha256": task.plan_sha256, "chunk": task.chunk,
+            "first": task.first, "stop": task.stop, "experiments": task.n_experiments, "t_run_s": task.t_run_s,
+            "n_run": task.n_run, "round": 1, "keep_spikes": task.keep_spikes}
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _write_spikes(path: Path, spikes: dict, flywire_ids: np.ndarray, dt_ms: float) -> None:
+    """Every kept spike of the chunk: experiment_key, trial, time_ms, neuron_index, flywire_id."""
+    keys = list(spikes)
+    sizes = np.array([len(spikes[k]) for k in keys], np.int64)
+    which = np.repeat(np.arange(len(keys), dtype=np.int32), sizes)
+    cat = lambda attr, dtype: (np.concatenate([getattr(spikes[k], attr) for k in keys]) if keys  # noqa: E731
+                               else np.zeros(0, dtype))
+    neuron = cat("neuron", np.int32)
+    table = pa.table({
+        "experiment_key": pa.DictionaryArray.from_arrays(pa.array(which), pa.array(keys, pa.string())),
+        "trial": pa.array(cat("trial", np.int32), pa.int32()),
+        "time_ms": pa.array(cat("step", np.int64) * dt_ms, pa.float64()),
+        "neuron_index": pa.array(neuron, pa.int32()),
+        "flywire_id": pa.array(flywire_ids[neuron], pa.int64()),
+    })
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def progress_path(parquet: Path) -> Path:
+    """Where a running chunk says how many of its experiments are done: `<stem>.progress` beside its parquet."""
+    return parquet.with_suffix(".progress")
+
+
+class _Progress:
+    """Writes "<done> <total>" to the chunk's progress file, atomically, at most once a second."""
+
+    def __init__(self, path: Path, total: int):
+        self.path, self.total, self._last = path, total, 0.0
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= 1.0 or done == self.total:
+            self._last = now
+            write_text_atomic(self.path, f"{done} {self.total}\n")
+
+
+def experiments_done(results_root: str | Path, run_label: str, rows: Sequence[Any], tasks: dict) -> tuple[int, int]:
+    """(experiments done, experiments planned) of a screen label: done chunks count whole, running ones as far
+    as their progress file says. `rows`: status rows (key, state); `tasks`: key -> ScreenTask."""
+    paths = BundlePaths(results_root, run_label)
+    done = total = 0
+    for row in rows:
+        task = tasks[row.key]
+        total += task.n_experiments
+        if row.state == "done":
+            done += task.n_experiments
+        elif row.state == "running":
+            try:
+                done += min(int(progress_path(paths.parquet(task)).read_text().split()[0]), task.n_experiments)
+            except (OSError, ValueError, IndexError):
+                pass
+    return done, total
+
+
+def execute(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phase: Callable[[str], None],
+            n_threads: int = 1) -> dict[str, Any]:
+    """Run the chunk: read its slice of the plan, load the planned connectome, run the experiments, write the
+    chunk's files (`flyhpc.screens.chunk.run_chunk`, plus `<stem>_spikes.parquet` with `keep_spikes`).
+
+    Returns
+    -------
+    dict
+        Record fields: status success, the parquet's bytes/rows/sha256, the other files' sizes and sha256s
+        (`extra_files`), phases and totals.
+
+    Raises
+    ------
+    DataError
+        The plan file changed since submission, or the connectome's digest is not the planned one.
+    """
+    from flyhpc.data.connectome import default_data_dir, load_connectome
+    from flyhpc.data.sources import resolve_sources
+    from flyhpc.model import Params
+    from flyhpc.screens.chunk import run_chunk
+
+    t0 = time.perf_counter()
+    on_phase("load")
+    paths = BundlePaths(task.results_root, task.run_label)
+    plan = read_plan(paths.screen_plan, task.plan_sha256, task.first, task.stop)
+    conn = load_connectome(resolve_sources(task.connectome, default_data_dir()))
+    if task.connectome_digest and conn.digest != task.connectome_digest:
+        raise DataError(f"connectome {conn.source} has digest {conn.digest[:12]}..., but the screen was planned "
+                        f"for {task.connectome_digest[:12]}... (files changed since submission?)")
+    log(f"screen {task.screen}: experiments {task.first}..{task.stop - 1} of {plan.n_total}; connectome "
+        f"{conn.source} ({conn.n_neurons} neurons, {conn.n_edges} edges)")
+    load_s = time.perf_counter() - t0
+    on_phase("sim")
+    progress = _Progress(progress_path(parquet), task.n_experiments)
+    outcome = run_chunk(plan.screen, plan.experiments, conn, parquet.parent, task.stem, n_threads=n_threads,
+                        options=dict(task.backend_options), keep_spikes=task.keep_spikes,
+                        metadata={"flyhpc.task": task.key, "flyhpc.plan_sha256": task.plan_sha256},
+                        on_experiment=progress)
+    progress.path.unlink(missing_ok=True)  # the record says the rest
+    on_phase("write")
+    extra = [outcome.files.experiments] + ([outcome.files.readout] if outcome.files.readout else [])
+    t_spikes = time.perf_counter()
+    if task.keep_spikes:
+        spikes_path = parquet.parent / f"{task.stem}_spikes.parquet"
+        _write_spikes(spikes_path, outcome.spikes or {}, conn.flywire_ids, Params().dt_ms)
+        extra.append(spikes_path)
+    spikes_s = time.perf_counter() - t_spikes
+    if outcome.files.rates != parquet:
+        raise DataError(f"screen chunk wrote {outcome.files.rates}, expected {parquet}")
+    rates = pq.read_table(parquet, columns=["experiment_key", "spikes"])
+    log(f"{outcome.n_experiments} experiments, {outcome.n_trials} trials: engine {outcome.engine_s:.2f} s, "
+        f"outside it {outcome.overhead_per_trial_s * 1e3:.3f} ms per experiment-trial")
+    return {
+        "status": "success", "parquet_bytes": parquet.stat().st_size, "parquet_rows": rates.num_rows,
+        "parquet_sha256": sha256_file(parquet), "extra_files": {p.name: _file_entry(p) for p in extra},
+        "connectome_source": conn.source, "connectome_digest": conn.digest,
+        "synthetic_connectome": conn.is_synthetic, "threads": n_threads,
+        "spikes": int(pa.compute.sum(rates["spikes"]).as_py() or 0),
+        "experiments_with_spikes": len(pa.compute.unique(rates["experiment_key"])),
+        "overhead_per_trial_s": outcome.overhead_per_trial_s,
+        "phases_s": {"load": load_s, "setup": outcome.setup_s, "drive": outcome.drive_s,
+                     "prepare": outcome.prepare_s, "sim": outcome.engine_s, "collect": outcome.collect_s,
+                     "rates": outcome.rates_s, "write": outcome.write_s + spikes_s,
+                     "total": time.perf_counter() - t0},
+    }
+
+
+def task_from_fields(data: dict) -> ScreenTask:
+    """Rebuild a ScreenTask from its submission.json entry (unknown keys ignored)."""
+    names = {f.name for f in dataclasses.fields(ScreenTask)}
+    return ScreenTask(**{k: v for k, v in data.items() if k in names})
