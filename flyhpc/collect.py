@@ -3,7 +3,8 @@
 `collect` writes benchmark-results.csv (the seed's 18 columns, then ours), manifest.csv and
 checksums.sha256 (sorted, relative, `sha256sum -c` ready), optionally upserting a global CSV; it
 reads only records and parquets, holds the label's lock, and is idempotent. `verify` re-hashes
-every file and names what is missing, extra or corrupt. Entry points: `collect`, `verify`.
+every file and names what is missing, extra or corrupt. Entry points: `collect`, `verify`, and for
+`flyhpc.screens.collect` `label_paths`, `hashed_status`, `csv_text`, `write_if_changed`, `hash_files`.
 """
 
 from __future__ import annotations
@@ -153,6 +154,33 @@ def hash_files(paths: list[Path], workers: int | None = None) -> dict[Path, str]
         return dict(zip(paths, pool.map(sha256_file, paths)))
 
 
+def label_paths(results_root: str | Path, run_label: str) -> BundlePaths:
+    """The label's paths, once its folder is known to exist.
+
+    Raises
+    ------
+    ConfigError
+        The label folder does not exist.
+    """
+    paths = BundlePaths(results_root, run_label)
+    if not paths.label_dir.is_dir():
+        raise ConfigError(f"unknown run label {run_label!r}: {paths.label_dir} does not exist")
+    return paths
+
+
+def hashed_status(paths: BundlePaths, deep: bool = False) -> tuple[dict[str, Any], dict[Path, str], Any]:
+    """Every planned task of the label (key -> task), the sha256 of every task parquet there, and the
+    label's status judged with those hashes (no scheduler needed; `deep` also hashes a chunk's other files)."""
+    from flyhpc.cluster.status import status
+    from flyhpc.cluster.submission import load_submission, task_from_dict
+
+    planned = {k: task_from_dict(v)
+               for k, v in load_submission(paths.results_root, paths.run_label)["tasks"].items()}
+    hashes = hash_files([paths.parquet(t) for t in planned.values() if paths.parquet(t).is_file()])
+    report = status(paths.results_root, paths.run_label, deep=deep, require_scheduler=False, hashes=hashes)
+    return planned, hashes, report
+
+
 def _planned_row(task, state: str, reason: str, job_id: str) -> dict[str, str]:
     """A manifest row for a planned task that has no valid result."""
     return {"run_label": task.run_label, "round": str(task.round), "framework": framework_name(task.backend),
@@ -178,16 +206,9 @@ def collect(results_root: str | Path, run_label: str, global_csv: str | Path | N
     FlyhpcError
         Another flyhpc command holds the label's lock.
     """
-    from flyhpc.cluster.submission import load_submission, task_from_dict
-    from flyhpc.cluster.status import status
-
-    paths = BundlePaths(results_root, run_label)
-    if not paths.label_dir.is_dir():
-        raise ConfigError(f"unknown run label {run_label!r}: {paths.label_dir} does not exist")
+    paths = label_paths(results_root, run_label)
     with label_lock(paths.lock, f"collect {run_label}"):
-        planned = {k: task_from_dict(v) for k, v in load_submission(results_root, run_label)["tasks"].items()}
-        hashes = hash_files([paths.parquet(t) for t in planned.values() if paths.parquet(t).is_file()])
-        report = status(results_root, run_label, require_scheduler=False, hashes=hashes)
+        planned, hashes, report = hashed_status(paths)
         rows, manifest, intact = [], [], []
         for row in report.rows:
             task = planned[row.key]
@@ -254,9 +275,7 @@ def verify(results_root: str | Path, run_label: str) -> VerifyReport:
     """
     from flyhpc.cluster.status import status
 
-    paths = BundlePaths(results_root, run_label)
-    if not paths.label_dir.is_dir():
-        raise ConfigError(f"unknown run label {run_label!r}: {paths.label_dir} does not exist")
+    paths = label_paths(results_root, run_label)
     report = VerifyReport(run_label)
     listed: dict[str, str] = {}
     if not paths.checksums.is_file():

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flyhpc.bundle import BundlePaths, read_record
-from flyhpc.collect import CollectReport, csv_text, hash_files, write_if_changed
+from flyhpc.collect import CollectReport, csv_text, hash_files, hashed_status, label_paths, write_if_changed
 from flyhpc.errors import ConfigError
 from flyhpc.files import atomic_path, label_lock
 
@@ -75,18 +75,11 @@ def collect_screen(results_root: str | Path, run_label: str) -> CollectReport:
     FlyhpcError
         Another flyhpc command holds the label's lock.
     """
-    from flyhpc.cluster.status import status
-    from flyhpc.cluster.submission import load_submission, task_from_dict
-
-    paths = BundlePaths(results_root, run_label)
-    if not paths.label_dir.is_dir():
-        raise ConfigError(f"unknown run label {run_label!r}: {paths.label_dir} does not exist")
+    paths = label_paths(results_root, run_label)
     with label_lock(paths.lock, f"collect {run_label}"):
-        planned = {k: task_from_dict(v) for k, v in load_submission(results_root, run_label)["tasks"].items()}
         if not paths.screen_plan.is_file():
             raise ConfigError(f"screen label {run_label!r}: {paths.screen_plan} is missing (submit the screen again)")
-        hashes = hash_files([paths.parquet(t) for t in planned.values() if paths.parquet(t).is_file()])
-        report = status(results_root, run_label, deep=True, require_scheduler=False, hashes=hashes)
+        planned, hashes, report = hashed_status(paths, deep=True)
         manifest, intact, done = [], [paths.screen_plan], []
         for row in report.rows:
             task = planned[row.key]

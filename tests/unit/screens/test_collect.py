@@ -20,22 +20,14 @@ from flyhpc.screens.collect import collect_screen
 from flyhpc.screens.plan_file import write_plan
 from flyhpc.screens.submit import plan_screen
 
-SCREEN = """
-[screen]
-t_run_s = 0.1
-n_run = 2
-by = "index"
-[base]
-activate = [0, 1]
-rate_hz = 150.0
-[axes]
-silence_each = [3, 4, 5, 6]
-"""
+from tests.unit.screens.test_spec import GOOD
+
+SCREEN = GOOD.replace("silence_each = [5, 9]", "silence_each = [3, 4, 5, 6]")  # base + 4 experiments
 
 
-def _label(tmp_path, conn_dir, write_screen):
+def _label(tmp_path, conn_dir, write_screen, keep_spikes=False):
     sub = plan_screen(str(write_screen(SCREEN)), "lab", tmp_path / "results", load_profile("local"),
-                      connectome=str(conn_dir), max_per_task=2)
+                      connectome=str(conn_dir), max_per_task=2, keep_spikes=keep_spikes)
     tasks = [t for a in sub.submit_plan.arrays for t in a.tasks]
     write_plan(BundlePaths(tmp_path / "results", "lab").screen_plan, sub.plan)
     record_plan(tasks)
@@ -82,3 +74,18 @@ def test_the_chunk_record_says_what_the_chunk_did(tmp_path, conn_dir, write_scre
     assert set(rec["extra_files"]) == {"chunk_00000_experiments.csv"}
     assert rec["phases_s"]["sim"] > 0 and rec["overhead_per_trial_s"] > 0
     assert worker.files_state(task) == "done"
+
+
+def test_keep_spikes_writes_every_spike_of_the_chunk_and_records_it(tmp_path, conn_dir, write_screen):
+    task = _label(tmp_path, conn_dir, write_screen, keep_spikes=True)[0]
+    rec = worker.run(task)
+    folder = BundlePaths(tmp_path / "results", "lab").parquet(task).parent
+    assert set(rec["extra_files"]) == {"chunk_00000_experiments.csv", "chunk_00000_spikes.parquet"}
+    spikes = pq.read_table(folder / "chunk_00000_spikes.parquet").to_pandas()
+    assert list(spikes.columns) == ["experiment_key", "trial", "time_ms", "neuron_index", "flywire_id"]
+    rates = pq.read_table(folder / "chunk_00000.parquet").to_pandas()
+    counts = spikes.groupby(["experiment_key", "neuron_index"], observed=True).size()
+    assert counts.sum() == rates["spikes"].sum() == rec["spikes"] > 0
+    assert counts.to_dict() == {(k, n): c for k, n, c in rates[["experiment_key", "neuron_index", "spikes"]].itertuples(
+        index=False)}
+    assert not (folder / "chunk_00000.progress").exists()
