@@ -2,8 +2,8 @@
 
 All contenders run in one invocation, each in a fresh process (peak RSS from wait4), on the
 calibrated synthetic connectome, sugar experiment, t_run 1 s, n_run 1 and 8, the same drive.
-Reports wall seconds per simulated trial-second, x real time, peak memory, ratios, and the parity
-ladder (b): where native's and pytorch's spikes first differ from brian2cpp's, rate correlation and
+Reports wall seconds per simulated trial-second, x real time, collect and write seconds, peak memory, ratios,
+and the parity ladder (b): where native's and pytorch's spikes first differ from brian2cpp's, rate correlation and
 active-set Jaccard. The seed-style loop (CSR weights x spike vector every step, torch.sparse,
 float32, the seed's PyTorch scheme) is run for --seed-steps steps and extrapolated.
 Usage: .venv/bin/python perf/bench_engines.py [--t-run 1] [--n-runs 1 8] [--threads 2]
@@ -71,9 +71,11 @@ def _child(args) -> None:
         return
     timer = PhaseTimer()
     result = simulate(args.child, spec, drive, timer, n_threads=args.threads, work_root=args.work_root)
-    write_spikes(args.spikes_out, result.spikes, spec.flywire_ids, 0.1, args.child)
+    with timer.phase("write"):
+        write_spikes(args.spikes_out, result.spikes, spec.flywire_ids, 0.1, args.child)
     print(json.dumps({"sim_s": timer.seconds["sim"], "build_s": timer.seconds["build"],
-                      "setup_s": timer.seconds["setup"], "spikes": len(result.spikes),
+                      "setup_s": timer.seconds["setup"], "collect_s": timer.seconds["collect"],
+                      "write_s": timer.seconds["write"], "spikes": len(result.spikes),
                       "active": int(np.unique(result.spikes.neuron).size)}))
 
 

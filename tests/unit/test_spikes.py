@@ -44,7 +44,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(spikes.pq, "write_table", boom)
+    monkeypatch.setattr(spikes.pq.ParquetWriter, "write_table", boom)
     with pytest.raises(RuntimeError):
         write_spikes(tmp_path / "x.parquet", _table(), IDS, 0.1, "n")
     assert list(tmp_path.iterdir()) == []
@@ -74,3 +74,66 @@ def test_summary_counts_union_of_active_neurons():
     assert s.spikes == 5 and s.active_neurons == 4
     assert s.spikes_per_trial_second == pytest.approx(2500.0)
     assert s.active_per_trial_mean == pytest.approx(2.5)
+
+
+def _reference_file(path, table, ids, dt_ms, exp_name, metadata):
+    """The spike parquet as flyhpc wrote it before the row-group writer (one pa.Table, Arrow schema stored)."""
+    import pyarrow as pa
+
+    from flyhpc.spikes import SCHEMA_VERSION, SPIKE_SCHEMA
+
+    time_ms = table.step.astype(np.float64) * dt_ms
+    arrow = pa.Table.from_arrays([
+        pa.array(time_ms / 1000.0), pa.array(time_ms), pa.array(table.trial, pa.int32()),
+        pa.array(table.neuron, pa.int32()), pa.array(ids[table.neuron] if len(table) else np.zeros(0, np.int64)),
+        pa.array([exp_name] * len(table), pa.string())], schema=SPIKE_SCHEMA)
+    meta = {"flyhpc.spike_schema_version": SCHEMA_VERSION, "flyhpc.spike_time_column": "time_ms",
+            "flyhpc.spike_time_unit": "ms", **metadata}
+    pq.write_table(arrow.replace_schema_metadata(dict(sorted(meta.items()))), path, compression="zstd",
+                   row_group_size=1 << 20)
+
+
+def _random_table(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return SpikeTable.from_arrays(rng.integers(0, 3, n), rng.integers(0, 20_000, n), rng.integers(0, 4, n))
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 2_500])
+def test_file_reads_back_as_the_previous_format(tmp_path, monkeypatch, n):
+    """Schema (types, nullability, metadata) and every value as the one-table writer had them; several row
+    groups (made small here) come out as one table."""
+    import flyhpc.spikes as spikes
+
+    monkeypatch.setattr(spikes, "ROW_GROUP_ROWS", 1000)
+    table = _random_table(n)
+    write_spikes(tmp_path / "new.parquet", table, IDS, 0.1, "native_t1.0s_n3", {"flyhpc.backend": "native"})
+    _reference_file(tmp_path / "old.parquet", table, IDS, 0.1, "native_t1.0s_n3", {"flyhpc.backend": "native"})
+    new, old = pq.read_table(tmp_path / "new.parquet"), pq.read_table(tmp_path / "old.parquet")
+    assert new.schema.equals(old.schema, check_metadata=True) and new.equals(old)
+    assert read_spikes(tmp_path / "new.parquet").equals(read_spikes(tmp_path / "old.parquet"))
+    assert pq.ParquetFile(tmp_path / "new.parquet").metadata.num_row_groups == max(1, -(-n // 1000))
+
+
+def test_many_row_groups_are_byte_identical_every_time(tmp_path, monkeypatch):
+    import flyhpc.spikes as spikes
+
+    monkeypatch.setattr(spikes, "ROW_GROUP_ROWS", 256)
+    table = _random_table(5_000, seed=3)
+    digests = set()
+    for k in range(3):
+        write_spikes(tmp_path / f"{k}.parquet", table, IDS, 0.1, "n", {"flyhpc.backend": "x"})
+        digests.add(sha256_file(tmp_path / f"{k}.parquet"))
+    assert len(digests) == 1
+
+
+def test_sorted_arrays_are_kept_and_unsorted_ones_sorted_as_lexsort():
+    rng = np.random.default_rng(7)
+    trial, step, neuron = rng.integers(0, 4, 3000), rng.integers(0, 500, 3000), rng.integers(0, 50, 3000)
+    order = np.lexsort((neuron, step, trial))
+    table = SpikeTable.from_arrays(trial, step, neuron)
+    assert np.array_equal(table.trial, trial[order]) and np.array_equal(table.step, step[order])
+    assert np.array_equal(table.neuron, neuron[order])
+    again = SpikeTable.from_arrays(table.trial, table.step, table.neuron)
+    assert again.step is table.step and again.neuron is table.neuron  # no copy, no sort
+    wide = SpikeTable.from_arrays([1, 0, 0], [2 ** 62, 5, -(2 ** 62)], [0, 9, 3])  # ranges beyond one int64 key
+    assert wide.step.tolist() == [-(2 ** 62), 5, 2 ** 62] and wide.neuron.tolist() == [3, 9, 0]

@@ -1,7 +1,8 @@
 """The compiled clock-driven engine: every neuron evaluated at every step (the oracle of the lazy engine).
 
 A literal transcription of the contract's per-step schedule (groups, thresholds, synapses, resets)
-on anchored states: a neuron's (u, g) at step n is computed from its anchor with the shared tables.
+on anchored states: a neuron's (u, g) at step n is computed from its anchor with the shared tables;
+an input of exactly 0 mV is dropped without re-anchoring its target (as the lazy engine does).
 Self-contained on purpose (numba's cache only tracks the defining file, and the lazy engine must
 not share code with its oracle). No Python-level logic. Entry point: `clock_trial`.
 """
@@ -80,7 +81,7 @@ def clock_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coe
                 pre = rec[i]
                 for e in range(indptr[pre], indptr[pre + 1]):
                     t = indices[e]
-                    if frozen_until[t] >= step:
+                    if frozen_until[t] >= step or weights_mv[e] == 0.0:  # a 0 mV input touches nothing
                         continue
                     if anchor[t] < step:
                         k = step - anchor[t]
@@ -95,7 +96,7 @@ def clock_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coe
         while kp < n_kicks and kick_steps[kp] == step:
             t = kick_neurons[kp]
             kp += 1
-            if frozen_until[t] >= step:
+            if frozen_until[t] >= step or kick_mv == 0.0:
                 continue
             if anchor[t] < step:
                 k = step - anchor[t]

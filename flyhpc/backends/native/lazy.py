@@ -11,8 +11,10 @@ nothing stale). When the estimated work per step exceeds a clock-driven step, th
 clock-driven from the exact current state, and returns to lazy when activity falls.
 State lives in one 32-byte row per neuron (u0, g0, anchor, frozen_until as float64; steps are exact
 integers in float64), prefetched PREFETCH_AHEAD inputs ahead, and a tabulated peak bound rejects
-most inputs without exp or log.
-Entry point: `lazy_trial`.
+most inputs without exp or log. An input of exactly 0 mV (a zeroed weight) touches nothing, and a
+trial's cost outside its inputs does not grow with n_neurons: the workspace is left at rest by
+putting back only the neurons the trial reached.
+Entry points: `lazy_trial`, `clean_workspace`.
 """
 
 from __future__ import annotations
@@ -57,8 +59,11 @@ def _grow(buf):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _shape(p, q, log_a, log_b, k):
-    """The continuous closed form P a^k + Q b^k (only used to locate candidates, never to decide)."""
+def _shape(p, q, pow_a, pow_b, log_a, log_b, k):
+    """The continuous closed form P a^k + Q b^k (only used to locate candidates, never to decide), with a^k and
+    b^k from the tables where they reach (the same values as exp to an ulp, far inside the margin)."""
+    if k < pow_a.shape[0]:
+        return p * pow_a[k] + q * pow_b[k]
     return p * math.exp(log_a * k) + q * math.exp(log_b * k)
 
 
@@ -83,7 +88,7 @@ def predict_crossing(a0, u0, g0, kmin, n_steps, pow_a, pow_b, coef_c, u_th, log_
     q = kappa * g0
     theta = u_th - 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
     # {t >= kmin: shape(t) > theta} is one interval (one critical point at most, limit 0 < theta)
-    if _shape(p, q, log_a, log_b, kmin) > theta:
+    if _shape(p, q, pow_a, pow_b, log_a, log_b, kmin) > theta:
         k = kmin
     else:
         if p == 0.0:
@@ -95,16 +100,16 @@ def predict_crossing(a0, u0, g0, kmin, n_steps, pow_a, pow_b, coef_c, u_th, log_
         if not (p * log_a * (log_a - log_b) < 0.0 and t_star > kmin):  # a maximum after kmin
             return -1
         k_peak = int(math.floor(t_star))
-        if _shape(p, q, log_a, log_b, k_peak) > theta:
+        if _shape(p, q, pow_a, pow_b, log_a, log_b, k_peak) > theta:
             lo, hi = kmin, k_peak  # shape(lo) <= theta < shape(hi), increasing in between
             while hi - lo > 1:
                 mid = (lo + hi) // 2
-                if _shape(p, q, log_a, log_b, mid) > theta:
+                if _shape(p, q, pow_a, pow_b, log_a, log_b, mid) > theta:
                     hi = mid
                 else:
                     lo = mid
             k = hi
-        elif _shape(p, q, log_a, log_b, k_peak + 1) > theta:
+        elif _shape(p, q, pow_a, pow_b, log_a, log_b, k_peak + 1) > theta:
             k = k_peak + 1
         else:
             return -1
@@ -113,7 +118,7 @@ def predict_crossing(a0, u0, g0, kmin, n_steps, pow_a, pow_b, coef_c, u_th, log_
         kk = k if k < last else last
         if u0 * pow_a[kk] + g0 * coef_c[kk] > u_th:
             return a0 + k
-        if k > first and _shape(p, q, log_a, log_b, k) <= theta:
+        if k > first and _shape(p, q, pow_a, pow_b, log_a, log_b, k) <= theta:
             return -1
         k += 1
     return -1
@@ -144,25 +149,31 @@ def _link(j, m, pred, nxt, prv, head, mask):
 
 
 @njit(cache=True, nogil=True)
-def _apply_inputs(step, targets, du, dg, st, pow_a, pow_b, coef_c, touched, n_touched):
+def _apply_inputs(step, targets, du, dg, st, pow_a, pow_b, coef_c, touched, n_touched, dirty, n_dirty):
     """Add du to u and dg[i] to g of neuron targets[i] (in order) at `step`, advancing each from its
-    anchor first; inputs to frozen neurons are dropped. A neuron's first input of the step appends it
-    to `touched`. Returns the new touched count.
+    anchor first; inputs to frozen neurons and inputs of exactly 0 mV (du == 0 and dg[i] == 0, e.g.
+    zeroed weights of a silenced neuron) are dropped without touching the target. A neuron's first
+    input of the step appends it to `touched`, its first input of the trial to `dirty`.
+    Returns the new (touched count, dirty count).
 
     st[j] = (u0, g0, anchor, frozen_until), one 32-byte row: an input touches one cache line.
     anchor > step means frozen; anchor == step is either a later input of the step or the last frozen
-    step, told apart by frozen_until. Written out in one loop: numba adds reference counting around
-    calls that take arrays.
+    step, told apart by frozen_until; anchor -1 is the rest state nothing has reached yet. Written out
+    in one loop: numba adds reference counting around calls that take arrays.
     """
     last = pow_a.shape[0] - 1
     f_step = float(step)
     has_dg = dg.shape[0] > 0
     n_in = targets.shape[0]
+    if du == 0.0 and not has_dg:
+        return n_touched, n_dirty
     for i in range(min(PREFETCH_AHEAD, n_in)):
         _prefetch_row(st, targets[i])
     for i in range(n_in):
         if i + PREFETCH_AHEAD < n_in:
             _prefetch_row(st, targets[i + PREFETCH_AHEAD])
+        if du == 0.0 and dg[i] == 0.0:
+            continue
         t = targets[i]
         a0 = st[t, 2]
         if a0 >= f_step:
@@ -171,6 +182,9 @@ def _apply_inputs(step, targets, du, dg, st, pow_a, pow_b, coef_c, touched, n_to
             u = st[t, 0]
             g = st[t, 1]
         else:
+            if a0 < 0.0:
+                dirty[n_dirty] = t
+                n_dirty += 1
             k = step - int(a0)
             if k > last:
                 k = last
@@ -187,21 +201,22 @@ def _apply_inputs(step, targets, du, dg, st, pow_a, pow_b, coef_c, touched, n_to
             g = g + dg[i]
         st[t, 0] = u
         st[t, 1] = g
-    return n_touched
+    return n_touched, n_dirty
 
 
 @njit(cache=True, nogil=True)
-def _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a, pow_b, coef_c, touched, n_touched):
+def _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a, pow_b, coef_c, touched, n_touched,
+             dirty, n_dirty):
     """Synapses slot: spikes rec[first:stop] (ascending) reach their targets in CSR order.
-    Returns (touched count, synaptic events)."""
+    Returns (touched count, dirty count, synaptic events)."""
     n_events = 0
     for i in range(first, stop):
         pre = rec[i]
         lo, hi = indptr[pre], indptr[pre + 1]
         n_events += hi - lo
-        n_touched = _apply_inputs(step, indices[lo:hi], 0.0, weights_mv[lo:hi], st, pow_a, pow_b, coef_c, touched,
-                                  n_touched)
-    return n_touched, n_events
+        n_touched, n_dirty = _apply_inputs(step, indices[lo:hi], 0.0, weights_mv[lo:hi], st, pow_a, pow_b, coef_c,
+                                           touched, n_touched, dirty, n_dirty)
+    return n_touched, n_dirty, n_events
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -244,15 +259,52 @@ def _clock_threshold(step, st, pow_a, coef_c, u_th, out, n_out):
 
 
 @njit(cache=True, nogil=True)
+def clean_workspace(st, pred, queued, nxt, prv):
+    """Put every neuron of a workspace at rest with nothing queued (a new workspace, or after an aborted trial)."""
+    st[:, 0] = 0.0  # rows (u0, g0, anchor, frozen_until): one cache line per input
+    st[:, 1] = 0.0
+    st[:, 2] = -1.0
+    st[:, 3] = -1.0
+    pred[:] = -1
+    queued[:] = 0  # small (L2-resident) mirror of pred >= 0
+    nxt[:] = -1
+    prv[:] = -1
+
+
+@njit(cache=True, nogil=True)
+def _take_state(st, pred, queued, nxt, prv, dirty, n_dirty):
+    """The final state of the neurons dirty[:n_dirty] (ids, anchor int64, u0, g0), each put back to rest."""
+    ids = dirty[:n_dirty].copy()
+    anchor = np.empty(n_dirty, np.int64)
+    u0 = np.empty(n_dirty)
+    g0 = np.empty(n_dirty)
+    for i in range(n_dirty):
+        j = ids[i]
+        anchor[i] = int(st[j, 2])
+        u0[i] = st[j, 0]
+        g0[i] = st[j, 1]
+        st[j, 0] = 0.0
+        st[j, 1] = 0.0
+        st[j, 2] = -1.0
+        st[j, 3] = -1.0
+        pred[j] = -1
+        queued[j] = 0
+        nxt[j] = -1
+        prv[j] = -1
+    return ids, anchor, u0, g0
+
+
+@njit(cache=True, nogil=True)
 def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
                delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound, peak_per_ratio,
                wheel_bits,
                clock_on, clock_off, window_steps, predict_cost, st, pred, queued, nxt, prv, touched, starts,
-               rec):
+               rec, dirty):
     """Simulate one trial lazily, switching to clock-driven steps while activity is high.
 
-    st .. rec are a reusable workspace (sizes (n, 4), n, n, n, n, n, n_steps + 1, any),
-    reinitialised here: reusing warm pages instead of fresh ones saves ~7 ms per trial at full scale.
+    st .. dirty are a reusable workspace (sizes (n, 4), n, n, n, n, n, n_steps + 1, any, n) that must
+    come in clean (`clean_workspace`) and is left clean: only the rows of the neurons an input reached
+    (the `dirty` list) are read out and put back to rest, so a quiet trial costs nothing per neuron.
 
     Mode switch: over each block of `window_steps` steps the work of the lazy scheme is estimated as
     predict_cost x (neurons touched) + (synaptic events); the trial goes clock-driven when that
@@ -263,28 +315,22 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
     p > 0 > q the tabulated sup of the continuous shape, p peak_bound[floor(r peak_per_ratio)] with
     r = -q / p (tables.peak_bounds); no exp or log on the common path.
 
-    Returns (spike_neurons, step_starts, anchor, u0, g0, stats, rec) as `clock_trial`, with stats int64
-    [clock steps, mode switches, max queue entries, predictions, synaptic events] and rec the record
-    buffer (grown if it had to be).
+    Returns (spike_neurons, step_starts, state_neurons, anchor, u0, g0, stats, rec): spikes as `clock_trial`,
+    the final anchored state of the neurons that left rest (every other one is at anchor -1, u0 = g0 = 0),
+    stats int64 [clock steps, mode switches, max queue entries, predictions, synaptic events] and rec the
+    record buffer (grown if it had to be).
     """
     n = indptr.shape[0] - 1
     last = pow_a.shape[0] - 1
     wheel = 1 << wheel_bits
     mask = wheel - 1
-    st[:, 0] = 0.0  # rows (u0, g0, anchor, frozen_until): one cache line per input
-    st[:, 1] = 0.0
-    st[:, 2] = -1.0
-    st[:, 3] = -1.0
-    pred[:] = -1
-    queued[:] = 0  # small (L2-resident) mirror of pred >= 0
     no_weights = np.zeros(0)
     a1 = pow_a[1] if last >= 1 else math.exp(log_a)
     b1 = pow_b[1] if last >= 1 else math.exp(log_b)
-    nxt[:] = -1
-    prv[:] = -1
     head = np.full(wheel, -1, np.int32)
     starts[:] = 0
     n_rec = 0
+    n_dirty = 0
     kp = 0
     n_kicks = kick_steps.shape[0]
     queue = 0
@@ -339,16 +385,16 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
             src = step - delay_steps
             first, stop = starts[src], starts[src + 1]
             if stop > first:
-                n_touched, events = _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a, pow_b,
-                                             coef_c, touched, n_touched)
+                n_touched, n_dirty, events = _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a,
+                                                      pow_b, coef_c, touched, n_touched, dirty, n_dirty)
                 n_events += events
                 block_work += events
         kp_end = kp
         while kp_end < n_kicks and kick_steps[kp_end] == step:
             kp_end += 1
         if kp_end > kp:
-            n_touched = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, st, pow_a, pow_b, coef_c,
-                                      touched, n_touched)
+            n_touched, n_dirty = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, st, pow_a, pow_b,
+                                               coef_c, touched, n_touched, dirty, n_dirty)
             kp = kp_end
         block_work += predict_cost * n_touched
         # re-predict every neuron an input reached
@@ -390,8 +436,9 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
             elif clock and per_step < clock_off:
                 clock = False
                 switches += 1
-                n_predictions += n
-                for j in range(n):
+                n_predictions += n_dirty
+                for i in range(n_dirty):  # a neuron at rest never crosses
+                    j = dirty[i]
                     a0 = int(st[j, 2])
                     kmin = step + 1 - a0
                     if kmin < 1:
@@ -408,5 +455,5 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
             block_len = 0
     starts[n_steps] = n_rec
     stats = np.array([clock_steps, switches, max_queue, n_predictions, n_events], np.int64)
-    return (rec[:n_rec].copy(), starts.copy(), st[:, 2].astype(np.int64), st[:, 0].copy(), st[:, 1].copy(), stats,
-            rec)
+    ids, anchor, u0, g0 = _take_state(st, pred, queued, nxt, prv, dirty, n_dirty)
+    return rec[:n_rec].copy(), starts.copy(), ids, anchor, u0, g0, stats, rec

@@ -16,7 +16,7 @@ import numpy as np
 
 from flyhpc.drive import TrialDrive
 from flyhpc.backends.native.clock import clock_trial
-from flyhpc.backends.native.lazy import lazy_trial
+from flyhpc.backends.native.lazy import clean_workspace, lazy_trial
 from flyhpc.backends.native.tables import Tables, make_tables
 from flyhpc.errors import ConfigError
 from flyhpc.model import Params
@@ -92,20 +92,46 @@ class EngineNetwork:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """One trial: spikes as neuron ids per step (step_starts), the final anchored state, engine stats."""
+    """One trial: spikes as neuron ids per step (step_starts), the final anchored state, engine stats.
+
+    The state is kept for the neurons that left rest only (state_neurons, any order); every other
+    neuron ends at anchor -1, u0 = g0 = 0. `anchor`, `u0_mv` and `g0_mv` expand it to all n_neurons.
+    """
 
     trial: int
     spike_neurons: np.ndarray  # int32, ascending within a step
     step_starts: np.ndarray  # int64, n_steps + 1
-    anchor: np.ndarray  # int64: state (u0, g0) holds after this step
-    u0_mv: np.ndarray
-    g0_mv: np.ndarray
+    n_neurons: int
+    state_neurons: np.ndarray  # int32
+    state_anchor: np.ndarray  # int64: state (u0, g0) holds after this step
+    state_u0_mv: np.ndarray
+    state_g0_mv: np.ndarray
     stats: dict[str, int]
 
     @property
     def spike_steps(self) -> np.ndarray:
         """Step of every spike (int64), aligned with spike_neurons."""
         return np.repeat(np.arange(self.step_starts.shape[0] - 1, dtype=np.int64), np.diff(self.step_starts))
+
+    def _full(self, values: np.ndarray, rest) -> np.ndarray:
+        out = np.full(self.n_neurons, rest, values.dtype)
+        out[self.state_neurons] = values
+        return out
+
+    @property
+    def anchor(self) -> np.ndarray:
+        """Final anchor of every neuron (int64; -1: never reached)."""
+        return self._full(self.state_anchor, -1)
+
+    @property
+    def u0_mv(self) -> np.ndarray:
+        """Final anchored u0 of every neuron."""
+        return self._full(self.state_u0_mv, 0.0)
+
+    @property
+    def g0_mv(self) -> np.ndarray:
+        """Final anchored g0 of every neuron."""
+        return self._full(self.state_g0_mv, 0.0)
 
 
 def _check_drive(net: EngineNetwork, trial: TrialDrive) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +153,11 @@ def _check_drive(net: EngineNetwork, trial: TrialDrive) -> tuple[np.ndarray, np.
     return steps, neurons
 
 
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+
+
 _LOCAL = threading.local()
 
 
@@ -138,49 +169,80 @@ def _rows(n: int) -> np.ndarray:
 
 
 def _workspace(n: int, n_steps: int) -> list:
-    """This thread's reusable lazy-engine buffers for n neurons and n_steps (warm pages, no faults)."""
+    """This thread's reusable lazy-engine buffers for n neurons and n_steps (warm pages, no faults), at rest.
+
+    A trial leaves them at rest itself; they are cleaned here (O(n)) only when new, or when the last
+    trial on this thread did not finish.
+    """
     ws = getattr(_LOCAL, "lazy", None)
     if ws is None or ws[0].shape[0] != n or ws[6].shape[0] != n_steps + 1:
         ws = [_rows(n), np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32),
-              np.empty(n, np.int32), np.empty(n_steps + 1, np.int64), np.empty(max(1024, 2 * n), np.int32)]
-        _LOCAL.lazy = ws
+              np.empty(n, np.int32), np.empty(n_steps + 1, np.int64), np.empty(max(1024, 2 * n), np.int32),
+              np.empty(n, np.int32)]
+        _LOCAL.lazy, _LOCAL.lazy_clean = ws, False
+    if not _LOCAL.lazy_clean:
+        clean_workspace(*ws[:5])
+        _LOCAL.lazy_clean = True
     return ws
+
+
+def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings):
+    t = net.tables
+    ws = _workspace(net.n_neurons, net.n_steps)
+    _LOCAL.lazy_clean = False
+    *out, ws[7] = lazy_trial(*common, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio),
+                             int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
+                             int(settings.window_steps), float(settings.predict_cost), *ws)
+    _LOCAL.lazy_clean = True
+    *arrays, stats = out
+    return (*arrays, dict(zip(STAT_NAMES, (int(x) for x in stats))))
+
+
+def _run_clock(net: EngineNetwork, common: tuple):
+    rec, starts, anchor, u0, g0 = clock_trial(*common)
+    ids = np.flatnonzero(anchor >= 0).astype(np.int32)
+    return rec, starts, ids, anchor[ids], u0[ids], g0[ids], {"clock_steps": net.n_steps}
+
+
+def _run_checked(net: EngineNetwork, trial_id: int, steps: np.ndarray, neurons: np.ndarray, engine: str,
+                 settings: LazySettings) -> TrialResult:
+    """One trial whose drive (`_check_drive`) and engine name are already checked."""
+    t = net.tables
+    common = (net.indptr, net.indices, net.weights_mv, net.refractory_steps, t.pow_a, t.pow_b, t.coef_c,
+              t.u_th_mv, t.u_rst_mv, net.kick_mv, net.delay_steps, net.n_steps, steps, neurons)
+    out = _run_lazy(net, common, settings) if engine == "lazy" else _run_clock(net, common)
+    rec, starts, ids, anchor, u0, g0, stats = out
+    return TrialResult(trial=int(trial_id), spike_neurons=rec, step_starts=starts, n_neurons=net.n_neurons,
+                       state_neurons=ids, state_anchor=anchor, state_u0_mv=u0, state_g0_mv=g0, stats=stats)
 
 
 def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
               settings: LazySettings = LazySettings()) -> TrialResult:
-    """Simulate one trial with the `engine` ("lazy" or "clock"); releases the GIL while stepping."""
+    """Simulate one trial with the `engine` ("lazy" or "clock"); releases the GIL while stepping.
+
+    Raises
+    ------
+    ConfigError
+        If an event names a step or neuron outside the network, or the engine is unknown.
+    """
     steps, neurons = _check_drive(net, trial)
-    t = net.tables
-    common = (net.indptr, net.indices, net.weights_mv, net.refractory_steps, t.pow_a, t.pow_b, t.coef_c,
-              t.u_th_mv, t.u_rst_mv, net.kick_mv, net.delay_steps, net.n_steps, steps, neurons)
-    if engine == "lazy":
-        ws = _workspace(net.n_neurons, net.n_steps)
-        rec, starts, anchor, u0, g0, stats, ws[7] = lazy_trial(
-            *common, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio),
-            int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
-            int(settings.window_steps), float(settings.predict_cost), *ws)
-        stat_dict = dict(zip(STAT_NAMES, (int(x) for x in stats)))
-    elif engine == "clock":
-        rec, starts, anchor, u0, g0 = clock_trial(*common)
-        stat_dict = {"clock_steps": net.n_steps}
-    else:
-        raise ConfigError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
-    return TrialResult(trial=int(trial.trial), spike_neurons=rec, step_starts=starts, anchor=anchor, u0_mv=u0,
-                       g0_mv=g0, stats=stat_dict)
+    _check_engine(engine)
+    return _run_checked(net, trial.trial, steps, neurons, engine, settings)
 
 
 def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int = 1,
                settings: LazySettings = LazySettings()) -> list[TrialResult]:
-    """Simulate every trial, `n_threads` at a time (results in the order of `trials`)."""
-    trials = list(trials)
-    for trial in trials:  # fail before any work
-        _check_drive(net, trial)
-    workers = max(1, min(int(n_threads), len(trials)))
+    """Simulate every trial, `n_threads` at a time (results in the order of `trials`).
+
+    Every drive is checked once, before any work (errors as `run_trial`).
+    """
+    _check_engine(engine)
+    jobs = [(tr.trial, *_check_drive(net, tr)) for tr in trials]
+    workers = max(1, min(int(n_threads), len(jobs)))
     if workers == 1:
-        return [run_trial(net, tr, engine, settings) for tr in trials]
+        return [_run_checked(net, *job, engine, settings) for job in jobs]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flyhpc-native") as pool:
-        return list(pool.map(lambda tr: run_trial(net, tr, engine, settings), trials))
+        return list(pool.map(lambda job: _run_checked(net, *job, engine, settings), jobs))
 
 
 def warm_up() -> None:

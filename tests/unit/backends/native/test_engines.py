@@ -293,3 +293,78 @@ def test_bad_drive_and_engine_are_named():
         run_trial(net, TrialDrive(3, np.array([1]), np.array([0])), "fast")
     with pytest.raises(ConfigError, match="n_steps must be >= 1"):
         EngineNetwork.from_arrays(np.array([0, 0]), np.zeros(0), np.zeros(0), np.array([0]), P, 0)
+
+
+# ---- screens: zero weights, per-trial reset, one drive check ------------------------------------
+
+def _without_rows(indptr, indices, weights, rows):
+    """The CSR with the out-edges of `rows` removed (what a rebuild of an "outgoing" silencing gives)."""
+    keep = np.ones(indices.size, bool)
+    for r in rows:
+        keep[indptr[r]:indptr[r + 1]] = False
+    degree = np.diff(indptr) * np.isin(np.arange(indptr.size - 1), rows, invert=True)
+    return np.concatenate([[0], np.cumsum(degree)]), indices[keep], weights[keep]
+
+
+@pytest.mark.parametrize("engine", ["lazy", "clock"])
+def test_zeroed_weights_equal_removed_edges_and_touch_nothing(active_net, engine):
+    """Zeroing a neuron's outgoing weights is bit-identical to removing those edges, and a target that only
+    that neuron reaches stays untouched (anchor -1), although the silenced neuron itself fires."""
+    (indptr, indices, weights, refractory), net, trial = active_net
+    clock = run_trial(net, trial, "clock")
+    silenced = np.unique(clock.spike_neurons)[:5]
+    zeroed = weights.copy()
+    for r in silenced:
+        zeroed[indptr[r]:indptr[r + 1]] = 0.0
+    with_zeros = EngineNetwork.from_arrays(indptr, indices, zeroed, refractory, P, net.n_steps)
+    removed = EngineNetwork.from_arrays(*_without_rows(indptr, indices, weights, silenced), refractory, P,
+                                        net.n_steps)
+    a = run_trial(with_zeros, trial, engine)
+    b = run_trial(removed, trial, engine)
+    assert same_state(a, b) and np.isin(silenced, a.spike_neurons).all()
+    assert np.array_equal(np.sort(a.state_neurons), np.sort(b.state_neurons))
+    targets = np.unique(indices[np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in silenced])])
+    untouched = targets[a.anchor[targets] == -1]
+    assert untouched.size and (clock.anchor[untouched] >= 0).all()  # reached before silencing, not after
+
+
+def test_zero_kick_touches_nothing():
+    net = EngineNetwork.from_arrays(np.array([0, 1, 1]), np.array([1]), np.array([30.0]), np.array([0, 22]),
+                                    Params(f_poisson=0.0), 40)
+    trial = TrialDrive(0, np.array([0, 5], np.int64), np.array([0, 0], np.int32))
+    for engine in ("lazy", "clock"):
+        result = run_trial(net, trial, engine)
+        assert result.state_neurons.size == 0 and result.spike_neurons.size == 0
+
+
+def test_workspace_is_left_at_rest_and_reused(active_net):
+    """A trial puts back only what it touched: after it the thread's workspace is exactly at rest, and a trial
+    run after another equals the same trial on a fresh workspace."""
+    from flyhpc.backends.native import trials as mod
+
+    _, net, trial = active_net
+    other = poisson_drive(range(20), net.n_steps, 200.0, seed=99, trial=1)
+    mod._LOCAL.lazy = None
+    fresh = run_trial(net, trial, "lazy", PURE_LAZY)
+    run_trial(net, other, "lazy", PURE_LAZY)
+    again = run_trial(net, trial, "lazy", PURE_LAZY)
+    assert same_state(fresh, again)
+    st, pred, queued, nxt, prv = mod._LOCAL.lazy[:5]
+    assert (st[:, :2] == 0.0).all() and (st[:, 2:] == -1.0).all()
+    assert (pred == -1).all() and not queued.any() and (nxt == -1).all() and (prv == -1).all()
+    assert 0 < fresh.state_neurons.size < net.n_neurons and np.unique(fresh.state_neurons).size == \
+        fresh.state_neurons.size
+
+
+def test_each_drive_is_checked_once(active_net, monkeypatch):
+    from flyhpc.backends.native import trials as mod
+
+    _, net, trial = active_net
+    calls = []
+    check = mod._check_drive
+    monkeypatch.setattr(mod, "_check_drive", lambda n, t: calls.append(t.trial) or check(n, t))
+    trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=k, trial=k) for k in range(3)]
+    run_trials(net, trials, "lazy", n_threads=2)
+    assert calls == [0, 1, 2]
+    with pytest.raises(ConfigError, match="unknown engine"):
+        run_trials(net, trials, "fast")
