@@ -9,7 +9,7 @@ use, ~15 s). On each:
     the engine per experiment-trial and its parts, the fraction of experiments that evoke any other spike, and
     the chunk's process CPU time beside its wall time (the machine may be shared);
   * silencing (full scale only): sugar with each of the K most active neurons silenced, 1 trial, in both modes:
-    per-experiment network preparation (in-place masking for "both", CSR copy for "outgoing") against a rebuild
+    per-experiment network preparation (the silenced rows zeroed in place, both modes) against a rebuild
     (`build_network` + `EngineNetwork.from_spec`).
 
 Usage: .venv/bin/python perf/bench_screens.py [--n-experiments 300] [--n-silence 10] [--data-dir data]

@@ -4,8 +4,7 @@ A deliberately simple, conservative model in seconds on one core (constants meas
 machine with the native engine, docs/NOTES.md "Screens"): per task a fixed setup (interpreter, imports,
 connectome, engine build); per experiment-trial an overhead outside the engine plus engine time that grows
 with the drive (events per trial: the recurrent activity they cause dominates) and scales with the number of
-edges; per experiment with a silence set a pass over the edges (masking, or the CSR copied without the silenced
-rows). Pure functions, no I/O.
+edges; per experiment with a silence set the silenced rows zeroed and put back. Pure functions, no I/O.
 Entry points: `CostModel`, `experiment_cost_s`, `plan_chunks`.
 """
 
@@ -26,19 +25,20 @@ class CostModel:
     """Seconds on one core at full scale (FULL_SCALE_EDGES edges; engine terms scale with the edge count).
 
     task_setup_s: a task's start (Python, imports, cached connectome, engine network and kernels);
-    trial_overhead_s: per experiment-trial outside the engine (drive, masking, rates, writing);
-    quiet_trial_second_s: engine seconds per simulated second with nothing driven (the per-trial state reset);
+    trial_overhead_s: per experiment-trial outside the engine (drive, masking, rates, writing: 0.33 ms measured);
+    quiet_trial_second_s: engine seconds per simulated second with nothing driven (the per-trial bookkeeping);
     drive_event_s: engine seconds per drive event (fitted on sugar, where 4,200 events per second recruit
-    ~17,000 recurrent spikes; single-neuron activations recruit far less: measured 1.5 ms mean per 1-s
-    activation against 4.3 ms estimated, so atlas chunks come out short rather than long);
-    silence_s: per experiment with a silence set (12 ms masking for "both", 24 ms CSR copy for "outgoing").
+    ~17,000 recurrent spikes in 0.028-0.036 s; single-neuron activations recruit far less: measured 0.38 ms
+    mean per 1-s activation against 2.0 ms estimated, so atlas chunks come out short rather than long);
+    silence_s: per experiment with a silence set (the silenced rows zeroed and put back: 0.1 ms measured).
+    All measured 2026-12-02 (docs/NOTES.md "Screens on Slurm").
     """
 
     task_setup_s: float = 3.0
-    trial_overhead_s: float = 0.0006
-    quiet_trial_second_s: float = 0.0015
-    drive_event_s: float = 1.4e-5
-    silence_s: float = 0.03
+    trial_overhead_s: float = 0.0004
+    quiet_trial_second_s: float = 0.0004
+    drive_event_s: float = 8e-6
+    silence_s: float = 0.001
 
 
 def experiment_cost_s(experiment: Experiment, t_run_s: float, n_run: int, n_edges: int = FULL_SCALE_EDGES,

@@ -2,11 +2,10 @@
 
 `NativeRunner` builds the native engine's network once (weights, per-neuron refractory steps, propagator tables,
 compiled kernels) and per experiment only changes what the experiment changes, restoring it afterwards: driven
-neurons get 0 refractory steps; silence_mode "both" zeroes the weights of the silenced neurons' rows and of the
-edges into them (exact: a neuron whose every input weighs 0 mV stays at rest and never spikes, so its row is never
-read), "outgoing" copies the CSR without the silenced rows into buffers allocated once (zeroed weights would not
-be exact there: the engines re-anchor a neuron's state on every delivery, 0 mV included, which changes the
-rounding of its later steps). `BackendRunner` runs any registered backend through `pipeline.simulate`, one network
+neurons get 0 refractory steps, and a silenced neuron's outgoing weights are set to 0 mV (O(out-degree); exact,
+as the engines drop a 0 mV input without touching its target). That is silence_mode "outgoing"; "both" also
+zeroes the inputs of the silenced neuron, so it never spikes: the same run with its own spikes left out (nobody
+hears them either way, and it is never driven), which spares the search for the edges into it. `BackendRunner` runs any registered backend through `pipeline.simulate`, one network
 per experiment. Both draw trial k's drive from `drive.experiment_drive` keyed by (experiment, seed, round, k):
 the spikes equal those of `flyhpc run` for the same experiment. Entry points: `ExperimentRun`, `NativeRunner`,
 `BackendRunner`, `make_runner`.
@@ -14,7 +13,6 @@ the spikes equal those of `flyhpc run` for the same experiment. Entry points: `E
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -70,7 +68,6 @@ class NativeRunner:
         weights = conn.counts.astype(np.float64) * params.w_syn_mv
         refractory = np.full(conn.n_neurons, params.refractory_steps, dtype=np.int64)
         self._net = EngineNetwork.from_arrays(conn.indptr, conn.indices, weights, refractory, params, n_steps)
-        self._scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # CSR buffers ("outgoing")
         warm_up()
 
     def run(self, experiment: Experiment, n_run: int, seed: int, round_: int = 1) -> ExperimentRun:
@@ -95,10 +92,13 @@ class NativeRunner:
             t3 = time.perf_counter()
             restore()
         t4 = time.perf_counter()
-        spikes = SpikeTable.from_arrays(np.concatenate([np.full(r.spike_neurons.size, r.trial, np.int32)
-                                                        for r in results]),
-                                        np.concatenate([r.spike_steps for r in results]),
-                                        np.concatenate([r.spike_neurons for r in results]))
+        trial = np.concatenate([np.full(r.spike_neurons.size, r.trial, np.int32) for r in results])
+        step = np.concatenate([r.spike_steps for r in results])
+        neuron = np.concatenate([r.spike_neurons for r in results])
+        if resolved.silenced.size and experiment.silence_mode == "both":
+            heard = ~np.isin(neuron, resolved.silenced)  # "both": the silenced neuron's inputs are zero too
+            trial, step, neuron = trial[heard], step[heard], neuron[heard]
+        spikes = SpikeTable.from_arrays(trial, step, neuron)
         return ExperimentRun(spikes=spikes, drive_s=t1 - t0, prepare_s=(t2 - t1) + (t4 - t3), engine_s=t3 - t2,
                              collect_s=time.perf_counter() - t4)
 
@@ -106,14 +106,12 @@ class NativeRunner:
         """The engine network of `resolved` and the function that puts the shared one back (the shared arrays
         change only once everything that could fail is done)."""
         net, driven, silenced = self._net, resolved.driven, resolved.silenced
-        changed = net
         edges = saved = None
-        if silenced.size and resolved.experiment.silence_mode == "both":
-            edges = self._edges_of(silenced)
+        if silenced.size:
+            indptr = net.indptr
+            edges = np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in silenced.tolist()])
             saved = net.weights_mv[edges]
             net.weights_mv[edges] = 0.0
-        elif silenced.size:
-            changed = self._without_rows(silenced)
         net.refractory_steps[driven] = 0
 
         def restore() -> None:
@@ -121,32 +119,7 @@ class NativeRunner:
             if edges is not None:
                 net.weights_mv[edges] = saved
 
-        return changed, restore
-
-    def _edges_of(self, rows: np.ndarray) -> np.ndarray:
-        """Positions of every edge from or into `rows`: one comparison pass over the targets per row (an index
-        by target would answer in microseconds but takes seconds to build at full scale; docs/NOTES.md)."""
-        indptr, indices = self._net.indptr, self._net.indices
-        return np.concatenate([*(np.flatnonzero(indices == r) for r in rows.tolist()),
-                               *(np.arange(indptr[r], indptr[r + 1]) for r in rows.tolist())])
-
-    def _without_rows(self, rows: np.ndarray):
-        """The engine network with the rows `rows` (sorted) emptied, in buffers reused by every call."""
-        net = self._net
-        indptr, indices, weights = net.indptr, net.indices, net.weights_mv
-        if self._scratch is None:
-            self._scratch = (np.empty_like(indptr), np.empty_like(indices), np.empty_like(weights))
-        new_ptr, new_idx, new_w = self._scratch
-        kept = np.concatenate([[0], np.column_stack([indptr[rows], indptr[rows + 1]]).ravel(), [indptr[-1]]])
-        pos = 0
-        for start, stop in kept.reshape(-1, 2).tolist():  # the edges between silenced rows
-            new_idx[pos:pos + stop - start] = indices[start:stop]
-            new_w[pos:pos + stop - start] = weights[start:stop]
-            pos += stop - start
-        removed = np.zeros(len(indptr), np.int64)
-        removed[rows + 1] = indptr[rows + 1] - indptr[rows]
-        np.subtract(indptr, np.cumsum(removed), out=new_ptr)
-        return dataclasses.replace(net, indptr=new_ptr, indices=new_idx[:pos], weights_mv=new_w[:pos])
+        return net, restore
 
 
 class BackendRunner:

@@ -9,6 +9,7 @@ import pytest
 from flyhpc.cluster.submission import check_identity, label_identity, task_from_dict, task_to_dict
 from flyhpc.errors import ConfigError
 from flyhpc.screens import load_screen, plan_experiments
+from flyhpc.screens.cost import CostModel
 from flyhpc.screens.task import ScreenTask, plan_tasks
 
 from tests.unit.bundles import make_task
@@ -36,7 +37,9 @@ def test_chunks_cover_the_plan_in_order_and_respect_every_limit(conn, write_scre
     assert len(exps) == 300
     one = _tasks(screen, exps)
     assert [(t.first, t.stop) for t in one] == [(0, 300)]  # 300 cheap experiments fit one 10-minute task
-    assert one[0].cost_s == pytest.approx(3.0 + 300 * (0.0015 + 200 * 1.4e-5 + 0.0006))
+    model = CostModel()
+    assert one[0].cost_s == pytest.approx(model.task_setup_s + 300 * (
+        model.quiet_trial_second_s + 200 * model.drive_event_s + model.trial_overhead_s))
     several = _tasks(screen, exps, min_tasks=4)
     assert len(several) == 4 and several[0].first == 0 and several[-1].stop == 300
     assert all(a.stop == b.first for a, b in zip(several, several[1:]))
