@@ -14,7 +14,6 @@ import pandas as pd
 
 EFFECT_COLUMNS = ("rank", "experiment_key", "experiment_name", "effect_hz", "measured_on", "top_neuron",
                   "top_change_hz", "spikes", "active_neurons")
-_BLOCK = 2048  # experiments per dense block when comparing every neuron
 
 
 def _ranked(frame: pd.DataFrame) -> pd.DataFrame:
@@ -38,30 +37,34 @@ def _from_readout(experiments: pd.DataFrame, readout: pd.DataFrame, base_key: st
 
 
 def _from_rates(experiments: pd.DataFrame, rates: pd.DataFrame, base_key: str) -> pd.DataFrame:
-    base = rates.loc[rates["experiment_key"] == base_key, ["neuron_index", "flywire_id", "rate_mean_hz"]]
-    keys = experiments["experiment_key"].to_numpy()
-    effect, top_id, top_change = np.zeros(len(keys)), np.zeros(len(keys), np.int64), np.zeros(len(keys))
-    grouped = dict(tuple(rates.groupby("experiment_key", sort=False)[["neuron_index", "flywire_id", "rate_mean_hz"]]))
-    for start in range(0, len(keys), _BLOCK):
-        block = keys[start:start + _BLOCK]
-        parts = [grouped[k] for k in block if k in grouped]
-        neurons = pd.concat([base, *parts])[["neuron_index", "flywire_id"]].drop_duplicates("neuron_index")
-        neurons = neurons.sort_values("neuron_index")
-        col = pd.Series(np.arange(len(neurons)), index=neurons["neuron_index"].to_numpy())
-        dense = np.zeros((len(block), len(neurons)))
-        for i, k in enumerate(block):
-            if k in grouped:
-                g = grouped[k]
-                dense[i, col[g["neuron_index"].to_numpy()].to_numpy()] = g["rate_mean_hz"].to_numpy()
-        ref = np.zeros(len(neurons))
-        ref[col[base["neuron_index"].to_numpy()].to_numpy()] = base["rate_mean_hz"].to_numpy()
-        delta = dense - ref
-        if not len(neurons):
-            continue
-        where = np.abs(delta).argmax(axis=1)
-        effect[start:start + len(block)] = np.abs(delta).sum(axis=1)
-        top_id[start:start + len(block)] = neurons["flywire_id"].to_numpy()[where]
-        top_change[start:start + len(block)] = delta[np.arange(len(block)), where]
+    """Effects over every neuron, vectorised over the tidy rows; a neuron the base had and the experiment
+    lacks counts its whole base rate (the one per-experiment loop, only when the base has neurons)."""
+    n_exp = len(experiments)
+    pos = pd.Index(experiments["experiment_key"]).get_indexer(rates["experiment_key"])
+    rows = rates[pos >= 0]
+    pos = pos[pos >= 0]
+    neuron = rows["neuron_index"].to_numpy(np.int64)
+    size = int(neuron.max()) + 1 if neuron.size else 1
+    base = np.zeros(size)
+    in_base = rows["experiment_key"].to_numpy() == base_key
+    base[neuron[in_base]] = rows["rate_mean_hz"].to_numpy()[in_base]
+    flywire = np.zeros(size, np.int64)
+    flywire[neuron] = rows["flywire_id"].to_numpy(np.int64)
+    delta = rows["rate_mean_hz"].to_numpy() - base[neuron]
+    effect = np.bincount(pos, np.abs(delta), n_exp)
+    top_abs, top_id, top_change = np.zeros(n_exp), np.zeros(n_exp, np.int64), np.zeros(n_exp)
+    order = np.lexsort((-np.abs(delta), pos))  # per experiment, its largest change first
+    first = order[np.unique(pos[order], return_index=True)[1]]
+    top_abs[pos[first]], top_id[pos[first]], top_change[pos[first]] = np.abs(delta[first]), flywire[neuron[first]], \
+        delta[first]
+    lost = np.flatnonzero(base)[np.argsort(-base[np.flatnonzero(base)], kind="stable")]  # base neurons, largest first
+    if lost.size:
+        by_exp = np.split(neuron[np.argsort(pos, kind="stable")], np.cumsum(np.bincount(pos, minlength=n_exp))[:-1])
+        for e, present in enumerate(by_exp):
+            absent = lost[~np.isin(lost, present)]
+            effect[e] += base[absent].sum()
+            if absent.size and base[absent[0]] > top_abs[e]:
+                top_abs[e], top_id[e], top_change[e] = base[absent[0]], flywire[absent[0]], -base[absent[0]]
     out = experiments.copy()
     out["effect_hz"] = effect
     out["measured_on"] = "all neurons"
