@@ -106,7 +106,7 @@ def run_chunk(screen: Screen, experiments: Sequence[ScreenExperiment], conn: Con
     for exp in experiments:
         run = runner.run(exp.experiment, screen.n_run, screen.seed, ROUND)
         t0 = time.perf_counter()
-        rates = neuron_rates(run.spikes, screen.n_run, screen.t_run_s)
+        rates = neuron_rates(run.spikes, screen.n_run, screen.t_run_s, conn.n_neurons)
         rates_s = time.perf_counter() - t0
         tables.add(exp, rates, run, rates_s)
         for key in ("drive_s", "prepare_s", "engine_s", "collect_s"):

@@ -48,11 +48,20 @@ class NeuronRates:
     rate_std_hz: np.ndarray
 
 
-def neuron_rates(spikes: SpikeTable, n_run: int, t_run_s: float) -> NeuronRates:
-    """Per-neuron spike counts and rates over trials 0 .. n_run - 1, arithmetic as `flyhpc.spikes.rates`."""
-    active, column = np.unique(spikes.neuron, return_inverse=True)
-    per_trial = np.bincount(spikes.trial.astype(np.int64) * active.size + column,
-                            minlength=n_run * active.size).reshape(n_run, active.size)
+def neuron_rates(spikes: SpikeTable, n_run: int, t_run_s: float, n_neurons: int = 0) -> NeuronRates:
+    """Per-neuron spike counts and rates over trials 0 .. n_run - 1, arithmetic as `flyhpc.spikes.rates`.
+
+    With `n_neurons` (the connectome's) and many spikes, counts go through one dense (trial, neuron) bincount
+    instead of sorting the spikes (the same numbers; ~10x faster for a sugar-sized run)."""
+    if n_neurons and len(spikes) * 8 > n_run * n_neurons:
+        dense = np.bincount(spikes.trial.astype(np.int64) * n_neurons + spikes.neuron,
+                            minlength=n_run * n_neurons).reshape(n_run, n_neurons)
+        active = np.flatnonzero(dense.any(axis=0))
+        per_trial = dense[:, active]
+    else:
+        active, column = np.unique(spikes.neuron, return_inverse=True)
+        per_trial = np.bincount(spikes.trial.astype(np.int64) * active.size + column,
+                                minlength=n_run * active.size).reshape(n_run, active.size)
     r = per_trial / t_run_s
     std = r.std(axis=0, ddof=1) if n_run > 1 else np.full(active.size, np.nan)
     return NeuronRates(neuron_index=active.astype(np.int32), spikes=per_trial.sum(axis=0), rate_mean_hz=r.mean(axis=0),

@@ -5,7 +5,7 @@ Reports, side by side in one run:
   * Brian2 build time with a clean build directory and with the cached build (fresh process each);
   * wall seconds per simulated second of the C++ standalone run.
 
-Usage: .venv/bin/python perf/bench_foundation.py [--t-run 1.0] [--threads 2] [--data-dir data]
+Usage: .venv/bin/python benchmarks/bench_foundation.py [--t-run 1.0] [--threads 2] [--data-dir data]
 Writes nothing but the connectome cache and a temporary build directory (removed at the end).
 """
 

@@ -6,7 +6,7 @@ neurons (about 55 million spikes) and a perturbed copy (pytorch: 1 % dropped, 10
 comparison in its own process and reports wall seconds and peak RSS (getrusage of the child).
 The spike files are deleted afterwards unless --keep. Not a test: CI never runs it.
 
-    python perf/bench_compare.py [--out-dir DIR] [--trials 32] [--t-run 100] [--keep]
+    python benchmarks/bench_compare.py [--out-dir DIR] [--trials 32] [--t-run 100] [--keep]
 """
 
 from __future__ import annotations

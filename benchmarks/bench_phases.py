@@ -6,7 +6,7 @@ engine run) are tiled, second after second, into --trials trials of --seconds s.
 the native backend's collect (per-trial results -> one SpikeTable), `write_spikes` (the spike parquet; written
 twice to show the bytes are the same), sha256 of the file, `summarize` and `rates`, and reports each against
 --sim-s (the sim phase of that task: 86.9 s measured on 2026-12-01).
-Usage: .venv/bin/python perf/bench_phases.py [--data-dir data] [--trials 32] [--seconds 100] [--out /tmp/x.parquet]
+Usage: .venv/bin/python benchmarks/bench_phases.py [--data-dir data] [--trials 32] [--seconds 100] [--out /tmp/x.parquet]
 Prints one JSON report.
 """
 

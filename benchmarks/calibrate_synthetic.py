@@ -3,7 +3,7 @@
 Target (seed-spec §6.2, the real brain on Brian2): sugar gives 17,000 ± 3,000 spikes and 300–500
 active neurons per trial-second. Generates the full-scale seed-0 connectome if absent, then reports
 mean ± sd over drive seeds for 1 s trials and one 10 s trial.
-Usage: .venv/bin/python perf/calibrate_synthetic.py [--data-dir data] [--seeds 5]
+Usage: .venv/bin/python benchmarks/calibrate_synthetic.py [--data-dir data] [--seeds 5]
 """
 
 from __future__ import annotations

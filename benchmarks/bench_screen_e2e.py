@@ -6,7 +6,7 @@ phase sums (load, setup, drive, prepare, sim, collect, rates, write), core-secon
 the label's size on disk, and what the screen found: experiments that evoke any spike besides the neurons
 they drive, and how many distinct neurons respond to anything.
 
-Usage: .venv/bin/python perf/bench_screen_e2e.py SCREEN --label L [--profile local] [--parallel 2]
+Usage: .venv/bin/python benchmarks/bench_screen_e2e.py SCREEN --label L [--profile local] [--parallel 2]
        [--slice N]   (an atlas of N random neurons instead of SCREEN, to check the extrapolation)
 Prints one JSON report.
 """

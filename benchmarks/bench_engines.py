@@ -6,7 +6,7 @@ Reports wall seconds per simulated trial-second, x real time, collect and write 
 and the parity ladder (b): where native's and pytorch's spikes first differ from brian2cpp's, rate correlation and
 active-set Jaccard. The seed-style loop (CSR weights x spike vector every step, torch.sparse,
 float32, the seed's PyTorch scheme) is run for --seed-steps steps and extrapolated.
-Usage: .venv/bin/python perf/bench_engines.py [--t-run 1] [--n-runs 1 8] [--threads 2]
+Usage: .venv/bin/python benchmarks/bench_engines.py [--t-run 1] [--n-runs 1 8] [--threads 2]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Measures: plan (grid -> arrays, skipping done tasks), plan + submit (one sbatch 
 held (`--hold`) and cancelled right after, so nothing runs. Needs the cluster of
 scripts/local-slurm/start.sh (or any Slurm) and a profile; prints one line per measurement.
 
-    python perf/bench_slurm.py [--profile example-site] [--root /tmp/bench-slurm]
+    python benchmarks/bench_slurm.py [--profile example-site] [--root /tmp/bench-slurm]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ use, ~15 s). On each:
     per-experiment network preparation (the silenced rows zeroed in place, both modes) against a rebuild
     (`build_network` + `EngineNetwork.from_spec`).
 
-Usage: .venv/bin/python perf/bench_screens.py [--n-experiments 300] [--n-silence 10] [--data-dir data]
+Usage: .venv/bin/python benchmarks/bench_screens.py [--n-experiments 300] [--n-silence 10] [--data-dir data]
        [--out screens-out] [--small-only]
 Prints one JSON report.
 """

@@ -8,7 +8,7 @@ it, then the real `flyhpc collect`. Then `flyhpc report` runs in a child process
 peak RSS (getrusage of that child). Optionally also times the report of an existing label (--label).
 Deletes the generated bundle unless --keep. Not a test: CI never runs it.
 
-    python perf/bench_report.py [--out-dir DIR] [--trials 32] [--t-run 100] [--keep] [--label demo --root results]
+    python benchmarks/bench_report.py [--out-dir DIR] [--trials 32] [--t-run 100] [--keep] [--label demo --root results]
 """
 
 from __future__ import annotations
