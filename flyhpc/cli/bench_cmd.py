@@ -96,6 +96,7 @@ def collect_cmd(ctx, run_label, results_root, global_csv):
     from flyhpc.cluster.submission import label_kind
 
     console = Console()
+    collect.label_paths(results_root, run_label)  # an unknown label is named as such first
     if label_kind(results_root, run_label) == "screen":
         if global_csv:
             raise click.BadParameter("a screen label has no benchmark rows to upsert", param_hint="--global-csv")

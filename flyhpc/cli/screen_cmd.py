@@ -1,6 +1,7 @@
 """`flyhpc screen plan / submit / status / collect`: screens (many experiments in chunk tasks) on Slurm or locally.
 
-`plan` shows what `submit` would queue (experiments, chunk tasks, arrays, core-hours) and writes nothing;
+`plan` (the same as `submit --dry-run`) shows what `submit` would queue (experiments, chunk tasks, arrays,
+core-hours) and writes nothing;
 `submit` writes the label's plan and queues its arrays (`--watch` then follows them with a progress bar).
 `status` and `collect` are the very commands `flyhpc status` and `flyhpc collect` (which take any label), listed
 here too so a screen's whole life reads under one name; `resubmit`, `cancel` and `verify` take screen labels as
@@ -80,9 +81,10 @@ def plan_cmd(screen, profile, run_label, results_root, connectome, task_minutes,
 @_screen_options
 @click.option("--force", is_flag=True, help="Submit chunks again although the scheduler still holds them.")
 @click.option("--watch", is_flag=True, help="Then follow the label (`flyhpc status --watch`) and exit with its code.")
+@click.option("--dry-run", is_flag=True, help="Only show the plan (what `flyhpc screen plan` shows); submit nothing.")
 @click.pass_context
 def submit_cmd(ctx, screen, profile, run_label, results_root, connectome, task_minutes, max_per_task, parallel,
-               keep_spikes, no_container, force, watch):
+               keep_spikes, no_container, force, watch, dry_run):
     """Plan SCREEN (a name from jobs/screens/ or a .toml path) and submit its chunk tasks; skip chunks already done.
 
     The label holds one plan: submitting another screen, seed or connectome under it is refused.
@@ -91,6 +93,8 @@ def submit_cmd(ctx, screen, profile, run_label, results_root, connectome, task_m
 
     sub, console = _planned(screen, profile, run_label, results_root, connectome, task_minutes, max_per_task,
                             parallel, keep_spikes, no_container)
+    if dry_run:
+        return
     record = submit_screen(sub, force=force)
     sp = sub.submit_plan
     if sp.arrays:

@@ -132,10 +132,12 @@ def plan_tasks(screen: Screen, experiments: Sequence[ScreenExperiment], plan_sha
     `run_wall_s(t_run_s, n_run)`: wall seconds of one experiment on a backend other than native (which builds
     its network per experiment), usually the profile's time model; native uses `flyhpc.screens.cost`.
 
+    A target below a task's setup time gives one experiment per task (nothing can be shorter).
+
     Raises
     ------
     ConfigError
-        No experiments; a target not above a task's setup time.
+        No experiments; `max_per_task` below 1.
     """
     if not experiments:
         raise ConfigError(f"screen {screen.name!r}: the plan has no experiment")

@@ -83,6 +83,8 @@ def test_screen_plan_submit_collect_verify_and_equal_to_flyhpc_run(screen_dir):
     assert planned.returncode == 0, planned.stderr
     assert "7 experiment(s)" in planned.stdout and "3 task(s) in 2 array(s)" in planned.stdout, planned.stdout
     assert not (here / "results").exists()  # plan writes nothing
+    dry = _submit(here, "ci", "--dry-run")
+    assert dry.returncode == 0 and "3 task(s) in 2 array(s)" in dry.stdout and not (here / "results").exists()
 
     submitted = _submit(here, "ci", "--watch")
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
