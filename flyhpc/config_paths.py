@@ -12,7 +12,7 @@ Owns the one search order, the same for every kind; a name resolves to the first
    links to the repository's top-level jobs/ and apptainer/ in a checkout and copies in a built wheel.
 
 Callers decide when their argument is a path rather than a name. `read_toml` reads one file with errors
-that name it. Entry points: `ENV_VAR`, `PACKAGED`, `search_dirs`, `find`, `names`, `read_toml`.
+that name it. Entry points: `ENV_VAR`, `PACKAGED`, `search_dirs`, `find`, `locate`, `names`, `read_toml`.
 """
 
 from __future__ import annotations
@@ -66,6 +66,25 @@ def find(kind: str, name: str) -> Path | None:
     """The first `<folder>/<name><suffix>` that is a file, in search order; None if there is none."""
     suffix = _KINDS[kind][2]
     return next((p for p in (d / f"{name}{suffix}" for d in search_dirs(kind)) if p.is_file()), None)
+
+
+def locate(kind: str, name_or_path: str | Path, what: str) -> Path:
+    """The file a command line names: a path to a `.toml` (or any existing file) as is, else `name` found by
+    `find`.
+
+    Raises
+    ------
+    ConfigError
+        Nothing found: naming `what` ("grid", "screen"), the known names and the folders searched.
+    """
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith(".toml") or path.is_file()):
+        path = find(kind, text) or path
+    if not path.is_file():
+        raise ConfigError(f"unknown {what} {text!r}; known: {', '.join(names(kind)) or 'none'} (or a path to a "
+                          f".toml file); searched {', '.join(map(str, search_dirs(kind)))}")
+    return path
 
 
 def names(kind: str) -> list[str]:

@@ -236,13 +236,7 @@ def load_grid(name_or_path: str | Path) -> Grid:
     ConfigError
         Unknown grid, unreadable TOML, unknown keys (listing the valid ones) or bad values.
     """
-    text = str(name_or_path)
-    path = Path(text)
-    if not (text.endswith(".toml") or path.is_file()):
-        path = config_paths.find("grids", text) or path
-    if not path.is_file():
-        raise ConfigError(f"unknown grid {text!r}; known: {', '.join(known_grids())} (or a path to a .toml file); "
-                          f"searched {', '.join(map(str, config_paths.search_dirs('grids')))}")
+    path = config_paths.locate("grids", name_or_path, "grid")
     table = config_paths.read_toml(path, "grid").get("grid")
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: needs a [grid] table")

@@ -80,7 +80,7 @@ def collect_screen(results_root: str | Path, run_label: str) -> CollectReport:
         if not paths.screen_plan.is_file():
             raise ConfigError(f"screen label {run_label!r}: {paths.screen_plan} is missing (submit the screen again)")
         planned, hashes, report = hashed_status(paths, deep=True)
-        manifest, intact, done = [], [paths.screen_plan], []
+        manifest, intact, done, known = [], [paths.screen_plan], [], {}
         for row in report.rows:
             task = planned[row.key]
             record_path, parquet = paths.record(task), paths.parquet(task)
@@ -89,13 +89,16 @@ def collect_screen(results_root: str | Path, run_label: str) -> CollectReport:
                 intact.append(record_path)
             if row.state == "done":
                 done.append(task)
-                intact += [parquet, *(parquet.parent / name for name in sorted(rec.get("extra_files", {})))]
+                extra = {parquet.parent / name: entry["sha256"] for name, entry in rec.get("extra_files", {}).items()}
+                known.update(extra)  # hashed by the deep status against these very values
+                intact += [parquet, *sorted(extra)]
             manifest.append(_chunk_row(task, row.state, row.reason, row.job_id, rec, paths.relative(parquet)))
         manifest.sort(key=lambda r: int(r["chunk"]))
         merged = _write_merged(paths, sorted(done, key=lambda t: t.chunk)) if report.complete else _drop_merged(paths)
         write_if_changed(paths.manifest, csv_text(MANIFEST_COLUMNS, manifest))
         listed = intact + merged + [paths.manifest]
-        digests = {**hashes, **hash_files([p for p in listed if p not in hashes])}
+        digests = {**hashes, **known}
+        digests.update(hash_files([p for p in listed if p not in digests]))
         lines = sorted((paths.relative(p), digests[p]) for p in listed)
         write_if_changed(paths.checksums, "".join(f"{digest}  {rel}\n" for rel, digest in lines))
     return CollectReport(run_label, report, len(done), [*merged, paths.manifest, paths.checksums])

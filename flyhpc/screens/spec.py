@@ -89,13 +89,7 @@ def load_screen(name_or_path: str | Path) -> Screen:
         Unknown screen, unreadable TOML, unknown keys (listing the valid ones), values of the wrong type or
         range, unreadable or malformed neuron CSV files; each naming the file and the key.
     """
-    text = str(name_or_path)
-    path = Path(text)
-    if not (text.endswith(".toml") or path.is_file()):
-        path = config_paths.find("screens", text) or path
-    if not path.is_file():
-        raise ConfigError(f"unknown screen {text!r}; known: {', '.join(known_screens()) or 'none'} (or a path to a "
-                          f".toml file); searched {', '.join(map(str, config_paths.search_dirs('screens')))}")
+    path = config_paths.locate("screens", name_or_path, "screen")
     data = config_paths.read_toml(path, "screen")
     _check_keys(data, ("screen", "base", "axes"), f"{path}")
     tables = {}

@@ -100,13 +100,19 @@ def test_build_pygenn_needs_libffi_through_pkg_config(tmp_path, bin_dir):
     assert proc.returncode == 2 and "libffi-dev" in proc.stderr
 
 
-def test_build_nestgpu_links_against_the_stub_and_leaves_nestgpu_lib_and_a_pth(tmp_path, bin_dir):
-    cuda, log = fake_cuda(tmp_path), tmp_path / "make.log"
+def fake_nestgpu_source(tmp_path, user_m1: str):
+    """A NEST GPU checkout as far as the build script looks: src/user_m1.cu and pythonlib/nestgpu.py."""
     src = tmp_path / "nest-gpu"
     (src / "src").mkdir(parents=True)
-    (src / "src" / "user_m1.cu").write_text("// NEST GPU's placeholder\n")
+    (src / "src" / "user_m1.cu").write_text(user_m1)
     (src / "pythonlib").mkdir()
     (src / "pythonlib" / "nestgpu.py").write_text("")
+    return src
+
+
+def test_build_nestgpu_links_against_the_stub_and_leaves_nestgpu_lib_and_a_pth(tmp_path, bin_dir):
+    cuda, log = fake_cuda(tmp_path), tmp_path / "make.log"
+    src = fake_nestgpu_source(tmp_path, "// NEST GPU's placeholder\n")
     prefix = tmp_path / "prefix"
     tool(bin_dir, "cmake", f'echo "cmake $*" >> {log}\n')
     tool(bin_dir, "make", f"""echo "make $* LIBRARY_PATH=$LIBRARY_PATH" >> {log}
@@ -131,11 +137,7 @@ if [ "${{@: -1}}" = install ]; then mkdir -p {prefix}/lib/nestgpu {prefix}/lib/p
 
 def test_build_nestgpu_refuses_a_library_without_our_user_model(tmp_path, bin_dir):
     cuda = fake_cuda(tmp_path)
-    src = tmp_path / "nest-gpu"
-    (src / "src").mkdir(parents=True)
-    (src / "src" / "user_m1.cu").write_text("")
-    (src / "pythonlib").mkdir()
-    (src / "pythonlib" / "nestgpu.py").write_text("")
+    src = fake_nestgpu_source(tmp_path, "")
     prefix = tmp_path / "prefix"
     tool(bin_dir, "cmake", "exit 0\n")
     tool(bin_dir, "make", f"mkdir -p {prefix}/lib/nestgpu; touch {prefix}/lib/nestgpu/libnestgpukernel.so {prefix}/nestgpu.py\n")

@@ -1,5 +1,5 @@
-"""Small networks and reference spike lists for the GPU backends' unit tests: a random 40-neuron
-NetworkSpec, the pytorch backend's spikes on it, and the spikes a compiled host program prints."""
+"""Small networks and reference spike lists for the backends' unit tests: a random 40-neuron NetworkSpec, a busy
+300-neuron connectome, the pytorch backend's spikes on it, and the spikes a compiled host program prints."""
 
 from __future__ import annotations
 
@@ -7,8 +7,20 @@ import subprocess
 
 import numpy as np
 
+from flyhpc.data.connectome import Connectome, connectome_from_edges
 from flyhpc.model import DriveSet, Experiment, Params
 from flyhpc.network import NetworkSpec
+
+
+def busy_connectome(source: str, digest: str) -> Connectome:
+    """300 neurons, 30 outgoing edges each, lognormal counts, 70 % excitatory: a sixth of it spikes when driven."""
+    rng = np.random.default_rng(3)
+    n = 300
+    pre = np.repeat(np.arange(n), 30)
+    post = rng.integers(0, n, pre.size)
+    counts = 4 * np.maximum(1, rng.lognormal(0.8, 0.9, pre.size).astype(np.int64))
+    signed = np.where(rng.random(pre.size) < 0.7, counts, -counts)
+    return connectome_from_edges(np.arange(500, 500 + n, dtype=np.int64), pre, post, signed, source, digest)
 
 
 def small_spec(n=40, n_edges=300, seed=1, driven=(0, 1, 2)) -> NetworkSpec:

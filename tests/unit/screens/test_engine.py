@@ -18,19 +18,14 @@ from flyhpc.model import Experiment, Params
 from flyhpc.network import build_network
 from flyhpc.screens.engine import BackendRunner, NativeRunner, make_runner
 from tests.contract.conftest import BIG
+from tests.unit.backends.networks import busy_connectome
 
 N_STEPS = 2000
 
 
 @pytest.fixture(scope="module")
 def busy():
-    rng = np.random.default_rng(3)
-    n = 300
-    pre = np.repeat(np.arange(n), 30)
-    post = rng.integers(0, n, pre.size)
-    counts = 4 * np.maximum(1, rng.lognormal(0.8, 0.9, pre.size).astype(np.int64))
-    signed = np.where(rng.random(pre.size) < 0.7, counts, -counts)
-    return connectome_from_edges(np.arange(500, 500 + n, dtype=np.int64), pre, post, signed, "busy", "busy-v1")
+    return busy_connectome("busy", "busy-v1")
 
 
 def _fresh(conn, experiment, options=None, n_run=2, seed=5):

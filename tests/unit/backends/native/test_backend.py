@@ -7,22 +7,16 @@ import pytest
 
 from flyhpc import backends
 from flyhpc.backends.native.backend import NativeBackend, NativeOptions
-from flyhpc.data.connectome import connectome_from_edges
 from flyhpc.drive import make_drive
 from flyhpc.errors import ConfigError, UnsupportedFeature
 from flyhpc.model import Experiment, Params
 from flyhpc.network import build_network
 
+from tests.unit.backends.networks import busy_connectome
+
 
 def small_spec():
-    rng = np.random.default_rng(3)
-    n = 300
-    pre = np.repeat(np.arange(n), 30)
-    post = rng.integers(0, n, pre.size)
-    counts = 4 * np.maximum(1, rng.lognormal(0.8, 0.9, pre.size).astype(np.int64))
-    signed = np.where(rng.random(pre.size) < 0.7, counts, -counts)
-    ids = np.arange(500, 500 + n, dtype=np.int64)
-    conn = connectome_from_edges(ids, pre, post, signed, source="small", digest="small-v1")
+    conn = busy_connectome("small", "small-v1")
     exp = Experiment(name="small", by="index", activate=tuple(range(10)), rate_hz=200.0,
                      activate2=(10, 11), rate2_hz=50.0, silence=(12,))
     return build_network(conn, exp, Params())
