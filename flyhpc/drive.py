@@ -49,15 +49,24 @@ def _generator(digest: str, base_seed: int, round_: int, trial: int) -> np.rando
     return np.random.Generator(np.random.Philox(seq))
 
 
-def _bernoulli_steps(rng: np.random.Generator, p: float, n_steps: int) -> np.ndarray:
-    """Steps in [0, n_steps) of a Bernoulli(p) process, drawn as geometric gaps."""
+def _chunk(p: float, n_steps: int) -> int:
+    """Gaps drawn at a time for one neuron: enough to pass n_steps almost always (about 5 sd to spare)."""
+    return max(64, int(n_steps * p * 1.1) + 64)
+
+
+def _bernoulli_steps(rng: np.random.Generator, p: float, n_steps: int, chunk: int | None = None) -> np.ndarray:
+    """Steps in [0, n_steps) of a Bernoulli(p) process, drawn as geometric gaps, `chunk` gaps at a time.
+
+    This defines the stream: the gaps come from `rng` in order, a chunk at a time, until one passes
+    n_steps (the rest of that chunk is drawn and discarded). `_bernoulli_sets` draws the same values faster.
+    """
     if p <= 0.0 or n_steps <= 0:
         return np.zeros(0, dtype=np.int64)
     if p >= 1.0:
         return np.arange(n_steps, dtype=np.int64)
     out = []
     last = -1
-    chunk = max(64, int(n_steps * p * 1.1) + 64)
+    chunk = chunk or _chunk(p, n_steps)
     while True:
         gaps = rng.geometric(p, size=chunk)
         steps = last + np.cumsum(gaps)
@@ -66,6 +75,28 @@ def _bernoulli_steps(rng: np.random.Generator, p: float, n_steps: int) -> np.nda
             break
         last = int(steps[-1])
     return np.concatenate(out).astype(np.int64)
+
+
+def _bernoulli_sets(rng: np.random.Generator, p: float, n_neurons: int, n_steps: int,
+                    chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`_bernoulli_steps` of n_neurons neurons one after the other: (steps, counts per neuron), same values.
+
+    One draw of n_neurons chunks serves every neuron whose first chunk passes n_steps (almost always
+    all of them); otherwise the generator is wound back and the neurons are drawn one by one.
+    """
+    if p <= 0.0 or p >= 1.0 or n_steps <= 0 or n_neurons == 0:
+        parts = [_bernoulli_steps(rng, p, n_steps, chunk) for _ in range(n_neurons)]
+        return (np.concatenate(parts) if parts else np.zeros(0, np.int64),
+                np.array([len(s) for s in parts], dtype=np.int64))
+    chunk = chunk or _chunk(p, n_steps)
+    state = rng.bit_generator.state
+    steps = np.cumsum(rng.geometric(p, size=(n_neurons, chunk)), axis=1) - 1
+    if (steps[:, -1] >= n_steps).all():
+        inside = steps < n_steps
+        return steps[inside].astype(np.int64), inside.sum(axis=1)
+    rng.bit_generator.state = state  # a neuron needs a second chunk: draw them in stream order
+    parts = [_bernoulli_steps(rng, p, n_steps, chunk) for _ in range(n_neurons)]
+    return np.concatenate(parts), np.array([len(s) for s in parts], dtype=np.int64)
 
 
 def trial_drive(spec: NetworkSpec, n_steps: int, base_seed: int, round_: int, trial: int) -> TrialDrive:
@@ -79,18 +110,20 @@ def _trial_drive(digest: str, drive_sets, dt_ms: float, n_steps: int, base_seed:
     rng = _generator(digest, base_seed, round_, trial)
     dt_s = dt_ms / 1000.0
     steps_parts, neuron_parts = [], []
-    for drive_set in drive_sets:
-        p = drive_set.rate_hz * dt_s
-        for idx in drive_set.indices:  # experiment order: stable across backends
-            s = _bernoulli_steps(rng, p, n_steps)
-            steps_parts.append(s)
-            neuron_parts.append(np.full(s.shape, idx, dtype=np.int32))
+    for drive_set in drive_sets:  # neurons in experiment order: stable across backends
+        steps, counts = _bernoulli_sets(rng, drive_set.rate_hz * dt_s, len(drive_set.indices), n_steps)
+        steps_parts.append(steps)
+        neuron_parts.append(np.repeat(np.asarray(drive_set.indices, dtype=np.int32), counts))
     if not steps_parts:
         return TrialDrive(trial, np.zeros(0, np.int64), np.zeros(0, np.int32))
     steps = np.concatenate(steps_parts)
     neurons = np.concatenate(neuron_parts)
-    order = np.lexsort((neurons, steps))
-    return TrialDrive(trial=trial, steps=steps[order], neurons=neurons[order])
+    if n_steps >= 2**31:  # beyond what a packed key holds (2^31 steps of 0.1 ms = 59 h)
+        order = np.lexsort((neurons, steps))
+        return TrialDrive(trial=trial, steps=steps[order], neurons=neurons[order])
+    # (step, neuron) order; each neuron's steps are already a sorted run, which a stable (tim)sort merges
+    key = np.sort((steps << 32) | neurons.astype(np.int64), kind="stable")
+    return TrialDrive(trial=trial, steps=key >> 32, neurons=(key & 0xFFFFFFFF).astype(np.int32))
 
 
 def make_drive(spec: NetworkSpec, n_steps: int, n_trials: int, base_seed: int = 0, round_: int = 1,

@@ -28,6 +28,15 @@ EXECUTORS = ("slurm", "local", "debug")
 TIME_LADDER_MIN = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 480, 720, 960, 1440, 2160, 2880,
                    4320, 5760, 10080)
 
+# Slurm sends the pre-timeout warning (`--signal=USR2@<signal_delay_s>`, which submitit always asks for)
+# up to 60 s earlier than asked ("due to the resolution of event handling", sbatch(1)), and a job's
+# Python has no handler for it while it starts (interpreter, container, submitit): a warning then
+# kills the task with signal 12 before it has begun (measured on the loopback cluster: a 1 min limit
+# with a 30 s warning lost 5 of 368 jobs that way). A limit is therefore never shorter than the
+# warning, plus Slurm's 60 s, plus a start-up minute with no warning in it.
+WARNING_EARLY_S = 60
+STARTUP_S = 60
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -109,10 +118,16 @@ class ClusterProfile:
         """
         return self.limit_for(self.resources(backend).wall_estimate_s(t_run_s, n_run), time_factor, at_least_min)
 
+    @property
+    def shortest_limit_min(self) -> int:
+        """The shortest time limit a task gets: `min_time_min`, or longer when the pre-timeout warning
+        could otherwise reach a task while it starts (see `WARNING_EARLY_S`)."""
+        return max(self.min_time_min, math.ceil((self.signal_delay_s + WARNING_EARLY_S + STARTUP_S) / 60))
+
     def limit_for(self, wall_s: float, time_factor: float = 1.0, at_least_min: int = 0) -> TimeLimit:
         """`time_limit` of a task whose expected wall time is `wall_s` seconds (a screen chunk's planned cost)."""
         minutes = math.ceil(wall_s * self.safety_factor * time_factor / 60.0)
-        minutes = max(minutes, self.min_time_min, at_least_min)
+        minutes = max(minutes, self.shortest_limit_min, at_least_min)
         rung = next((m for m in TIME_LADDER_MIN if m >= minutes), minutes)
         return TimeLimit(min(rung, self.max_time_min), minutes > self.max_time_min)
 
@@ -275,6 +290,11 @@ def _validate(prof: ClusterProfile, where: str) -> None:
         raise ConfigError(f"{where} [cluster].executor = {prof.executor!r}; valid: {', '.join(EXECUTORS)}")
     if prof.min_time_min > prof.max_time_min:
         raise ConfigError(f"{where}: min_time_min {prof.min_time_min} > max_time_min {prof.max_time_min}")
+    if prof.shortest_limit_min > prof.max_time_min:
+        raise ConfigError(f"{where}: max_time_min {prof.max_time_min} leaves no room for Slurm's pre-timeout "
+                          f"warning: signal_delay_s {prof.signal_delay_s} + up to {WARNING_EARLY_S} s early + "
+                          f"{STARTUP_S} s of start-up need a limit of at least {prof.shortest_limit_min} min "
+                          "(raise max_time_min or lower signal_delay_s)")
     if prof.container and prof.executor != "slurm":
         raise ConfigError(f"{where}: container = true needs executor = 'slurm' (got {prof.executor!r})")
 

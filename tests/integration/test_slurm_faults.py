@@ -89,7 +89,8 @@ def _tasks(label: str, root: Path, n: int):
 def _profile(tmp_path: Path, **cluster):
     from flyhpc.cluster.profiles import profile_from_dict
 
-    table = {"executor": "slurm", "array_parallelism": 8, "min_time_min": 1, "max_time_min": 10,
+    # signal_delay_s 0: the shortest limit Slurm's early warning allows, 2 min (profiles.WARNING_EARLY_S)
+    table = {"executor": "slurm", "array_parallelism": 8, "min_time_min": 1, "max_time_min": 10, "signal_delay_s": 0,
              "python": sys.executable, "slurm_setup": [f"export PATH={HERE}:$PATH",
                                                        f"export FAKE_APPTAINER_LOG={tmp_path / 'apptainer.log'}"]}
     table.update(cluster)
@@ -157,7 +158,7 @@ def test_array_in_container_to_done(tmp_path, env):
     log = (tmp_path / "apptainer.log").read_text()
     assert log.count("image /images/flyhpc-test.sif") == 2
     script = next((root / "ok" / "slurm").glob("*_submission.sh")).read_text()
-    assert "#SBATCH --array=0-1%2" in script and "#SBATCH --time=1" in script
+    assert "#SBATCH --array=0-1%2" in script and "#SBATCH --time=2" in script
     saved = json.loads((root / "ok" / "submission.json").read_text())
     assert saved["tasks"].keys() == {t.key for t in sp.arrays[0].tasks} and saved["profile"]["name"] == "test"
     assert slurm.plan(_tasks("ok", root, 2), prof).arrays == ()  # done tasks are skipped
@@ -181,7 +182,7 @@ def test_faults_then_resubmit_completes(tmp_path, env):
     subprocess.run(["scancel", f"{job}_2"], check=True)
     _wait_started(env, requeued)  # the first attempt is inside its sleep
     subprocess.run(["scontrol", "requeue", f"{job}_4"], check=True)
-    report = slurm.wait(root, "faults", timeout_s=240, poll_s=2)
+    report = slurm.wait(root, "faults", timeout_s=360, poll_s=2)
     states = {r.key: r for r in report.rows}
     print(*report.rows, sep="\n")
     assert states[ok].state == "done"
@@ -193,13 +194,13 @@ def test_faults_then_resubmit_completes(tmp_path, env):
     _assert_bundle_clean(root, "faults")
 
     assert report.exit_code == 4
-    capped = _profile(tmp_path, max_time_min=1)
-    with pytest.raises(ConfigError, match="max_time_min = 1; raise max_time_min there"):
+    capped = _profile(tmp_path, max_time_min=2)
+    with pytest.raises(ConfigError, match="max_time_min = 2; raise max_time_min there"):
         slurm.resubmit(root, "faults", ("timeout",), profile=capped, time_factor=4.0)
     sp, _ = slurm.resubmit(root, "faults", ("failed", "timeout", "cancelled", "out-of-memory", "missing"),
                            profile=prof, time_factor=2.0)
     assert sorted(t.key for a in sp.arrays for t in a.tasks) == sorted([boom, cancelled, timeout])
-    assert {a.time_min for a in sp.arrays} == {2}  # 1 min before, x 2: raised, whatever the model says
+    assert {a.time_min for a in sp.arrays} == {5}  # 2 min before, x 2 -> rung 5: raised, whatever the model says
     env.write_text("{}")  # the resubmitted tasks run as they are (the raise was the fault)
     report = slurm.wait(root, "faults", timeout_s=180, poll_s=1)
     assert report.complete and report.exit_code == 0, report.rows

@@ -75,9 +75,9 @@ def test_time_model_bounds_the_seed_timings(backend):
 
 
 def test_time_limit_ladder_and_factor():
-    prof = ClusterProfile(name="t", safety_factor=2.0, min_time_min=1, max_time_min=600,
+    prof = ClusterProfile(name="t", safety_factor=2.0, min_time_min=1, max_time_min=600, signal_delay_s=0,
                           default=Resources(base_s=30, per_trial_s=0, per_sim_s=60))
-    assert prof.time_limit_min("x", 0.0, 1) == 1  # 60 s -> 1 min
+    assert prof.time_limit_min("x", 0.0, 1) == 2  # 60 s -> 1 min, raised to the 2 min a warning needs
     assert prof.time_limit_min("x", 1.0, 1) == 5  # (30 + 60) * 2 = 180 s -> 3 min -> rung 5
     assert prof.time_limit_min("x", 1.0, 1, time_factor=2.0) == 10  # 6 min -> rung 10
     assert prof.time_limit_min("x", 100.0, 32) == 600  # capped at the partition's MaxTime
@@ -210,3 +210,16 @@ def test_every_profile_key_has_a_checked_type():
 
     assert set(profiles._CLUSTER_TYPES) == profiles._TOP_KEYS - {"sbatch"}
     assert set(profiles._RES_TYPES) == profiles._RES_KEYS
+
+
+def test_no_limit_lets_the_pre_timeout_warning_reach_a_starting_task():
+    """Slurm may send --signal=USR2@D up to 60 s early: a limit is at least D + 60 s + a start-up minute."""
+    prof = ClusterProfile(name="t", min_time_min=1, max_time_min=600, signal_delay_s=30,
+                          default=Resources(base_s=1, per_trial_s=0, per_sim_s=0))
+    assert prof.shortest_limit_min == 3  # 30 + 60 + 60 s
+    assert prof.time_limit("x", 0.0, 1) == (5, False)  # 3 min -> rung 5
+    assert dataclasses.replace(prof, signal_delay_s=0).time_limit("x", 0.0, 1) == (2, False)
+    assert dataclasses.replace(prof, min_time_min=10).shortest_limit_min == 10
+    with pytest.raises(ConfigError, match=r"max_time_min 2 leaves no room .* signal_delay_s 90 .* at least 4 min"):
+        profile_from_dict({"cluster": {"executor": "slurm", "max_time_min": 2, "min_time_min": 1,
+                                       "signal_delay_s": 90}}, "t", "t.toml")
