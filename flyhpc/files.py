@@ -21,11 +21,13 @@ from typing import Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path, mode: int = 0o666) -> Iterator[Path]:
+def atomic_path(target: Path, mode: int = 0o666, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` if the block succeeds.
 
     The file gets `mode` less the umask (0o666: results are shared files; 0o644 for files that
-    others may read but must not change).
+    others may read but must not change). `durable`: flushed to disk (fsync) before the rename, so a
+    crash leaves the old file or the whole new one; False for hints rewritten every second (a progress
+    file), where an fsync can stall a busy disk for hundreds of milliseconds and a lost update costs nothing.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -33,8 +35,9 @@ def atomic_path(target: Path, mode: int = 0o666) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode & ~_umask())  # mkstemp makes 0600
         os.replace(tmp, target)
     except BaseException:
@@ -49,9 +52,9 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(target: Path, text: str, mode: int = 0o666) -> None:
-    """Write `text` to `target` atomically."""
-    with atomic_path(target, mode) as tmp:
+def write_text_atomic(target: Path, text: str, mode: int = 0o666, durable: bool = True) -> None:
+    """Write `text` to `target` atomically (`durable`: see `atomic_path`)."""
+    with atomic_path(target, mode, durable) as tmp:
         tmp.write_text(text)
 
 

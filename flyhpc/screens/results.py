@@ -51,13 +51,19 @@ class NeuronRates:
 def neuron_rates(spikes: SpikeTable, n_run: int, t_run_s: float, n_neurons: int = 0) -> NeuronRates:
     """Per-neuron spike counts and rates over trials 0 .. n_run - 1, arithmetic as `flyhpc.spikes.rates`.
 
-    With `n_neurons` (the connectome's) and many spikes, counts go through one dense (trial, neuron) bincount
-    instead of sorting the spikes (the same numbers; ~10x faster for a sugar-sized run)."""
-    if n_neurons and len(spikes) * 8 > n_run * n_neurons:
-        dense = np.bincount(spikes.trial.astype(np.int64) * n_neurons + spikes.neuron,
-                            minlength=n_run * n_neurons).reshape(n_run, n_neurons)
-        active = np.flatnonzero(dense.any(axis=0))
-        per_trial = dense[:, active]
+    With `n_neurons` (the connectome's) and many spikes, the active neurons come from one bincount over all
+    neurons and the per-trial counts from a second over the active ones, instead of sorting the spikes (the
+    same numbers; 10 trials of sugar: 1.8 ms, against 3.0 ms for one (trial, neuron) bincount and 15 ms sorted)."""
+    if n_neurons and len(spikes) * 8 > n_neurons:
+        total = np.bincount(spikes.neuron, minlength=n_neurons)
+        active = np.flatnonzero(total)
+        if n_run == 1:
+            per_trial = total[active][np.newaxis, :]
+        else:
+            column = np.empty(n_neurons, np.int64)
+            column[active] = np.arange(active.size)
+            per_trial = np.bincount(spikes.trial.astype(np.int64) * active.size + column[spikes.neuron],
+                                    minlength=n_run * active.size).reshape(n_run, active.size)
     else:
         active, column = np.unique(spikes.neuron, return_inverse=True)
         per_trial = np.bincount(spikes.trial.astype(np.int64) * active.size + column,

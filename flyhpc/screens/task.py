@@ -197,7 +197,9 @@ def progress_path(parquet: Path) -> Path:
 
 
 class _Progress:
-    """Writes "<done> <total>" to the chunk's progress file, atomically, at most once a second."""
+    """Writes "<done> <total>" to the chunk's progress file, atomically, at most once a second.
+
+    Not fsynced: it is a hint for `flyhpc status`, and fsyncs here cost sugar-silence-top100 chunks up to 0.56 s."""
 
     def __init__(self, path: Path, total: int):
         self.path, self.total, self._last = path, total, 0.0
@@ -206,7 +208,7 @@ class _Progress:
         now = time.monotonic()
         if now - self._last >= 1.0 or done == self.total:
             self._last = now
-            write_text_atomic(self.path, f"{done} {self.total}\n")
+            write_text_atomic(self.path, f"{done} {self.total}\n", durable=False)
 
 
 def experiments_done(results_root: str | Path, run_label: str, rows: Sequence[Any], tasks: dict) -> tuple[int, int]:
