@@ -84,19 +84,17 @@ def _bernoulli_sets(rng: np.random.Generator, p: float, n_neurons: int, n_steps:
     One draw of n_neurons chunks serves every neuron whose first chunk passes n_steps (almost always
     all of them); otherwise the generator is wound back and the neurons are drawn one by one.
     """
-    if p <= 0.0 or p >= 1.0 or n_steps <= 0 or n_neurons == 0:
-        parts = [_bernoulli_steps(rng, p, n_steps, chunk) for _ in range(n_neurons)]
-        return (np.concatenate(parts) if parts else np.zeros(0, np.int64),
-                np.array([len(s) for s in parts], dtype=np.int64))
-    chunk = chunk or _chunk(p, n_steps)
-    state = rng.bit_generator.state
-    steps = np.cumsum(rng.geometric(p, size=(n_neurons, chunk)), axis=1) - 1
-    if (steps[:, -1] >= n_steps).all():
-        inside = steps < n_steps
-        return steps[inside].astype(np.int64), inside.sum(axis=1)
-    rng.bit_generator.state = state  # a neuron needs a second chunk: draw them in stream order
+    if 0.0 < p < 1.0 and n_steps > 0 and n_neurons:
+        chunk = chunk or _chunk(p, n_steps)
+        state = rng.bit_generator.state
+        steps = np.cumsum(rng.geometric(p, size=(n_neurons, chunk)), axis=1) - 1
+        if (steps[:, -1] >= n_steps).all():
+            inside = steps < n_steps
+            return steps[inside].astype(np.int64), inside.sum(axis=1)
+        rng.bit_generator.state = state  # a neuron needs a second chunk: draw them in stream order
     parts = [_bernoulli_steps(rng, p, n_steps, chunk) for _ in range(n_neurons)]
-    return np.concatenate(parts), np.array([len(s) for s in parts], dtype=np.int64)
+    return (np.concatenate(parts) if parts else np.zeros(0, np.int64),
+            np.array([len(s) for s in parts], dtype=np.int64))
 
 
 def trial_drive(spec: NetworkSpec, n_steps: int, base_seed: int, round_: int, trial: int) -> TrialDrive:

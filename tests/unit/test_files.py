@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from flyhpc import files
@@ -25,10 +23,5 @@ def test_durable_writes_are_fsynced_and_hints_are_not(tmp_path, monkeypatch, dur
     monkeypatch.setattr(files.os, "fsync", lambda fd: calls.append(fd))
     files.write_text_atomic(tmp_path / "chunk.progress", "3 10\n", durable=durable)
     assert (tmp_path / "chunk.progress").read_text() == "3 10\n" and len(calls) == fsyncs
-    assert (tmp_path / "chunk.progress").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert (tmp_path / "chunk.progress").stat().st_mode & 0o777 == 0o666 & ~files._umask()
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
