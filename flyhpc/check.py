@@ -5,17 +5,19 @@ For each backend asked for (default: every backend whose probe passes here), in 
    through the simulator's CPU code path where it has one (`caps.cpu_fallback_options`: genn, brian2genn) and
    otherwise only builds the contract network (brian2cuda: CUDA code generation and nvcc; nestgpu: its installation),
    and says so: "build only" is not a pass of the scenarios.
-2. **parity**: the full-scale synthetic sugar run (1 s; n_run 1 and 4) against `native` on the same drive: identical
-   spikes, or the count ratio, active-set Jaccard and rate Pearson r (`flyhpc.compare.metrics`) printed against the
-   seed's own GeNN-vs-Brian2 parity (J 0.957, r 0.9997). Identical passes; within the seed's parity passes with a
-   note; below it fails.
+2. **parity**: the full-scale synthetic sugar run (1 s; n_run 1 and 4) against `native` on the same drive
+   (`flyhpc.check_verdicts`): spike-identical passes; otherwise the first difference is named and, marked "not
+   identical", it passes only with the total count ratio within 1 +-2 %, every trial's within 1 +-5 %, and in every
+   trial Jaccard >= 0.957 and rate r >= 0.9997 (the seed's own GeNN-vs-Brian2 levels).
 3. **timing**: build / setup / sim seconds and the real-time ratio over a small grid (t_run 0.1, 1, 10 s x n_run
    1, 8), cheapest first; points left when the backend's check has used its time budget (default 8 minutes)
    are reported as skipped, so a slow backend (Brian2GeNN compiles every trial) stays bounded.
 Each backend writes `check-<backend>-<host>.json` (everything) and `check-<backend>-<host>.md` (a summary) into the
-output folder; `collect` gathers the JSONs of a folder (one per image and site) into one table. A check fails
-(non-zero exit) when a scenario fails, a backend asked for by name cannot run, a part raises, or parity is below the
-seed's. `submit_script` writes the sbatch array that runs it once per GPU image of a cluster profile.
+output folder, with `gpu_verified` (false for "cpu fallback" and "build only", with the reason); `collect` gathers
+the JSONs of a folder (one per image and site) into one table. A check fails (non-zero exit) when a scenario fails, a
+backend asked for by name cannot run, a part raises, or parity fails; with `--require-gpu` also when a GPU backend
+was not verified on a GPU (`check_verdicts.unverified_gpus`). `submit_script` writes the sbatch array that runs it
+once per GPU image of a cluster profile (with `--require-gpu`).
 Entry points: `check_backend`, `CheckPlan`, `write_report`, `collect`, `submit_script`.
 """
 
@@ -37,15 +39,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-
 from flyhpc import __version__, backends, contract
 from flyhpc.backends.base import env_options, make_options
+from flyhpc.check_verdicts import describe_difference, gpu_verification, no_gpu_reason, parity_cell, parity_markdown, \
+    parity_metrics
 from flyhpc.errors import ConfigError
 from flyhpc.spikes import SpikeTable
 
 PARTS = ("contract", "parity", "timing")
-SEED_PARITY = {"jaccard": 0.957, "pearson": 0.9997}  # the seed's GeNN vs Brian2 (seed-spec §5)
 PARITY_T_RUN_S = 1.0
 
 
@@ -100,28 +101,6 @@ def mode_of(backend: str, gpu: bool) -> tuple[str, dict]:
 def _options(backend: str, extra: dict):
     cls = backends.get(backend)
     return make_options(cls, {**env_options(backend), **extra})
-
-
-def _counts(table: SpikeTable) -> tuple[np.ndarray, np.ndarray]:
-    ids, counts = np.unique(table.neuron.astype(np.int64), return_counts=True)
-    return ids, counts
-
-
-def parity_metrics(reference: SpikeTable, other: SpikeTable, t_run_s: float, n_run: int) -> dict:
-    """Identical or not, and count ratio, Jaccard, rate Pearson r, RMSE (Hz) of `other` against `reference`."""
-    from flyhpc.compare.metrics import compare_counts
-
-    m = compare_counts(_counts(reference), _counts(other), t_run_s, n_run)
-    identical = reference.equals(other)
-    if identical:
-        verdict = "identical"
-    elif m.jaccard >= SEED_PARITY["jaccard"] and (m.pearson or 0.0) >= SEED_PARITY["pearson"]:
-        verdict = "within the seed's parity"
-    else:
-        verdict = "below the seed's parity"
-    return {"identical": identical, "verdict": verdict, "spikes_native": m.spikes_a, "spikes": m.spikes_b,
-            "count_ratio": m.ratio, "jaccard": m.jaccard, "pearson": m.pearson, "rmse_hz": m.rmse_hz,
-            "seed_parity": dict(SEED_PARITY)}
 
 
 def _contract(backend: str, mode: str, options, work_root: Path) -> dict:
@@ -193,14 +172,18 @@ def _parity(backend: str, options_dict: dict, inputs: _Inputs, work_root: Path, 
         drive = inputs.drive(n_steps, n_run)
         reference = inputs.native(n_steps, n_run, work_root)
         result, timer = _simulate(backend, spec, drive, options_dict, work_root)
-        row = {"t_run_s": PARITY_T_RUN_S, "n_run": n_run, **parity_metrics(reference, result.spikes, PARITY_T_RUN_S, n_run),
+        row = {"t_run_s": PARITY_T_RUN_S, "n_run": n_run,
+               **parity_metrics(reference, result.spikes, PARITY_T_RUN_S, n_run, spec.params.dt_ms),
                "seconds": timer.as_dict()}
         log(f"{backend}: parity n_run {n_run}: {row['verdict']} ({row['spikes']} spikes, native {row['spikes_native']}, "
-            f"J {row['jaccard']:.4f}, r {row['pearson'] if row['pearson'] is None else round(row['pearson'], 6)})")
+            f"{row['matched_within_one_step'] or 0:.2%} matched within one step)"
+            + ("" if row["identical"] else f"; first difference at {describe_difference(row['first_difference'])}"))
+        for why in row["failures"]:
+            log(f"{backend}:   {why}")
         runs.append(row)
-    bad = [r for r in runs if r["verdict"] == "below the seed's parity"]
-    return {"status": "failed" if bad else "passed", "connectome": f"{spec.connectome_source} ({spec.n_neurons} neurons, "
-            f"{spec.n_edges} synapses)", "experiment": inputs.plan.experiment, "runs": runs}
+    return {"status": "passed" if all(r["passed"] for r in runs) else "failed", "connectome":
+            f"{spec.connectome_source} ({spec.n_neurons} neurons, {spec.n_edges} synapses)",
+            "experiment": inputs.plan.experiment, "runs": runs}
 
 
 def _timing(backend: str, options_dict: dict, inputs: _Inputs, work_root: Path, log: Callable[[str], None],
@@ -236,18 +219,21 @@ def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, 
         cls = backends.get(backend)
     except Exception as exc:  # unknown or not importable
         report.update(status="unavailable", reason=str(exc))
-        return report
+        return _judged(report)
     probe = cls.probe()
-    report["versions"] = probe.versions
-    report["verified_here_in_code"] = cls.caps.verified_here
+    report.update(device=cls.caps.device, versions=probe.versions, verified_here_in_code=cls.caps.verified_here)
     if not probe.ok:
         report.update(status="unavailable", reason=probe.reason)
-        return report
+        return _judged(report)
     mode, extra = mode_of(backend, bool(gpus))
     options_dict = {**env_options(backend), **extra}
+    fallback = cls.caps.cpu_fallback_options
+    if mode == "gpu" and fallback and all(options_dict.get(k) == v for k, v in fallback.items()):
+        mode = "cpu fallback"  # $FLYHPC_BACKEND_OPTIONS chose the CPU code path: not a run on the GPU
     report.update(mode=mode, options=options_dict)
     work_root = Path(plan.work_root) if plan.work_root else Path(tempfile.mkdtemp(prefix=f"flyhpc-check-{backend}-"))
-    log(f"{backend}: mode {mode}{' with ' + json.dumps(extra) if extra else ''}; GPUs: {', '.join(gpus) or 'none'}")
+    log(f"{backend}: mode {mode}{' with ' + json.dumps(extra) if extra else ''}; GPUs: "
+        f"{', '.join(gpus) or 'none (' + no_gpu_reason() + ')'}")
     deadline = time.monotonic() + plan.budget_s
     for part in plan.parts:
         if part != "contract" and mode == "build only":
@@ -278,6 +264,11 @@ def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, 
     report["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if plan.work_root is None:
         shutil.rmtree(work_root, ignore_errors=True)
+    return _judged(report)
+
+
+def _judged(report: dict) -> dict:
+    report["gpu_verified"], report["gpu_reason"] = gpu_verification(report)
     return report
 
 
@@ -295,6 +286,8 @@ def markdown(report: dict) -> str:
              f"- status: **{report['status']}**" + (f" ({report['reason']})" if report.get("reason") else ""),
              f"- mode: {report.get('mode', '-')}; GPUs: {', '.join(report.get('gpus') or []) or 'none'}; "
              f"options: {json.dumps(report.get('options', {}))}",
+             f"- GPU verified: **{'yes' if report.get('gpu_verified') else 'no'}**"
+             + (f" ({report['gpu_reason']})" if report.get("gpu_reason") else ""),
              f"- flyhpc {report['flyhpc']}, Python {report['python']}, versions {json.dumps(report.get('versions', {}))}",
              f"- started {report['started']}, finished {report.get('finished', '-')}", ""]
     parts = report.get("parts", {})
@@ -310,11 +303,7 @@ def markdown(report: dict) -> str:
         p = parts["parity"]
         lines += ["## Parity with native (full-scale synthetic sugar, 1 s)", "", f"{p['status']}"
                   + (f" — {p['connectome']}" if p.get("connectome") else f" — {p.get('note') or p.get('error', '')}"), ""]
-        if p.get("runs"):
-            lines += ["| n_run | spikes | native | ratio | Jaccard | rate r | verdict |", "|---|---|---|---|---|---|---|"]
-            lines += [f"| {r['n_run']} | {r['spikes']} | {r['spikes_native']} | {_fmt(r['count_ratio'])} | "
-                      f"{_fmt(r['jaccard'])} | {_fmt(r['pearson'], 6)} | {r['verdict']} |" for r in p["runs"]]
-            lines += ["", f"The seed's GeNN-vs-Brian2 parity: J {SEED_PARITY['jaccard']}, r {SEED_PARITY['pearson']}.", ""]
+        lines += parity_markdown(p)
     if "timing" in parts:
         t = parts["timing"]
         lines += ["## Timing", "", t["status"] + (f" — {t.get('note') or t.get('error', '')}" if "grid" not in t else ""), ""]
@@ -353,18 +342,17 @@ def collect(folder: Path) -> tuple[str, list[dict]]:
             reports.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             reports.append({"backend": path.stem, "host": "?", "status": f"unreadable: {exc}", "parts": {}})
-    rows = ["| backend | host | GPU | mode | status | contract | parity (n_run: verdict, J, r) | sim s, t_run 1 s x n_run 1 |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| backend | host | GPU | mode | GPU verified | status | contract | parity (n_run: verdict, worst J, r) | "
+            "sim s, t_run 1 s x n_run 1 |", "|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
         parts = r.get("parts", {})
         c = parts.get("contract", {})
         contract_cell = (f"{c.get('passed')}/{c.get('n_scenarios')}" if c.get("scenarios") else c.get("status", "-"))
         p = parts.get("parity", {})
-        parity_cell = "; ".join(f"{x['n_run']}: {x['verdict']}, {_fmt(x['jaccard'])}, {_fmt(x['pearson'], 6)}"
-                                for x in p.get("runs", [])) or p.get("status", "-")
         t = next((x for x in parts.get("timing", {}).get("grid", []) if x["t_run_s"] == 1.0 and x["n_run"] == 1), None)
         rows.append(f"| {r['backend']} | {r['host']} | {', '.join(r.get('gpus') or []) or 'none'} | {r.get('mode', '-')} | "
-                    f"{r['status']} | {contract_cell} | {parity_cell} | {_fmt(t['sim'], 2) if t else '-'} |")
+                    f"{'yes' if r.get('gpu_verified') else 'no'} | {r['status']} | {contract_cell} | {parity_cell(p)} | "
+                    f"{_fmt(t['sim'], 2) if t else '-'} |")
     return "\n".join(rows) + "\n", reports
 
 
@@ -398,6 +386,8 @@ def submit_script(profile, backend_names: Sequence[str], out_dir: Path, time_min
     commands = []
     for name in backend_names:
         args = ["check", "--backend", name, "--out", str(out_dir), *extra_args]
+        if backends.get(name).caps.device == "gpu":
+            args.append("--require-gpu")  # a node or image that hides its GPU fails instead of falling back quietly
         if profile.container:
             image = profile.image_path(name)
             if not image:

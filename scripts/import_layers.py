@@ -30,8 +30,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tasks", ("flyhpc.tasks", "flyhpc.worker", "flyhpc.screens")),
     ("cluster", ("flyhpc.cluster",)),
     ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.bench", "flyhpc.images",
-                           "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.screens.collect",
-                           "flyhpc.screens.submit")),
+                           "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.check_verdicts",
+                           "flyhpc.screens.collect", "flyhpc.screens.submit")),
     ("command line", ("flyhpc.cli", "flyhpc.__main__")),
 ]
 

@@ -14,12 +14,16 @@ CHECK_HELP = """Check the backends of this environment (default: every backend w
 contract scenarios, the full-scale synthetic sugar run (1 s; n_run 1 and 4) against native, and a timing grid
 (t_run 0.1/1/10 s x n_run 1/8). Writes check-<backend>-<host>.json and .md into --out.
 
+Parity: spike-identical to native, or (marked "not identical", first difference named) total count ratio 1 +-2 %,
+each trial's 1 +-5 %, and per trial Jaccard >= 0.957 and rate r >= 0.9997.
+
 A GPU backend without a visible GPU runs through its simulator's CPU code path where it has one (genn, brian2genn)
-and otherwise only builds (brian2cuda, nestgpu), and the report says so.
+and otherwise only builds (brian2cuda, nestgpu), and the report says so (gpu_verified: false).
 
 \b
 Exit codes: 0 every check passed (or built only, where no GPU is visible); 4 a scenario or part failed,
-parity fell below the seed's, or a backend named with --backend cannot run here; 2 bad input.
+parity failed, a backend named with --backend cannot run here, or (--require-gpu) a GPU backend did not
+run on a GPU; 2 bad input.
 """
 
 
@@ -38,12 +42,15 @@ parity fell below the seed's, or a backend named with --backend cannot run here;
               help="Where builds go (default: a temporary folder per backend, removed afterwards).")
 @click.option("--budget-min", type=float, default=8.0, show_default=True,
               help="Per backend: timing-grid points not started by then are reported as skipped.")
+@click.option("--require-gpu", is_flag=True,
+              help="Exit 4 unless every GPU backend checked ran on a GPU (no CPU fallback, not build only).")
 @click.pass_context
 def check(ctx, backend_names, parts, out_dir, parity_n_run, timing_t_runs, timing_n_runs, connectome, build_dir,
-          budget_min):
+          budget_min, require_gpu):
     if ctx.invoked_subcommand is not None:
         return
     from flyhpc import check as lib
+    from flyhpc.check_verdicts import unverified_gpus
     from flyhpc.data.connectome import default_data_dir
 
     plan = lib.CheckPlan(parts=tuple(parts) or lib.PARTS, parity_n_runs=tuple(parity_n_run) or (1, 4),
@@ -53,9 +60,12 @@ def check(ctx, backend_names, parts, out_dir, parity_n_run, timing_t_runs, timin
     names = list(backend_names) or lib.default_backends()
     if not names:
         raise click.ClickException("no backend can run here (flyhpc backends lists why)")
-    _reports, bad = lib.run_check(names, plan, out_dir, asked=bool(backend_names),
-                                  log=lambda msg: click.echo(msg, err=False))
-    if bad:
+    reports, bad = lib.run_check(names, plan, out_dir, asked=bool(backend_names),
+                                 log=lambda msg: click.echo(msg, err=False))
+    unverified = unverified_gpus(reports) if require_gpu else []
+    for line in unverified:
+        click.echo(f"--require-gpu: {line}", err=True)
+    if bad or unverified:
         sys.exit(4)
 
 

@@ -1,17 +1,20 @@
 """`flyhpc check`: the contract part passes a correct backend and fails a broken one (exit 4), GPU backends without
-a GPU take their CPU path or only build, parity and timing on a small network, the collected table, the Slurm
-array script, and the reports written.
+a GPU take their CPU path or only build (gpu_verified false; --require-gpu exits 4 and names a container started
+without --nv), parity is judged per trial (a doubled, tripled or trial-scrambled copy of a real native result fails,
+a step-shifted one is "not identical" with its first difference named), timing on a small network, the collected
+table, the Slurm array script, and the reports written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from flyhpc import backends, check, contract
+from flyhpc import backends, check, check_verdicts, contract
 from flyhpc.backends.native.backend import NativeBackend
 from flyhpc.cli import cli
 from flyhpc.cluster.profiles import profile_from_dict
@@ -84,27 +87,86 @@ def test_parity_and_timing_parts_on_a_small_network(tmp_path, with_broken):
     inputs = _small_inputs(plan)
     good = check._parity("pytorch", {}, inputs, tmp_path, log=lambda _m: None)
     assert good["status"] == "passed" and [r["verdict"] for r in good["runs"]] == ["identical", "identical"]
-    late = check._parity("late", {}, inputs, tmp_path, log=lambda _m: None)  # same rates, spikes one step late
-    assert late["status"] == "passed" and late["runs"][0]["verdict"] == "within the seed's parity"
-    assert not late["runs"][0]["identical"] and late["runs"][0]["jaccard"] == 1.0
+    assert all(r["first_difference"] is None and r["matched_within_one_step"] == 1.0 for r in good["runs"])
+    lines = []
+    late = check._parity("late", {}, inputs, tmp_path, log=lines.append)  # same rates, spikes one step late
+    first = late["runs"][0]
+    assert first["verdict"] == "not identical; within the seed's parity" and not first["identical"]
+    native, other = first["first_difference"]["native"], first["first_difference"]["backend"]
+    assert first["first_difference"]["index"] == 0 and other["step"] == native["step"] + 1
+    assert (other["trial"], other["neuron"]) == (native["trial"], native["neuron"])
+    assert first["matched_within_one_step"] == 1.0 and late["status"] == "passed"
+    assert any("first difference at spike #0: native trial 0" in line for line in lines)
     timing = check._timing("native", {}, inputs, tmp_path, log=lambda _m: None)
     assert [(r["t_run_s"], r["n_run"]) for r in timing["grid"]] == [(0.05, 1), (0.05, 2)]
     assert all(r["sim"] > 0 and r["realtime_ratio"] > 0 and r["spikes"] > 0 for r in timing["grid"])
 
 
-def test_parity_metrics_against_the_seed_parity():
+@pytest.fixture(scope="module")
+def native_3(tmp_path_factory):
+    """A real native result: the contract network, 1 s, 3 trials of the seeded drive."""
+    inputs = _small_inputs(check.CheckPlan(parts=("parity",)))
+    table = inputs.native(int(round(1000.0 / inputs.spec().params.dt_ms)), 3, tmp_path_factory.mktemp("native"))
+    assert len(table) > 100 and set(np.unique(table.trial)) == {0, 1, 2}
+    return table
+
+
+def _metrics(reference, other):
+    return check_verdicts.parity_metrics(reference, other, 1.0, 3, dt_ms=0.1)
+
+
+@pytest.mark.parametrize("copies", [2, 3])
+def test_every_spike_twice_or_three_times_fails(native_3, copies):
+    t = native_3
+    m = _metrics(t, SpikeTable.from_arrays(*(np.repeat(a, copies) for a in (t.trial, t.step, t.neuron))))
+    assert not m["passed"] and m["verdict"] == "not identical; outside the seed's parity"
+    assert m["count_ratio"] == copies and m["jaccard"] == 1.0 and m["matched_within_one_step"] == 1.0
+    assert m["failures"][0].endswith(f"(count ratio {copies:.4f}, allowed 1 ± 0.02)")
+    assert all(not row["passed"] for row in m["trials"])
+
+
+def test_trials_mixed_up_fail(native_3):
+    t = native_3
+    m = _metrics(t, SpikeTable.from_arrays(np.zeros_like(t.trial), t.step, t.neuron))  # every spike in trial 0
+    assert not m["passed"] and m["count_ratio"] == 1.0  # pooled counts cannot see it
+    assert [row["passed"] for row in m["trials"]] == [False, False, False]
+    assert m["trials"][1]["spikes"] == 0 and any(f.startswith("trial 1: 0 spikes vs native") for f in m["failures"])
+    shifted = _metrics(t, SpikeTable.from_arrays(t.trial + 1, t.step, t.neuron))  # trial k labelled k + 1
+    assert not shifted["passed"] and any("spikes in trials outside 0..2" in f for f in shifted["failures"])
+
+
+def test_step_shifted_is_not_identical_and_names_its_first_difference(native_3):
+    t = native_3
+    m = _metrics(t, SpikeTable.from_arrays(t.trial, t.step + 1, t.neuron))
+    assert not m["identical"] and m["passed"] and m["verdict"] == "not identical; within the seed's parity"
+    first = m["first_difference"]
+    assert first["index"] == 0 and first["native"]["step"] + 1 == first["backend"]["step"]
+    assert first["backend"]["time_ms"] == pytest.approx(first["native"]["time_ms"] + 0.1)
+    assert m["matched_within_one_step"] == 1.0 and m["count_ratio"] == 1.0
+    two = _metrics(t, SpikeTable.from_arrays(t.trial, t.step + 2, t.neuron))  # the same counts, two steps late
+    assert two["passed"] and two["matched_within_one_step"] < 0.5
+    assert _metrics(t, t)["verdict"] == "identical" and _metrics(t, t)["first_difference"] is None
+
+
+def test_one_missing_spike_is_named_and_judged():
     a = SpikeTable.from_arrays(np.zeros(6, np.int32), np.arange(6), np.array([1, 2, 2, 3, 3, 3], np.int32))
-    assert check.parity_metrics(a, a, 1.0, 1)["verdict"] == "identical"
-    b = SpikeTable.from_arrays(np.zeros(6, np.int32), np.arange(6) + 1, np.array([1, 2, 2, 3, 3, 3], np.int32))
-    m = check.parity_metrics(a, b, 1.0, 1)  # same counts per neuron, other times: within the seed's parity
-    assert not m["identical"] and m["jaccard"] == 1.0 and m["verdict"] == "within the seed's parity"
+    b = SpikeTable.from_arrays(a.trial[:5], a.step[:5], a.neuron[:5])  # the last spike lost
+    m = check_verdicts.parity_metrics(a, b, 1.0, 1, dt_ms=0.1)
+    assert m["first_difference"] == {"index": 5, "native": {"trial": 0, "step": 5, "time_ms": 0.5, "neuron": 3},
+                                     "backend": None}
+    assert not m["passed"] and m["count_ratio"] == pytest.approx(5 / 6)
+    assert "spike #5: native trial 0, step 5 (0.5 ms), neuron 3; backend none" in \
+        check_verdicts.describe_difference(m["first_difference"])
     c = SpikeTable.from_arrays(np.zeros(3, np.int32), np.arange(3), np.array([1, 2, 9], np.int32))
-    assert check.parity_metrics(a, c, 1.0, 1)["verdict"] == "below the seed's parity"
+    assert any("Jaccard" in f for f in check_verdicts.parity_metrics(a, c, 1.0, 1, dt_ms=0.1)["failures"])
+    silent = SpikeTable.from_arrays([], [], [])
+    assert check_verdicts.parity_metrics(silent, silent, 1.0, 2, dt_ms=0.1)["verdict"] == "identical"
 
 
 def test_collect_makes_one_table_and_fails_on_a_failed_report(tmp_path):
     for backend, status in (("genn", "passed"), ("nestgpu", "failed")):
         report = {"backend": backend, "host": "node7", "gpus": ["NVIDIA H100"], "mode": "gpu", "status": status,
+                  "gpu_verified": status == "passed",
                   "parts": {"contract": {"status": status, "scenarios": [{}], "passed": 13, "n_scenarios": 13},
                             "parity": {"status": "passed", "runs": [{"n_run": 1, "verdict": "identical", "jaccard": 1.0,
                                                                      "pearson": 1.0}]},
@@ -112,7 +174,8 @@ def test_collect_makes_one_table_and_fails_on_a_failed_report(tmp_path):
         (tmp_path / f"check-{backend}-node7.json").write_text(json.dumps(report))
     result = CliRunner().invoke(cli, ["check", "collect", str(tmp_path)])
     assert result.exit_code == 4
-    assert "| genn | node7 | NVIDIA H100 | gpu | passed | 13/13 | 1: identical, 1, 1 | 0.5 |" in result.output
+    assert "| genn | node7 | NVIDIA H100 | gpu | yes | passed | 13/13 | 1: identical, 1, 1 | 0.5 |" in result.output
+    assert "| nestgpu | node7 | NVIDIA H100 | gpu | no | failed |" in result.output
     assert (tmp_path / "check-summary.md").read_text().count("node7") == 2
 
 
@@ -128,7 +191,7 @@ def test_submit_script_is_one_array_task_per_gpu_image(tmp_path):
     assert "#SBATCH --partition=gpu" in script and "module load apptainer" in script
     for i, b in enumerate(check.gpu_backends()):
         assert f"  {i}) apptainer exec --nv --bind /project,{tmp_path} /img/flyhpc-{b}.sif flyhpc check --backend {b} " \
-               f"--out {tmp_path} ;;" in script
+               f"--out {tmp_path} --require-gpu ;;" in script
     result = CliRunner().invoke(cli, ["check", "submit", "--profile", "example-site", "--out", str(tmp_path),
                                       "--dry-run"])
     assert result.exit_code == 0 and "#SBATCH --array=0-3" in result.output and "flyhpc-genn.sif" in result.output
@@ -143,3 +206,69 @@ def test_timing_grid_runs_cheapest_first_and_stops_at_the_time_budget(tmp_path):
     assert spent["grid"] == [] and len(spent["skipped"]) == 4 and spent["status"] == "passed"
     assert "Skipped (time budget)" in check.markdown({"backend": "x", "host": "h", "status": "passed", "flyhpc": "0",
                                                       "python": "3", "started": "-", "parts": {"timing": spent}})
+
+
+class GpuLikeNativeBackend(NativeBackend):
+    """A stand-in GPU backend (this machine has none): native labelled device "gpu", whose "CPU code path" is
+    native's clock engine; it shows how --require-gpu judges what ran where."""
+
+    name = "gpulike"
+    caps = dataclasses.replace(NativeBackend.caps, device="gpu", cpu_fallback_options={"engine": "clock"})
+
+
+@pytest.fixture
+def with_gpulike(monkeypatch):
+    monkeypatch.setattr(backends, "REGISTRY", {**backends.REGISTRY, "gpulike": f"{__name__}:GpuLikeNativeBackend"})
+    for name in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER", "FLYHPC_BACKEND_OPTIONS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _check_gpulike(tmp_path, *flags):
+    result = CliRunner().invoke(cli, ["check", "--backend", "gpulike", "--part", "contract", "--out", str(tmp_path),
+                                      *flags])
+    return result, json.loads(next(tmp_path.glob("check-gpulike-*.json")).read_text())
+
+
+def test_require_gpu_fails_a_cpu_fallback_and_names_a_container_without_nv(tmp_path, monkeypatch, with_gpulike):
+    monkeypatch.setattr(check, "gpu_names", lambda: [])
+    monkeypatch.setenv("APPTAINER_CONTAINER", "/img/flyhpc-genn.sif")
+    result, saved = _check_gpulike(tmp_path)
+    assert result.exit_code == 0, result.output  # without the flag a CPU fallback that passes is a pass
+    assert saved["mode"] == "cpu fallback" and saved["status"] == "passed" and saved["gpu_verified"] is False
+    assert saved["gpu_reason"].startswith("cpu fallback: inside the Apptainer container /img/flyhpc-genn.sif started "
+                                          "without --nv")
+    assert "GPU verified: **no** (cpu fallback: inside the Apptainer container" in \
+        next(tmp_path.glob("check-gpulike-*.md")).read_text()
+    result, _saved = _check_gpulike(tmp_path, "--require-gpu")
+    assert result.exit_code == 4 and "--require-gpu: gpulike: not verified on a GPU: cpu fallback: inside the " \
+                                      "Apptainer container /img/flyhpc-genn.sif started without --nv" in result.output
+
+
+def test_require_gpu_passes_a_run_on_the_gpu_but_not_options_that_pick_the_cpu(tmp_path, monkeypatch, with_gpulike):
+    monkeypatch.setattr(check, "gpu_names", lambda: ["stand-in GPU"])
+    result, saved = _check_gpulike(tmp_path, "--require-gpu")
+    assert result.exit_code == 0, result.output
+    assert saved["mode"] == "gpu" and saved["gpu_verified"] is True and saved["gpu_reason"] is None
+    monkeypatch.setenv("FLYHPC_BACKEND_OPTIONS", '{"gpulike": {"engine": "clock"}}')
+    result, saved = _check_gpulike(tmp_path, "--require-gpu")
+    assert result.exit_code == 4 and saved["mode"] == "cpu fallback" and saved["gpu_verified"] is False
+    assert "the backend's options select its CPU code path" in result.output
+    native = CliRunner().invoke(cli, ["check", "--backend", "native", "--part", "contract", "--out", str(tmp_path),
+                                      "--require-gpu"])
+    assert native.exit_code == 4 and "--require-gpu: no GPU backend was checked" in native.output
+
+
+def test_no_gpu_reason_reads_the_container_and_its_bound_driver(tmp_path):
+    env = {"SINGULARITY_CONTAINER": "/img/x.sif"}
+    assert "started without --nv" in check_verdicts.no_gpu_reason(env, tmp_path)
+    (tmp_path / ".singularity.d" / "libs").mkdir(parents=True)
+    (tmp_path / ".singularity.d" / "libs" / "libcuda.so.1").touch()
+    (tmp_path / "dev").mkdir()
+    assert "no /dev/nvidia* device" in check_verdicts.no_gpu_reason(env, tmp_path)
+    (tmp_path / "dev" / "nvidia0").touch()
+    assert check_verdicts.no_gpu_reason(env, tmp_path) == "no GPU visible (nvidia-smi lists none)"
+    assert check_verdicts.no_gpu_reason({}, tmp_path) == "no GPU visible (nvidia-smi lists none)"
+    build_only = {"device": "gpu", "status": "build only", "mode": "build only", "gpus": []}
+    assert check_verdicts.gpu_verification(build_only, {}, tmp_path) == \
+        (False, "build only: no GPU visible (nvidia-smi lists none)")
+    assert check_verdicts.gpu_verification({"device": "cpu", "status": "passed"}) == (False, "a CPU backend")
