@@ -233,7 +233,7 @@ def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, 
     report.update(mode=mode, options=options_dict)
     work_root = Path(plan.work_root) if plan.work_root else Path(tempfile.mkdtemp(prefix=f"flyhpc-check-{backend}-"))
     log(f"{backend}: mode {mode}{' with ' + json.dumps(extra) if extra else ''}; GPUs: "
-        f"{', '.join(gpus) or 'none (' + no_gpu_reason() + ')'}")
+        f"{', '.join(gpus) or 'none: ' + no_gpu_reason()}")
     deadline = time.monotonic() + plan.budget_s
     for part in plan.parts:
         if part != "contract" and mode == "build only":
