@@ -34,9 +34,20 @@ class LateNativeBackend(NativeBackend):
         return SpikeTable.from_arrays(t.trial[keep], t.step[keep] + 1, t.neuron[keep])
 
 
+class TwiceNativeBackend(NativeBackend):
+    """native whose recording window is read twice: every spike reported two times."""
+
+    name = "twice"
+
+    def _collect(self) -> SpikeTable:
+        t = super()._collect()
+        return SpikeTable.from_arrays(*(np.repeat(a, 2) for a in (t.trial, t.step, t.neuron)))
+
+
 @pytest.fixture
 def with_broken(monkeypatch):
-    monkeypatch.setattr(backends, "REGISTRY", {**backends.REGISTRY, "late": BROKEN})
+    monkeypatch.setattr(backends, "REGISTRY", {**backends.REGISTRY, "late": BROKEN,
+                                               "twice": f"{__name__}:TwiceNativeBackend"})
 
 
 def test_contract_part_passes_native_and_writes_both_reports(tmp_path):
@@ -97,6 +108,9 @@ def test_parity_and_timing_parts_on_a_small_network(tmp_path, with_broken):
     assert (other["trial"], other["neuron"]) == (native["trial"], native["neuron"])
     assert first["matched_within_one_step"] == 1.0 and late["status"] == "passed"
     assert any("first difference at spike #0: native trial 0" in line for line in lines)
+    twice = check._parity("twice", {}, inputs, tmp_path, log=lines.append)
+    assert twice["status"] == "failed" and [r["passed"] for r in twice["runs"]] == [False, False]
+    assert "twice:   " in lines[-1] and "count ratio 2.0000" in lines[-1]
     timing = check._timing("native", {}, inputs, tmp_path, log=lambda _m: None)
     assert [(r["t_run_s"], r["n_run"]) for r in timing["grid"]] == [(0.05, 1), (0.05, 2)]
     assert all(r["sim"] > 0 and r["realtime_ratio"] > 0 and r["spikes"] > 0 for r in timing["grid"])
