@@ -59,7 +59,7 @@ class BundlePaths:
 
     Layout: `<root>/<label>/round_XX/<stem>.parquet|.json|.log` (benchmark tasks; screen chunks under
     `chunks/`), `<root>/<label>/manifest.csv`, `checksums.sha256`, `benchmark-results.csv`, `submission.json`,
-    `.flyhpc.lock`, `comparisons/`; a screen label also has `screen-plan.parquet` and, once collected,
+    `.flyhpc.label-lock`, `comparisons/`; a screen label also has `screen-plan.parquet` and, once collected,
     `screen.parquet`, `experiments.csv`, `readout.csv` and `effects.csv`. The label is checked (no `/`,
     `..` or shell metacharacters).
     """
@@ -72,7 +72,7 @@ class BundlePaths:
         self.checksums = self.label_dir / "checksums.sha256"
         self.results_csv = self.label_dir / "benchmark-results.csv"
         self.submission = self.label_dir / "submission.json"
-        self.lock = self.label_dir / ".flyhpc.lock"
+        self.lock = self.label_dir / ".flyhpc.label-lock"
         self.comparisons = self.label_dir / "comparisons"
         self.jobs_dir = self.label_dir / "slurm"  # the jobs' pickles and logs: private (0700)
         self.screen_plan = self.label_dir / "screen-plan.parquet"

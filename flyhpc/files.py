@@ -2,22 +2,26 @@
 
 A file is written to a temporary name in its own folder and renamed into place, so a reader sees
 either the old file or the complete new one, never a partial write. Also the label lock
-(one flyhpc command at a time writes a label's bundle files) and the ownership check of files whose
-contents flyhpc executes or follows. Entry points: `atomic_path`, `write_text_atomic`,
-`write_json_atomic`, `sha256_file`, `label_lock`, `build_lock`, `check_private`.
+(one flyhpc command at a time writes a label's bundle files), the build lock (one process at a time generates
+into a shared build folder) and the ownership check of files whose contents flyhpc executes or follows. Both locks are lock files that hold across nodes (filelock's
+SoftFileLease), not flock. Entry points: `atomic_path`, `write_text_atomic`, `write_json_atomic`, `sha256_file`,
+`label_lock`, `build_lock`, `build_lock_path`, `check_private`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
+import logging
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -72,44 +76,86 @@ def sha256_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+# Both locks are lock FILES, not flock: Lustre mounted without flock raises ENOSYS on flock, with localflock it locks
+# one node only, and NFS may not pass it on, while array tasks on many nodes share a build root and commands on
+# several login nodes share a results root. filelock's SoftFileLease creates the file with O_EXCL and writes its owner
+# (pid, host, process start) into it; a thread of the holder touches it every LOCK_LEASE_S / 3 s. A contender takes
+# over a lock whose owner is gone: at once where the owner ran on this host and its pid is dead, and after watching
+# it go unrefreshed for LOCK_LEASE_S where it ran on another node (a pid there cannot be probed). 300 s: well above
+# NFS's attribute cache (acregmax, 60 s by default) plus the refresh interval. The files' names are new (an older
+# flyhpc left empty flock files behind, which filelock would take for a holder that never finishes).
+LOCK_LEASE_S = 300.0
+
+
+def _lease(lock: Path, timeout: float):
+    from filelock import SoftFileLease
+
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    return SoftFileLease(str(lock), lease_duration=LOCK_LEASE_S, timeout=timeout, poll_interval=0.5)
+
+
 @contextlib.contextmanager
 def label_lock(lock: Path, command: str) -> Iterator[None]:
-    """Hold a label's lock file (fcntl.flock) while `command` writes its bundle; fail at once if held.
+    """Hold a label's lock file while `command` writes its bundle; fail at once if another command holds it.
+
+    A lock whose holder died on this host is taken over at once. One last refreshed more than LOCK_LEASE_S ago
+    (its holder died on another node) is waited for until filelock has seen it unrefreshed for LOCK_LEASE_S itself.
 
     Raises
     ------
     FlyhpcError
         Another flyhpc command (collect, submit, resubmit) holds the lock; nothing was written.
     """
+    from filelock import Timeout
+
     from flyhpc.errors import FlyhpcError
 
-    lock = Path(lock)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FlyhpcError(f"another flyhpc command (collect, submit or resubmit) holds {lock}; "
+    lease = _lease(Path(lock), timeout=0)
+    try:
+        lease.acquire()
+    except Timeout:
+        holder, idle_s = _holder(Path(lock))
+        if idle_s > LOCK_LEASE_S:
+            log.warning("%s (%s) was last refreshed %.0f s ago, so its holder looks gone; waiting up to %.0f s to take "
+                        "it over", lock, holder, idle_s, LOCK_LEASE_S + 60)
+            with contextlib.suppress(Timeout):
+                lease.acquire(timeout=LOCK_LEASE_S + 60)
+        if not lease.is_locked:
+            raise FlyhpcError(f"another flyhpc command (collect, submit or resubmit) holds {lock} ({holder}); "
                               f"wait for it to finish and run `flyhpc {command}` again") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    try:
+        yield
+    finally:
+        lease.release()
+
+
+def _holder(lock: Path) -> tuple[str, float]:
+    """Who holds `lock` as its file says ("pid N on HOST", from filelock's key=value lines) and the seconds since it
+    was last refreshed (0 where the file is gone)."""
+    try:
+        fields = dict(line.split("=", 1) for line in lock.read_text().splitlines() if "=" in line)
+        idle_s = time.time() - lock.stat().st_mtime
+    except (OSError, UnicodeDecodeError):
+        return "holder unknown", 0.0
+    return f"pid {fields.get('pid', '?')} on {fields.get('host', '?')}", idle_s
+
+
+def build_lock_path(folder: Path) -> Path:
+    """The lock file of a build folder: `<folder>.build-lock`, beside it."""
+    folder = Path(folder)
+    return folder.with_name(folder.name + ".build-lock")
 
 
 @contextlib.contextmanager
-def build_lock(lock: Path) -> Iterator[None]:
-    """Hold `lock` (an fcntl.flock, waiting for it) while one process generates or compiles into a build folder
-    that other tasks share. The kernel drops it when its holder dies, so a left-over lock file blocks nobody and
-    is kept (deleting lock files races with the next locker)."""
-    lock = Path(lock)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def build_lock(folder: Path) -> Iterator[None]:
+    """Hold the lock of build folder `folder` (waiting for it) while one process generates or compiles into it and
+    other tasks, on this node or others, share it. The lock file is removed on release."""
+    lease = _lease(build_lock_path(folder), timeout=-1)
+    lease.acquire()
+    try:
+        yield
+    finally:
+        lease.release()
 
 
 def check_private(path: Path, why: str) -> None:

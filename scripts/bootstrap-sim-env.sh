@@ -21,7 +21,7 @@ VENV=.venv-$NAME
 case "$NAME" in
   brian2cuda) PIN=(-e . 'brian2==2.8.0' 'brian2cuda==1.0a7' 'numpy<2.4' pytest nvidia-curand); SIM=brian2cuda ;;
   brian2genn) PIN=('brian2genn==1.7.0' 'brian2==2.5.4' 'numpy<2' 'pyarrow<19' pandas click rich submitit
-                   'numba<0.69' pytest); SIM=brian2genn ;;
+                   'numba<0.69' 'filelock>=4.3' pytest); SIM=brian2genn ;;
   *) echo "unknown environment '$NAME' (brian2cuda or brian2genn)" >&2; exit 2 ;;
 esac
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"

@@ -9,9 +9,11 @@ scale (PyGeNN built from source by a session, not in CI); the CUDA path is NOT R
 
 Builds: one folder per generated code, `work_root/genn/<key>`, the key hashing everything that changes it (network,
 batch size, precision, GeNN backend, PyGeNN version, GPU architecture, our model code), generated, compiled and
-loaded under a lock, so array tasks sharing a build root never rebuild one folder concurrently. Spike recording:
-the window of steps kept between two pulls is sized from the memory free on the device and the host (GeNN keeps
-the buffer on both), overridable by environment.
+loaded under a lock, so array tasks sharing a build root never rebuild one folder concurrently. The CUDA device is
+`device_id`, selected explicitly (GeNN's device_select_method MANUAL), the device whose architecture the build key
+holds. Spike recording: the window of steps kept between two pulls is sized from the job's host memory limit
+(`memory.host_budget_bytes`: cgroup, Slurm allocation) and the device's free memory (GeNN keeps the buffer on both),
+overridable by environment.
 Entry points: `GeNNBackend`, `GeNNOptions`, `neuron_model_code`, `recording_window_steps`, `drive_tables`,
 `build_key`, `free_memory_bytes`.
 """
@@ -33,6 +35,7 @@ from typing import ClassVar
 import numpy as np
 
 from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
+from flyhpc.backends.memory import host_budget_bytes
 from flyhpc.drive import Drive
 from flyhpc.errors import ConfigError, UnsupportedFeature
 from flyhpc.files import build_lock
@@ -43,8 +46,8 @@ from flyhpc.spikes import SpikeTable
 WINDOW_ENV = "GENN_RECORDING_WINDOW_STEPS"
 MAX_SLOTS_ENV = "GENN_RECORDING_WINDOW_MAX_SLOTS"
 DEFAULT_WINDOW_STEPS = 100_000
-# The recording buffer may take this share of the memory free on the device and on the host (GeNN 5 keeps it on
-# both: VarLocation::HOST_DEVICE), and this many bytes where the free memory cannot be read.
+# The recording buffer may take this share of the memory free on the device and of what the job may still use on
+# the host (GeNN 5 keeps it on both: VarLocation::HOST_DEVICE), and this many bytes where neither can be read.
 RECORDING_MEMORY_FRACTION = 0.5
 UNKNOWN_FREE_RECORDING_BYTES = 1 << 30
 BUILD_FORMAT = 1  # bump when the generated project changes for the same key
@@ -198,22 +201,12 @@ def _nvidia_smi(field_name: str, device_id: int, env: dict) -> str | None:
     return line or None
 
 
-def _host_available_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def free_memory_bytes(genn_backend: str, device_id: int = 0, env: dict | None = None) -> int | None:
-    """Memory the recording buffer can use: the host's available memory, and for CUDA also the device's free
-    memory (nvidia-smi), whichever is smaller; None when neither can be read."""
+    """Memory the recording buffer can use: what the job may still fill on the host (its cgroup limit or Slurm
+    allocation, not the node's free memory), and for CUDA also the device's free memory (nvidia-smi), whichever is
+    smaller; None when neither can be read."""
     env = os.environ if env is None else env
-    values = [_host_available_bytes()]
+    values = [host_budget_bytes(env)]
     if genn_backend == "cuda":
         free_mib = _nvidia_smi("memory.free", device_id, env)
         values.append(int(float(free_mib)) * (1 << 20) if free_mib and free_mib.replace(".", "").isdigit() else None)
@@ -340,7 +333,15 @@ class GeNNBackend(Backend):
         vars_ = [(v[0], v[1], getattr(VarAccess, v[2])) if len(v) == 3 else v for v in code["vars"]]
         model_cls = create_neuron_model("flyhpc_lif", **{**code, "vars": vars_})
         precision = "double" if self.precision == "float64" else "float"
-        kwargs = {"manual_device_id": self.options.device_id} if self.options.genn_backend == "cuda" else {}
+        kwargs = {}
+        if self.options.genn_backend == "cuda":
+            # GeNN 5.4's optimiser.cc uses manual_device_id only when device_select_method is MANUAL (OPTIMAL and
+            # MOST_MEMORY pick a device themselves). MANUAL is 5.4's default (GeNN 4's was OPTIMAL); said here so
+            # that the device is the one whose architecture the build key holds, whatever the default.
+            from pygenn import genn_model
+
+            select = genn_model.backend_modules["cuda"].DeviceSelect.MANUAL
+            kwargs = {"device_select_method": select, "manual_device_id": self.options.device_id}
         model = GeNNModel(precision, "flyhpc_genn", backend=self.options.genn_backend, **kwargs)
         model.dt = spec.params.dt_ms
         model.batch_size = n_batch
@@ -384,7 +385,7 @@ class GeNNBackend(Backend):
         work_dir = self._work_dir(drive.n_trials)
         # Generated, compiled and loaded under the folder's lock: another task with the same key waits, then
         # finds the code up to date (GeNN regenerates nothing and make compiles nothing).
-        with build_lock(work_dir.with_name(work_dir.name + ".lock")):
+        with build_lock(work_dir):
             work_dir.mkdir(parents=True, exist_ok=True)
             model.build(path_to_model=str(work_dir))
             model.load(num_recording_timesteps=window)

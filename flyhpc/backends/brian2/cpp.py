@@ -18,9 +18,9 @@ whose process is gone, run-argument arrays that a killed writer left half-writte
 from their name; a later run with the same drive would otherwise take them as complete), and
 run-argument `.lock` files without their array. Complete arrays stay (content-addressed, so still
 valid; a running binary on another node may be reading one), as do legacy `results_<pid>_<tag>`
-folders, which do not name their host. The build lock `<key>.lock` is an flock: the kernel releases it
-when its holder dies, so a left-over file blocks nobody and is kept (deleting lock files races with
-the next locker).
+folders, which do not name their host. The build lock `<key>.build-lock` is a lock file that holds across
+nodes (`files.build_lock`); one whose holder died is taken over. Brian2's own run-argument `.lock` files are
+flocks (Brian2's FileLock), so the reclaim takes them with flock too, and passes over them where flock fails.
 Entry points: `Brian2CppBackend`, `build_key`, `reclaim_litter`.
 """
 
@@ -223,7 +223,7 @@ class Brian2CppBackend(Backend):
         key = build_key(spec.digest(), n_steps, b2.__version__, threads, self.device_name)
         work_dir = self.work_root / self.name / key
         self._activate_device(threads)
-        with build_lock(work_dir.with_name(key + ".lock")):
+        with build_lock(work_dir):
             reclaim_litter(work_dir)
             binary = work_dir / "main"
             before = binary.stat().st_mtime_ns if (work_dir / DONE_MARKER).is_file() and binary.is_file() else None

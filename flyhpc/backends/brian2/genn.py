@@ -134,7 +134,7 @@ class Brian2GeNNBackend(Backend):
                 work_dir = self.trial_dir(drive, trial)
                 # Generated, compiled, run, read and removed under the folder's lock: another task with the very
                 # same trial waits rather than running a project half rewritten or removed under it.
-                with build_lock(work_dir.with_name(work_dir.name + ".lock")):
+                with build_lock(work_dir):
                     net, device = self._on_genn_device(self._spec, trial, drive.n_steps, work_dir,
                                                        compile_and_run=True)
                     inner_s += float(getattr(device, "_last_run_time", 0.0) or 0.0)

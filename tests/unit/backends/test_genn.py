@@ -6,6 +6,7 @@ the build folders (one per batch size and precision, built under a lock) and the
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from flyhpc.backends import genn as gb
 from flyhpc.drive import make_drive
 from flyhpc.errors import ConfigError
+from flyhpc.files import build_lock_path
 from flyhpc.model import Params
 from flyhpc.network import NetworkSpec
 
@@ -124,7 +126,7 @@ def test_recording_window_reads_env_and_keeps_every_window_full():
 
 
 def test_free_memory_takes_the_smaller_of_device_and_host(monkeypatch):
-    monkeypatch.setattr(gb, "_host_available_bytes", lambda: 64 << 30)
+    monkeypatch.setattr(gb, "host_budget_bytes", lambda env: 64 << 30)  # the job's limit (tests/unit/backends/test_memory.py)
     monkeypatch.setattr(gb, "_nvidia_smi", lambda field, device, env: "10240" if field == "memory.free" else None)
     assert gb.free_memory_bytes("cuda", 0) == 10 << 30
     assert gb.free_memory_bytes("single_threaded_cpu", 0) == 64 << 30
@@ -144,17 +146,25 @@ def test_drive_tables_slice_each_trial():
 
 # -- a STAND-IN for PyGeNN ---------------------------------------------------------------------------------------
 class _Recorder:
-    """What the stand-in saw: (build folder, lock held?) per model build."""
+    """What the stand-in saw: (build folder, lock held?) per model build, and the preferences of each model."""
 
     def __init__(self):
         self.builds: list[tuple[str, bool]] = []
+        self.preferences: list[dict] = []
+
+
+# Preference names of PyGeNN 5.4's CUDA backend (pygenn/src/cudaBackend.cc, and genn.cc for PreferencesBase and
+# PreferencesCUDAHIP): GeNNModel.build raises ValueError("Unknown preference ...") for any other.
+CUDA_PREFERENCES = {"show_ptx_info", "generate_line_info", "enable_nvtx", "device_select_method", "manual_device_id",
+                    "block_size_select_method", "manual_block_sizes", "constant_cache_overhead", "optimize_code",
+                    "debug_code", "genn_log_level", "code_generator_log_level", "transpiler_log_level",
+                    "runtime_log_level", "enable_nccl_reductions"}
 
 
 def fake_pygenn(recorder: _Recorder, backends=("cuda", "single_threaded_cpu")):
     """A STAND-IN for the pygenn package: the calls GeNNBackend makes, no code generation. Its model.build checks
-    that the backend holds the build folder's lock (a second flock on <folder>.lock must fail) and records the
+    that the backend holds the build folder's lock (<folder>.build-lock names this process) and records the
     folder; its recording data are empty."""
-    import fcntl
     import types
 
     class View:
@@ -180,6 +190,10 @@ def fake_pygenn(recorder: _Recorder, backends=("cuda", "single_threaded_cpu")):
         def __init__(self, precision, name, backend=None, **kwargs):
             if backend not in backends:
                 raise KeyError(backend)
+            unknown = set(kwargs) - (CUDA_PREFERENCES if backend == "cuda" else set())
+            if unknown:
+                raise ValueError(f"Unknown preference {sorted(unknown)[0]!r}")
+            recorder.preferences.append(kwargs)
             self.batch_size = 1
 
         def add_neuron_population(self, name, n, model, params, init):
@@ -190,14 +204,8 @@ def fake_pygenn(recorder: _Recorder, backends=("cuda", "single_threaded_cpu")):
             return types.SimpleNamespace(set_sparse_connections=lambda pre, post: None)
 
         def build(self, path_to_model):
-            lock = Path(path_to_model).with_name(Path(path_to_model).name + ".lock")
-            with open(lock, "a+") as fh:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    held = False
-                    fcntl.flock(fh, fcntl.LOCK_UN)
-                except BlockingIOError:
-                    held = True
+            lock = build_lock_path(Path(path_to_model))
+            held = lock.is_file() and f"pid={os.getpid()}\n" in lock.read_text()
             recorder.builds.append((path_to_model, held))
 
         def load(self, num_recording_timesteps):
@@ -213,7 +221,8 @@ def fake_pygenn(recorder: _Recorder, backends=("cuda", "single_threaded_cpu")):
             pass
 
     genn_model = types.ModuleType("pygenn.genn_model")
-    genn_model.backend_modules = {b: object() for b in backends}
+    device_select = types.SimpleNamespace(OPTIMAL="OPTIMAL", MOST_MEMORY="MOST_MEMORY", MANUAL="MANUAL")
+    genn_model.backend_modules = {b: types.SimpleNamespace(DeviceSelect=device_select) for b in backends}
     genn_model.__file__ = "/nonexistent/pygenn/genn_model.py"
     pygenn = types.ModuleType("pygenn")
     pygenn.__version__ = "5.4.0-stand-in"
@@ -250,7 +259,21 @@ def test_build_folders_differ_by_batch_size_and_precision_and_are_built_under_th
             folders.setdefault((precision, n_trials), set()).add(standin_pygenn.builds[-1][0])
     assert all(len(f) == 1 for f in folders.values())  # the same inputs reuse one folder
     assert len(set().union(*folders.values())) == 4  # batch size and precision each give another folder
-    assert all(held for _, held in standin_pygenn.builds)  # generated and compiled under <folder>.lock
+    assert all(held for _, held in standin_pygenn.builds)  # generated and compiled under <folder>.build-lock
+
+
+def test_the_cuda_device_is_selected_by_hand(tmp_path, standin_pygenn):
+    """GeNN's optimiser uses manual_device_id only with device_select_method MANUAL: both are passed, so the device
+    is device_id, whose architecture the build key holds, whatever GeNN's default method."""
+    spec = small_spec()
+    for options, want in ((gb.GeNNOptions(genn_backend="cuda", device_id=1),
+                           {"device_select_method": "MANUAL", "manual_device_id": 1}),
+                          (gb.GeNNOptions(genn_backend="single_threaded_cpu"), {})):
+        be = gb.GeNNBackend(options, work_root=tmp_path)
+        be.build(spec, 100)
+        be.run(make_drive(spec, 100, 1))
+        be.close()
+        assert standin_pygenn.preferences[-1] == want
 
 
 def test_build_key_covers_what_changes_the_generated_code():

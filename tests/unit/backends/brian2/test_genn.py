@@ -5,7 +5,7 @@ refusal of a read-only GeNN 4.9 without its libraries.
 
 from __future__ import annotations
 
-import fcntl
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from flyhpc.backends.brian2.genn import genn_path
 from flyhpc.contract import contract_spec
 from flyhpc.drive import make_drive
 from flyhpc.errors import BackendUnavailable
+from flyhpc.files import build_lock_path
 
 
 def test_genn_path_prefers_brian2genn_variable():
@@ -25,13 +26,9 @@ def test_genn_path_prefers_brian2genn_variable():
 
 
 def _lock_held(folder: Path) -> bool:
-    with open(folder.with_name(folder.name + ".lock"), "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
+    """Whether this process holds the folder's build lock (its lock file names this pid)."""
+    lock = build_lock_path(folder)
+    return lock.is_file() and f"pid={os.getpid()}\n" in lock.read_text()
 
 
 @pytest.fixture
