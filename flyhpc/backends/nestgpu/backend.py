@@ -25,8 +25,9 @@ from typing import ClassVar
 import numpy as np
 
 from flyhpc.backends.base import RUN_ONLY, Backend, BuildReport, Capabilities, Probe, RunReport
+from flyhpc.backends.nestgpu.trial import RECORD_OFFSET_STEPS
 from flyhpc.drive import Drive, TrialDrive
-from flyhpc.errors import ConfigError, TaskFailed
+from flyhpc.errors import ConfigError, TaskFailed, UnsupportedFeature
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -75,6 +76,24 @@ def retrieval_chunks(n_steps: int, refractory_steps: np.ndarray,
     min_gap = max(1, int(np.min(refractory_steps))) if np.size(refractory_steps) else 1
     chunk = max_events * min_gap
     return [(s, min(chunk, n_steps - s)) for s in range(0, n_steps, chunk)]
+
+
+def max_recorded_steps(dt_ms: float) -> int:
+    """Steps of the longest trial whose recorded spike times still name their step. NEST GPU records a spike of
+    contract step n at float32(float32(dt) x (n + 2)) ms (spike_buffer.cu stores its double time in a float; trial.py
+    RECORD_OFFSET_STEPS) and the worker rounds time / dt: exact while float32's rounding of the time plus the drift of
+    float32(dt) stay below half a step (about 1,048 s of 0.1 ms steps)."""
+    dt32 = float(np.float32(dt_ms))
+
+    def exact(idx: int) -> bool:
+        t = np.float32(dt32 * idx)
+        return abs(dt32 - dt_ms) * idx + float(np.spacing(t)) / 2 < dt_ms / 2
+
+    lo, hi = 1, 1 << 40  # the largest recorded time index that is still exact
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if exact(mid) else (lo, mid - 1)
+    return lo - RECORD_OFFSET_STEPS + 1
 
 
 def trial_timeout_s(n_steps: int, dt_ms: float) -> float:
@@ -192,7 +211,20 @@ class NestGpuBackend(Backend):
         return Probe(True, "")
 
     def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:
-        """Write the network for the workers (NEST GPU builds its network in each worker)."""
+        """Write the network for the workers (NEST GPU builds its network in each worker).
+
+        Raises
+        ------
+        UnsupportedFeature
+            If the delay is shorter than one step (NEST GPU refuses it in Connect) or the trial is too long for
+            NEST GPU's float32 spike times to name their step (`max_recorded_steps`).
+        """
+        if spec.params.delay_steps < 1:
+            raise UnsupportedFeature(f"backend {self.name!r} needs a delay of >= 1 step (NEST GPU's Connect refuses a "
+                                     f"delay below its time resolution), got {spec.params.delay_steps}")
+        if n_steps > max_recorded_steps(spec.params.dt_ms):
+            raise UnsupportedFeature(f"backend {self.name!r}: {n_steps} steps of {spec.params.dt_ms} ms are more than "
+                                     f"NEST GPU's float32 spike times resolve ({max_recorded_steps(spec.params.dt_ms)})")
         self.work_root.mkdir(parents=True, exist_ok=True)
         self._work = Path(tempfile.mkdtemp(prefix="nestgpu_", dir=self.work_root))
         write_network(spec, self._work / "network.npz")

@@ -66,11 +66,13 @@ def simulate(request: dict) -> dict:
     if driven.size:  # drive: one spike_generator per driven neuron, port 1 (v), delay 1 step
         gens = ngpu.Create("spike_generator", int(driven.size))
         for k, idx in enumerate(driven):
-            steps = drv["steps"][drv["neurons"] == idx]
             # An event of contract step k, given as time k*dt, is emitted in NEST GPU step k (contract k - 1)
-            # and feeds contract step k + 1, as the contract's kick at step k does.
+            # and feeds contract step k + 1, as the contract's kick at step k does. NEST GPU refuses event steps
+            # that are not strictly increasing (spike_generator.cu SetSpikes): events of one step are one spike
+            # whose height is their count (each adds height x kick to v).
+            steps, counts = np.unique(drv["steps"][drv["neurons"] == idx], return_counts=True)
             ngpu.SetStatus(gens[k:k + 1], {"spike_times": (steps * dt_ms).tolist(),
-                                           "spike_heights": [1.0] * int(steps.size)})
+                                           "spike_heights": counts.astype(float).tolist()})
         ngpu.Connect(gens, [i0 + int(i) for i in driven], {"rule": "one_to_one"},
                      {"weight": kick, "delay": dt_ms, "receptor": 1})
     # One Simulate call for the whole trial: NEST GPU's spike generators compare their event steps with the
@@ -85,6 +87,7 @@ def simulate(request: dict) -> dict:
     ngpu.Simulate((LEAD_IN_STEPS + n_steps) * dt_ms)  # the lead-in step: no input reaches a neuron yet
     sim_s = time.perf_counter() - t1
     steps_out, neurons_out = [], []
+    # GetRecSpikeTimes: per neuron of the group, its recorded times in ms (float32 values; base_neuron.cu)
     for idx, times in enumerate(ngpu.GetRecSpikeTimes(neurons)):
         if len(times):
             steps_out.append(np.rint(np.asarray(times, np.float64) / dt_ms).astype(np.int64) - RECORD_OFFSET_STEPS)

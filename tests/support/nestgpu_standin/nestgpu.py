@@ -1,16 +1,16 @@
-"""STAND-IN for NEST GPU's Python module `nestgpu`, for tests only. It is NOT NEST GPU and simulates nothing.
+"""STAND-IN for NEST GPU's Python module `nestgpu`, for tests only. It is NOT NEST GPU.
 
 Put this folder first on sys.path (or in sys.modules as "nestgpu") and flyhpc's trial worker
 (`flyhpc.backends.nestgpu.trial`) runs against it. It mirrors the signatures of the calls the worker makes, as
-nest/nest-gpu pythonlib/nestgpu.py has them at d3be46f, and turns into errors what the real wrapper and library
-would get wrong silently:
+nest/nest-gpu pythonlib/nestgpu.py has them at d3be46f, raises ValueError with NEST GPU's own message where NEST GPU
+refuses a call, and a `StandInError` where the real wrapper and library would get it wrong silently:
 
 - `Create(model_name, n_node=1, n_ports=1, status_dict=None)`: NEST GPU sizes a group's input buffer
   (`get_spike_array_`, n_node x n_ports doubles) from the `n_ports` given to Create (nestgpu.cu CreateNodeGroup ->
   InitGetSpikeArray), while the model's Init sets the port count its kernels use (`n_port_`); neuron_models.cu
   overrides `n_port` for built-in models only (spike_generator 0, iaf_psc_exp 2, ...), not for user_m1. flyhpc's
   user_m1 has 2 ports (0 -> g, 1 -> v): Create("user_m1", n) with the default 1 makes the per-step clear and every
-  port-1 delivery write past the buffer. Here that is a `StandInError`.
+  port-1 delivery write past the buffer: a `StandInError`.
 - `Connect(source, target, conn_dict, syn_dict)`: "weight_array"/"delay_array" (and {"weight": {"array": ...}})
   reach the library as a bare pointer that the C side keeps (connect_rules.cpp SynSpec::SetParam) and reads while the
   connect runs. The real wrapper turns a list or tuple into a ctypes array local to SetSynSpecFloatPtParam (or
@@ -18,13 +18,24 @@ would get wrong silently:
   exactly that conversion, keeps only a weak reference where the library keeps the pointer, and reads through it inside
   Connect: a freed buffer is a `StandInError` ("use after free"). Only ctypes arrays are accepted (the lifetime of a
   bare address cannot be checked); they must hold at least the rule's number of values and stay owned by the caller
-  until Connect returns. A receptor port must exist on the target (NEST GPU does not check; it writes out of bounds).
-- `SetStatus` accepts NodeSeq, list or tuple and only names the group has (user_m1's from flyhpc's user_m1.h);
-  `ActivateRecSpikeTimes`, `SetRecSpikeTimesStep` and `GetRecSpikeTimes` need a NodeSeq (ValueError otherwise, as in
-  the real wrapper); Create, Connect and SetStatus of parameters after the first Simulate fail (CheckUncalibrated).
+  until Connect returns. A receptor port must exist on the target (NEST GPU does not check; it writes out of bounds:
+  `StandInError`). A delay shorter than the time resolution is a ValueError (connect.cu NetConnection::Connect).
+- `SetStatus` accepts NodeSeq, list or tuple and only names the group has (user_m1's from flyhpc's user_m1.h); after
+  the first Simulate it is a `StandInError` (the stand-in does not model it; NEST GPU would not even pass new
+  spike_times to the device, which spike_generator::Calibrate uploads once). Create and Connect after the first
+  Simulate are ValueErrors (CheckUncalibrated).
+- Spike recording (base_neuron.cu, nestgpu.cu): `ActivateRecSpikeTimes`, `SetRecSpikeTimesStep` and
+  `GetRecSpikeTimes` need a NodeSeq (ValueError otherwise, as in the real wrapper) that is one whole group (a part of
+  a group, or nodes of two groups, is a ValueError); ActivateRecSpikeTimes only once per group, with a maximum > 0,
+  before the first Simulate; GetRecSpikeTimes without it is a ValueError. GetRecSpikeTimes returns one list per node
+  of the float32 times (ms) recorded since the previous call (it empties NEST GPU's buffers).
+- `Simulate` calibrates on its first call (spike_generator: spike_times and spike_heights of one size, event steps
+  round(t/dt) strictly increasing, else ValueError) and then steps the network with `standin_engine.Engine`, which runs
+  flyhpc's user_m1 step itself (user_m1_host.cpp around flyhpc_lif.cuh) in NEST GPU's step order: the spikes it
+  records are the spikes the model emits, and more than max_n - 1 of one neuron between two bufferings is a
+  `StandInError` (NEST GPU drops them).
 
-Inspect `STATE` (groups, connections as numpy arrays, calls); `RECORDED` (node index -> spike times in ms) is what
-GetRecSpikeTimes returns, empty unless a test fills it. `reset()` clears both.
+Inspect `STATE` (groups, connections as numpy arrays, recording, calls); `reset()` clears it.
 """
 
 from __future__ import annotations
@@ -36,11 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
+from standin_engine import Engine, StandInError, buffer_rec_spike_times
+
 STAND_IN = True  # lets a test assert it got this module, not NEST GPU
-
-
-class StandInError(RuntimeError):
-    """A call the real NEST GPU would accept but that corrupts memory or reads freed memory there."""
 
 
 def _user_m1_names() -> tuple[list[str], list[str], int]:
@@ -67,15 +76,13 @@ CONN_RULES = ("one_to_one", "all_to_all", "fixed_total_number", "fixed_indegree"
 SYN_INT, SYN_FLOAT, SYN_FLOAT_PT = ("synapse_group", "receptor"), ("weight", "delay"), ("weight_array", "delay_array")
 
 STATE: dict = {}
-RECORDED: dict[int, list[float]] = {}
 
 
 def reset() -> None:
     """Forget every group, connection and call (a fresh NEST GPU instance)."""
     STATE.clear()
     STATE.update(groups=[], n_nodes=0, connections=[], calls=[], calibrated=False, time_resolution=0.1, seed=None,
-                 status={}, rec=None, rec_step=None, simulated_ms=0.0)
-    RECORDED.clear()
+                 status={}, rec={}, rec_steps={}, engine=None, simulated_ms=0.0)
 
 
 reset()
@@ -110,9 +117,10 @@ def _call(name: str, **fields) -> None:
     STATE["calls"].append((name, fields))
 
 
-def _check_uncalibrated(what: str) -> None:
+def _check_uncalibrated(message: str) -> None:
+    """nestgpu.cu CheckUncalibrated: calibration is the first Simulate."""
     if STATE["calibrated"]:
-        raise ValueError(f"{what} cannot be done after calibration (the first Simulate)")
+        raise ValueError(message)
 
 
 def _node_list(nodes) -> list[int]:
@@ -145,7 +153,7 @@ def SetTimeResolution(time_res):
 
 def Create(model_name, n_node=1, n_ports=1, status_dict=None):
     """As the real Create; the input buffer gets n_node x n_ports slots whatever the model's Init declares."""
-    _check_uncalibrated("Create")
+    _check_uncalibrated("Nodes cannot be created after calibration")
     if model_name not in MODELS:
         raise ValueError(f"Unknown neuron model name: {model_name}")
     if not isinstance(n_node, int) or n_node <= 0:
@@ -170,6 +178,9 @@ def Create(model_name, n_node=1, n_ports=1, status_dict=None):
 
 def SetStatus(gen_object, params, val=None):
     """Set parameters/variables of nodes (NodeSeq, list or tuple) from a dict or one name and value."""
+    if STATE["calibrated"]:
+        raise StandInError("SetStatus after the first Simulate: not modelled by the stand-in (NEST GPU itself would not "
+                           "pass new spike_times to the device: spike_generator::Calibrate uploads them once)")
     nodes = _node_list(gen_object)
     items = [(params, val)] if val is not None else list(params.items()) if isinstance(params, dict) else None
     if items is None:
@@ -228,7 +239,7 @@ def _from_dict(spec: dict, name: str, par: dict, size: int) -> None:
 
 def Connect(source, target, conn_dict, syn_dict):
     """Connect with the real wrapper's argument handling; records (source, target, port, weight, delay) per synapse."""
-    _check_uncalibrated("Connect")
+    _check_uncalibrated("Connections cannot be created after calibration")
     for side in (source, target):
         if not isinstance(side, (list, tuple, NodeSeq)):
             raise ValueError("Unknown source type")
@@ -259,6 +270,8 @@ def Connect(source, target, conn_dict, syn_dict):
                                                                                                      np.float32)
     delays = spec["delay_array"].read(size, "delay_array") if "delay_array" in spec else np.full(size, spec["delay"],
                                                                                                  np.float32)
+    if np.any(delays < np.float32(STATE["time_resolution"])):  # float compare, as connect.cu does
+        raise ValueError("Delay must be >= time resolution")
     port = spec["receptor"]
     for node in set(tgt):
         group = _group_of(node)
@@ -275,32 +288,67 @@ def _need_nodeseq(nodes, what: str) -> None:
         raise ValueError(f"Argument type of {what} must be NodeSeq")
 
 
+def _whole_group(nodes, message: str) -> int:
+    """nestgpu.cu GetNodeSequenceOffset and its callers: the index of the one group `nodes` is, all of it."""
+    if nodes.i0 < 0 or nodes.i0 + nodes.n > STATE["n_nodes"]:
+        raise ValueError("Unrecognized node in getting node sequence offset")
+    first, last = (_group_index(nodes.i0), _group_index(nodes.i0 + nodes.n - 1))
+    if first != last:
+        raise ValueError("Nodes belong to different node groups in setting parameter")
+    group = STATE["groups"][first]
+    if group["i0"] != nodes.i0 or group["n"] != nodes.n:
+        raise ValueError(message)
+    return first
+
+
+def _group_index(node: int) -> int:
+    return STATE["groups"].index(_group_of(node))
+
+
 def ActivateRecSpikeTimes(nodes, max_n_rec_spike_times):
+    """Record the spike times of one whole group, at most max_n - 1 per neuron between two bufferings."""
     _need_nodeseq(nodes, "ActivateRecSpikeTimes")
-    STATE["rec"] = (nodes.i0, nodes.n, int(ctypes.c_int(max_n_rec_spike_times).value))
+    max_n = int(ctypes.c_int(max_n_rec_spike_times).value)
+    _check_uncalibrated("Spike time recording must be activated before calibration")
+    k = _whole_group(nodes, "Spike count must be activated for all and only  the nodes of the same group")
+    if max_n <= 0:
+        raise ValueError("Maximum number of recorded spike times must be greater than 0")
+    if k in STATE["rec"]:
+        raise ValueError("Spike times recording already activated")
+    STATE["rec"][k] = {"i0": nodes.i0, "max_n": max_n, "device": [[] for _ in range(nodes.n)],
+                       "host": [[] for _ in range(nodes.n)]}
     _call("ActivateRecSpikeTimes", i0=nodes.i0, n=nodes.n, max_n=max_n_rec_spike_times)
 
 
 def SetRecSpikeTimesStep(nodes, rec_spike_times_step):
+    """Move one whole group's recorded times to the host every `rec_spike_times_step` steps."""
     _need_nodeseq(nodes, "SetRecSpikeTimesStep")
-    STATE["rec_step"] = int(ctypes.c_int(rec_spike_times_step).value)
+    k = _whole_group(nodes, "Time step for buffering spike time recording must be set for all and only the nodes of "
+                            "the same group")
+    STATE["rec_steps"][k] = int(ctypes.c_int(rec_spike_times_step).value)
     _call("SetRecSpikeTimesStep", i0=nodes.i0, n=nodes.n, step=rec_spike_times_step)
 
 
 def Simulate(sim_time=1000.0):
-    for group in STATE["groups"]:
-        if group["model"] == "spike_generator":
-            for node in range(group["i0"], group["i0"] + group["n"]):
-                status = STATE["status"].get(node, {})
-                times, heights = status.get("spike_times", []), status.get("spike_heights", [])
-                if heights and len(heights) != len(times):
-                    raise ValueError("spike time array and spike height array must have the same size")
+    """Calibrate on the first call, then step the network for round(sim_time / dt) steps (standin_engine)."""
+    if STATE["engine"] is None:
+        STATE["engine"] = Engine(STATE)
     STATE["calibrated"] = True
+    STATE["engine"].simulate(float(ctypes.c_float(sim_time).value))
     STATE["simulated_ms"] += float(ctypes.c_float(sim_time).value)
     _call("Simulate", sim_time=sim_time)
 
 
 def GetRecSpikeTimes(nodes):
+    """Per node of one whole group, the spike times (ms, float32 values) recorded since the previous call."""
     _need_nodeseq(nodes, "GetRecSpikeTimes")
+    k = _whole_group(nodes, "Spike times must be extracted for all and only  the nodes of the same group")
+    if k not in STATE["rec"]:
+        raise ValueError("Spike times recording was not activated")
+    rec = STATE["rec"][k]
+    buffer_rec_spike_times(rec)
+    out = [list(host) for host in rec["host"]]
+    for host in rec["host"]:
+        host.clear()
     _call("GetRecSpikeTimes", i0=nodes.i0, n=nodes.n)
-    return [list(RECORDED.get(i, [])) for i in range(nodes.i0, nodes.i0 + nodes.n)]
+    return out
