@@ -5,8 +5,10 @@ per-trial seeds, the retry policy and the retrieval-chunk arithmetic (NEST GPU k
 spike times per neuron between two retrievals). The simulation itself lives in `nestgpu/trial.py`
 with the contract neuron in `nestgpu/user_m1.cu` + `flyhpc_lif.cuh` (NEST GPU user model slot `user_m1`).
 The probe finds NEST GPU without importing it (`import nestgpu` initialises CUDA). Built and linked here
-(scripts/build-nestgpu.sh), the worker checked against a stand-in of NEST GPU's module; NEVER SIMULATED HERE.
-Entry points: `NestGpuBackend`, `NestGpuOptions`, `retrieval_chunks`, `trial_seed`, `run_trial`.
+(scripts/build-nestgpu.sh), the worker checked against a stand-in of NEST GPU's module that steps NEST GPU's order
+(read from its source) with our neuron; NEST GPU itself NEVER SIMULATED HERE.
+Entry points: `NestGpuBackend`, `NestGpuOptions`, `retrieval_chunks`, `trial_seed`, `run_trial`,
+`max_recorded_steps`.
 """
 
 from __future__ import annotations

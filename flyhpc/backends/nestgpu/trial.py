@@ -6,7 +6,8 @@ retrieval chunks), builds the network from our contract neuron, registered in NE
 with spike times moved off the device every chunk, writes the spikes .npz and prints exactly one JSON line.
 Written against NEST GPU's Python API and source (master d3be46f): user_m1 is created with its 2 ports and the
 weights reach NEST GPU as a ctypes buffer this process owns until Connect returns (tests run it against a stand-in
-of the module, tests/support/nestgpu_standin, that enforces both); NOT RUN ON A GPU HERE.
+of the module, tests/support/nestgpu_standin, that enforces both and NEST GPU's refusals, and records the spikes
+our neuron emits in NEST GPU's step order); NOT RUN ON A GPU HERE.
 """
 
 from __future__ import annotations

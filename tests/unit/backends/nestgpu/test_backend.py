@@ -5,6 +5,7 @@ step (`flyhpc_lif.cuh`, compiled by nvcc for the host) against pytorch spike for
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -16,8 +17,9 @@ import pytest
 
 from flyhpc.backends import genn as gb
 from flyhpc.backends.nestgpu import backend as nb
+from flyhpc.backends.nestgpu import trial
 from flyhpc.drive import make_drive
-from flyhpc.errors import ConfigError, TaskFailed
+from flyhpc.errors import ConfigError, TaskFailed, UnsupportedFeature
 from flyhpc.network import NetworkSpec
 
 from tests.unit.backends.networks import program_spikes, pytorch_reference, small_spec
@@ -153,3 +155,27 @@ def test_nestgpu_neuron_step_matches_pytorch_spike_for_spike(tmp_path):
     subprocess.run(["nvcc", "-std=c++17", "-I", include, "-o", str(tmp_path / "sim"), str(src)], check=True,
                    timeout=300)
     assert program_spikes(tmp_path / "sim") == pytorch_reference(spec, drive)
+
+
+def test_a_delay_under_one_step_is_refused_before_any_worker_runs(tmp_path):
+    """NEST GPU's Connect refuses a delay below its time resolution (connect.cu): refused at build, as genn does."""
+    spec = small_spec()
+    short = dataclasses.replace(spec, params=dataclasses.replace(spec.params, delay_ms=0.04))
+    assert short.params.delay_steps == 0
+    with pytest.raises(UnsupportedFeature, match="needs a delay of >= 1 step"):
+        nb.NestGpuBackend(nb.NestGpuOptions(worker_cmd=("false",)), work_root=tmp_path).build(short, 100)
+
+
+def test_trials_longer_than_float32_spike_times_resolve_are_refused(tmp_path):
+    """NEST GPU records spike times as float32 ms: past 2^20 ms (at 0.1 ms steps) they no longer name their step."""
+    limit = nb.max_recorded_steps(0.1)
+    dt32 = float(np.float32(0.1))
+    last = limit + trial.RECORD_OFFSET_STEPS - 1  # recorded time index of the trial's last step
+    idx = np.arange(last - 100_000, last + 1)
+    assert np.array_equal(np.rint(np.float32(dt32 * idx).astype(np.float64) / 0.1), idx)  # exact up to the limit
+    beyond = np.arange(last + 1, 2 * last)
+    assert not np.array_equal(np.rint(np.float32(dt32 * beyond).astype(np.float64) / 0.1), beyond)
+    assert 1_000_000 < limit * 0.1 < 2**20 + 1  # about 1,048 s
+    be = nb.NestGpuBackend(nb.NestGpuOptions(worker_cmd=("false",)), work_root=tmp_path)
+    with pytest.raises(UnsupportedFeature, match="float32 spike times"):
+        be.build(small_spec(), limit + 1)
