@@ -82,7 +82,7 @@ def reset() -> None:
     """Forget every group, connection and call (a fresh NEST GPU instance)."""
     STATE.clear()
     STATE.update(groups=[], n_nodes=0, connections=[], calls=[], calibrated=False, time_resolution=0.1, seed=None,
-                 status={}, rec={}, rec_steps={}, engine=None, simulated_ms=0.0)
+                 status={}, rec={}, rec_steps={}, engine=None)
 
 
 reset()
@@ -335,7 +335,6 @@ def Simulate(sim_time=1000.0):
         STATE["engine"] = Engine(STATE)
     STATE["calibrated"] = True
     STATE["engine"].simulate(float(ctypes.c_float(sim_time).value))
-    STATE["simulated_ms"] += float(ctypes.c_float(sim_time).value)
     _call("Simulate", sim_time=sim_time)
 
 

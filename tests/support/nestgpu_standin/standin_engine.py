@@ -109,7 +109,7 @@ class _Generator:
         heights = np.asarray(status.get("spike_heights", []), np.float32)
         if times.size and heights.size == 0:
             heights = np.ones(times.size, np.float32)
-        if heights.size != times.size:
+        if times.size and heights.size != times.size:
             raise ValueError("spike time array and spike height array must have the same size in spike generator")
         self.idx = _round((times - np.float32(0.0)) / dt32).astype(np.int64)  # float arithmetic, then round
         if np.any(np.diff(self.idx) <= 0):
@@ -137,11 +137,11 @@ class Engine:
             "delay", np.float32)
         port = np.concatenate([np.full(c["source"].size, c["port"]) for c in conns]) if conns else np.zeros(0, int)
         order = np.argsort(src, kind="stable")
-        self.src, self.tgt, self.port, self.w = src[order], tgt[order], port[order], w[order]
+        self.tgt, self.port, self.w = tgt[order], port[order], w[order]
         self.d_int = (_round(delay[order] / self.dt32) - 1).astype(np.int64)  # connect.cu: round(delay / dt) - 1
-        self.first = np.searchsorted(self.src, np.arange(state["n_nodes"] + 1))
+        self.first = np.searchsorted(src[order], np.arange(state["n_nodes"] + 1))  # node k's connections: first[k:k+2]
         self.pending: dict[int, list] = {}  # step T -> [(targets, ports, values)] sent in T
-        self.time_ms, self.time_idx = 0.0, 0  # NEST GPU's neural_time_ and its step index
+        self.time_ms = 0.0  # NEST GPU's neural_time_
 
     def _push(self, nodes: np.ndarray, heights: np.ndarray, time_idx: int, time_ms: float) -> None:
         """PushSpike: record the spike where recording is active, and put it on its way along every connection."""
@@ -190,7 +190,7 @@ class Engine:
                 every = self.state["rec_steps"].get(k, 0)
                 if every > 0 and time_idx % every == every - 1:
                     buffer_rec_spike_times(rec)
-            self.time_ms, self.time_idx = time_ms, time_idx
+            self.time_ms = time_ms
 
 
 def buffer_rec_spike_times(rec: dict) -> None:
