@@ -80,6 +80,7 @@ class BundlePaths:
         self.screen_experiments = self.label_dir / "experiments.csv"
         self.screen_readout = self.label_dir / "readout.csv"
         self.screen_effects = self.label_dir / "effects.csv"
+        self.screen_neuron_effects = self.label_dir / "neuron-effects.parquet"
 
     def require_benchmark(self, command: str) -> None:
         """Refuse a screen label in a command that reads benchmark labels (naming what it holds instead).

@@ -26,8 +26,8 @@ from flyhpc.files import atomic_path, label_lock, sha256_file
 SEED_COLUMNS = ("framework", "n_run", "t_run", "setup_time", "build_time", "sim_time", "total_time",
                 "realtime_ratio", "spikes", "active_neurons", "status", "timestamp", "backend_key", "experiment",
                 "experiment_key", "run_label", "round", "spike_path")
-OUR_COLUMNS = ("load_time", "collect_time", "write_time", "sim_inner_time", "drive", "dtype", "seed", "trials",
-               "node", "device", "threads", "versions", "job_id", "array_job_id", "array_task_id", "image_digest",
+OUR_COLUMNS = ("load_time", "collect_time", "write_time", "sim_inner_time", "drive", "drive_version", "dtype", "seed",
+               "trials", "node", "device", "threads", "versions", "job_id", "array_job_id", "array_task_id", "image_digest",
                "connectome_source", "connectome_digest", "synthetic_connectome", "parquet_sha256", "flyhpc_version")
 RESULT_COLUMNS = SEED_COLUMNS + OUR_COLUMNS
 SEED_MANIFEST_COLUMNS = ("run_label", "round", "framework", "backend_key", "experiment", "experiment_key", "n_run",
@@ -116,7 +116,8 @@ def result_row(rec: dict, spike_path: str) -> dict[str, str]:
         "spike_path": spike_path,
         "load_time": _fmt(ph.get("load", 0.0), 6), "collect_time": _fmt(ph.get("collect", 0.0), 6),
         "write_time": _fmt(ph.get("write", 0.0), 6), "sim_inner_time": _fmt(rec.get("sim_inner_s"), 6),
-        "drive": rec.get("drive", ""), "dtype": rec.get("dtype", ""), "seed": str(rec.get("seed", "")),
+        "drive": rec.get("drive", ""), "drive_version": str(rec.get("drive_version", 1)),
+        "dtype": rec.get("dtype", ""), "seed": str(rec.get("seed", "")),
         "trials": " ".join(str(t) for t in rec.get("trials", [])), "node": rec.get("node", ""),
         "device": rec.get("device", ""), "threads": _fmt(rec.get("threads")),
         "versions": json.dumps(rec.get("versions", {}), sort_keys=True, separators=(",", ":")),

@@ -1,19 +1,37 @@
 """Seeded Poisson drive as data: sorted event steps per driven neuron, one train per trial.
 
-Each step a driven neuron receives a kick with probability p = rate x dt (Brian2's PoissonInput
-with N=1). Events are drawn from a Philox generator keyed by (experiment digest, base seed, round,
-trial), so a trial's drive does not depend on batch size, backend or execution order. No simulator
-is imported here. Entry points: `TrialDrive`, `Drive`, `make_drive`, `experiment_drive`, `trial_drive`.
+Each step a driven neuron receives a kick with probability p = rate x dt (Brian2's PoissonInput with N=1).
+Drive version 2 (common random numbers): neuron j's train in a trial is read from uniforms u_j(step) that
+depend only on (base seed, round, trial, j) — a kick wherever u_j(step) < p — so it does not depend on the rest
+of the experiment, the batch size, the backend or the order of execution. Two experiments that drive the same
+neurons at the same rates get identical input trains (a screen's base and "the same with neuron k silenced" are
+paired trial by trial), and the train at a lower rate is a subset of the train at a higher rate (rate sweeps
+are paired too).
+
+The uniforms are not drawn one per step (10,000 per neuron-second): the steps with u < P (P = `CANDIDATE_P`,
+500 Hz at dt 0.1 ms) are drawn as geometric gaps, each with its mark u/P, so a neuron costs ~P x n_steps
+draws; a rate above P also reads the uniforms of the other steps, from a stream of their own. Both ways give
+exactly the law of one uniform per step. Keys: Philox (numpy's Philox4x64), key = SeedSequence((DRIVE_VERSION,
+base seed, round, trial)), neuron j's candidate stream starting at counter (0, 0, j, 0) and its per-step stream
+at (0, 0, j, 1), so neurons never share numbers and a longer run extends a shorter one. No simulator is imported
+here. Entry points: `TrialDrive`, `Drive`, `make_drive`, `experiment_drive`, `trial_drive`, `DRIVE_VERSION`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from flyhpc.model import DriveSet, Experiment, Params
+from flyhpc.model import DriveSet, Params
 from flyhpc.network import NetworkSpec
+
+DRIVE_VERSION = 2  # 1: one generator per experiment (digest-keyed), unpaired; 2: per neuron, paired (this module)
+CANDIDATE_P = 0.05  # per-step probability of the candidate steps; rates above it read the per-step stream too
+_LOG_Q = math.log1p(-CANDIDATE_P)
+_STREAM_CANDIDATES, _STREAM_STEPS = 0, 1
+_EMPTY_BUFFER = np.zeros(4, np.uint64)
 
 
 @dataclass(frozen=True)
@@ -37,81 +55,93 @@ class Drive:
     base_seed: int
     round: int
     trials: tuple[TrialDrive, ...]
+    version: int = DRIVE_VERSION
 
     @property
     def n_trials(self) -> int:
         return len(self.trials)
 
 
-def _generator(digest: str, base_seed: int, round_: int, trial: int) -> np.random.Generator:
-    digest_words = [int(digest[i:i + 8], 16) for i in range(0, 32, 8)]
-    seq = np.random.SeedSequence([int(base_seed), int(round_), int(trial), *digest_words])
-    return np.random.Generator(np.random.Philox(seq))
+class _Streams:
+    """Neuron j's uniforms of one trial: a Philox4x64 whose state is set to (trial key, counter (0, 0, j, s))."""
+
+    def __init__(self, base_seed: int, round_: int, trial: int):
+        self._key = np.random.SeedSequence([DRIVE_VERSION, int(base_seed), int(round_), int(trial)]).generate_state(
+            2, np.uint64)
+        self._bits = np.random.Philox(key=self._key)
+
+    def uniforms(self, neuron: int, stream: int, count: int) -> np.ndarray:
+        """The first `count` uniforms in [0, 1) (53-bit) of `neuron`'s `stream`."""
+        # buffer_pos 4 = an empty buffer: the first value comes from the counter set here
+        self._bits.state = {"bit_generator": "Philox", "buffer": _EMPTY_BUFFER, "buffer_pos": 4, "has_uint32": 0,
+                            "uinteger": 0, "state": {"counter": np.array([0, 0, neuron, stream], np.uint64),
+                                                     "key": self._key}}
+        return (self._bits.random_raw(count) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-def _chunk(p: float, n_steps: int) -> int:
-    """Gaps drawn at a time for one neuron: enough to pass n_steps almost always (about 5 sd to spare)."""
-    return max(64, int(n_steps * p * 1.1) + 64)
+def _candidate_pairs(n_steps: int) -> int:
+    """(gap, mark) pairs drawn per neuron: enough to pass n_steps almost always (about 6 sd to spare)."""
+    mean = n_steps * CANDIDATE_P
+    return int(mean + 6.0 * math.sqrt(mean) + 16)
 
 
-def _bernoulli_steps(rng: np.random.Generator, p: float, n_steps: int, chunk: int | None = None) -> np.ndarray:
-    """Steps in [0, n_steps) of a Bernoulli(p) process, drawn as geometric gaps, `chunk` gaps at a time.
+def _candidates(u: np.ndarray) -> np.ndarray:
+    """Candidate steps from the gap halves of (gap, mark) uniform pairs (last axis): geometric(P) gaps by inversion."""
+    return np.cumsum(np.floor(np.log1p(-u[..., 0::2]) / _LOG_Q).astype(np.int64) + 1, axis=-1) - 1
 
-    This defines the stream: the gaps come from `rng` in order, a chunk at a time, until one passes
-    n_steps (the rest of that chunk is drawn and discarded). `_bernoulli_sets` draws the same values faster.
-    """
-    if p <= 0.0 or n_steps <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if p >= 1.0:
-        return np.arange(n_steps, dtype=np.int64)
-    out = []
-    last = -1
-    chunk = chunk or _chunk(p, n_steps)
-    while True:
-        gaps = rng.geometric(p, size=chunk)
-        steps = last + np.cumsum(gaps)
-        out.append(steps[steps < n_steps])
-        if steps[-1] >= n_steps:
+
+def _neuron_steps(streams: _Streams, neuron: int, p: float, n_steps: int) -> np.ndarray:
+    """Kick steps of one neuron (probability p per step), sorted: the definition of the train."""
+    n = _candidate_pairs(n_steps)
+    while True:  # a longer draw has the shorter one as its prefix: redraw longer in the rare short case
+        u = streams.uniforms(neuron, _STREAM_CANDIDATES, 2 * n)
+        candidates = _candidates(u)
+        if candidates[-1] >= n_steps:
             break
-        last = int(steps[-1])
-    return np.concatenate(out).astype(np.int64)
+        n *= 2
+    inside = candidates < n_steps
+    if p <= CANDIDATE_P:
+        return candidates[inside & (u[1::2] * CANDIDATE_P < p)]
+    # every candidate is a kick; the other steps have uniforms in [P, 1): a kick where below p
+    other = streams.uniforms(neuron, _STREAM_STEPS, n_steps) < (p - CANDIDATE_P) / (1.0 - CANDIDATE_P)
+    other[candidates[inside]] = True
+    return np.flatnonzero(other)
 
 
-def _bernoulli_sets(rng: np.random.Generator, p: float, n_neurons: int, n_steps: int,
-                    chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """`_bernoulli_steps` of n_neurons neurons one after the other: (steps, counts per neuron), same values.
+def _set_steps(streams: _Streams, neurons: np.ndarray, p: float, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_neuron_steps` of every neuron of one set, one after the other: (steps, counts per neuron), same values.
 
-    One draw of n_neurons chunks serves every neuron whose first chunk passes n_steps (almost always
-    all of them); otherwise the generator is wound back and the neurons are drawn one by one.
-    """
-    if 0.0 < p < 1.0 and n_steps > 0 and n_neurons:
-        chunk = chunk or _chunk(p, n_steps)
-        state = rng.bit_generator.state
-        steps = np.cumsum(rng.geometric(p, size=(n_neurons, chunk)), axis=1) - 1
-        if (steps[:, -1] >= n_steps).all():
-            inside = steps < n_steps
-            return steps[inside].astype(np.int64), inside.sum(axis=1)
-        rng.bit_generator.state = state  # a neuron needs a second chunk: draw them in stream order
-    parts = [_bernoulli_steps(rng, p, n_steps, chunk) for _ in range(n_neurons)]
-    return (np.concatenate(parts) if parts else np.zeros(0, np.int64),
-            np.array([len(s) for s in parts], dtype=np.int64))
+    The usual case (p <= P, every neuron's first draw passes n_steps) is computed for the whole set at once;
+    otherwise it falls through to neuron after neuron."""
+    if p <= 0.0 or n_steps <= 0 or not neurons.size:
+        return np.zeros(0, np.int64), np.zeros(neurons.size, np.int64)
+    if p <= CANDIDATE_P:
+        pairs = _candidate_pairs(n_steps)
+        u = np.empty((neurons.size, 2 * pairs))
+        for row, neuron in enumerate(neurons.tolist()):
+            u[row] = streams.uniforms(neuron, _STREAM_CANDIDATES, 2 * pairs)
+        candidates = _candidates(u)
+        if (candidates[:, -1] >= n_steps).all():
+            kick = (candidates < n_steps) & (u[:, 1::2] * CANDIDATE_P < p)
+            return candidates[kick], kick.sum(axis=1)
+    parts = [_neuron_steps(streams, neuron, p, n_steps) for neuron in neurons.tolist()]
+    return np.concatenate(parts), np.array([part.size for part in parts], np.int64)
 
 
 def trial_drive(spec: NetworkSpec, n_steps: int, base_seed: int, round_: int, trial: int) -> TrialDrive:
     """The drive events of one trial (same arguments, same events, on any machine)."""
-    return _trial_drive(spec.experiment.digest(), spec.drive_sets, spec.params.dt_ms, n_steps, base_seed, round_,
-                        trial)
+    return _trial_drive(spec.drive_sets, spec.params.dt_ms, n_steps, base_seed, round_, trial)
 
 
-def _trial_drive(digest: str, drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int,
-                 trial: int) -> TrialDrive:
-    rng = _generator(digest, base_seed, round_, trial)
+def _trial_drive(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int, trial: int) -> TrialDrive:
+    streams = _Streams(base_seed, round_, trial)
     dt_s = dt_ms / 1000.0
     steps_parts, neuron_parts = [], []
-    for drive_set in drive_sets:  # neurons in experiment order: stable across backends
-        steps, counts = _bernoulli_sets(rng, drive_set.rate_hz * dt_s, len(drive_set.indices), n_steps)
+    for drive_set in drive_sets:
+        neurons = np.asarray(drive_set.indices, dtype=np.int32)
+        steps, counts = _set_steps(streams, neurons, drive_set.rate_hz * dt_s, n_steps)
         steps_parts.append(steps)
-        neuron_parts.append(np.repeat(np.asarray(drive_set.indices, dtype=np.int32), counts))
+        neuron_parts.append(np.repeat(neurons, counts))
     if not steps_parts:
         return TrialDrive(trial, np.zeros(0, np.int64), np.zeros(0, np.int32))
     steps = np.concatenate(steps_parts)
@@ -127,15 +157,13 @@ def _trial_drive(digest: str, drive_sets, dt_ms: float, n_steps: int, base_seed:
 def make_drive(spec: NetworkSpec, n_steps: int, n_trials: int, base_seed: int = 0, round_: int = 1,
                first_trial: int = 0) -> Drive:
     """Drive for trials first_trial .. first_trial + n_trials - 1 of one round."""
-    return experiment_drive(spec.experiment, spec.drive_sets, spec.params, n_steps, n_trials, base_seed, round_,
-                            first_trial)
+    return experiment_drive(spec.drive_sets, spec.params, n_steps, n_trials, base_seed, round_, first_trial)
 
 
-def experiment_drive(experiment: Experiment, drive_sets: tuple[DriveSet, ...], params: Params, n_steps: int,
-                     n_trials: int, base_seed: int = 0, round_: int = 1, first_trial: int = 0) -> Drive:
-    """`make_drive` without a NetworkSpec: the drive depends only on the experiment (its digest), its
-    resolved drive sets and dt, not on the network it drives (screens reuse one network for many experiments)."""
-    digest = experiment.digest()
-    trials = tuple(_trial_drive(digest, drive_sets, params.dt_ms, n_steps, base_seed, round_, t)
+def experiment_drive(drive_sets: tuple[DriveSet, ...], params: Params, n_steps: int, n_trials: int,
+                     base_seed: int = 0, round_: int = 1, first_trial: int = 0) -> Drive:
+    """`make_drive` without a NetworkSpec: the drive depends only on the driven neurons (row indices), their
+    rates and dt, not on the network it drives (screens reuse one network for many experiments)."""
+    trials = tuple(_trial_drive(drive_sets, params.dt_ms, n_steps, base_seed, round_, t)
                    for t in range(first_trial, first_trial + n_trials))
     return Drive(n_steps=n_steps, base_seed=int(base_seed), round=int(round_), trials=trials)

@@ -201,7 +201,8 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
     with timer.phase("write"):
         meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
                 "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(), "flyhpc.backend": backend,
-                "flyhpc.dtype": result.precision, "flyhpc.drive": result.drive_mode, **(parquet_meta or {})}
+                "flyhpc.dtype": result.precision, "flyhpc.drive": result.drive_mode,
+                "flyhpc.drive_version": str(drive.version), **(parquet_meta or {})}
         write_spikes(parquet, result.spikes, spec.flywire_ids, params.dt_ms, file_stem(backend, t_run_s, n_run), meta)
         if rates_csv is not None:
             rate_frame = rates(result.spikes, spec.flywire_ids, t_run_s, n_run)
@@ -219,7 +220,10 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
         "framework": framework_name(backend, device), "device": device, "experiment": experiment.name,
         "experiment_key": experiment.key, "t_run_s": float(t_run_s), "n_run": int(n_run), "n_steps": n_steps,
         "seed": seed, "round": round_, "trials": [t.trial for t in drive.trials], "dtype": result.precision,
-        "drive": result.drive_mode, "backend_options": result.options, "connectome_source": conn.source,
+        "drive": result.drive_mode, "drive_version": drive.version, "backend_options": result.options,
+        "driven_neurons": np.sort(np.concatenate([s.indices for s in spec.drive_sets])).tolist(),
+        "silenced_neurons": np.asarray(spec.silenced).tolist(), "silence_mode": experiment.silence_mode,
+        "connectome_source": conn.source,
         "connectome_digest": conn.digest, "synthetic_connectome": conn.is_synthetic, "n_neurons": conn.n_neurons,
         "n_edges": conn.n_edges, "spikes": summary.spikes, "active_neurons": summary.active_neurons,
         "phases_s": timer.as_dict(), "sim_inner_s": result.run.inner_s, "build_cached": result.build.cached,

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from flyhpc import backends, config_paths
 from flyhpc.bundle import check_label, file_stem
+from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError
 from flyhpc.model import PRESETS, Experiment, Params, validate_run
 
@@ -96,8 +97,10 @@ class BenchmarkTask:
     Small and picklable (the cluster package sends it to the job). `t_run_s` is stored as a float, so 1 and
     1.0 give the same task and the same file names. `connectome` is "auto", "synthetic" or a folder;
     `connectome_digest` is "" until resolved, and when set the worker refuses a connectome whose
-    digest differs. The drive of trial k is keyed by (experiment, seed, round, k). The experiment
-    is checked by `expand_grid` and by the worker (an unknown one gives an error record), not here.
+    digest differs. The drive of trial k is keyed by (seed, round, k) per driven neuron (`flyhpc.drive`);
+    `drive_version` is the drive it was planned with (submission.json files older than version 2 lack the
+    field and read as 1). The experiment is checked by `expand_grid` and by the worker (an unknown one gives
+    an error record), not here.
     """
 
     kind: ClassVar[str] = "benchmark"
@@ -113,6 +116,7 @@ class BenchmarkTask:
     connectome_digest: str
     results_root: str
     backend_options: tuple[tuple[str, Any], ...] = ()
+    drive_version: int = DRIVE_VERSION
 
     def __post_init__(self) -> None:
         check_label(self.run_label)
@@ -135,7 +139,8 @@ class BenchmarkTask:
         """sha256 of everything that changes the task's spikes beyond its name.
 
         The experiment's digest (what is driven and silenced, at which rates), the base seed, the
-        connectome's digest and the backend options that change results (`result_options`). Two
+        connectome's digest, the backend options that change results (`result_options`) and the drive
+        version (left out for version 1, so the keys of older labels stay what they were). Two
         tasks with one name and different fingerprints would write the same file with different
         spikes: a label refuses that (`flyhpc.cluster.submission.check_identity`) and a record made for another
         fingerprint never counts as done.
@@ -143,6 +148,8 @@ class BenchmarkTask:
         body = {"experiment": experiment_digest(self.experiment), "seed": self.seed,
                 "connectome": self.connectome_digest,
                 "options": backends.result_options(self.backend, dict(self.backend_options))}
+        if self.drive_version != 1:
+            body["drive_version"] = self.drive_version
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
     @property
@@ -168,7 +175,7 @@ class BenchmarkTask:
         """What every task of the label shares (`flyhpc.cluster.submission.label_identity`); a path may move,
         a digest not."""
         return {"experiment": self.experiment, "experiment_digest": experiment_digest(self.experiment),
-                "seed": self.seed, "connectome_digest": self.connectome_digest}
+                "seed": self.seed, "connectome_digest": self.connectome_digest, "drive_version": self.drive_version}
 
     @property
     def stem(self) -> str:

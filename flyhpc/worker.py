@@ -22,7 +22,8 @@ from typing import Callable
 
 from flyhpc import __version__
 from flyhpc.bundle import BundlePaths, disk_state, framework_name, read_record
-from flyhpc.errors import FlyhpcError, TaskFailed
+from flyhpc.drive import DRIVE_VERSION
+from flyhpc.errors import ConfigError, FlyhpcError, TaskFailed
 from flyhpc.files import write_json_atomic
 from flyhpc.tasks import BenchmarkTask, experiment_of
 
@@ -81,7 +82,7 @@ def _base_record(task, started: str, job: JobInfo) -> dict:
     return {
         "record_format": 1, "flyhpc_version": __version__, "key": task.key, "run_label": task.run_label,
         "backend": task.backend, "framework": framework_name(task.backend), **_task_fields(task),
-        "seed": task.seed, "connectome": task.connectome,
+        "seed": task.seed, "drive_version": task.drive_version, "connectome": task.connectome,
         "node": socket.gethostname(), "python": platform.python_version(), "started_utc": started,
         "job_id": job.job_id, "array_job_id": job.array_job_id, "array_task_id": job.array_task_id,
         "image_digest": os.environ.get("FLYHPC_IMAGE_DIGEST", ""),
@@ -171,6 +172,9 @@ def _execute(task, parquet: Path, log: Callable[[str], None], on_phase: Callable
         if on_phase:
             on_phase(name)
 
+    if task.drive_version != DRIVE_VERSION:
+        raise ConfigError(f"task {task.key} was planned with drive version {task.drive_version}; this flyhpc draws "
+                          f"version {DRIVE_VERSION}: submit it under another run label")
     if task.kind == "screen":
         from flyhpc.screens.task import execute as execute_chunk
 

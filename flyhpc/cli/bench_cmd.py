@@ -122,6 +122,15 @@ def collect_cmd(ctx, run_label, results_root, global_csv):
     ctx.exit(report.exit_code)
 
 
+def _number(value, spec: str) -> str:
+    """A CSV number as text; "-" where it is empty or NaN (one trial: nothing to test)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if value != value else format(value, spec)
+
+
 def _print_effects(console: Console, report, top: int = 10) -> None:
     """The experiments with the largest effect, from a complete screen label's effects.csv."""
     import pandas as pd
@@ -129,18 +138,24 @@ def _print_effects(console: Console, report, top: int = 10) -> None:
 
     from flyhpc.bundle import display_path
 
+    from flyhpc.screens.effects import ALPHA
+
     effects_csv = next((p for p in report.files if p.name == "effects.csv"), None)
     if effects_csv is None:
         return
     frame = pd.read_csv(effects_csv, dtype={"experiment_key": str, "top_neuron": str}, nrows=top,
                         keep_default_na=False)
-    table = Table(title=f"largest effect on {frame['measured_on'].iloc[0] if len(frame) else '-'} "
-                        f"({display_path(effects_csv)})")
-    for col in ("rank", "experiment", "effect Hz", "top neuron", "change Hz"):
+    table = Table(title=f"largest paired effects on {frame['measured_on'].iloc[0] if len(frame) else '-'} "
+                        f"({display_path(effects_csv)}; significant: q < {ALPHA} within the experiment)")
+    for col in ("rank", "experiment", "significant Hz", "neurons sig/tested", "effect Hz ± se", "own Hz",
+                "top neuron", "change Hz ± se (q)"):
         table.add_column(col, justify="left" if col in ("experiment", "top neuron") else "right")
     for row in frame.itertuples():
-        table.add_row(str(row.rank), row.experiment_name, f"{row.effect_hz:.4g}", row.top_neuron,
-                      f"{row.top_change_hz:+.4g}")
+        table.add_row(str(row.rank), row.experiment_name, _number(row.significant_effect_hz, ".4g"),
+                      f"{row.n_significant}/{row.n_tested}", f"{_number(row.effect_hz, '.4g')} ± "
+                      f"{_number(row.effect_se_hz, '.2g')}", _number(row.own_change_hz, '+.3g'), row.top_neuron,
+                      f"{_number(row.top_change_hz, '+.4g')} ± {_number(row.top_change_se_hz, '.2g')} "
+                      f"({_number(row.top_q, '.2g')})" if row.top_neuron else "")
     console.print(table)
 
 

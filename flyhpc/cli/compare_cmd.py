@@ -90,3 +90,46 @@ def backend(run_label, results_root, backend, rounds, t_run_s, n_run, tolerance_
     rows, files = compare.backend_vs_reference(results_root, run_label, backend, tuple(rounds) or (1, 2, 3, 4, 5),
                                                t_values, n_values, tolerance_ms, include_timing, output_dir)
     Console().print(f"{len(rows)} comparison(s); wrote " + ", ".join(str(f) for f in files))
+
+
+@compare_group.command(name="runs")
+@click.argument("run_a", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("run_b", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of every measured neuron's paired change (B - A).")
+@click.option("--top", type=int, default=10, show_default=True, help="Neurons to show.")
+def runs(run_a, run_b, output, top):
+    """Run B against run A (two `flyhpc run` parquets of one design): identical, or the paired change.
+
+    Runs that drive the same neurons at the same rates (same seed, t_run, n_run, connectome) share their input
+    trains trial by trial, so what differs is the effect of what else differs (e.g. a silenced neuron) alone.
+    """
+    from flyhpc.compare.runs import compare_runs
+    from flyhpc.files import atomic_path
+    from flyhpc.screens.effects import ALPHA
+
+    result = compare_runs(run_a, run_b)
+    console = Console()
+    if result.identical:
+        console.print(f"identical spikes: {result.spikes_a} in both runs")
+    else:
+        first = result.first_difference
+        console.print(f"not identical: {result.spikes_a} vs {result.spikes_b} spikes; first difference at spike "
+                      f"{first['index']}: A {first['a']}, B {first['b']}")
+    e = result.effect
+    console.print(f"paired change of B against A over {e['n_tested']} neuron(s): sum |change| "
+                  f"{e['effect_hz']:.4g} ± {e['effect_se_hz']:.2g} Hz; {e['n_significant']} significant "
+                  f"(q < {ALPHA}); B's own driven/silenced neurons changed by {e['own_change_hz']:+.4g} Hz")
+    table = Table(title="largest changes (B - A)")
+    for col in ("neuron", "flywire id", "A Hz", "B Hz", "change Hz ± se", "q"):
+        table.add_column(col, justify="right")
+    for row in result.neurons.head(top).itertuples():
+        if row.change_hz == 0:
+            break
+        table.add_row(str(row.neuron_index), str(row.flywire_id), f"{row.base_rate_hz:.4g}", f"{row.rate_hz:.4g}",
+                      f"{row.change_hz:+.4g} ± {row.change_se_hz:.2g}", f"{row.q:.2g}")
+    console.print(table)
+    if output is not None:
+        with atomic_path(output) as tmp:
+            result.neurons.to_csv(tmp, index=False)
+        console.print(f"wrote {output}")

@@ -26,6 +26,7 @@ from flyhpc.bundle import BundlePaths
 from flyhpc.cluster import executors, status
 from flyhpc.cluster.profiles import ClusterProfile, Resources
 from flyhpc.cluster.submission import git_revision, load_submission, profile_record, task_from_dict, updated_record
+from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError, FlyhpcError
 from flyhpc.files import label_lock, write_json_atomic
 
@@ -228,6 +229,12 @@ def resubmit(results_root: str | Path, run_label: str, states: Sequence[str], pr
         prof = record["profile"]
         profile = profiles.load_profile(prof["source"] if prof["source"] != "<embedded>" else prof["name"])
     chosen = [task_from_dict(record["tasks"][row.key]) for row in report.rows if row.state in states]
+    old = sorted({t.drive_version for t in chosen} - {DRIVE_VERSION})
+    if old:
+        raise ConfigError(f"run label {run_label!r} was planned with drive version {old[0]}; this flyhpc draws "
+                          f"version {DRIVE_VERSION} (paired input trains), so its tasks cannot be rerun into it. "
+                          "Its files stay readable (status, collect, verify, report); submit under another "
+                          "--run-label to run it again")
     if not chosen:
         return SubmitPlan(run_label, str(results_root), profile, container, (), ()), record
     before = _earlier_limits(record)

@@ -87,7 +87,8 @@ def task_from_dict(data: dict) -> Any:
     if data.get("kind") == "screen":
         return task_from_fields(data)
     fields = {f.name for f in dataclasses.fields(BenchmarkTask)}
-    return BenchmarkTask(**{k: v for k, v in data.items() if k in fields})
+    # entries written before drive version 2 have no drive_version: they were planned with version 1
+    return BenchmarkTask(**{"drive_version": 1, **{k: v for k, v in data.items() if k in fields}})
 
 
 def task_to_dict(task: Any) -> dict:
@@ -130,9 +131,13 @@ def check_identity(recorded: dict | None, wanted: dict, run_label: str) -> None:
     if not recorded:
         return
     diffs = []
+    defaults = {"kind": "benchmark", "drive_version": 1}  # what a record older than the key meant
     for key in sorted((set(recorded) | set(wanted)) - {"options"}):
-        if recorded.get(key, "benchmark" if key == "kind" else None) != wanted.get(key):
-            diffs.append(f"{key} {recorded.get(key)!r} there, {wanted.get(key)!r} now")
+        there, now = recorded.get(key, defaults.get(key)), wanted.get(key, defaults.get(key))
+        if there != now:
+            diffs.append(f"{key} {there!r} there, {now!r} now")
+            if key == "drive_version":
+                diffs[-1] += " (its input trains are not this flyhpc's; the label's files stay readable)"
     for backend, opts in wanted.get("options", {}).items():
         before = recorded.get("options", {}).get(backend)
         if before is not None and before != opts:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from flyhpc import __version__
 from flyhpc.data.connectome import Connectome
+from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError
 from flyhpc.model import Params
 from flyhpc.screens.engine import make_runner
@@ -106,7 +107,8 @@ def run_chunk(screen: Screen, experiments: Sequence[ScreenExperiment], conn: Con
     for exp in experiments:
         run = runner.run(exp.experiment, screen.n_run, screen.seed, ROUND)
         t0 = time.perf_counter()
-        rates = neuron_rates(run.spikes, screen.n_run, screen.t_run_s, conn.n_neurons)
+        rates = neuron_rates(run.spikes, screen.n_run, screen.t_run_s, conn.n_neurons).with_roles(
+            run.driven, run.silenced, screen.t_run_s)
         rates_s = time.perf_counter() - t0
         tables.add(exp, rates, run, rates_s)
         for key in ("drive_s", "prepare_s", "engine_s", "collect_s"):
@@ -119,6 +121,7 @@ def run_chunk(screen: Screen, experiments: Sequence[ScreenExperiment], conn: Con
     t_write = time.perf_counter()
     meta = {"flyhpc.screen": screen.name, "flyhpc.backend": screen.backend, "flyhpc.t_run_s": repr(screen.t_run_s),
             "flyhpc.n_run": str(screen.n_run), "flyhpc.seed": str(screen.seed), "flyhpc.round": str(ROUND),
+            "flyhpc.drive_version": str(DRIVE_VERSION),
             "flyhpc.silence_mode": screen.silence_mode, "flyhpc.connectome_source": conn.source,
             "flyhpc.connectome_digest": conn.digest, "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(),
             "flyhpc.backend_options": json.dumps(dataclasses.asdict(runner.options), sort_keys=True),

@@ -5,8 +5,9 @@ reason; checksums.sha256 lists exactly the intact files (the plan, done chunks' 
 error records, the merged files, the manifest). Only when every chunk is done are the merged files written:
 `screen.parquet` (the tidy rates of every experiment, in plan order), `experiments.csv` (one row per
 experiment with its timings), `readout.csv` (experiments x readout neurons, when the screen has readout
-neurons) and `effects.csv` (every experiment ranked by its effect relative to the base experiment,
-`flyhpc.screens.effects`); an incomplete label has none of them (a stale one from an earlier collect is
+neurons), `effects.csv` (every experiment ranked by its paired effect relative to the base experiment, with
+its uncertainty) and `neuron-effects.parquet` (every measured (experiment, neuron): paired change, standard
+error, p and q; both `flyhpc.screens.effects`); an incomplete label has none of them (a stale one from an earlier collect is
 removed), so a partial screen never looks whole. Idempotent: a second run writes identical bytes.
 Entry points: `collect_screen`, `MANIFEST_COLUMNS`.
 """
@@ -105,15 +106,17 @@ def collect_screen(results_root: str | Path, run_label: str) -> CollectReport:
 
 
 def _drop_merged(paths: BundlePaths) -> list[Path]:
-    for path in (paths.screen_rates, paths.screen_experiments, paths.screen_readout, paths.screen_effects):
+    for path in (paths.screen_rates, paths.screen_experiments, paths.screen_readout, paths.screen_effects,
+                 paths.screen_neuron_effects):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     return []
 
 
 def _write_merged(paths: BundlePaths, chunks: list) -> list[Path]:
-    """screen.parquet, experiments.csv, readout.csv (if any) and effects.csv from the done chunks, in plan order."""
-    from flyhpc.screens.effects import EFFECT_COLUMNS, effect_table
+    """screen.parquet, experiments.csv, readout.csv (if any), effects.csv and neuron-effects.parquet from the done
+    chunks, in plan order."""
+    from flyhpc.screens.effects import EFFECT_COLUMNS, Readout, paired_effects
     from flyhpc.screens.plan_file import read_plan
 
     plan = read_plan(paths.screen_plan, chunks[0].plan_sha256, 0, 0)
@@ -130,12 +133,17 @@ def _write_merged(paths: BundlePaths, chunks: list) -> list[Path]:
     if plan.screen.readout.values:
         write_if_changed(paths.screen_readout,
                          _concat_csv([p.parent / f"{t.stem}_readout.csv" for p, t in zip(parquets, chunks)]))
-        readout = pd.read_csv(paths.screen_readout, dtype={"experiment_key": str})
+        readout = Readout(plan.screen.readout.values, plan.screen.readout.labels, plan.screen.by)
         written.append(paths.screen_readout)
     experiments = pd.read_csv(paths.screen_experiments, dtype={"experiment_key": str})
-    rates = pq.read_table(paths.screen_rates, columns=["experiment_key", "neuron_index", "flywire_id",
-                                                       "rate_mean_hz"]).to_pandas()
-    effects = effect_table(experiments, rates, plan.base_key, readout)
+    rates = pq.read_table(paths.screen_rates, columns=["experiment_key", "neuron_index", "flywire_id", "role",
+                                                       "trial_spikes"])
+    effects, neurons = paired_effects(experiments, rates, base_key=plan.base_key, n_run=chunks[0].n_run,
+                                      t_run_s=chunks[0].t_run_s, readout=readout)
     write_if_changed(paths.screen_effects, effects.to_csv(index=False, columns=list(EFFECT_COLUMNS),
                                                           float_format="%.6g", lineterminator="\n"))
-    return [*written, paths.screen_effects]
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(neurons, preserve_index=False).replace_schema_metadata(meta), buf,
+                   compression="zstd")
+    _write_bytes_if_changed(paths.screen_neuron_effects, buf.getvalue())
+    return [*written, paths.screen_effects, paths.screen_neuron_effects]

@@ -33,13 +33,15 @@ from flyhpc.spikes import SpikeTable
 class ExperimentRun:
     """The spikes of one experiment's trials and where its time went (seconds): `drive_s` drawing the drive,
     `prepare_s` resolving, masking and restoring the network, `engine_s` the simulator's calls, `collect_s`
-    gathering spikes into a table."""
+    gathering spikes into a table; `driven` and `silenced` the experiment's row indices."""
 
     spikes: SpikeTable
     drive_s: float
     prepare_s: float
     engine_s: float
     collect_s: float
+    driven: np.ndarray
+    silenced: np.ndarray
 
 
 def _options(backend: str, options: Mapping[str, Any] | None):
@@ -82,7 +84,7 @@ class NativeRunner:
 
         t0 = time.perf_counter()
         resolved = experiment.resolve(self._conn.flywire_ids)
-        drive = experiment_drive(experiment, resolved.drive_sets, self._params, self._n_steps, n_run, seed, round_)
+        drive = experiment_drive(resolved.drive_sets, self._params, self._n_steps, n_run, seed, round_)
         t1 = time.perf_counter()
         net, restore = self._prepare(resolved)
         t2 = time.perf_counter()
@@ -100,7 +102,7 @@ class NativeRunner:
             trial, step, neuron = trial[heard], step[heard], neuron[heard]
         spikes = SpikeTable.from_arrays(trial, step, neuron)
         return ExperimentRun(spikes=spikes, drive_s=t1 - t0, prepare_s=(t2 - t1) + (t4 - t3), engine_s=t3 - t2,
-                             collect_s=time.perf_counter() - t4)
+                             collect_s=time.perf_counter() - t4, driven=resolved.driven, silenced=resolved.silenced)
 
     def _prepare(self, resolved: ResolvedExperiment):
         """The engine network of `resolved` and the function that puts the shared one back (the shared arrays
@@ -145,7 +147,9 @@ class BackendRunner:
         phases = timer.seconds
         return ExperimentRun(spikes=result.spikes, drive_s=t2 - t1,
                              prepare_s=(t1 - t0) + phases.get("setup", 0.0) + phases.get("build", 0.0),
-                             engine_s=phases.get("sim", 0.0), collect_s=phases.get("collect", 0.0))
+                             engine_s=phases.get("sim", 0.0), collect_s=phases.get("collect", 0.0),
+                             driven=np.sort(np.concatenate([s.indices for s in spec.drive_sets])),
+                             silenced=np.asarray(spec.silenced))
 
 
 def make_runner(backend: str, conn: Connectome, params: Params, n_steps: int, *,

@@ -1,11 +1,13 @@
 """A chunk's results: per-neuron rates of every experiment (tidy parquet), the readout table and a summary.
 
 Rates are computed as `flyhpc.spikes.rates` does (count / t_run per trial; mean and std with ddof=1 over
-trials, NaN std for one trial), for every neuron that spiked at least once. Files, each written atomically:
-`<stem>.parquet` (one row per (experiment, spiking neuron), columns `TIDY_COLUMNS`, experiments in chunk order
-then neurons by index), `<stem>_experiments.csv` (one row per experiment, spiking or not, with its timings) and,
-when the screen has readout neurons, `<stem>_readout.csv` (experiments x readout neurons, mean rates in Hz).
-Entry points: `NeuronRates`, `neuron_rates`, `ChunkTables`, `ChunkFiles`, `TIDY_COLUMNS`.
+trials, NaN std for one trial), for every neuron that spiked at least once and for every neuron the experiment
+drives or silences (spiking or not: `role` "driven" or "silenced", else ""), with the spike count of each
+trial (`trial_spikes`, what the paired effects of `flyhpc.screens.effects` need). Files, each written
+atomically: `<stem>.parquet` (one row per (experiment, neuron), columns `TIDY_COLUMNS`, experiments in chunk
+order then neurons by index), `<stem>_experiments.csv` (one row per experiment, spiking or not, with its
+timings) and, when the screen has readout neurons, `<stem>_readout.csv` (experiments x readout neurons, mean
+rates in Hz). Entry points: `NeuronRates`, `neuron_rates`, `ChunkTables`, `ChunkFiles`, `TIDY_COLUMNS`, `ROLES`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ TIDY_SCHEMA = pa.schema([
     ("rate_mean_hz", pa.float64()),
     ("rate_std_hz", pa.float64()),
     ("n_trials", pa.int32()),
+    ("role", pa.string()),
+    ("trial_spikes", pa.list_(pa.int32())),
 ])
+ROLES = ("", "driven", "silenced")  # a row's role: code 0, 1, 2
 TIDY_COLUMNS = tuple(TIDY_SCHEMA.names)
 SUMMARY_COLUMNS = ("experiment_key", "experiment_name", "n_trials", "spikes", "active_neurons", "drive_s",
                    "prepare_s", "engine_s", "collect_s", "rates_s")
@@ -40,12 +45,34 @@ SUMMARY_COLUMNS = ("experiment_key", "experiment_name", "n_trials", "spikes", "a
 
 @dataclass(frozen=True)
 class NeuronRates:
-    """Rates of the neurons that spiked in one experiment, by ascending row index."""
+    """Rates of the neurons that spiked in one experiment (and, after `with_roles`, of those it drives or
+    silences), by ascending row index; `per_trial` is the (n_run x neurons) spike count table."""
 
     neuron_index: np.ndarray  # int32
     spikes: np.ndarray  # int64, summed over trials
     rate_mean_hz: np.ndarray
     rate_std_hz: np.ndarray
+    per_trial: np.ndarray  # int64, n_run x neurons
+    role: np.ndarray | None = None  # int8 codes of ROLES; None: every row is a spiking network neuron
+
+    def with_roles(self, driven: np.ndarray, silenced: np.ndarray, t_run_s: float) -> "NeuronRates":
+        """These rates with a row for every driven and silenced neuron (0 spikes where it did not spike)."""
+        perturbed = np.union1d(np.asarray(driven, np.int32), np.asarray(silenced, np.int32))
+        rows = np.union1d(self.neuron_index, perturbed).astype(np.int32)
+        per_trial = np.zeros((self.per_trial.shape[0], rows.size), np.int64)
+        per_trial[:, np.searchsorted(rows, self.neuron_index)] = self.per_trial
+        role = np.zeros(rows.size, np.int8)
+        role[np.searchsorted(rows, np.asarray(driven, np.int32))] = 1
+        role[np.searchsorted(rows, np.asarray(silenced, np.int32))] = 2
+        return _from_counts(rows, per_trial, t_run_s, role)
+
+
+def _from_counts(neuron_index: np.ndarray, per_trial: np.ndarray, t_run_s: float,
+                 role: np.ndarray | None = None) -> NeuronRates:
+    r = per_trial / t_run_s
+    std = r.std(axis=0, ddof=1) if per_trial.shape[0] > 1 else np.full(neuron_index.size, np.nan)
+    return NeuronRates(neuron_index=neuron_index.astype(np.int32), spikes=per_trial.sum(axis=0),
+                       rate_mean_hz=r.mean(axis=0), rate_std_hz=std, per_trial=per_trial, role=role)
 
 
 def neuron_rates(spikes: SpikeTable, n_run: int, t_run_s: float, n_neurons: int = 0) -> NeuronRates:
@@ -68,10 +95,7 @@ def neuron_rates(spikes: SpikeTable, n_run: int, t_run_s: float, n_neurons: int 
         active, column = np.unique(spikes.neuron, return_inverse=True)
         per_trial = np.bincount(spikes.trial.astype(np.int64) * active.size + column,
                                 minlength=n_run * active.size).reshape(n_run, active.size)
-    r = per_trial / t_run_s
-    std = r.std(axis=0, ddof=1) if n_run > 1 else np.full(active.size, np.nan)
-    return NeuronRates(neuron_index=active.astype(np.int32), spikes=per_trial.sum(axis=0), rate_mean_hz=r.mean(axis=0),
-                       rate_std_hz=std)
+    return _from_counts(active, per_trial, t_run_s)
 
 
 @dataclass(frozen=True)
@@ -105,7 +129,7 @@ class ChunkTables:
         self._experiments.append(experiment)
         self._rates.append(rates)
         self._summary.append((experiment.key, experiment.name, self._n_run, int(rates.spikes.sum()),
-                              int(rates.neuron_index.size), run.drive_s, run.prepare_s, run.engine_s, run.collect_s,
+                              int(np.count_nonzero(rates.spikes)), run.drive_s, run.prepare_s, run.engine_s, run.collect_s,
                               rates_s))
         readout = np.zeros(self._readout_rows.size)
         if rates.neuron_index.size and readout.size:
@@ -126,11 +150,18 @@ class ChunkTables:
         def column(attr: str, dtype) -> np.ndarray:
             return np.concatenate([getattr(r, attr) for r in self._rates]) if self._rates else np.zeros(0, dtype)
 
+        roles = np.concatenate([np.zeros(r.neuron_index.size, np.int8) if r.role is None else r.role
+                                for r in self._rates]) if self._rates else np.zeros(0, np.int8)
+        counts = np.concatenate([r.per_trial.T.ravel() for r in self._rates]) if self._rates else np.zeros(0)
+        trial_spikes = pa.ListArray.from_arrays(pa.array(np.arange(0, rows.size + 1, dtype=np.int32) * self._n_run),
+                                                pa.array(counts.astype(np.int32), pa.int32()))
         table = pa.Table.from_arrays([
             text([e.key for e in self._experiments]), text([e.name for e in self._experiments]),
             pa.array(rows, pa.int32()), pa.array(self._ids[rows], pa.int64()),
             pa.array(column("spikes", np.int64), pa.int64()), pa.array(column("rate_mean_hz", np.float64)),
             pa.array(column("rate_std_hz", np.float64)), pa.array(np.full(rows.size, self._n_run, np.int32)),
+            pa.DictionaryArray.from_arrays(pa.array(roles), pa.array(ROLES, pa.string())).cast(pa.string()),
+            trial_spikes,
         ], schema=TIDY_SCHEMA)
         return table.replace_schema_metadata({k: str(v) for k, v in sorted((metadata or {}).items())})
 

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from flyhpc import backends
 from flyhpc.bundle import BundlePaths, check_label
+from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError, DataError
 from flyhpc.files import atomic_path, sha256_file, write_text_atomic
 from flyhpc.screens.cost import CostModel, experiment_cost_s, plan_chunks
@@ -67,6 +68,7 @@ class ScreenTask:
     cost_s: float
     keep_spikes: bool = False
     backend_options: tuple[tuple[str, Any], ...] = ()
+    drive_version: int = DRIVE_VERSION  # submission.json files older than version 2 lack it: read as 1
 
     def __post_init__(self) -> None:
         check_label(self.run_label)
@@ -95,6 +97,8 @@ class ScreenTask:
         body = {"plan": self.plan_sha256, "first": self.first, "stop": self.stop,
                 "connectome": self.connectome_digest, "keep_spikes": self.keep_spikes,
                 "options": backends.result_options(self.backend, dict(self.backend_options))}
+        if self.drive_version != 1:  # version 1's keys stay what they were
+            body["drive_version"] = self.drive_version
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
     @property
@@ -118,7 +122,8 @@ class ScreenTask:
     def identity(self) -> dict[str, Any]:
         """What every task of the label shares (`flyhpc.cluster.submission.label_identity`)."""
         return {"screen": self.screen, "plan_sha256": self.plan_sha256, "seed": self.seed,
-                "connectome_digest": self.connectome_digest, "keep_spikes": self.keep_spikes}
+                "connectome_digest": self.connectome_digest, "keep_spikes": self.keep_spikes,
+                "drive_version": self.drive_version}
 
 
 def plan_tasks(screen: Screen, experiments: Sequence[ScreenExperiment], plan_sha256: str, *, run_label: str,
@@ -299,4 +304,4 @@ def execute(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phas
 def task_from_fields(data: dict) -> ScreenTask:
     """Rebuild a ScreenTask from its submission.json entry (unknown keys ignored)."""
     names = {f.name for f in dataclasses.fields(ScreenTask)}
-    return ScreenTask(**{k: v for k, v in data.items() if k in names})
+    return ScreenTask(**{"drive_version": 1, **{k: v for k, v in data.items() if k in names}})

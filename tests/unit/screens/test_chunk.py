@@ -42,13 +42,24 @@ def _spikes_of(frame: pd.DataFrame) -> SpikeTable:
                                   frame["neuron_index"])
 
 
-def _check_rates(tidy: pd.DataFrame, key: str, spikes: SpikeTable, conn, t_run_s: float, n_run: int) -> None:
-    mine = tidy[tidy["experiment_key"] == key].reset_index(drop=True)
+def _check_rates(tidy: pd.DataFrame, key: str, spikes: SpikeTable, conn, t_run_s: float, n_run: int,
+                 experiment=None) -> None:
+    """The chunk's rows of one experiment: the spiking neurons' rates as `flyhpc run` computes them, per-trial
+    counts that add up, and a row for each neuron the experiment drives or silences (0 spikes where quiet)."""
+    rows = tidy[tidy["experiment_key"] == key].reset_index(drop=True)
+    mine = rows[rows["spikes"] > 0].reset_index(drop=True)
     want = rates(spikes, conn.flywire_ids, t_run_s, n_run).sort_values("neuron_index", ignore_index=True)
     assert mine["neuron_index"].tolist() == want["neuron_index"].tolist()
     for col in ("flywire_id", "spikes", "rate_mean_hz", "rate_std_hz"):
         np.testing.assert_array_equal(mine[col].to_numpy(), want[col].to_numpy(), err_msg=col)
-    assert (mine["n_trials"] == n_run).all()
+    assert (rows["n_trials"] == n_run).all()
+    per_trial = np.stack(rows["trial_spikes"].to_numpy())
+    assert per_trial.shape == (len(rows), n_run) and (per_trial.sum(axis=1) == rows["spikes"]).all()
+    if experiment is not None:
+        roles = rows.set_index("neuron_index")["role"]
+        assert set(roles[roles == "silenced"].index) == set(experiment.silence)  # by index in these screens
+        assert set(roles[roles == "driven"].index) == set(experiment.activate)
+        assert set(roles[~roles.index.isin(experiment.silence + experiment.activate)]) <= {""}
 
 
 @pytest.mark.parametrize("mode", ["both", "outgoing"])
@@ -75,7 +86,7 @@ def test_chunk_equals_flyhpc_run_one_by_one(tmp_path, conn_dir, conn, write_scre
         assert res.exit_code == 0, res.output
         alone = _spikes_of(read_spikes(tmp_path / exp.key / "native_t0.2s_n2.parquet"))
         assert len(alone) > 0 and out.spikes[exp.key].equals(alone), exp.name
-        _check_rates(tidy, exp.key, alone, conn, 0.2, 2)
+        _check_rates(tidy, exp.key, alone, conn, 0.2, 2, e)
     summary = pd.read_csv(out.files.experiments)
     assert summary["experiment_key"].tolist() == [e.key for e in exps]
     assert summary["spikes"].tolist() == [len(out.spikes[e.key]) for e in exps]
@@ -101,5 +112,5 @@ def test_single_neuron_activations_equal_run_experiment(tmp_path, conn_dir, conn
                        connectome=str(conn_dir), data_dir=tmp_path, seed=0, n_threads=1)
         alone = _spikes_of(read_spikes(tmp_path / exp.key / "native_t0.1s_n1.parquet"))
         assert out.spikes[exp.key].equals(alone)
-        _check_rates(tidy, exp.key, alone, conn, 0.1, 1)
+        _check_rates(tidy, exp.key, alone, conn, 0.1, 1, exp.experiment)
         assert tidy[tidy["experiment_key"] == exp.key]["rate_std_hz"].isna().all()  # one trial: no std
