@@ -67,16 +67,27 @@ def _need_matplotlib() -> None:
 def report(label, results_root, out_dir, references, ground_truth, point, activity_task, open_page):
     """One self-contained HTML page (figures, tables, health) from a collected label; nothing is re-run.
 
-    Writes results/<label>/report/: report.html, every figure as PNG and SVG, every table as CSV.
+    Writes results/<label>/report/: report.html, every figure as PNG and SVG, every table as CSV. A screen label
+    gets the page of its paired effects (ranked effects with error bars, experiments x neurons heat map, base).
     Exit codes: 0 the report was written (a partly failed label too: the page says which tasks are
     missing); 2 unknown or uncollected label, no done task, or a bad --reference/--point/--activity;
     3 matplotlib is not installed.
     """
     _need_matplotlib()
+    from flyhpc.bundle import BundlePaths
     from flyhpc.report.build import build_report, parse_point
 
     console = Console(stderr=True)
     started = time.perf_counter()
+    if BundlePaths(results_root, label).screen_plan.is_file():  # a screen label: its effects page
+        from flyhpc.report.screen_page import build_screen_report
+
+        result = build_screen_report(results_root, label, out_dir)
+        console.print(f"wrote {display_path(result.html)} and {len(result.files) - 1} figure and table files "
+                      f"in {time.perf_counter() - started:.1f} s")
+        if open_page:
+            webbrowser.open(result.html.resolve().as_uri())
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} spikes"),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:

@@ -84,7 +84,7 @@ def parse_point(text: str | None) -> tuple[float, int] | None:
         raise ConfigError(f"--point {text!r}: expected T_RUN,N_RUN such as 1.0,2") from None
 
 
-class _Writer:
+class ReportWriter:
     """Collects the report's files, writing each atomically into the output folder."""
 
     def __init__(self, out_dir: Path):
@@ -155,7 +155,7 @@ def build_report(results_root: str | Path, label: str, out_dir: Path | None = No
     results_root = Path(results_root)
     data = load_label(results_root, label)
     refs = _references(references, results_root, data)
-    out = _Writer(Path(out_dir) if out_dir else data.paths.label_dir / "report")
+    out = ReportWriter(Path(out_dir) if out_dir else data.paths.label_dir / "report")
     frame = pd.concat([speed.timings(data.results, label)] +
                       [speed.timings(r.rows, r.name) for r in refs if r.rows], ignore_index=True)
     speed_tab = speed.speed_table(frame)

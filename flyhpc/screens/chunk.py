@@ -2,7 +2,7 @@
 
 `plan_experiments` makes the axes concrete ("all"; most_active runs the base experiment once) and expands the
 product. `run_chunk` builds one runner for the chunk (for native: the engine network and its compiled kernels,
-once) and runs the experiments one after another, each with its own drive per (experiment, seed, round 1, trial)
+once) and runs the experiments one after another, each driven by trains keyed per (seed, round 1, trial, neuron)
 — the spikes of every experiment equal those of `flyhpc run` for it — then writes the chunk's rates parquet,
 summary and readout table (`flyhpc.screens.results`). No Slurm, no progress output. Entry points:
 `plan_experiments`, `run_chunk`, `ChunkOutcome`.

@@ -6,7 +6,7 @@ neurons get 0 refractory steps, and a silenced neuron's outgoing weights are set
 as the engines drop a 0 mV input without touching its target). That is silence_mode "outgoing"; "both" also
 zeroes the inputs of the silenced neuron, so it never spikes: the same run with its own spikes left out (nobody
 hears them either way, and it is never driven), which spares the search for the edges into it. `BackendRunner` runs any registered backend through `pipeline.simulate`, one network
-per experiment. Both draw trial k's drive from `drive.experiment_drive` keyed by (experiment, seed, round, k):
+per experiment. Both draw trial k's drive from `drive.experiment_drive` keyed by (seed, round, k) per neuron:
 the spikes equal those of `flyhpc run` for the same experiment. Entry points: `ExperimentRun`, `NativeRunner`,
 `BackendRunner`, `make_runner`.
 """
