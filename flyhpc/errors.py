@@ -54,3 +54,23 @@ class IntegrityError(FlyhpcError):
     """A file's sha256 or size does not match its record."""
 
     exit_code = 5
+
+
+class OutputError(FlyhpcError):
+    """flyhpc cannot write its output: the disk or quota is full, the file system is read-only, or permission is
+    denied. Whatever was half-written has been removed (EX_IOERR)."""
+
+    exit_code = 74
+
+
+class Busy(FlyhpcError):
+    """Try again later: another flyhpc command holds the label's lock, or the scheduler (slurmdbd, the
+    controller) does not answer. Nothing was written (EX_TEMPFAIL, as for tasks still running)."""
+
+    exit_code = 75
+
+
+class SchedulerUnavailable(FlyhpcError):
+    """Slurm's commands (sacct, squeue, scancel, sbatch) are not installed here."""
+
+    exit_code = 3

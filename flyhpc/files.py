@@ -5,12 +5,13 @@ either the old file or the complete new one, never a partial write. Also the lab
 (one flyhpc command at a time writes a label's bundle files), the build lock (one process at a time generates
 into a shared build folder) and the ownership check of files whose contents flyhpc executes or follows. Both locks are lock files that hold across nodes (filelock's
 SoftFileLease), not flock. Entry points: `atomic_path`, `write_text_atomic`, `write_json_atomic`, `sha256_file`,
-`label_lock`, `build_lock`, `build_lock_path`, `check_private`.
+`label_lock`, `build_lock`, `build_lock_path`, `check_private`, `is_output_error`, `output_error`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -34,8 +35,11 @@ def atomic_path(target: Path, mode: int = 0o666, durable: bool = True) -> Iterat
     file), where an fsync can stall a busy disk for hundreds of milliseconds and a lost update costs nothing.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise output_error(exc, target) if is_output_error(exc) else exc
     os.close(fd)
     try:
         yield Path(tmp)
@@ -44,10 +48,30 @@ def atomic_path(target: Path, mode: int = 0o666, durable: bool = True) -> Iterat
                 os.fsync(fh.fileno())
         os.chmod(tmp, mode & ~_umask())  # mkstemp makes 0600
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and is_output_error(exc):
+            raise output_error(exc, target) from None
         raise
+
+
+# errno values that mean "this output cannot be written here" (not a bug, not bad input)
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+
+
+def is_output_error(exc: BaseException) -> bool:
+    """The OSError says the disk or quota is full, the file system read-only or permission denied."""
+    return isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS
+
+
+def output_error(exc: OSError, target: str | Path | None = None):
+    """An `errors.OutputError` naming the file that could not be written and why (exit 74)."""
+    from flyhpc.errors import OutputError
+
+    where = target if target is not None else exc.filename
+    return OutputError(f"cannot write {where}: {exc.strerror or exc} (errno {errno.errorcode.get(exc.errno, exc.errno)}); "
+                       "free space or fix the permissions and run the command again; nothing half-written was kept")
 
 
 def _umask() -> int:
@@ -103,17 +127,22 @@ def label_lock(lock: Path, command: str) -> Iterator[None]:
 
     Raises
     ------
-    FlyhpcError
-        Another flyhpc command (collect, submit, resubmit) holds the lock; nothing was written.
+    Busy
+        Another flyhpc command holds the lock; nothing was written (exit 75).
+    OutputError
+        The lock file cannot be created (read-only or full file system; exit 74).
     """
     from filelock import Timeout
 
-    from flyhpc.errors import FlyhpcError
+    from flyhpc.errors import Busy
 
-    lease = _lease(Path(lock), timeout=0)
+    try:
+        lease = _lease(Path(lock), timeout=0)
+    except OSError as exc:
+        raise output_error(exc, lock) if is_output_error(exc) else exc
     try:
         lease.acquire()
-    except Timeout:
+    except Timeout:  # (a TimeoutError, so an OSError: caught first)
         holder, idle_s = _holder(Path(lock))
         if idle_s > LOCK_LEASE_S:
             log.warning("%s (%s) was last refreshed %.0f s ago, so its holder looks gone; waiting up to %.0f s to take "
@@ -121,8 +150,10 @@ def label_lock(lock: Path, command: str) -> Iterator[None]:
             with contextlib.suppress(Timeout):
                 lease.acquire(timeout=LOCK_LEASE_S + 60)
         if not lease.is_locked:
-            raise FlyhpcError(f"another flyhpc command (collect, submit or resubmit) holds {lock} ({holder}); "
-                              f"wait for it to finish and run `flyhpc {command}` again") from None
+            raise Busy(f"another flyhpc command (collect, submit or resubmit) holds {lock} ({holder}); "
+                       f"wait for it to finish and run `flyhpc {command}` again") from None
+    except OSError as exc:
+        raise output_error(exc, lock) if is_output_error(exc) else exc
     try:
         yield
     finally:

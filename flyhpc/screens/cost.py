@@ -30,7 +30,9 @@ class CostModel:
     drive_event_s: engine seconds per drive event (fitted on sugar, where 4,200 events per second recruit
     ~17,000 recurrent spikes in 0.028-0.036 s; single-neuron activations recruit far less: measured 0.38 ms
     mean per 1-s activation against 2.0 ms estimated, so atlas chunks come out short rather than long);
-    silence_s: per experiment with a silence set (the silenced rows zeroed and put back: 0.1 ms measured).
+    silence_s: per experiment with a silence set (the silenced rows zeroed and put back: 0.1 ms measured);
+    max_experiments: the most experiments one task holds, whatever their time: a task keeps its plan slice and
+    every experiment's rates in memory and loses them all if it fails (69,320: the largest atlas chunk measured).
     All measured 2026-12-02 (docs/NOTES.md "Screens on Slurm").
     """
 
@@ -39,6 +41,7 @@ class CostModel:
     quiet_trial_second_s: float = 0.0004
     drive_event_s: float = 8e-6
     silence_s: float = 0.001
+    max_experiments: int = 100_000
 
 
 def experiment_cost_s(experiment: Experiment, t_run_s: float, n_run: int, n_edges: int = FULL_SCALE_EDGES,
@@ -52,9 +55,11 @@ def experiment_cost_s(experiment: Experiment, t_run_s: float, n_run: int, n_edge
 
 
 def plan_chunks(costs_s: Sequence[float], target_task_s: float = 300.0,
-                task_setup_s: float = CostModel().task_setup_s) -> list[range]:
+                task_setup_s: float = CostModel().task_setup_s,
+                max_experiments: int = CostModel().max_experiments) -> list[range]:
     """Split experiments (in order) into contiguous chunks whose estimated cost fills `target_task_s` less the
-    task's setup; every chunk holds at least one experiment (one costlier than a task alone gets its own).
+    task's setup, with at most `max_experiments` each; every chunk holds at least one experiment (one costlier
+    than a task alone gets its own).
 
     Raises
     ------
@@ -69,7 +74,7 @@ def plan_chunks(costs_s: Sequence[float], target_task_s: float = 300.0,
     for i, cost in enumerate(costs_s):
         if not (math.isfinite(cost) and cost >= 0):
             raise ConfigError(f"experiment {i}: cost must be a finite number of seconds >= 0, got {cost!r}")
-        if i > start and used + cost > budget:
+        if i > start and (used + cost > budget or i - start >= max_experiments):
             chunks.append(range(start, i))
             start, used = i, 0.0
         used += cost

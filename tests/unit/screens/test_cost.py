@@ -46,3 +46,12 @@ def test_chunks_fill_the_budget_in_order():
 def test_bad_inputs_are_named(costs, target, setup, message):
     with pytest.raises(ConfigError, match=message):
         plan_chunks(costs, target, setup)
+
+
+def test_a_huge_cheap_screen_is_cut_by_the_experiment_ceiling_too():
+    # 1,000,000 experiments that all fit one task's time still make chunks of at most max_experiments each
+    ceiling = CostModel().max_experiments
+    chunks = plan_chunks([1e-6] * 1_000_000, target_task_s=600.0)
+    assert len(chunks) == math.ceil(1_000_000 / ceiling) and {len(c) for c in chunks} == {ceiling}
+    assert chunks[0].start == 0 and chunks[-1].stop == 1_000_000
+    assert plan_chunks([1.0] * 5, target_task_s=100.0, max_experiments=2) == [range(0, 2), range(2, 4), range(4, 5)]
