@@ -72,6 +72,7 @@ class BundlePaths:
         self.checksums = self.label_dir / "checksums.sha256"
         self.results_csv = self.label_dir / "benchmark-results.csv"
         self.submission = self.label_dir / "submission.json"
+        self.plan_log = self.label_dir / "plan.log"  # every task key ever planned, one a line: never shrinks
         self.lock = self.label_dir / ".flyhpc.label-lock"
         self.comparisons = self.label_dir / "comparisons"
         self.jobs_dir = self.label_dir / "slurm"  # the jobs' pickles and logs: private (0700)

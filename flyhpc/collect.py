@@ -298,6 +298,7 @@ def verify(results_root: str | Path, run_label: str) -> VerifyReport:
     report.extra += sorted(f"{paths.relative(p)} (not in checksums.sha256: run `flyhpc collect {run_label}`)"
                            for p in on_disk if paths.relative(p) not in listed)
     st = status(results_root, run_label, deep=True, require_scheduler=False, hashes=actual)
+    report.corrupt += [f"{name}: {why}" for name, why in st.damaged]
     for row in st.rows:
         if row.state == "corrupt":
             report.corrupt.append(f"{row.key}: {row.reason}")

@@ -111,6 +111,8 @@ def collect_cmd(ctx, run_label, results_root, global_csv):
         counts[row.state] = counts.get(row.state, 0) + 1
     console.print(f"{run_label}: {len(report.status.rows)} planned task(s): "
                   + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    for name, why in report.status.damaged:
+        console.print(f"  [red]damaged[/] {name}: {why}")
     for row in report.status.rows:
         if row.state != "done":
             console.print(f"  [red]{row.state}[/] {row.key}" + (f": {row.reason}" if row.reason else ""))

@@ -124,6 +124,7 @@ def _status_view(report, experiments: tuple[int, int] | None = None) -> Group:
         table.add_row(backend, *(str(counts[c]) if counts[c] else "." for c in STATES),
                       ProgressBar(total=total, completed=counts["done"], width=12))
     parts: list = [table]
+    parts += [f"[bold red]damaged[/] {name}: {why}" for name, why in report.damaged]
     if experiments is not None:
         done, total = experiments
         progress = Table.grid(padding=(0, 1))
@@ -185,7 +186,9 @@ def status(ctx, run_label, results_root, watch, interval, deep, retry_for):
 @click.option("--no-container", is_flag=True, help="Run on the host's Python even if the profile uses Apptainer.")
 @click.option("--force", is_flag=True, help="Submit even if another job of these tasks is still queued or running.")
 @click.option("--dry-run", is_flag=True, help="Show what would be resubmitted.")
-def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_container, force, dry_run):
+@click.option("--retry-for", type=float, default=600.0, show_default=True,
+              help="Seconds to keep retrying a failing sacct/slurmdbd before giving up (exit 75).")
+def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_container, force, dry_run, retry_for):
     """Submit again the tasks without a valid result (default: --failed and --missing).
 
     Every parquet is hashed first, so a damaged one is rerun. A --time-factor that cannot raise a
@@ -199,18 +202,33 @@ def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_
         raise click.BadParameter(f"{time_factor}: must be >= 1", param_hint="--time-factor")
     states = (_FAILED_STATES if failed or not missing else ()) + (("missing",) if missing or not failed else ())
     prof = profiles.load_profile(profile) if profile else None
+    console = Console()
+    retry = dict(retry_s=retry_for, on_retry=lambda msg: console.print(f"[yellow]sacct failed[/]: {msg}"))
+    if not dry_run:
+        _repair_screen_plan(console, results_root, run_label)
     if dry_run:
-        rows = slurm_status.status(results_root, run_label, deep=True).by_state(*states)
-        Console().print(f"would resubmit {len(rows)} task(s): " + ", ".join(r.key for r in rows))
+        rows = slurm_status.status(results_root, run_label, deep=True, **retry).by_state(*states)
+        console.print(f"would resubmit {len(rows)} task(s): " + ", ".join(r.key for r in rows))
         return
     sp, _ = slurm.resubmit(results_root, run_label, states, profile=prof, time_factor=time_factor,
-                           container=not no_container, force=force)
-    console = Console()
+                           container=not no_container, force=force, **retry)
     if not sp.arrays:
         console.print("nothing to resubmit")
         return
     render_plan(console, sp)
     warn_if_clamped(console, sp)
+
+
+def _repair_screen_plan(console: Console, results_root, run_label) -> None:
+    """A screen label's damaged or lost plan file, rewritten from its screen file (else the error says what to run)."""
+    from flyhpc.cluster.submission import label_kind
+
+    if label_kind(results_root, run_label) == "screen":
+        from flyhpc.screens.submit import repair_plan
+
+        done = repair_plan(results_root, run_label)
+        if done:
+            console.print(done)
 
 
 @click.command()

@@ -12,8 +12,9 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
-from flyhpc.errors import FlyhpcError
+from flyhpc.errors import Busy, SchedulerUnavailable
 
 # flyhpc's words for scheduler states (task states add "corrupt": flyhpc.cluster.status.STATES).
 CATEGORIES = ("pending", "running", "done", "failed", "timeout", "cancelled", "out-of-memory", "missing")
@@ -103,20 +104,29 @@ def query(job_ids: list[str], timeout_s: float = 30.0) -> dict[str, JobState]:
 
     Raises
     ------
-    FlyhpcError
-        `sacct` is not installed or fails (its stderr is in the message).
+    SchedulerUnavailable
+        `sacct` is not installed (exit 3).
+    Busy
+        sacct fails or does not answer in `timeout_s` (slurmdbd down; its stderr is in the message; exit 75).
     """
     ids = sorted({str(j).split("_")[0] for j in job_ids if j})
     if not ids:
         return {}
     exe = shutil.which("sacct")
     if exe is None:
-        raise FlyhpcError("sacct not found on PATH: `flyhpc status` needs Slurm accounting (slurmdbd)")
+        raise SchedulerUnavailable("sacct not found on PATH: `flyhpc status` needs Slurm accounting (slurmdbd)")
     cmd = [exe, "-X", "-n", "-P", "-o", ",".join(FIELDS), "-j", ",".join(ids)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    proc = _run(cmd, timeout_s)
     if proc.returncode != 0:
-        raise FlyhpcError(f"sacct failed ({' '.join(cmd)}): {proc.stderr.strip()}")
+        raise Busy(f"sacct failed ({' '.join(cmd)}): {proc.stderr.strip()}")
     return parse(proc.stdout)
+
+
+def _run(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise Busy(f"{Path(cmd[0]).name} did not answer within {timeout_s:g} s ({' '.join(cmd)})") from None
 
 
 def queued(job_ids: list[str], timeout_s: float = 30.0, ended: bool = False) -> dict[str, JobState]:
@@ -129,21 +139,21 @@ def queued(job_ids: list[str], timeout_s: float = 30.0, ended: bool = False) -> 
 
     Raises
     ------
-    FlyhpcError
-        `squeue` is not installed or fails for another reason than "no such job".
+    SchedulerUnavailable, Busy
+        `squeue` is not installed; it fails for another reason than "no such job" or does not answer.
     """
     ids = sorted({str(j).split("_")[0] for j in job_ids if j})
     if not ids:
         return {}
     exe = shutil.which("squeue")
     if exe is None:
-        raise FlyhpcError("squeue not found on PATH: `flyhpc cancel` needs the Slurm client commands")
+        raise SchedulerUnavailable("squeue not found on PATH: `flyhpc cancel` needs the Slurm client commands")
     cmd = [exe, "-h", "-r", *(["-t", "all"] if ended else []), "-o", "%i|%T|%j", "-j", ",".join(ids)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    proc = _run(cmd, timeout_s)
     if proc.returncode != 0:
         if "Invalid job id" in proc.stderr:
             return {}  # none of them is known to the controller any more
-        raise FlyhpcError(f"squeue failed ({' '.join(cmd)}): {proc.stderr.strip()}")
+        raise Busy(f"squeue failed ({' '.join(cmd)}): {proc.stderr.strip()}")
     out: dict[str, JobState] = {}
     for line in proc.stdout.splitlines():
         job_id, _, rest = line.partition("|")

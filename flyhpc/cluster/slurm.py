@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
 import signal
 import subprocess
 import time
@@ -25,10 +26,11 @@ from flyhpc import __version__
 from flyhpc.bundle import BundlePaths
 from flyhpc.cluster import executors, status
 from flyhpc.cluster.profiles import ClusterProfile, Resources
-from flyhpc.cluster.submission import git_revision, load_submission, profile_record, task_from_dict, updated_record
+from flyhpc.cluster.submission import (git_revision, load_submission, profile_record, task_from_dict, updated_record,
+                                      write_record)
 from flyhpc.drive import DRIVE_VERSION
-from flyhpc.errors import ConfigError, FlyhpcError
-from flyhpc.files import label_lock, write_json_atomic
+from flyhpc.errors import Busy, ConfigError, FlyhpcError, TaskFailed
+from flyhpc.files import is_output_error, label_lock, output_error
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,11 @@ def _refuse_active(results_root: str | Path, run_label: str, keys: Sequence[str]
                           "wait (`flyhpc status --watch`), cancel them, or pass --force to submit them again")
 
 
-def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False) -> dict:
+def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False, extra: dict | None = None) -> dict:
     """Submit every array of a plan and record it in results/<label>/submission.json.
+
+    Nothing is written unless the scheduler accepted an array: the record is written once, after the arrays
+    went out, and the job files (pickles, sbatch scripts) of an array sbatch refused are removed.
 
     Parameters
     ----------
@@ -161,6 +166,8 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False) 
         injects faults before calling `run_task`; the CLI never does.
     force
         Submit tasks again although the scheduler still holds them (duplicates their jobs).
+    extra
+        Entries the record keeps beside the tasks (a screen: how to plan it again).
 
     Returns
     -------
@@ -172,9 +179,14 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False) 
     ConfigError
         Tasks still pending or running (without `force`); a label made for another experiment,
         seed, connectome or options; a submission file or job folder someone else could write; a
-        profile value that submitit or sbatch refuses.
-    FlyhpcError
-        Another flyhpc command holds the label's lock; sbatch failed.
+        profile value that submitit or sbatch refuses (nothing queued, nothing written).
+    TaskFailed
+        sbatch accepted some arrays and refused a later one: those that went out are recorded, the rest are
+        missing tasks of the label (`flyhpc resubmit --missing`).
+    Busy
+        Another flyhpc command holds the label's lock.
+    OutputError
+        The results folder is full or read-only (the arrays that had gone out are cancelled).
     """
     paths = BundlePaths(sp.results_root, sp.run_label)
     with label_lock(paths.lock, f"submit --run-label {sp.run_label}"):
@@ -184,28 +196,91 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False) 
                 _refuse_active(sp.results_root, sp.run_label, [t.key for a in sp.arrays for t in a.tasks])
         record = updated_record(paths, sp.run_label, str(sp.results_root), [t for a in sp.arrays for t in a.tasks])
         record.update(flyhpc_version=__version__, git_revision=git_revision(), profile=profile_record(sp.profile),
-                      container=sp.container)
-        folder = _jobs_folder(paths)
+                      container=sp.container, **(extra or {}))
+        n_before = len(record["submissions"])
         try:
-            for array in sp.arrays:
+            folder = _jobs_folder(paths)
+        except OSError as exc:
+            raise output_error(exc) if is_output_error(exc) else exc
+        refused: Exception | None = None
+        for n, array in enumerate(sp.arrays):
+            before = _job_files(folder)
+            try:
                 record["submissions"].append(executors.submit_array(sp.profile, sp.results_root, sp.run_label, array,
                                                                    folder, job_fn))
-        except Exception as exc:
-            write_json_atomic(paths.submission, record, mode=0o644)  # keep what did go out
-            if isinstance(exc, FlyhpcError):
-                raise
-            raise FlyhpcError(f"submitting run label {sp.run_label!r} failed after "
-                              f"{len(record['submissions'])} array(s): {exc}") from exc
-        write_json_atomic(paths.submission, record, mode=0o644)
+            except Exception as exc:
+                _remove_new_job_files(folder, before)
+                refused = _submit_error(exc, sp, n)
+                break
+        new = record["submissions"][n_before:]
+        if not new:
+            raise refused  # type: ignore[misc]  # nothing went out: nothing is written
+        try:
+            write_record(paths, record)
+        except Exception:
+            _cancel_submitted(new, Path(folder))  # jobs without a record would run unjudged
+            raise
+        if refused is not None:
+            raise TaskFailed(f"{refused}; {len(new)} of {len(sp.arrays)} array(s) went out (job(s) "
+                             f"{', '.join(s['job_id'] for s in new)}) and are recorded; the other tasks are missing: "
+                             f"fix the cause, then `flyhpc resubmit {sp.run_label} --missing`")
     return record
+
+
+_SUBMITTER_FILE = re.compile(r"^(\.submission_file_)?[0-9a-f]{32}\.(pkl|sh)$")  # submitit's names before sbatch
+
+
+def _job_files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def _remove_new_job_files(folder: Path, before: set[str]) -> None:
+    """Remove the pickles and sbatch scripts submitit wrote for an array that did not go out (only names
+    submitit gives them before a job id exists: running jobs' logs and results are never touched)."""
+    for name in _job_files(folder) - before:
+        if _SUBMITTER_FILE.match(name):
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
+
+
+def _submit_error(exc: Exception, sp: SubmitPlan, n: int) -> Exception:
+    """The error an array that did not go out stands for (sbatch's own words kept)."""
+    if isinstance(exc, FlyhpcError):
+        return exc
+    if isinstance(exc, OSError) and is_output_error(exc):
+        return output_error(exc)
+    import submitit
+
+    if isinstance(exc, (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError)):
+        words = " ".join(str(exc).split())
+        return ConfigError(f"sbatch refused array {n + 1} of {len(sp.arrays)} of run label {sp.run_label!r} "
+                           f"(profile {sp.profile.name!r}, {sp.profile.source}): {words}")
+    return exc
+
+
+def _cancel_submitted(subs: list[dict], folder: Path) -> None:
+    """Cancel jobs that went out but could not be recorded (best effort: scancel, SIGTERM for local jobs)."""
+    ids = [s["job_id"] for s in subs if s["executor"] == "slurm"]
+    if ids:
+        with contextlib.suppress(OSError):
+            subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
+    for sub in subs:
+        for job in sub.get("jobs", []):
+            pid = int(job["job_id"])
+            if sub["executor"] == "local" and _local_pid_is_ours(pid, folder.resolve()):
+                for member in [pid, *_descendants(pid)]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(member, signal.SIGTERM)
 
 
 def resubmit(results_root: str | Path, run_label: str, states: Sequence[str], profile: ClusterProfile | None = None,
              time_factor: float = 1.0, container: bool = True, job_fn: Callable | None = None,
-             force: bool = False) -> tuple[SubmitPlan, dict]:
+             force: bool = False, retry_s: float = 0.0,
+             on_retry: Callable[[str], None] | None = None) -> tuple[SubmitPlan, dict]:
     """Submit again the tasks of a label whose status is one of `states` (never done/pending/running).
 
-    Every parquet is hashed first (a bit-flipped file is "corrupt" and is rerun).
+    Every parquet is hashed first (a bit-flipped file is "corrupt" and is rerun). A failing sacct is retried
+    for up to `retry_s` seconds, telling `on_retry` (as `flyhpc status --watch` does).
 
     Returns
     -------
@@ -224,7 +299,7 @@ def resubmit(results_root: str | Path, run_label: str, states: Sequence[str], pr
     if bad:
         raise ConfigError(f"resubmit cannot take tasks that are {', '.join(sorted(bad))}")
     record = load_submission(results_root, run_label, trusted=True)
-    report = status.status(results_root, run_label, deep=True)
+    report = status.status(results_root, run_label, deep=True, retry_s=retry_s, on_retry=on_retry)
     if profile is None:
         prof = record["profile"]
         profile = profiles.load_profile(prof["source"] if prof["source"] != "<embedded>" else prof["name"])
@@ -317,7 +392,7 @@ def cancel(results_root: str | Path, run_label: str) -> list[str]:
         if ids:
             proc = subprocess.run(["scancel", *sorted(ids)], capture_output=True, text=True)
             if proc.returncode != 0:
-                raise FlyhpcError(f"scancel {' '.join(sorted(ids))} failed: {proc.stderr.strip()}")
+                raise Busy(f"scancel {' '.join(sorted(ids))} failed: {proc.stderr.strip()}; try again")
             done += sorted(ids)
     for sub in record["submissions"]:
         for job in sub.get("jobs", []):
@@ -338,5 +413,5 @@ def wait(results_root: str | Path, run_label: str, timeout_s: float = 3600.0, po
         if report.active == 0:
             return report
         if time.monotonic() > deadline:
-            raise FlyhpcError(f"run label {run_label!r}: {report.active} task(s) still active after {timeout_s:.0f} s")
+            raise Busy(f"run label {run_label!r}: {report.active} task(s) still active after {timeout_s:.0f} s")
         time.sleep(poll_s)

@@ -5,7 +5,8 @@
 record says success and whose parquet passes the check is done whatever the scheduler says; a task
 the scheduler still holds is pending or running; otherwise the record's error or signal, or the
 scheduler's final state (timeout, cancelled, out-of-memory, failed), explains it, and a damaged
-file is "corrupt". Exit codes for scripts: `StatusReport.exit_code`. Imports no submitit and
+file is "corrupt". A damage to the label itself (a screen plan whose sha256 is not the planned one, a task
+removed from submission.json) is listed in `StatusReport.damaged`. Exit codes for scripts: `StatusReport.exit_code`. Imports no submitit and
 submits nothing. Entry points: `status`, `StatusReport`, `TaskStatus`, `EXIT_*`.
 """
 
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Callable
 
 from flyhpc.cluster import sacct
-from flyhpc.cluster.submission import load_submission, task_from_dict
+from flyhpc.cluster.submission import load_submission, lost_tasks, task_from_dict
 from flyhpc.bundle import BundlePaths, disk_state
-from flyhpc.errors import FlyhpcError
+from flyhpc.errors import FlyhpcError, SchedulerUnavailable
+from flyhpc.files import sha256_file
 
 # flyhpc's task states, in the order status tables show them.
 STATES = ("pending", "running", "done", "failed", "timeout", "cancelled", "out-of-memory", "missing", "corrupt")
@@ -56,6 +58,7 @@ class StatusReport:
     run_label: str
     rows: tuple[TaskStatus, ...]
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    damaged: tuple[tuple[str, str], ...] = ()  # (file of the label, what is wrong with it)
 
     @property
     def active(self) -> int:
@@ -64,13 +67,14 @@ class StatusReport:
 
     @property
     def complete(self) -> bool:
-        """Every planned task is done."""
-        return all(r.state == "done" for r in self.rows)
+        """Every planned task is done and the label's own files are intact."""
+        return not self.damaged and all(r.state == "done" for r in self.rows)
 
     @property
     def exit_code(self) -> int:
-        """EXIT_DONE, EXIT_UNFINISHED (some task failed, timed out, ... or is corrupt) or EXIT_ACTIVE."""
-        if any(r.state in UNFINISHED for r in self.rows):
+        """EXIT_DONE, EXIT_UNFINISHED (some task failed, timed out, ... or is corrupt; a label file is damaged)
+        or EXIT_ACTIVE."""
+        if self.damaged or any(r.state in UNFINISHED for r in self.rows):
             return EXIT_UNFINISHED
         return EXIT_ACTIVE if self.active else EXIT_DONE
 
@@ -146,7 +150,7 @@ def _query(ids: list[str], retry_s: float, on_retry: Callable[[str], None] | Non
         try:
             return sacct.query(ids)
         except FlyhpcError as exc:
-            if waited + delay > retry_s or "not found on PATH" in str(exc):
+            if waited + delay > retry_s or isinstance(exc, SchedulerUnavailable):
                 raise
             if on_retry:
                 on_retry(f"{exc}; retrying in {delay:.0f} s")
@@ -246,4 +250,24 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
     for row in rows:
         per = counts.setdefault(row.backend, {c: 0 for c in STATES})
         per[row.state] += 1
-    return StatusReport(run_label, tuple(rows), counts)
+    return StatusReport(run_label, tuple(rows), counts, label_damage(paths, record))
+
+
+def label_damage(paths: BundlePaths, record: dict) -> tuple[tuple[str, str], ...]:
+    """What is wrong with the label's own files: the screen plan missing or not the planned sha256 (it is hashed:
+    a few MB even for the atlas), tasks that plan.log lists and submission.json lost."""
+    found = []
+    planned = record.get("identity", {}).get("plan_sha256")
+    if planned:
+        plan = paths.screen_plan
+        actual = sha256_file(plan) if plan.is_file() else ""
+        if actual != planned:
+            found.append((plan.name, (f"sha256 {actual[:12]}... is not the planned {planned[:12]}..." if actual
+                                      else "missing") + f"; `flyhpc resubmit {paths.run_label}` rewrites it from the "
+                          "screen file"))
+    lost = lost_tasks(paths, record)
+    if lost:
+        more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+        found.append((paths.submission.name, f"{len(lost)} planned task(s) removed from it (plan.log lists them): "
+                      f"{', '.join(lost[:3])}{more}"))
+    return tuple(found)

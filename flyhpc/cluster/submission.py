@@ -4,8 +4,10 @@ The record is what status, collect and verify judge a label against (every task 
 and what resubmit follows (the profile, the earlier time limits). One label holds one experiment,
 seed, connectome and set of result-changing options (`label_identity`, `check_identity`); a file or
 job folder that someone else could have written is refused before it is followed
-(`load_submission(trusted=True)`). Entry points: `load_submission`, `label_kind`, `task_from_dict`, `task_to_dict`,
-`label_identity`, `check_identity`, `record_plan`, `updated_record`, `profile_record`.
+(`load_submission(trusted=True)`). Beside it `plan.log` lists every task key the label ever planned, so a task
+removed from submission.json by hand is noticed (`lost_tasks`). Entry points: `load_submission`, `label_kind`,
+`task_from_dict`, `task_to_dict`, `label_identity`, `check_identity`, `record_plan`, `updated_record`,
+`write_record`, `lost_tasks`, `profile_record`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Sequence
 from flyhpc.bundle import BundlePaths
 from flyhpc.cluster.profiles import ClusterProfile
 from flyhpc.errors import ConfigError
-from flyhpc.files import check_private, label_lock, write_json_atomic
+from flyhpc.files import check_private, label_lock, write_json_atomic, write_text_atomic
 
 
 def git_revision() -> str:
@@ -46,8 +48,9 @@ def load_submission(results_root: str | Path, run_label: str, trusted: bool = Fa
     Raises
     ------
     ConfigError
-        The label was never submitted (no submission.json), the file is not valid JSON, or (trusted)
-        someone else could have written it.
+        The label was never submitted (no submission.json), the file is not valid JSON or not a submission
+        record (an object with a "tasks" object and a "submissions" list), or (trusted) someone else could
+        have written it.
     """
     paths = BundlePaths(results_root, run_label)
     path = Path(paths.submission)
@@ -59,9 +62,53 @@ def load_submission(results_root: str | Path, run_label: str, trusted: bool = Fa
         if paths.jobs_dir.exists():
             check_private(paths.jobs_dir, "let jobs load the pickles in it")
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    _check_record(record, path)
+    return record
+
+
+def _check_record(record: Any, path: Path) -> None:
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"{path}: not valid: {what}; it is not a submission record flyhpc wrote (restore it from "
+                           "a backup, or submit again under another --run-label)")
+
+    if not isinstance(record, dict):
+        raise bad(f"a JSON {type(record).__name__}, not an object")
+    if not isinstance(record.get("tasks"), dict):
+        raise bad('no "tasks" object')
+    if not isinstance(record.get("submissions"), list):
+        raise bad('no "submissions" list')
+    for key, task in record["tasks"].items():
+        if not isinstance(task, dict):
+            raise bad(f"task {key!r} is a {type(task).__name__}, not an object")
+    for n, sub in enumerate(record["submissions"]):
+        if not (isinstance(sub, dict) and isinstance(sub.get("tasks"), list) and isinstance(sub.get("executor"), str)):
+            raise bad(f"submission {n} has no executor or task list")
+
+
+def write_record(paths: BundlePaths, record: dict) -> None:
+    """Write submission.json (atomically), then add its new task keys to plan.log (call with the label's lock).
+
+    The log is written second, so a failed write never makes it name a task that submission.json lacks."""
+    write_json_atomic(paths.submission, record, mode=0o644)
+    logged = _logged(paths)
+    new = [key for key in record["tasks"] if key not in set(logged)]
+    if new:
+        write_text_atomic(paths.plan_log, "".join(f"{key}\n" for key in [*logged, *new]), mode=0o644)
+
+
+def _logged(paths: BundlePaths) -> list[str]:
+    try:
+        return [line for line in Path(paths.plan_log).read_text().splitlines() if line]
+    except FileNotFoundError:
+        return []
+
+
+def lost_tasks(paths: BundlePaths, record: dict) -> list[str]:
+    """Task keys plan.log lists but the label's submission.json no longer holds (removed by hand)."""
+    return [key for key in _logged(paths) if key not in record["tasks"]]
 
 
 def label_kind(results_root: str | Path, run_label: str) -> str:
@@ -166,14 +213,13 @@ def record_plan(tasks: Sequence[Any], executor: str = "bench") -> dict:
         record["submissions"].append({
             "submitted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "executor": executor,
             "backend": ",".join(sorted({t.backend for t in tasks})), "tasks": [t.key for t in tasks], "jobs": []})
-        write_json_atomic(paths.submission, record, mode=0o644)
+        write_record(paths, record)
     return record
 
 
 def updated_record(paths: BundlePaths, run_label: str, results_root: str, tasks: list[Any]) -> dict:
     """The label's record with `tasks` added, after checking they share the label's identity."""
-    sub_path = Path(paths.submission)
-    record = json.loads(sub_path.read_text()) if sub_path.is_file() else {
+    record = load_submission(paths.results_root, run_label) if Path(paths.submission).is_file() else {
         "run_label": run_label, "results_root": results_root, "submissions": [], "tasks": {}}
     wanted = label_identity(tasks)
     check_identity(record.get("identity"), wanted, run_label)

@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 
 from flyhpc.bundle import BundlePaths, read_record
 from flyhpc.collect import CollectReport, csv_text, hash_files, hashed_status, label_paths, write_if_changed
-from flyhpc.errors import ConfigError
 from flyhpc.files import atomic_path, label_lock
 
 MANIFEST_COLUMNS = ("task_key", "chunk", "first", "stop", "experiments", "state", "reason", "job_id", "rates_path",
@@ -72,16 +71,16 @@ def collect_screen(results_root: str | Path, run_label: str) -> CollectReport:
     Raises
     ------
     ConfigError
-        The label folder, its submission.json or its screen plan does not exist.
+        The label folder or its submission.json does not exist (a missing or damaged screen plan is reported
+        in the status: the label is incomplete).
     FlyhpcError
         Another flyhpc command holds the label's lock.
     """
     paths = label_paths(results_root, run_label)
     with label_lock(paths.lock, f"collect {run_label}"):
-        if not paths.screen_plan.is_file():
-            raise ConfigError(f"screen label {run_label!r}: {paths.screen_plan} is missing (submit the screen again)")
         planned, hashes, report = hashed_status(paths, deep=True)
-        manifest, intact, done, known = [], [paths.screen_plan], [], {}
+        plan_ok = paths.screen_plan.name not in dict(report.damaged)
+        manifest, intact, done, known = [], [paths.screen_plan] if plan_ok else [], [], {}
         for row in report.rows:
             task = planned[row.key]
             record_path, parquet = paths.record(task), paths.parquet(task)

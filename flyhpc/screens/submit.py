@@ -5,7 +5,9 @@ before anything is queued), expands every experiment (`plan_experiments`; a most
 experiment here, once), serialises the plan (`plan_file.plan_bytes`) and cuts it into chunk tasks sized by
 the cost model, grouped into arrays by `flyhpc.cluster.slurm.plan` (split at MaxArraySize, throttled).
 Nothing is written. `submit_screen` refuses a label that holds another plan, writes the plan file, then
-submits through `flyhpc.cluster.slurm.submit`. Entry points: `ScreenSubmission`, `plan_screen`, `submit_screen`.
+submits through `flyhpc.cluster.slurm.submit` (recording how to plan it again); `repair_plan` rewrites a damaged
+or lost plan file from the screen file when that gives the planned sha256.
+Entry points: `ScreenSubmission`, `plan_screen`, `submit_screen`, `repair_plan`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 from flyhpc.bundle import BundlePaths, check_label
 from flyhpc.cluster import slurm
 from flyhpc.cluster.profiles import ClusterProfile
-from flyhpc.cluster.submission import check_identity, label_identity
+from flyhpc.cluster.submission import check_identity, label_identity, load_submission
+from flyhpc.errors import DataError
+from flyhpc.files import label_lock, sha256_file
 from flyhpc.screens.plan_file import plan_bytes, write_plan
 from flyhpc.screens.spec import Screen, load_screen
 from flyhpc.screens.task import plan_tasks
@@ -35,6 +39,7 @@ class ScreenSubmission:
     plan_sha256: str
     connectome_source: str
     submit_plan: slurm.SubmitPlan
+    connectome: str = "auto"  # as given (--connectome), to plan the screen again
 
 
 def plan_screen(screen_ref: str | Path, run_label: str, results_root: str | Path, profile: ClusterProfile, *,
@@ -52,15 +57,9 @@ def plan_screen(screen_ref: str | Path, run_label: str, results_root: str | Path
     BackendUnavailable
         A most_active axis whose base run needs a backend that cannot run here.
     """
-    from flyhpc.data.connectome import default_data_dir, load_connectome
-    from flyhpc.data.sources import resolve_sources
-    from flyhpc.screens.chunk import plan_experiments
-
     check_label(run_label)
     screen = load_screen(screen_ref)
-    conn = load_connectome(resolve_sources(connectome, default_data_dir()))
-    experiments = plan_experiments(screen, conn, n_threads=max(1, min(screen.n_run, os.cpu_count() or 1)))
-    content = plan_bytes(screen, experiments)
+    conn, experiments, content = _expand(screen, connectome)
     sha = hashlib.sha256(content).hexdigest()
     if parallel is not None:
         profile = dataclasses.replace(profile, array_parallelism=parallel)
@@ -72,7 +71,18 @@ def plan_screen(screen_ref: str | Path, run_label: str, results_root: str | Path
                        run_wall_s=profile.resources(screen.backend).wall_estimate_s)
     return ScreenSubmission(screen=screen, n_experiments=len(experiments), plan=content, plan_sha256=sha,
                             connectome_source=conn.source,
-                            submit_plan=slurm.plan(tasks, profile, container=container))
+                            submit_plan=slurm.plan(tasks, profile, container=container), connectome=connectome)
+
+
+def _expand(screen: Screen, connectome: str):
+    """(connectome, experiments, plan file bytes) of a screen."""
+    from flyhpc.data.connectome import default_data_dir, load_connectome
+    from flyhpc.data.sources import resolve_sources
+    from flyhpc.screens.chunk import plan_experiments
+
+    conn = load_connectome(resolve_sources(connectome, default_data_dir()))
+    experiments = plan_experiments(screen, conn, n_threads=max(1, min(screen.n_run, os.cpu_count() or 1)))
+    return conn, experiments, plan_bytes(screen, experiments)
 
 
 def submit_screen(sub: ScreenSubmission, force: bool = False) -> dict:
@@ -88,11 +98,66 @@ def submit_screen(sub: ScreenSubmission, force: bool = False) -> dict:
     paths = BundlePaths(sp.results_root, sp.run_label)
     tasks = [t for a in sp.arrays for t in a.tasks]
     if Path(paths.submission).is_file() and tasks:
-        from flyhpc.cluster.submission import load_submission
-
         check_identity(load_submission(sp.results_root, sp.run_label).get("identity"), label_identity(tasks),
                        sp.run_label)
+    had_plan = paths.screen_plan.is_file()
     write_plan(paths.screen_plan, sub.plan)
     if not sp.arrays:
         return {}
-    return slurm.submit(sp, force=force)
+    # how to plan the screen again (`repair_plan`): the file and connectome as given, and where they were given
+    again = {"path": str(sub.screen.path), "connectome": sub.connectome, "cwd": os.getcwd()}
+    try:
+        return slurm.submit(sp, force=force, extra={"screen": again})
+    except BaseException:
+        if not had_plan and not Path(paths.submission).is_file():
+            paths.screen_plan.unlink(missing_ok=True)  # nothing went out: leave nothing behind
+        raise
+
+
+def repair_plan(results_root: str | Path, run_label: str) -> str:
+    """Rewrite a screen label's plan file if it is missing or damaged, from the screen file it was planned from,
+    when planning that again gives the planned sha256; "" when the plan is intact.
+
+    Returns
+    -------
+    str
+        What was done, for the user.
+
+    Raises
+    ------
+    DataError
+        The screen file or connectome is gone or changed (planning gives another sha256), or the label's record
+        does not say how it was planned: naming what to run.
+    """
+    record = load_submission(results_root, run_label)
+    planned = record.get("identity", {}).get("plan_sha256", "")
+    paths = BundlePaths(results_root, run_label)
+    if not planned or (paths.screen_plan.is_file() and sha256_file(paths.screen_plan) == planned):
+        return ""
+    again = record.get("screen") or {}
+    broken = f"screen plan {paths.screen_plan} is {'damaged' if paths.screen_plan.is_file() else 'missing'}"
+    if not again:
+        raise DataError(f"{broken}, and {paths.submission} does not say how it was planned; restore the file from a "
+                        f"backup, or plan the screen again under a new label (`flyhpc screen submit SCREEN "
+                        f"--run-label NEW`)")
+    cwd = Path(again["cwd"])
+    screen_file = cwd / again["path"]
+    connectome = again["connectome"]
+    if connectome not in ("auto", "synthetic"):
+        connectome = str(cwd / connectome)
+    try:
+        screen = dataclasses.replace(load_screen(str(screen_file)), path=Path(again["path"]))
+        _, _, content = _expand(screen, connectome)
+    except Exception as exc:
+        raise DataError(f"{broken}; planning {screen_file} on connectome {connectome!r} again failed ({exc}); "
+                        f"restore them, or submit under a new label (`flyhpc screen submit {screen_file} "
+                        f"--run-label NEW --connectome {again['connectome']}`)") from None
+    sha = hashlib.sha256(content).hexdigest()
+    if sha != planned:
+        raise DataError(f"{broken}, and planning {screen_file} on connectome {connectome!r} again gives sha256 "
+                        f"{sha[:12]}..., not the planned {planned[:12]}... (the screen file or connectome changed); "
+                        f"restore them, or submit under a new label (`flyhpc screen submit {screen_file} "
+                        f"--run-label NEW --connectome {again['connectome']}`)")
+    with label_lock(paths.lock, f"resubmit {run_label}"):
+        write_plan(paths.screen_plan, content)
+    return f"rewrote {paths.screen_plan} from {screen_file} (sha256 {sha[:12]}..., as planned)"
