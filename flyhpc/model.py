@@ -128,6 +128,10 @@ class Experiment:
         clash = sorted((set(self.activate) | set(self.activate2)) & set(self.silence))
         if clash:
             raise ConfigError(f"experiment {self.name!r}: {_show(clash)} both driven and silenced")
+        for label, values, rate in (("rate", self.activate, self.rate_hz), ("rate2", self.activate2, self.rate2_hz)):
+            if values and rate == 0:  # drives nothing, yet would take the set's refractory period away
+                raise ConfigError(f"experiment {self.name!r}: {label} is 0 Hz but {len(values)} neuron(s) are to be "
+                                  f"activated at it; give a rate > 0 Hz")
 
     def digest(self) -> str:
         """Stable hex digest of what the experiment does (not its display name).

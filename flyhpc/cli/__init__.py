@@ -1,8 +1,9 @@
 """The `flyhpc` command line: a click group whose commands live one family per module.
 
 Each command parses its flags, calls one library function and renders the result with rich.
-`FlyhpcError`s become one-line messages with their exit code (`--debug` shows the traceback);
-any other exception is a bug and keeps its traceback. Entry point: `main`.
+`FlyhpcError`s become one-line messages with their exit code (`--debug` shows the traceback), and so does an
+OSError that says the output cannot be written (disk or quota full, read-only, permission: exit 74); any
+other exception is a bug and keeps its traceback. Entry point: `main`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 
 from flyhpc import __version__, config_paths
 from flyhpc.errors import FlyhpcError
+from flyhpc.files import is_output_error, output_error
 
 
 class FlyhpcGroup(click.Group):
@@ -23,7 +25,12 @@ class FlyhpcGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except OSError as exc:  # a write outside flyhpc.files (a library's own file): the same one line
+                if not is_output_error(exc):
+                    raise
+                raise output_error(exc) from exc
         except FlyhpcError as exc:
             if ctx.params.get("debug"):
                 raise

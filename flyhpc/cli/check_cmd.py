@@ -4,11 +4,14 @@ sbatch array that runs it once per GPU image of a cluster profile. Parses flags,
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import click
+
+from flyhpc.errors import BackendUnavailable, ConfigError, SchedulerUnavailable
 
 CHECK_HELP = """Check the backends of this environment (default: every backend whose probe passes here): the 13
 contract scenarios, the full-scale synthetic sugar run (1 s; n_run 1 and 4) against native, and a timing grid
@@ -23,7 +26,8 @@ and otherwise only builds (brian2cuda, nestgpu), and the report says so (gpu_ver
 \b
 Exit codes: 0 every check passed (or built only, where no GPU is visible); 4 a scenario or part failed,
 parity failed, a backend named with --backend cannot run here, or (--require-gpu) a GPU backend did not
-run on a GPU; 2 bad input.
+run on a GPU; 3 no backend can run here; 2 bad input (`check collect`: a folder without check-*.json;
+`check submit`: sbatch refused the array).
 """
 
 
@@ -59,7 +63,7 @@ def check(ctx, backend_names, parts, out_dir, parity_n_run, timing_t_runs, timin
                          data_dir=default_data_dir(), work_root=build_dir, budget_s=budget_min * 60.0)
     names = list(backend_names) or lib.default_backends()
     if not names:
-        raise click.ClickException("no backend can run here (flyhpc backends lists why)")
+        raise BackendUnavailable("no backend can run here (flyhpc backends lists why)")
     reports, bad = lib.run_check(names, plan, out_dir, asked=bool(backend_names),
                                  log=lambda msg: click.echo(msg, err=False))
     unverified = unverified_gpus(reports) if require_gpu else []
@@ -72,14 +76,17 @@ def check(ctx, backend_names, parts, out_dir, parity_n_run, timing_t_runs, timin
 @check.command("collect")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def collect_cmd(folder):
-    """One table of every check-*.json in FOLDER (written to FOLDER/check-summary.md); exit 4 if any failed."""
+    """One table of every check-*.json in FOLDER (written to FOLDER/check-summary.md); exit 4 if any failed,
+    2 if FOLDER holds no check-*.json (nothing is written then)."""
     from flyhpc import check as lib
+    from flyhpc.files import write_text_atomic
 
     table, reports = lib.collect(folder)
-    (folder / "check-summary.md").write_text("# flyhpc check: " + str(folder) + "\n\n" + table)
-    click.echo(table, nl=False)
     if not reports:
-        raise click.ClickException(f"no check-*.json in {folder}")
+        raise ConfigError(f"no check-*.json in {folder} (run `flyhpc check --out {folder}` or `flyhpc check submit` "
+                          "first)")
+    write_text_atomic(folder / "check-summary.md", "# flyhpc check: " + str(folder) + "\n\n" + table)
+    click.echo(table, nl=False)
     if any(r.get("status") not in ("passed", "build only") for r in reports):
         sys.exit(4)
 
@@ -102,11 +109,15 @@ def submit_cmd(profile_name, backend_names, out_dir, time_min, dry_run):
     if dry_run:
         click.echo(script, nl=False)
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from flyhpc.files import write_text_atomic
+
+    if shutil.which("sbatch") is None:
+        raise SchedulerUnavailable("sbatch not found on PATH: `flyhpc check submit` runs on a Slurm login node")
     path = out_dir / "check.sbatch"
-    path.write_text(script)
+    write_text_atomic(path, script)
     proc = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True)
     if proc.returncode:
-        raise click.ClickException(f"sbatch failed: {proc.stderr.strip()}")
+        path.unlink(missing_ok=True)  # nothing went out: leave nothing behind
+        raise ConfigError(f"sbatch refused {path}: {proc.stderr.strip()}")
     click.echo(f"submitted array {proc.stdout.strip()} ({len(names)} task(s): {', '.join(names)}); "
                f"then: flyhpc check collect {out_dir}")

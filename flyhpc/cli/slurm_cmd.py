@@ -86,7 +86,7 @@ def warn_if_synthetic(console: Console, connectome: str) -> None:
     from flyhpc.data.connectome import default_data_dir
     from flyhpc.data.sources import real_sources
 
-    if connectome == "synthetic" or (connectome in ("", "auto") and real_sources(default_data_dir()) is None):
+    if connectome == "synthetic" or (connectome == "auto" and real_sources(default_data_dir()) is None):
         console.print("[bold yellow]SYNTHETIC connectome[/]: no real FlyWire files in "
                       f"{default_data_dir()}/ (run `flyhpc data fetch`); tasks run on the calibrated "
                       "full-scale synthetic connectome and their records say so.")

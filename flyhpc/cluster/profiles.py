@@ -328,7 +328,12 @@ def load_profile(name_or_path: str | Path) -> ClusterProfile:
         [d / f"{text}.toml" for d in clusters_dirs()]
     for path in candidates:
         if path.is_file():
-            return profile_from_dict(config_paths.read_toml(path, "profile"), name=path.stem, source=str(path))
+            data = config_paths.read_toml(path, "profile")
+            cluster = data.get("cluster", {})
+            if isinstance(cluster, dict) and "executor" not in cluster:  # an empty or cut file must not quietly mean "run everything on this machine"
+                raise ConfigError(f"profile {path}: [cluster].executor is not set" + (" (the file is empty)" if not data
+                                  else "") + f"; set it to one of {', '.join(EXECUTORS)}")
+            return profile_from_dict(data, name=path.stem, source=str(path))
     if text == "local":
         return ClusterProfile(name="local")
     raise ConfigError(f"no cluster profile {text!r}; known: {', '.join(profile_names())} "

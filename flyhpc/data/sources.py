@@ -28,10 +28,13 @@ def resolve_sources(connectome: str | None, data_dir: Path, version: str = "783"
     Raises
     ------
     ConfigError
-        If a folder is given that holds no Completeness/Connectivity pair.
+        If a folder is given that holds no Completeness/Connectivity pair, or an empty or blank string (a
+        shell variable that was not set: never read as "auto").
     """
     data_dir = Path(data_dir)
-    if connectome in (None, "", "auto"):
+    if connectome is not None and not str(connectome).strip():
+        raise ConfigError(f"--connectome {connectome!r}: empty; give 'auto', 'synthetic' or a folder")
+    if connectome in (None, "auto"):
         real = real_sources(data_dir, version)
         if real:
             return real

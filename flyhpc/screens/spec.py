@@ -143,6 +143,12 @@ def _screen(path: Path, top: dict, base: dict, axes: dict) -> Screen:
     if rate_hz is None and not rates_hz:
         raise ConfigError(f"{path} [base].rate_hz: needed (the rate of activation set 1) unless [axes].rate_hz "
                           "gives the rates")
+    if rate_hz == 0 and not rates_hz:
+        raise ConfigError(f"{path} [base].rate_hz: 0 Hz activates nothing; give a rate > 0 Hz")
+    if 0.0 in rates_hz:
+        raise ConfigError(f"{path} [axes].rate_hz: 0 Hz activates nothing; every rate must be > 0 Hz")
+    if base.get("activate2") and not base.get("rate2_hz"):
+        raise ConfigError(f"{path} [base].rate2_hz: activate2 needs a rate > 0 Hz (0 Hz activates nothing)")
     return Screen(
         name=path.stem, path=path, description=description, t_run_s=t_run_s,
         n_run=_integer(top.get("n_run", 1), f"{where}.n_run", 1), seed=_integer(top.get("seed", 0), f"{where}.seed", 0),

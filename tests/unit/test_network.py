@@ -32,7 +32,7 @@ def test_silencing_removes_synapses_to_and_from():
 
 
 def test_driven_neurons_have_no_refractory_period():
-    spec = build_network(_conn(), Experiment(name="t", activate=(11,), rate_hz=10, activate2=(44,), rate2_hz=0))
+    spec = build_network(_conn(), Experiment(name="t", activate=(11,), rate_hz=10, activate2=(44,), rate2_hz=5))
     assert spec.refractory_steps.tolist() == [0, 22, 22, 0]
 
 
