@@ -70,8 +70,10 @@ def output_error(exc: OSError, target: str | Path | None = None):
     from flyhpc.errors import OutputError
 
     where = target if target is not None else exc.filename
-    return OutputError(f"cannot write {where}: {exc.strerror or exc} (errno {errno.errorcode.get(exc.errno, exc.errno)}); "
-                       "free space or fix the permissions and run the command again; nothing half-written was kept")
+    fix = {errno.ENOSPC: "free space", errno.EDQUOT: "free space within your quota", errno.EFBIG: "free space",
+           errno.EROFS: "use a writable --results-root"}.get(exc.errno, "fix the permissions")
+    return OutputError(f"cannot write {where}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)}); "
+                       f"{fix} and run the command again; nothing half-written was kept")
 
 
 def _umask() -> int:

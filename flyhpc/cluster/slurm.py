@@ -198,10 +198,11 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False, 
         record.update(flyhpc_version=__version__, git_revision=git_revision(), profile=profile_record(sp.profile),
                       container=sp.container, **(extra or {}))
         n_before = len(record["submissions"])
+        fresh = not Path(paths.submission).is_file()
         try:
             folder = _jobs_folder(paths)
         except OSError as exc:
-            raise output_error(exc) if is_output_error(exc) else exc
+            raise output_error(exc, paths.jobs_dir) if is_output_error(exc) else exc
         refused: Exception | None = None
         for n, array in enumerate(sp.arrays):
             before = _job_files(folder)
@@ -210,11 +211,15 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False, 
                                                                    folder, job_fn))
             except Exception as exc:
                 _remove_new_job_files(folder, before)
-                refused = _submit_error(exc, sp, n)
+                refused = _submit_error(exc, sp, n, folder)
                 break
         new = record["submissions"][n_before:]
-        if not new:
-            raise refused  # type: ignore[misc]  # nothing went out: nothing is written
+        if not new:  # nothing went out: nothing is written, and a label this call made is taken away again
+            if fresh:
+                for remove in (folder.rmdir, paths.lock.unlink, paths.label_dir.rmdir):  # each only if empty/ours
+                    with contextlib.suppress(OSError):
+                        remove()
+            raise refused  # type: ignore[misc]
         try:
             write_record(paths, record)
         except Exception:
@@ -243,12 +248,12 @@ def _remove_new_job_files(folder: Path, before: set[str]) -> None:
                 (folder / name).unlink()
 
 
-def _submit_error(exc: Exception, sp: SubmitPlan, n: int) -> Exception:
+def _submit_error(exc: Exception, sp: SubmitPlan, n: int, folder: Path) -> Exception:
     """The error an array that did not go out stands for (sbatch's own words kept)."""
     if isinstance(exc, FlyhpcError):
         return exc
     if isinstance(exc, OSError) and is_output_error(exc):
-        return output_error(exc)
+        return output_error(exc, exc.filename or f"the job files in {folder}")
     import submitit
 
     if isinstance(exc, (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError)):

@@ -9,6 +9,7 @@ removed. Progress goes to a `ProgressSink`. Entry points: `build_report`, `Repor
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Protocol, Sequence
 import pandas as pd
 
 from flyhpc import __version__
-from flyhpc.errors import ConfigError
+from flyhpc.errors import ConfigError, OutputError
 from flyhpc.files import atomic_path, write_text_atomic
 from flyhpc.report import activity as activity_mod
 from flyhpc.report import figures, paper, sections, speed
@@ -85,20 +86,39 @@ def parse_point(text: str | None) -> tuple[float, int] | None:
 
 
 class ReportWriter:
-    """Collects the report's files, writing each atomically into the output folder."""
+    """Collects the report's files, writing each atomically into the output folder; if one cannot be written
+    (disk full, read-only), the files this report added and a folder it made are removed before the error goes on."""
 
     def __init__(self, out_dir: Path):
         self.out_dir = out_dir
         self.files: list[Path] = []
+        self._new_dir = not out_dir.exists()
+        self._added: list[Path] = []
 
     def text(self, name: str, text: str) -> None:
-        write_text_atomic(self.out_dir / name, text)
-        self.files.append(self.out_dir / name)
+        self._write(name, lambda path: write_text_atomic(path, text))
 
     def binary(self, name: str, data: bytes) -> None:
-        with atomic_path(self.out_dir / name) as tmp:
-            tmp.write_bytes(data)
-        self.files.append(self.out_dir / name)
+        def write(path: Path) -> None:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+        self._write(name, write)
+
+    def _write(self, name: str, write) -> None:
+        path = self.out_dir / name
+        existed = path.exists()
+        try:
+            write(path)
+        except OutputError:
+            for added in self._added:
+                added.unlink(missing_ok=True)
+            if self._new_dir:
+                with contextlib.suppress(OSError):
+                    self.out_dir.rmdir()
+            raise
+        if not existed:
+            self._added.append(path)
+        self.files.append(path)
 
     def figure(self, name: str, fig, caption: str) -> FigureBlock:
         png, svg = figures.render(fig)

@@ -12,6 +12,7 @@ Entry points: `ScreenSubmission`, `plan_screen`, `submit_screen`, `repair_plan`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -109,8 +110,10 @@ def submit_screen(sub: ScreenSubmission, force: bool = False) -> dict:
     try:
         return slurm.submit(sp, force=force, extra={"screen": again})
     except BaseException:
-        if not had_plan and not Path(paths.submission).is_file():
-            paths.screen_plan.unlink(missing_ok=True)  # nothing went out: leave nothing behind
+        if not had_plan and not Path(paths.submission).is_file():  # nothing went out: leave nothing behind
+            for remove in (paths.screen_plan.unlink, paths.label_dir.rmdir):
+                with contextlib.suppress(OSError):
+                    remove()
         raise
 
 

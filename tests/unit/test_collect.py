@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from flyhpc import collect
-from flyhpc.errors import ConfigError, FlyhpcError
+from flyhpc.errors import Busy, ConfigError
 from flyhpc.files import label_lock
 from flyhpc.cluster.status import EXIT_UNFINISHED
 
@@ -90,8 +90,9 @@ def test_collect_is_locked_against_a_concurrent_collect(tmp_path):
     plan(t)
     paths = fake_result(t)
     with label_lock(paths.lock, "test"):
-        with pytest.raises(FlyhpcError, match="holds .*lock"):
+        with pytest.raises(Busy, match="holds .*lock") as caught:
             collect.collect(tmp_path, "lab")
+        assert caught.value.exit_code == 75  # try again later, as for tasks still running
     assert not paths.results_csv.exists()  # nothing written while locked out
     assert collect.collect(tmp_path, "lab").exit_code == 0
 
