@@ -145,7 +145,7 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
         reason = str(exc).splitlines()[0] if str(exc) else ""
         signalled = job.interruption()
         status = signalled if signalled else f"error: {type(exc).__name__}: {reason}"
-        if signalled and reason and reason not in signalled:
+        if signalled and reason and not _from_signal(exc, signalled):
             status += f"; the task then failed: {type(exc).__name__}: {reason}"
         record.update(status=status[:500], finished_utc=_now(), log=log_path.name)
         log(f"FAILED: {status}\n{traceback.format_exc()}")
@@ -159,6 +159,19 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
     log.close()
     write_json_atomic(record_path, record)
     return record
+
+
+def _from_signal(exc: BaseException, signalled: str) -> bool:
+    """The exception is the signal's own, or wraps it: compiled code (numba) that the signal handler's
+    exception interrupted surfaces it as a SystemError caused by it."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if str(seen) and str(seen).splitlines()[0] in signalled:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _execute(task, parquet: Path, log: Callable[[str], None], on_phase: Callable[[str], None] | None) -> dict:

@@ -49,9 +49,12 @@ def _planned(screen, profile, run_label, results_root, connectome, task_minutes,
 
     if task_minutes <= 0:
         raise click.BadParameter(f"{task_minutes}: must be > 0", param_hint="--task-minutes")
-    sub = plan_screen(screen, run_label, results_root, profiles.load_profile(profile), connectome=connectome,
-                      task_minutes=task_minutes, max_per_task=max_per_task, parallel=parallel, keep_spikes=keep_spikes,
-                      container=not no_container)
+    return plan_screen(screen, run_label, results_root, profiles.load_profile(profile), connectome=connectome,
+                       task_minutes=task_minutes, max_per_task=max_per_task, parallel=parallel, keep_spikes=keep_spikes,
+                       container=not no_container)
+
+
+def _show(sub, connectome):
     console = Console()
     s = sub.screen
     console.print(f"screen [bold]{s.name}[/] ({s.path}): {sub.n_experiments} experiment(s) x {s.n_run} trial(s) x "
@@ -60,7 +63,7 @@ def _planned(screen, profile, run_label, results_root, connectome, task_minutes,
     render_plan(console, sub.submit_plan)
     warn_if_clamped(console, sub.submit_plan)
     warn_if_synthetic(console, connectome)
-    return sub, console
+    return console
 
 
 @click.group(name="screen")
@@ -73,8 +76,8 @@ def screen_group() -> None:
 def plan_cmd(screen, profile, run_label, results_root, connectome, task_minutes, max_per_task, parallel,
              keep_spikes, no_container):
     """Show the experiments, chunk tasks, arrays and core-hours `submit` would queue; write nothing."""
-    _planned(screen, profile, run_label, results_root, connectome, task_minutes, max_per_task, parallel, keep_spikes,
-             no_container)
+    _show(_planned(screen, profile, run_label, results_root, connectome, task_minutes, max_per_task, parallel,
+                   keep_spikes, no_container), connectome)
 
 
 @screen_group.command(name="submit")
@@ -91,11 +94,12 @@ def submit_cmd(ctx, screen, profile, run_label, results_root, connectome, task_m
     """
     from flyhpc.screens.submit import submit_screen
 
-    sub, console = _planned(screen, profile, run_label, results_root, connectome, task_minutes, max_per_task,
-                            parallel, keep_spikes, no_container)
+    sub = _planned(screen, profile, run_label, results_root, connectome, task_minutes, max_per_task, parallel,
+                   keep_spikes, no_container)
+    record = {} if dry_run else submit_screen(sub, force=force)  # a refusal is the only output: no plan before it
+    console = _show(sub, connectome)
     if dry_run:
         return
-    record = submit_screen(sub, force=force)
     sp = sub.submit_plan
     if sp.arrays:
         new = record["submissions"][-len(sp.arrays):]

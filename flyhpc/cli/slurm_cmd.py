@@ -43,8 +43,9 @@ def render_plan(console: Console, sp) -> None:
 
 
 EXIT_CODES_HELP = ("Exit codes: 0 every task of the label done; 4 some task failed, timed out, was cancelled, "
-                   "ran out of memory, is missing or corrupt (even while others still run); 75 none of those, "
-                   "but some still pending or running.")
+                   "ran out of memory, is missing or corrupt (even while others still run), or a label file is "
+                   "damaged; 75 none of those, but some still pending or running (or: the label is locked by another "
+                   "command, sacct does not answer); 2 bad input; 74 the output cannot be written.")
 
 
 @click.command()
@@ -71,12 +72,13 @@ def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, expe
     todo = planned_tasks(grid, run_label, results_root, connectome)
     sp = slurm.plan(todo, prof, container=not no_container)
     console = Console()
+    if sp.arrays and not dry_run:
+        record = slurm.submit(sp, force=force)  # a refusal is the only output: no plan table before it
     render_plan(console, sp)
     warn_if_clamped(console, sp)
     warn_if_synthetic(console, connectome)
     if dry_run or not sp.arrays:
         return
-    record = slurm.submit(sp, force=force)
     new = record["submissions"][-len(sp.arrays):]
     console.print(f"submitted {sp.n_tasks} task(s): job(s) {', '.join(s['job_id'] for s in new)}; "
                   f"follow with `flyhpc status {run_label}`")

@@ -10,13 +10,15 @@ submitit's `JobEnvironment`, Slurm's signals meaning what Slurm meant (`job_sign
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as _dt
 import multiprocessing
+import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from flyhpc.cluster import job_signals
 from flyhpc.cluster.profiles import ClusterProfile
@@ -135,12 +137,33 @@ def submit_array(prof: ClusterProfile, results_root: str | Path, run_label: str,
     ex.update_parameters(timeout_min=timeout)
     fn = job_fn or run_task
     for chunk in chunks:
-        job = ex.submit(_local_sequence, fn, chunk)
+        with _std_detached() if prof.executor == "local" else contextlib.nullcontext():
+            job = ex.submit(_local_sequence, fn, chunk)
         if prof.executor == "debug":
             job.result()
         entry["jobs"].append({"job_id": str(job.job_id), "tasks": [t.key for t in chunk]})
     entry["job_id"] = entry["jobs"][0]["job_id"]
     return entry
+
+
+@contextlib.contextmanager
+def _std_detached() -> Iterator[None]:
+    """Point this process's stdin/stdout/stderr at /dev/null while a local job starts, so that the job (which
+    inherits them; its tasks write their own logs) does not keep them open: `flyhpc submit | tail` would
+    otherwise wait for every task to end."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(fd) for fd in (0, 1, 2)]
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        yield
+    finally:
+        for fd, copy in zip((0, 1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(null)
 
 
 def _local_sequence(fn: Callable, tasks: Sequence[Any]) -> list[str]:

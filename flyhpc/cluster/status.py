@@ -243,8 +243,9 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
         else:
             cat = None
         state, why = _combine(disk, reason, cat, js)
-        rows.append(TaskStatus(key, task.backend, state, sid, why, "" if state in ACTIVE else str(paths.log(task)),
-                               node))
+        log = paths.log(task)  # none for a task that never started
+        rows.append(TaskStatus(key, task.backend, state, sid, why, str(log) if state not in ACTIVE and log.is_file()
+                               else "", node))
 
     counts: dict[str, dict[str, int]] = {}
     for row in rows:
