@@ -414,3 +414,45 @@ def test_status_watch_survives_a_slurmdbd_restart(tmp_path, env):
     code = watch.wait(timeout=180)
     text = watch.stdout.read()
     assert code == 0 and "sacct failed" in text and "retrying" in text, text
+
+
+def test_an_array_sbatch_refuses_leaves_nothing_behind(tmp_path, env):
+    from flyhpc.cluster import slurm
+    from flyhpc.errors import ConfigError
+
+    env.write_text("{}")
+    root = tmp_path / "results"
+    prof = _profile(tmp_path, partition="no-such-partition")
+    with pytest.raises(ConfigError, match="sbatch refused array 1 of 1 of run label 'refused'.*[Pp]artition"):
+        slurm.submit(slurm.plan(_tasks("refused", root, 2), prof))
+    assert not (root / "refused").exists()  # no submission.json claiming the label, no orphan pickle
+    (tmp_path / "bad.toml").write_text(f'[cluster]\nexecutor = "slurm"\npartition = "no-such-partition"\n'
+                                       f'min_time_min = 1\nmax_time_min = 10\npython = "{sys.executable}"\n')
+    out = _cli("submit", "--grid", "quick", "--backend", _tasks("x", root, 1)[0].backend, "--experiment",
+               "index:0,1,2@200", "--t-run", "0.05", "--n-run", "1", "--rounds", "1", "--connectome",
+               root / "tiny-connectome", "--profile", tmp_path / "bad.toml", "--no-container", "--results-root", root,
+               "--run-label", "refused")
+    assert out.returncode == 2 and "sbatch refused" in out.stderr and "┃" not in out.stdout, (out.stdout, out.stderr)
+    assert not (root / "refused").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (SLURM_DIR / "pids" / "slurmdbd.pid").exists(),
+                    reason="needs root and the cluster of scripts/local-slurm/start.sh")
+def test_resubmit_waits_out_a_slurmdbd_restart(tmp_path, env):
+    from flyhpc.cluster import slurm
+
+    root = tmp_path / "results"
+    (task,) = _tasks("dbd2", root, 1)
+    env.write_text(json.dumps({task.key: "raise"}))
+    slurm.submit(slurm.plan([task], _profile(tmp_path)), job_fn=fault_run)
+    assert slurm.wait(root, "dbd2", timeout_s=120, poll_s=1).rows[0].state == "failed"
+    os.kill(int((SLURM_DIR / "pids" / "slurmdbd.pid").read_text()), 15)
+    time.sleep(2)
+    resub = subprocess.Popen([sys.executable, "-m", "flyhpc", "resubmit", "dbd2", "--results-root", str(root)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(6)
+    subprocess.run(["/usr/sbin/slurmdbd"], check=True, env={**os.environ, "SLURM_CONF": str(SLURM_DIR / "etc" / "slurm.conf")})
+    code = resub.wait(timeout=180)
+    text = resub.stdout.read()
+    assert code == 0 and "sacct failed" in text and "retrying" in text and "1 task(s)" in text, text
+    assert slurm.wait(root, "dbd2", timeout_s=120, poll_s=1).complete

@@ -7,7 +7,6 @@ The task is a real brian2cpp task on a tiny generated connectome, signalled whil
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -33,7 +32,7 @@ executors.run_task(submission.task_from_dict(json.loads(sys.argv[1])))
 
 def _start(task, tmp_path):
     env_builds = {"FLYHPC_BUILD_DIR": str(tmp_path / "builds"), "FLYHPC_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(dataclasses.asdict(task))],
+    return subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(submission.task_to_dict(task))],
                             env={**os.environ, **env_builds}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -72,3 +71,57 @@ def test_a_signalled_task_records_what_slurm_meant(tmp_path, signals, word, shor
     (row,) = status(tmp_path, "sig").rows
     assert row.state == word and row.reason == rec["status"]
     assert status(tmp_path, "sig").exit_code == 4
+
+
+def test_a_cancelled_screen_chunk_says_cancelled_and_nothing_else(tmp_path):
+    """SIGTERM while a native chunk is in its compiled engine: the handler's exception comes back out of numba
+    wrapped in a SystemError; the record's reason is the cancellation alone, not that SystemError."""
+    from flyhpc.cluster.profiles import ClusterProfile
+    from flyhpc.screens.plan_file import write_plan
+    from flyhpc.screens.submit import plan_screen
+
+    conn = write_tiny_connectome(tmp_path / "conn", n_neurons=300, n_edges=5000, seed=2)
+    screen = tmp_path / "long.toml"
+    rates = ", ".join(str(10.0 + i) for i in range(20))
+    screen.write_text(f'[screen]\nt_run_s = 1.0\nn_run = 4\nby = "index"\n[base]\nrate_hz = 100.0\n'
+                      f'[axes]\nactivate_each = "all"\nrate_hz = [{rates}]\n')
+    sub = plan_screen(str(screen), "sig", tmp_path, ClusterProfile(name="local"), connectome=str(conn))
+    (task,) = [t for a in sub.submit_plan.arrays for t in a.tasks][:1]
+    paths = BundlePaths(tmp_path, "sig")
+    write_plan(paths.screen_plan, sub.plan)
+    submission.record_plan([task], executor="bench")
+    proc = _start(task, tmp_path)
+    deadline = time.monotonic() + 240
+    while "phase sim" not in (paths.log(task).read_text() if paths.log(task).exists() else ""):
+        assert time.monotonic() < deadline and proc.poll() is None, "the chunk never reached its engine"
+        time.sleep(0.1)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    rec = read_record(paths.record(task))
+    assert rec["status"] == "cancelled: SIGTERM (scancel, or Slurm ending the job)", (rec["status"], out[-2000:])
+
+
+def test_an_exception_that_wraps_the_signal_adds_nothing_to_the_reason(tmp_path, monkeypatch):
+    """What numba does when SIGTERM's handler raises inside a compiled call: the call returns with the
+    exception set and CPython raises `SystemError(... returned a result with an exception set)` caused by
+    it. Stand-in: `_execute` raises exactly that chain (numba cannot be made to do it on demand here)."""
+    from flyhpc import worker
+    from flyhpc.cluster import job_signals
+
+    cancelled = "cancelled: SIGTERM (scancel, or Slurm ending the job)"
+
+    def interrupted_in_numba(*_args, **_kw):
+        try:
+            raise job_signals.TaskInterrupted(cancelled)
+        except job_signals.TaskInterrupted as exc:
+            raise SystemError("CPUDispatcher(<function lazy_trial>) returned a result with an exception set") from exc
+
+    conn = write_tiny_connectome(tmp_path / "conn")
+    task = BenchmarkTask(run_label="sys", round=1, backend="native", experiment="index:0,1,2@200", t_run_s=0.05,
+                         n_run=1, seed=0, connectome=str(conn), connectome_digest="", results_root=str(tmp_path))
+    submission.record_plan([task], executor="bench")
+    monkeypatch.setattr(worker, "_execute", interrupted_in_numba)
+    with pytest.raises(SystemError):
+        worker.run(task, job=worker.JobInfo(interruption=lambda: cancelled))
+    assert read_record(BundlePaths(tmp_path, "sys").record(task))["status"] == cancelled

@@ -25,9 +25,12 @@ def _default_synthetic_folder(data_dir):
 def test_auto_without_real_files_takes_the_synthetic_connectome(tmp_path):
     folder = _default_synthetic_folder(tmp_path)
     made = synthetic.generate(folder, n_neurons=300, n_edges=3000, seed=0)  # stands where the full-scale one goes
-    for value in (None, "", "auto", "synthetic"):
+    for value in (None, "auto", "synthetic"):
         found = resolve_sources(value, tmp_path)
         assert found.completeness == made.completeness and found.source.startswith("synthetic"), value
+    for value in ("", " "):  # an unset shell variable is a mistake, never "auto"
+        with pytest.raises(ConfigError, match="empty; give 'auto', 'synthetic' or a folder"):
+            resolve_sources(value, tmp_path)
 
 
 def test_auto_prefers_real_files_and_a_folder_is_read_as_given(tmp_path):
