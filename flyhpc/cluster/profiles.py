@@ -330,7 +330,8 @@ def load_profile(name_or_path: str | Path) -> ClusterProfile:
         if path.is_file():
             data = config_paths.read_toml(path, "profile")
             cluster = data.get("cluster", {})
-            if isinstance(cluster, dict) and "executor" not in cluster:  # an empty or cut file must not quietly mean "run everything on this machine"
+            # an empty or cut file must not quietly mean "run everything on this machine"
+            if isinstance(cluster, dict) and "executor" not in cluster:
                 raise ConfigError(f"profile {path}: [cluster].executor is not set" + (" (the file is empty)" if not data
                                   else "") + f"; set it to one of {', '.join(EXECUTORS)}")
             return profile_from_dict(data, name=path.stem, source=str(path))

@@ -189,47 +189,55 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False, 
         The results folder is full or read-only (the arrays that had gone out are cancelled).
     """
     paths = BundlePaths(sp.results_root, sp.run_label)
-    with label_lock(paths.lock, f"submit --run-label {sp.run_label}"):
-        if Path(paths.submission).is_file():
-            load_submission(sp.results_root, sp.run_label, trusted=True)
-            if not force:
-                _refuse_active(sp.results_root, sp.run_label, [t.key for a in sp.arrays for t in a.tasks])
-        record = updated_record(paths, sp.run_label, str(sp.results_root), [t for a in sp.arrays for t in a.tasks])
-        record.update(flyhpc_version=__version__, git_revision=git_revision(), profile=profile_record(sp.profile),
-                      container=sp.container, **(extra or {}))
-        n_before = len(record["submissions"])
-        fresh = not Path(paths.submission).is_file()
-        try:
-            folder = _jobs_folder(paths)
-        except OSError as exc:
-            raise output_error(exc, paths.jobs_dir) if is_output_error(exc) else exc
-        refused: Exception | None = None
-        for n, array in enumerate(sp.arrays):
-            before = _job_files(folder)
+    fresh = not Path(paths.submission).is_file()
+    try:
+        with label_lock(paths.lock, f"submit --run-label {sp.run_label}"):
+            if Path(paths.submission).is_file():
+                load_submission(sp.results_root, sp.run_label, trusted=True)
+                if not force:
+                    _refuse_active(sp.results_root, sp.run_label, [t.key for a in sp.arrays for t in a.tasks])
+            record = updated_record(paths, sp.run_label, str(sp.results_root), [t for a in sp.arrays for t in a.tasks])
+            record.update(flyhpc_version=__version__, git_revision=git_revision(), profile=profile_record(sp.profile),
+                          container=sp.container, **(extra or {}))
             try:
-                record["submissions"].append(executors.submit_array(sp.profile, sp.results_root, sp.run_label, array,
-                                                                   folder, job_fn))
-            except Exception as exc:
-                _remove_new_job_files(folder, before)
-                refused = _submit_error(exc, sp, n, folder)
-                break
-        new = record["submissions"][n_before:]
-        if not new:  # nothing went out: nothing is written, and a label this call made is taken away again
-            if fresh:
-                for remove in (folder.rmdir, paths.lock.unlink, paths.label_dir.rmdir):  # each only if empty/ours
-                    with contextlib.suppress(OSError):
-                        remove()
-            raise refused  # type: ignore[misc]
-        try:
-            write_record(paths, record)
-        except Exception:
-            _cancel_submitted(new, Path(folder))  # jobs without a record would run unjudged
-            raise
-        if refused is not None:
-            raise TaskFailed(f"{refused}; {len(new)} of {len(sp.arrays)} array(s) went out (job(s) "
-                             f"{', '.join(s['job_id'] for s in new)}) and are recorded; the other tasks are missing: "
-                             f"fix the cause, then `flyhpc resubmit {sp.run_label} --missing`")
+                folder = _jobs_folder(paths)
+            except OSError as exc:
+                raise output_error(exc, paths.jobs_dir) if is_output_error(exc) else exc
+            new, refused = _submit_arrays(sp, folder, job_fn)
+            record["submissions"] += new
+            if not new:  # nothing went out: nothing is written
+                if fresh:
+                    with contextlib.suppress(OSError):  # only if empty
+                        folder.rmdir()
+                raise refused  # type: ignore[misc]
+            try:
+                write_record(paths, record)
+            except Exception:
+                _cancel_submitted(new, Path(folder))  # jobs without a record would run unjudged
+                raise
+            if refused is not None:
+                raise TaskFailed(f"{refused}; {len(new)} of {len(sp.arrays)} array(s) went out (job(s) "
+                                 f"{', '.join(s['job_id'] for s in new)}) and are recorded; the other tasks are "
+                                 f"missing: fix the cause, then `flyhpc resubmit {sp.run_label} --missing`")
+    except BaseException:
+        if fresh and not Path(paths.submission).is_file():  # nothing went out: a label folder this call made goes
+            with contextlib.suppress(OSError):  # (only if empty: the lock file went with the lock)
+                paths.label_dir.rmdir()
+        raise
     return record
+
+
+def _submit_arrays(sp: SubmitPlan, folder: Path, job_fn: Callable | None) -> tuple[list[dict], Exception | None]:
+    """Submit the plan's arrays in order until one is refused: (entries of those that went out, the refusal)."""
+    out: list[dict] = []
+    for n, array in enumerate(sp.arrays):
+        before = _job_files(folder)
+        try:
+            out.append(executors.submit_array(sp.profile, sp.results_root, sp.run_label, array, folder, job_fn))
+        except Exception as exc:
+            _remove_new_job_files(folder, before)
+            return out, _submit_error(exc, sp, n, folder)
+    return out, None
 
 
 _SUBMITTER_FILE = re.compile(r"^(\.submission_file_)?[0-9a-f]{32}\.(pkl|sh)$")  # submitit's names before sbatch

@@ -5,9 +5,10 @@
 record says success and whose parquet passes the check is done whatever the scheduler says; a task
 the scheduler still holds is pending or running; otherwise the record's error or signal, or the
 scheduler's final state (timeout, cancelled, out-of-memory, failed), explains it, and a damaged
-file is "corrupt". A damage to the label itself (a screen plan whose sha256 is not the planned one, a task
-removed from submission.json) is listed in `StatusReport.damaged`. Exit codes for scripts: `StatusReport.exit_code`. Imports no submitit and
-submits nothing. Entry points: `status`, `StatusReport`, `TaskStatus`, `EXIT_*`.
+file is "corrupt". Damage to the label itself (a screen plan whose sha256 is not the planned one, a task
+removed from submission.json) is listed in `StatusReport.damaged`. Exit codes for scripts:
+`StatusReport.exit_code`. Imports no submitit and submits nothing. Entry points: `status`, `StatusReport`,
+`TaskStatus`, `label_damage`, `EXIT_*`.
 """
 
 from __future__ import annotations
