@@ -40,7 +40,7 @@ def _run(*args):
 
 
 def test_an_empty_connectome_flag_is_not_auto(tmp_path):
-    for args in (["run", "--connectome", ""], ["screen", "plan", "atlas", "--run-label", "x", "--connectome", " "],
+    for args in (["run", "--connectome", "", "--out", tmp_path / "runs"], ["screen", "plan", "atlas", "--run-label", "x", "--connectome", " "],
                  ["submit", "--run-label", "x", "--connectome", "", "--dry-run", "--results-root", tmp_path]):
         out = _run(*args)
         assert out.exit_code == 2 and "--connectome" in out.output and "empty" in out.output, (args, out.output)
