@@ -444,7 +444,13 @@ def test_resubmit_waits_out_a_slurmdbd_restart(tmp_path, env):
     root = tmp_path / "results"
     (task,) = _tasks("dbd2", root, 1)
     env.write_text(json.dumps({task.key: "raise"}))
-    slurm.submit(slurm.plan([task], _profile(tmp_path)), job_fn=fault_run)
+    prof = _profile(tmp_path)
+    (tmp_path / "test.toml").write_text(  # resubmit loads the profile again from its file
+        f'[cluster]\nexecutor = "slurm"\narray_parallelism = 8\nmin_time_min = 1\nmax_time_min = 10\n'
+        f'signal_delay_s = 0\npython = "{sys.executable}"\nslurm_setup = {json.dumps(list(prof.slurm_setup))}\n'
+        f'[default]\ncpus = 1\nmem_gb = 0.25\nbase_s = 5\nper_trial_s = 0\nper_sim_s = 0\n'
+        f'image = "flyhpc-test.sif"\n')
+    slurm.submit(slurm.plan([task], prof), job_fn=fault_run)
     assert slurm.wait(root, "dbd2", timeout_s=120, poll_s=1).rows[0].state == "failed"
     os.kill(int((SLURM_DIR / "pids" / "slurmdbd.pid").read_text()), 15)
     time.sleep(2)
