@@ -3,8 +3,9 @@
 Same NetworkSpec (silencing applied, two activation sets at their own rates) and the same seeded
 drive through both backends; every spike of both trials must agree, and the lazy and clock engines
 of the native backend must agree with each other (so the clock-driven fallback of a runaway trial,
-bit-identical to the lazy engine in tests/unit/test_engine.py, is covered too). Counts x4: a quarter
-of the neurons fire. One Brian2 compilation (~30 s). Skipped where Brian2 cannot build here.
+bit-identical to the lazy engine in tests/unit/backends/native/test_engines.py, is covered too).
+Counts x4: a quarter of the neurons fire. One Brian2 compilation (~30 s). Skipped where Brian2 cannot
+build here.
 """
 
 from __future__ import annotations

@@ -28,7 +28,26 @@ import pytest
 pytestmark = pytest.mark.slurm
 
 HERE = Path(__file__).resolve().parent
-SLURM_DIR = Path(os.environ.get("FLYHPC_SLURM_DIR", "/tmp/flyhpc-slurm"))
+
+
+def _slurm_dir() -> Path | None:
+    """The folder of the running cluster as scripts/local-slurm/start.sh lays it out ($DIR/etc/slurm.conf,
+    $DIR/pids/), asked of the cluster itself (its SLURM_CONF) rather than assumed."""
+    if shutil.which("scontrol") is None:
+        return None
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=20).stdout
+    conf = next((v.strip() for k, _, v in (line.partition("=") for line in out.splitlines())
+                 if k.strip() == "SLURM_CONF"), "")
+    return Path(conf).resolve().parent.parent if conf else None
+
+
+SLURM_DIR = _slurm_dir()
+
+
+def _pid_file(daemon: str) -> Path | None:
+    """The PID file of a daemon of the loopback cluster, if there is one (killing it needs root)."""
+    path = SLURM_DIR / "pids" / f"{daemon}.pid" if SLURM_DIR else None
+    return path if path is not None and path.is_file() and os.geteuid() == 0 else None
 
 
 def _cluster_reason() -> str | None:
@@ -210,8 +229,7 @@ def test_faults_then_resubmit_completes(tmp_path, env):
     _assert_bundle_clean(root, "faults")
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not (SLURM_DIR / "pids" / "slurmd.pid").exists(),
-                    reason="needs root and the cluster of scripts/local-slurm/start.sh")
+@pytest.mark.skipif(_pid_file("slurmd") is None, reason="needs root and the cluster of scripts/local-slurm/start.sh")
 def test_slurmd_stopped_under_running_task(tmp_path, env):
     """slurmd dies while a task runs: the step survives, the task finishes, and status says done."""
     from flyhpc.cluster import slurm
@@ -221,7 +239,7 @@ def test_slurmd_stopped_under_running_task(tmp_path, env):
     env.write_text(json.dumps({task.key: "sleep:8"}))
     slurm.submit(slurm.plan([task], _profile(tmp_path)), job_fn=fault_run)
     _wait_started(env, task.key)
-    pid = int((SLURM_DIR / "pids" / "slurmd.pid").read_text())
+    pid = int(_pid_file("slurmd").read_text())
     os.kill(pid, 15)
     time.sleep(10)  # the task ends while slurmd is down
     subprocess.run(["/usr/sbin/slurmd", "-N", subprocess.check_output(["hostname", "-s"], text=True).strip()],
@@ -395,7 +413,7 @@ def test_submission_folder_is_private_and_a_writable_one_is_refused(tmp_path, en
     assert out.returncode == 2 and "chmod go-w" in out.stderr, out.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not (SLURM_DIR / "pids" / "slurmdbd.pid").exists(),
+@pytest.mark.skipif(_pid_file("slurmdbd") is None,
                     reason="needs root and the cluster of scripts/local-slurm/start.sh")
 def test_status_watch_survives_a_slurmdbd_restart(tmp_path, env):
     from flyhpc.cluster import slurm
@@ -405,7 +423,7 @@ def test_status_watch_survives_a_slurmdbd_restart(tmp_path, env):
     env.write_text(json.dumps({task.key: "sleep:10"}))
     slurm.submit(slurm.plan([task], _profile(tmp_path)), job_fn=fault_run)
     _wait_started(env, task.key)
-    os.kill(int((SLURM_DIR / "pids" / "slurmdbd.pid").read_text()), 15)
+    os.kill(int(_pid_file("slurmdbd").read_text()), 15)
     time.sleep(2)
     watch = subprocess.Popen([sys.executable, "-m", "flyhpc", "status", "dbd", "--results-root", str(root),
                               "--watch", "--interval", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -5,7 +5,6 @@ the pinned table matches the copies, downloads are verified, resumed with Range,
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,30 +14,26 @@ from flyhpc.cli import cli
 from flyhpc.errors import DataError, IntegrityError
 from tests.unit.data.test_fetch import serving
 
-COPIES = Path(__file__).resolve().parents[3] / "shared" / "data" / "paper-examples"
-
-pytestmark = pytest.mark.skipif(not COPIES.is_dir(), reason=f"{COPIES} not present on this machine")
-
 
 @pytest.fixture
-def server():
-    with serving({spec.remote: (COPIES / spec.name).read_bytes() for spec in paper_examples.EXAMPLES}) as srv:
+def server(examples_dir):
+    with serving({spec.remote: (examples_dir / spec.name).read_bytes() for spec in paper_examples.EXAMPLES}) as srv:
         yield srv
 
 
-def test_the_pinned_table_matches_the_copies():
-    assert {e.name for e in paper_examples.EXAMPLES} == {p.name for p in COPIES.glob("*.parquet")}
+def test_the_pinned_table_matches_the_copies(examples_dir):
+    assert {e.name for e in paper_examples.EXAMPLES} == {p.name for p in examples_dir.glob("*.parquet")}
     for spec in paper_examples.EXAMPLES:
-        body = (COPIES / spec.name).read_bytes()
+        body = (examples_dir / spec.name).read_bytes()
         assert len(body) == spec.size_bytes and hashlib.sha256(body).hexdigest() == spec.sha256
         assert hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest() == spec.blob_sha1
         assert spec.url == (f"https://raw.githubusercontent.com/philshiu/Drosophila_brain_model/"
                             f"{paper_examples.UPSTREAM_COMMIT}/results/example/{spec.name}")
-    assert [c.status for c in paper_examples.verify(COPIES)] == ["ok"] * 5
+    assert [c.status for c in paper_examples.verify(examples_dir)] == ["ok"] * 5
     assert [e.experiment for e in paper_examples.EXAMPLES].count("sugar") == 1
 
 
-def test_fetch_downloads_verifies_and_then_leaves_files_alone(server, tmp_path):
+def test_fetch_downloads_verifies_and_then_leaves_files_alone(server, examples_dir, tmp_path):
     seen = []
     results = paper_examples.fetch(tmp_path, base_url=server.base_url,
                                    progress=lambda f, d, t: seen.append((f.name, d, t)))
@@ -46,7 +41,7 @@ def test_fetch_downloads_verifies_and_then_leaves_files_alone(server, tmp_path):
     assert [(r.file.experiment, r.file.url) for r in results] == [
         (e.experiment, f"{server.base_url}/{e.remote}") for e in paper_examples.EXAMPLES]
     for r in results:
-        assert r.path.read_bytes() == (COPIES / r.file.name).read_bytes()
+        assert r.path.read_bytes() == (examples_dir / r.file.name).read_bytes()
     assert seen[-1] == (results[-1].file.name, results[-1].file.size_bytes, results[-1].file.size_bytes)
     n = len(server.requests)
     assert [r.status for r in paper_examples.fetch(tmp_path, base_url=server.base_url)] == ["present"] * 5
@@ -80,12 +75,12 @@ def test_cli_data_fetch_examples_into_the_data_folder(server, tmp_path):
     assert "--reference paper" in res.output
 
 
-def test_cli_compare_paper_writes_its_comparison(tmp_path):
+def test_cli_compare_paper_writes_its_comparison(examples_dir, tmp_path):
     from tests.unit.report.conftest import make_label
 
     make_label(tmp_path, "lab", failures=False)
     res = CliRunner().invoke(cli, ["compare", "paper", "--run-label", "lab", "--results-root", str(tmp_path),
-                                   "--examples", str(COPIES)])
+                                   "--examples", str(examples_dir)])
     assert res.exit_code == 0, res.output
     out = tmp_path / "lab" / "comparisons"
     assert (out / "paper-examples-comparison.json").is_file() and (out / "paper-examples-distributions.csv").is_file()

@@ -1,5 +1,5 @@
 // flyhpc_lif.cuh: one step of the flyhpc model contract for one neuron, shared by NEST GPU's user_m1
-// model (user_m1.cu, built into the nestgpu image) and the nvcc check in tests/unit/test_gpu_backends.py.
+// model (user_m1.cu, built into the nestgpu image) and the nvcc check in tests/unit/backends/nestgpu/test_backend.py.
 //
 // Owns one step of every neuron: apply the input of the previous step (port 0 -> g, port 1 -> v)
 // unless the neuron was refractory in that step (Brian2 drops it, DESIGN §1a), then integrate exactly with

@@ -77,6 +77,7 @@ def test_model_code_in_our_reading_of_genns_step_order_matches_pytorch(tmp_path)
     """The sim/threshold/reset code pasted into a C loop that encodes OUR reading of GeNN's delivery (Isyn of step
     n-1-D, event table read at n+1). It checks the code against that reading, not GeNN; GeNN itself runs the
     contract scenarios in tests/contract/test_isolated_simulators.py (where .venv-genn has PyGeNN)."""
+    pytest.importorskip("torch", reason="the pytorch backend (torch: pip install -e '.[torch]') is the reference here")
     spec = small_spec()
     drive = make_drive(spec, 600, 3, base_seed=5)
     src = tmp_path / "genn_like.c"

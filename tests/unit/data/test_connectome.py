@@ -220,11 +220,8 @@ SUGAR_INDICES_783 = (69093, 97602, 122795, 124291, 29281, 100605, 110469, 51107,
                      28825, 126600, 126752, 32863, 108426, 111357, 14842, 90589, 92298, 12494)
 
 
-def test_real_completeness_783():
-    path = Path("/work/shared/data/Completeness_783.csv")
-    if not path.is_file():
-        pytest.skip(f"{path} not present (fetch it with `flyhpc data fetch`)")
-    ids = cm.read_completeness(path)
+def test_real_completeness_783(shared_dir):
+    ids = cm.read_completeness(shared_dir / "data" / "Completeness_783.csv")
     assert ids.shape == (138_639,) and ids.dtype == np.int64
     index = {int(fid): i for i, fid in enumerate(ids)}
     assert tuple(index[fid] for fid in SUGAR_IDS) == SUGAR_INDICES_783

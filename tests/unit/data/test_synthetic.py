@@ -21,7 +21,6 @@ from flyhpc.data.synthetic import (PACKAGED_IDS, PACKAGED_IDS_SHA256, SynthParam
                               sources_in)
 
 REPO = Path(__file__).resolve().parents[3]
-REAL_CSV = Path("/work/shared/data/Completeness_783.csv")
 # Sugar GRN row indices in the v783 Completeness CSV, seed-spec §1.6 (in SUGAR_IDS order).
 SUGAR_INDICES_783 = (69093, 97602, 122795, 124291, 29281, 100605, 110469, 51107, 49584, 129730, 126873,
                      28825, 126600, 126752, 32863, 108426, 111357, 14842, 90589, 92298, 12494)
@@ -121,12 +120,11 @@ def test_packaged_ids_are_the_v783_neurons_in_file_order():
     assert tuple(index[fid] for fid in SUGAR_IDS) == SUGAR_INDICES_783
 
 
-def test_pack_script_reproduces_the_packaged_file(tmp_path):
-    """scripts/pack-flywire-ids.py on the real CSV gives the packaged bytes (needs the CSV, a test fixture only)."""
-    if not REAL_CSV.is_file():
-        pytest.skip(f"{REAL_CSV} not present (fetch it with `flyhpc data fetch`)")
+def test_pack_script_reproduces_the_packaged_file(tmp_path, shared_dir):
+    """scripts/pack-flywire-ids.py on the real CSV (../shared, a test fixture only) gives the packaged bytes."""
     out = tmp_path / "ids.gz"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "pack-flywire-ids.py"), str(REAL_CSV), str(out)],
+    real_csv = shared_dir / "data" / "Completeness_783.csv"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "pack-flywire-ids.py"), str(real_csv), str(out)],
                    check=True, capture_output=True)
     assert out.read_bytes() == PACKAGED_IDS.read_bytes()
 

@@ -24,7 +24,6 @@ from tests.unit.bundles import make_task, plan
 
 from .conftest import IDS, LABEL, spikes_for
 
-EXAMPLES = Path(__file__).resolve().parents[4] / "shared" / "data" / "paper-examples"
 
 
 def _write(path, table, exp="x"):
@@ -62,10 +61,8 @@ def test_digest_is_the_spikes_not_the_file(tmp_path):
     assert c.digest != a.digest and c.counts.tolist() == a.counts.tolist()
 
 
-def test_the_paper_example_scan_matches_its_published_numbers():
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"{EXAMPLES} not present on this machine")
-    st = scan_spikes(EXAMPLES / "sugarR.parquet", 1.0, 30)  # no neuron_index: the two-pass path
+def test_the_paper_example_scan_matches_its_published_numbers(examples_dir):
+    st = scan_spikes(examples_dir / "sugarR.parquet", 1.0, 30)  # no neuron_index: the two-pass path
     assert st.digest is None  # seconds in `t`, no time_ms: no spike digest
     assert round(st.spikes_per_trial_s) == 17052 and st.ids.size == 448  # ../shared/data/paper-examples/README.md
     assert round(float(np.median(st.rates_hz))) == 23 and int((st.rates_hz > 10).sum()) == 296
@@ -152,12 +149,10 @@ def test_activity_defaults_to_the_first_done_brian2cpp_task(bundle):
         activity.choose_task(data, "round_09/x")
 
 
-def test_against_the_paper_on_a_synthetic_connectome_shows_distributions_only(bundle):
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"{EXAMPLES} not present on this machine")
+def test_against_the_paper_on_a_synthetic_connectome_shows_distributions_only(bundle, examples_dir):
     from flyhpc import paper_examples
 
-    comp = paper.compare_with_paper(load_label(bundle, LABEL), paper_examples.find(EXAMPLES), StatsCache())
+    comp = paper.compare_with_paper(load_label(bundle, LABEL), paper_examples.find(examples_dir), StatsCache())
     assert comp.synthetic and comp.parity is None and "per-neuron parity with the paper is meaningless" in comp.verdict
     assert comp.task.name == "round_01/brian2cpp_t0.1s_n2"  # closest to 1 s, most trials, ground truth
     assert [r["source"] for r in comp.distributions][:2] == ["this label: round_01/brian2cpp_t0.1s_n2",
@@ -165,9 +160,9 @@ def test_against_the_paper_on_a_synthetic_connectome_shows_distributions_only(bu
     assert round(comp.distributions[1]["spikes_per_trial_s"]) == 17052
 
 
-def _real_label_from_example(root: Path) -> None:
+def _real_label_from_example(root: Path, examples_dir: Path) -> None:
     """A label on 'flywire-630' whose brian2cpp spikes are the paper's sugarR trials 0-3 (flyhpc schema)."""
-    ex = pd.read_parquet(EXAMPLES / "sugarR.parquet")
+    ex = pd.read_parquet(examples_dir / "sugarR.parquet")
     ex = ex[ex.trial < 4]
     ids = np.unique(ex.flywire_id.to_numpy())
     table = SpikeTable.from_arrays(ex.trial.to_numpy(), np.round(ex.t.to_numpy() * 1e4).astype(np.int64),
@@ -186,13 +181,11 @@ def _real_label_from_example(root: Path) -> None:
     collect.collect(root, "real")
 
 
-def test_against_the_paper_on_v630_shows_parity(tmp_path):
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"{EXAMPLES} not present on this machine")
+def test_against_the_paper_on_v630_shows_parity(tmp_path, examples_dir):
     from flyhpc import paper_examples
 
-    _real_label_from_example(tmp_path)
-    comp = paper.compare_with_paper(load_label(tmp_path, "real"), paper_examples.find(EXAMPLES), StatsCache())
+    _real_label_from_example(tmp_path, examples_dir)
+    comp = paper.compare_with_paper(load_label(tmp_path, "real"), paper_examples.find(examples_dir), StatsCache())
     assert not comp.synthetic and comp.parity is not None and comp.parity.example == "sugarR.parquet"
     p = comp.parity
     assert 0.9 < p.spikes_per_trial_s_ratio < 1.1 and 0.8 < p.jaccard <= 1.0 and p.pearson > 0.95

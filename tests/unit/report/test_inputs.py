@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,6 @@ from tests.unit.bundles import make_task, plan
 
 from .conftest import LABEL
 
-EXAMPLES = Path(__file__).resolve().parents[4] / "shared" / "data" / "paper-examples"
 
 
 def test_load_label_lists_every_planned_task_with_its_state(bundle):
@@ -119,14 +117,12 @@ def test_other_labels_folders_and_unknown_names(bundle, tmp_path):
         resolve_reference(str(tmp_path / "empty"), bundle)
 
 
-def test_the_paper_examples_folder_is_a_reference(tmp_path, monkeypatch):
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"{EXAMPLES} not present on this machine")
-    (ref,) = resolve_reference(str(EXAMPLES), tmp_path)
+def test_the_paper_examples_folder_is_a_reference(tmp_path, monkeypatch, examples_dir):
+    (ref,) = resolve_reference(str(examples_dir), tmp_path)
     assert ref.kind == "examples" and len(ref.examples) == 5 and "v630" in ref.hardware
     monkeypatch.setenv("FLYHPC_DATA", str(tmp_path))
     with pytest.raises(ConfigError, match=r"--reference paper: no paper example files in .*; run "
                                           r"`flyhpc data fetch --examples`"):
         resolve_reference("paper", tmp_path)
-    shutil.copytree(EXAMPLES, tmp_path / "paper-examples")
+    shutil.copytree(examples_dir, tmp_path / "paper-examples")
     assert resolve_reference("paper", tmp_path)[0].kind == "examples"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import re
-from pathlib import Path
 
 import html5lib
 import pytest
@@ -20,7 +19,6 @@ from flyhpc.report.tables import fmt
 
 from .conftest import LABEL
 
-EXAMPLES = Path(__file__).resolve().parents[4] / "shared" / "data" / "paper-examples"
 NS = {"h": "http://www.w3.org/1999/xhtml"}
 FIGURES = ("speed", "batching", "phases", "parity", "activity")
 TABLES = ("speed", "phases", "parity", "activity-top-neurons", "health", "references")
@@ -137,10 +135,8 @@ def test_a_second_report_removes_what_it_no_longer_makes(bundle, tmp_path):
     assert not second.partial and "Complete: all 24 planned tasks done." in second.html.read_text()
 
 
-def test_the_paper_section_on_a_synthetic_label(bundle, tmp_path):
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"{EXAMPLES} not present on this machine")
-    result = build_report(bundle, "full", tmp_path / "rep", references=[str(EXAMPLES)])
+def test_the_paper_section_on_a_synthetic_label(bundle, tmp_path, examples_dir):
+    result = build_report(bundle, "full", tmp_path / "rep", references=[str(examples_dir)])
     text = result.html.read_text()
     tree = _tree(text)
     section = tree.find(".//h:section[@id='paper']", NS)
