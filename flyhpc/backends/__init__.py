@@ -1,29 +1,59 @@
 """Backend registry: key -> "module:Class", imported on demand so `--help` loads no simulator.
 
-Entry points: `REGISTRY`, `names`, `get`, `result_options`. An unknown key raises `UnknownBackendError` listing the
-known ones; a backend whose module cannot be imported raises `BackendUnavailable` with the reason.
+The registry is flyhpc's only list of backends; everything else (the capability table, images, report colours
+and order, seed-order comparisons, profile resources) asks it. Built-in backends are listed here in the seed's
+order (native last); other installed packages add theirs through the entry-point group `flyhpc.backends`
+(`name = "package.module:Class"` in their packaging metadata), found when flyhpc starts. A found key must be
+lower-case letters and digits (it names result files) and cannot replace a built-in; a bad one is left out and
+named by `rejected()`. Entry points: `REGISTRY`, `names`, `get`, `result_options`, `rejected`, `ENTRY_POINT_GROUP`.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
+from importlib.metadata import entry_points
 
 from flyhpc.errors import BackendUnavailable, UnknownBackendError
 
-REGISTRY: dict[str, str] = {
+ENTRY_POINT_GROUP = "flyhpc.backends"
+_KEY = re.compile(r"^[a-z][a-z0-9]*$")
+BUILT_IN: dict[str, str] = {
     "brian2cpp": "flyhpc.backends.brian2.cpp:Brian2CppBackend",
-    "pytorch": "flyhpc.backends.pytorch:PyTorchBackend",
-    "native": "flyhpc.backends.native.backend:NativeBackend",
     "brian2cuda": "flyhpc.backends.brian2.cuda:Brian2CudaBackend",
-    "genn": "flyhpc.backends.genn:GeNNBackend",
+    "pytorch": "flyhpc.backends.pytorch:PyTorchBackend",
     "nestgpu": "flyhpc.backends.nestgpu.backend:NestGpuBackend",
+    "genn": "flyhpc.backends.genn:GeNNBackend",
     "brian2genn": "flyhpc.backends.brian2.genn:Brian2GeNNBackend",
+    "native": "flyhpc.backends.native.backend:NativeBackend",
 }
+_REJECTED: dict[str, str] = {}
+
+
+def _found() -> dict[str, str]:
+    """Backends other packages declare in the `flyhpc.backends` entry-point group (bad ones in `_REJECTED`)."""
+    found = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in BUILT_IN:
+            _REJECTED[point.name] = f"{point.value}: the name of a built-in backend"
+        elif not _KEY.match(point.name):
+            _REJECTED[point.name] = f"{point.value}: a backend key is lower-case letters and digits"
+        else:
+            found[point.name] = point.value
+    return found
+
+
+REGISTRY: dict[str, str] = {**BUILT_IN, **_found()}
 
 
 def names() -> list[str]:
-    """Every registered backend key, in registry order."""
+    """Every registered backend key, in registry order (built-ins in the seed's order, then found ones)."""
     return list(REGISTRY)
+
+
+def rejected() -> dict[str, str]:
+    """Entry points of the `flyhpc.backends` group that were left out, with the reason."""
+    return dict(_REJECTED)
 
 
 def result_options(name: str, values: dict) -> dict:

@@ -46,7 +46,9 @@ class Capabilities:
     cpu_fallback_options: backend options that simulate through the simulator's CPU code path, used by the
     images' `flyhpc check` where no GPU is visible (empty: there it only builds);
     image_build_args: `apptainer build --build-arg` values of its image, "{cuda_arch}" filled with
-    `flyhpc images build --cuda-arch`.
+    `flyhpc images build --cuda-arch`;
+    gpus: the GPUs one task asks for where a cluster profile has no table for the backend (default: 1 for a
+    GPU device, 0 otherwise: a CPU backend never gets a GPU by default).
     """
 
     device: str
@@ -61,9 +63,12 @@ class Capabilities:
     needs: frozenset[str] = field(default_factory=frozenset)
     cpu_fallback_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     image_build_args: tuple[str, ...] = ()
+    gpus: int | None = None
 
     def __post_init__(self) -> None:  # a read-only copy: one Capabilities is shared by every instance
         object.__setattr__(self, "cpu_fallback_options", MappingProxyType(dict(self.cpu_fallback_options)))
+        if self.gpus is None:
+            object.__setattr__(self, "gpus", 1 if self.device == "gpu" else 0)
 
     def framework(self, device: str = "") -> str:
         """`display_name` for a run on `device` ("cuda", "cuda:1" or "gpu" give "CUDA", anything else "CPU")."""

@@ -73,7 +73,7 @@ class PyTorchBackend(Backend):
     caps: ClassVar[Capabilities] = Capabilities(
         device="cpu", batching="batched", drive="events", precisions=("float64", "float32"),
         compiles=False, deterministic=True, image="flyhpc-pytorch", verified_here="yes",
-        display_name="PyTorch ({device})", needs=frozenset())
+        display_name="PyTorch ({device})", needs=frozenset(), gpus=1)  # its CUDA build uses a GPU it is given
     Options: ClassVar[type] = PyTorchOptions
 
     def __init__(self, options=None, **kwargs):

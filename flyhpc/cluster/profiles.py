@@ -94,8 +94,18 @@ class ClusterProfile:
     source: str = "<embedded>"
 
     def resources(self, backend: str) -> Resources:
-        """The resources of `backend`: its own table, else the profile's `[default]` table."""
-        return self.backends.get(backend, self.default)
+        """The resources of `backend`: its own `[backends.<name>]` table; else the profile's `[default]` table with
+        the GPUs the backend declares (`caps.gpus`: none for a CPU backend, whatever `[default]` says). A site
+        profile need not list every backend."""
+        if backend in self.backends:
+            return self.backends[backend]
+        from flyhpc import backends as registry
+
+        try:
+            gpus = registry.get(backend).caps.gpus
+        except FlyhpcError:  # unknown or unimportable: planning fails later, naming it
+            return self.default
+        return dataclasses.replace(self.default, gpus=gpus)
 
     def time_limit(self, backend: str, t_run_s: float, n_run: int, time_factor: float = 1.0,
                    at_least_min: int = 0) -> TimeLimit:

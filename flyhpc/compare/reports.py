@@ -47,13 +47,10 @@ VS_RATE_COLUMNS = ("run_label", "round", "reference_backend", "reference_framewo
                    "comparison_framework", "t_run", "n_run", "flywire_id", "reference_rate_hz", "comparison_rate_hz")
 
 
-# The seed's backend keys in the seed's order (its comparison tables list them so).
-SEED_ORDER = ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn", "brian2genn")
-
-
 def comparable_backends() -> list[str]:
-    """The seed's backend keys in the seed's order, then every other registered one."""
-    return list(SEED_ORDER) + [b for b in backends.names() if b not in SEED_ORDER]
+    """Every registered backend in registry order: the seed's keys in the seed's order (its comparison tables list
+    them so), then the others."""
+    return backends.names()
 
 
 def _r(value: float | None, digits: int) -> float | None:

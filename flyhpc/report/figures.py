@@ -17,11 +17,12 @@ import re
 import numpy as np
 import pandas as pd
 from matplotlib import rc_context
+
+from flyhpc import backends
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-# Okabe & Ito (2008) colours, in the order backends are listed everywhere in flyhpc.
-BACKEND_ORDER = ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn", "brian2genn", "native")
+# Okabe & Ito (2008) colours, one per backend in registry order (flyhpc.backends: the seed's order, native last).
 _OKABE_ITO = ("#0072B2", "#56B4E9", "#D55E00", "#CC79A7", "#009E73", "#E69F00", "#000000", "#F0E442")
 _EXTRA = ("#6e6e6e", "#a0a0a0", "#3b3b3b")
 PHASE_COLOURS = {"load": "#00204C", "build": "#414D6B", "setup": "#7C7B78", "sim": "#BCAF6F", "collect": "#F2D33F",
@@ -32,9 +33,10 @@ SPEED_Y = "wall s per simulated trial-second"
 
 
 def colour(backend: str) -> str:
-    """The backend's colour: fixed for known backends, a grey for others (stable by name)."""
-    if backend in BACKEND_ORDER:
-        return _OKABE_ITO[BACKEND_ORDER.index(backend)]
+    """The backend's colour: by its place in the registry for the first eight, else a grey (stable by name)."""
+    order = backends.names()
+    if backend in order and order.index(backend) < len(_OKABE_ITO):
+        return _OKABE_ITO[order.index(backend)]
     return _EXTRA[sum(backend.encode()) % len(_EXTRA)]
 
 
@@ -50,8 +52,9 @@ def _styled(draw):
 
 
 def backend_sort(backend: str) -> tuple[int, str]:
-    """Sort key: flyhpc's backend order, then others by name."""
-    return (BACKEND_ORDER.index(backend) if backend in BACKEND_ORDER else len(BACKEND_ORDER), backend)
+    """Sort key: registry order, then others (e.g. a reference's unknown backend) by name."""
+    order = backends.names()
+    return (order.index(backend) if backend in order else len(order), backend)
 
 
 def _log(ax, axis: str = "xy", base: int = 10, ticks=None) -> None:

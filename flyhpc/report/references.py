@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flyhpc import paper_examples
+from flyhpc import backends, paper_examples
 from flyhpc.bundle import framework_name
 from flyhpc.config_paths import ENV_VAR, PACKAGED
 from flyhpc.errors import ConfigError
@@ -28,9 +28,7 @@ SEED_12 = ("framework", "n_run", "t_run", "setup_time", "build_time", "sim_time"
            "spikes", "active_neurons", "status", "timestamp")
 SEED_18 = SEED_12 + ("backend_key", "experiment", "experiment_key", "run_label", "round", "spike_path")
 _ALIASES = {"rt_ratio": "realtime_ratio"}  # the seed's older header name, same meaning (seed-spec §4.3)
-_KNOWN_KEYS = ("brian2cpp", "brian2cuda", "pytorch", "nestgpu", "genn", "brian2genn", "native")
-_FRAMEWORK_KEYS = {framework_name(k): k for k in _KNOWN_KEYS} | {"PyTorch (CUDA)": "pytorch",
-                                                                 "PyTorch (CPU)": "pytorch"}
+_FRAMEWORK_KEYS = {framework_name(k, device): k for k in backends.names() for device in ("", "cuda")}
 _HINT = ("give a collected label, a CSV written by `flyhpc collect` (results/<label>/benchmark-results.csv) or the "
          "seed's data/benchmark-results.csv, a packaged reference ({known}), or `paper` after "
          "`flyhpc data fetch --examples`")

@@ -10,6 +10,7 @@ refractory (the seed's mistake, DESIGN §1a) and must fail some of them, so thes
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -28,6 +29,7 @@ from flyhpc.spikes import SpikeTable
 from tests.contract.conftest import CONTRACT_STEPS, contract_spec, hand_drive
 from tests.contract.test_backend_contract import SCENARIOS, contract_runs_of
 
+REPO = Path(__file__).resolve().parents[3]
 TOY = f"{__name__}:ToyBackend"
 BROKEN_TOY = f"{__name__}:BrokenToyBackend"
 
@@ -167,3 +169,55 @@ def test_the_base_class_owns_the_lifecycle(registered, tmp_path):
         toy.spikes()
     with pytest.raises(ConfigError, match="run\\(\\) called before build\\(\\)"):
         toy.run(hand_drive(CONTRACT_STEPS, {0: []}))
+
+
+@pytest.fixture
+def found_toy(tmp_path, monkeypatch):
+    """The toy declared by an installed package's entry point (group flyhpc.backends), as a plug-in backend
+    would be, with two bad declarations beside it; the registry reloaded to find them, and restored after."""
+    import importlib
+    import sys
+
+    dist = tmp_path / "site" / "flyhpc_toy-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flyhpc-toy\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[flyhpc.backends]\ntoy = {TOY}\nToy2 = {TOY}\nnative = {TOY}\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    importlib.reload(backends)
+    yield
+    monkeypatch.undo()
+    sys.path[:] = [p for p in sys.path if p != str(tmp_path / "site")]
+    importlib.reload(backends)
+
+
+def test_design_6a_checklist_with_a_found_backend(found_toy, tmp_path, monkeypatch):
+    """DESIGN §6a, item by item, for a backend another package declares."""
+    from click.testing import CliRunner
+
+    from flyhpc.cli.backends_cmd import backends as backends_command
+    from flyhpc.cli.backends_cmd import readme_table, render_markdown, with_readme_table
+    from flyhpc.cluster.profiles import load_profile
+    from flyhpc.images import image_plan
+
+    # 2. registration: found through the entry point; a bad key and a shadowing one are left out, named
+    assert backends.get("toy") is ToyBackend and backends.names()[-1] == "toy"
+    assert backends.REGISTRY["native"] == backends.BUILT_IN["native"]
+    assert set(backends.rejected()) == {"Toy2", "native"}
+    out = CliRunner().invoke(backends_command, [], env={"COLUMNS": "250"}).output
+    assert "left out" in out and "'Toy2'" in out and "name of a built-in backend" in out, out
+    # 1. the class alone gives the capability row, the framework name and the check's mode
+    row = next(r for r in capability_rows() if r["backend"] == "toy")
+    assert row["device"] == "cpu" and row["image"] == "flyhpc-toy" and framework_name("toy") == "Toy (CPU)"
+    # 3. its image: a definition where flyhpc looks for one (here a site's config folder)
+    (tmp_path / "config" / "apptainer").mkdir(parents=True)
+    (tmp_path / "config" / "apptainer" / "flyhpc-toy.def").write_text("Bootstrap: docker\nFrom: debian:12\n")
+    monkeypatch.setenv("FLYHPC_CONFIG", str(tmp_path / "config"))
+    plan = image_plan("toy", out_dir=tmp_path / "sif")
+    assert plan[-1].def_file == tmp_path / "config" / "apptainer" / "flyhpc-toy.def" and plan[-1].sif.name == "flyhpc-toy.sif"
+    # 4. site profiles need no table: the example site's [default] asks for a GPU, the CPU toy gets none
+    site = load_profile("example-site")
+    assert "toy" not in site.backends and site.default.gpus == 1 and site.resources("toy").gpus == 0
+    assert site.resources("toy").cpus == site.default.cpus
+    # 5. generated docs: the README table gains the toy's row
+    readme = with_readme_table((REPO / "README.md").read_text(), render_markdown())
+    assert "| toy | cpu | sequential | events | float64 | flyhpc-toy | yes |" in readme_table(readme)

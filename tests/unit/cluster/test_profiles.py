@@ -193,6 +193,15 @@ def test_backend_tables_inherit_default():
     assert prof.resources("pytorch") == Resources(gpus=1, cpus=4)
 
 
+def test_a_backend_without_a_table_gets_the_gpus_it_declares():
+    """[default] says 2 GPUs: a CPU backend without a table still asks for none, a GPU backend for its own 1."""
+    prof = profile_from_dict({"default": {"gpus": 2, "cpus": 4}}, "t", "t.toml")
+    assert prof.resources("native") == Resources(gpus=0, cpus=4) == prof.resources("brian2cpp")
+    assert prof.resources("nestgpu") == Resources(gpus=1, cpus=4) and prof.resources("pytorch").gpus == 1
+    cpu_site = profile_from_dict({"default": {"gpus": 0}}, "t", "t.toml")
+    assert cpu_site.resources("genn").gpus == 1  # a GPU backend is never sent to a node without one
+
+
 def test_bad_toml_names_file(tmp_path):
     path = tmp_path / "broken.toml"
     path.write_text("[cluster\n")
