@@ -90,7 +90,7 @@ def test_screen_plan_submit_collect_verify_and_equal_to_flyhpc_run(screen_dir):
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     collected = _flyhpc(here, "collect", "ci")
     assert collected.returncode == 0, collected.stdout + collected.stderr
-    assert "largest effect on readout" in collected.stdout
+    assert "largest paired effects on readout" in collected.stdout
     verified = _flyhpc(here, "verify", "ci")
     assert verified.returncode == 0 and "all good" in verified.stdout, verified.stdout
     label = here / "results" / "ci"
@@ -106,7 +106,8 @@ def test_screen_plan_submit_collect_verify_and_equal_to_flyhpc_run(screen_dir):
     readout = pd.read_csv(label / "readout.csv", dtype={"experiment_key": str})
     assert list(readout.columns) == ["experiment_key", "experiment_name", "285", "290", "637"]
     effects = pd.read_csv(label / "effects.csv", dtype={"experiment_key": str})
-    assert effects["effect_hz"].is_monotonic_decreasing and len(effects) == 7
+    ranked = list(zip(effects["significant_effect_hz"], effects["effect_hz"]))
+    assert ranked == sorted(ranked, reverse=True) and len(effects) == 7  # significant effect first, then effect
     assert effects.loc[effects["experiment_name"] == "ci: base", "effect_hz"].item() == 0.0
     assert effects["effect_hz"].max() > 0  # some experiment moved the readout
 
@@ -121,7 +122,7 @@ def test_screen_plan_submit_collect_verify_and_equal_to_flyhpc_run(screen_dir):
         spikes = pd.read_parquet(out / "native_t0.2s_n2.parquet")
         per_trial = spikes.groupby(["neuron_index", "trial"]).size().unstack(fill_value=0).reindex(columns=[0, 1],
                                                                                                      fill_value=0)
-        mine = rates[rates["experiment_name"] == name].set_index("neuron_index").sort_index()
+        mine = rates[(rates["experiment_name"] == name) & (rates["spikes"] > 0)].set_index("neuron_index").sort_index()
         assert list(mine.index) == list(per_trial.index)
         assert np.array_equal(mine["spikes"].to_numpy(), per_trial.sum(axis=1).to_numpy())
         assert np.allclose(mine["rate_mean_hz"].to_numpy(), (per_trial / 0.2).mean(axis=1).to_numpy(), rtol=0, atol=1e-9)
@@ -154,6 +155,6 @@ def test_a_screen_label_holds_one_plan(screen_dir):
     assert other.returncode == 2 and "already holds other results" in other.stderr, other.stderr
     assert (here / "results" / "one" / "screen-plan.parquet").read_bytes() == plan  # nothing overwritten
     report = _flyhpc(here, "report", "one")
-    assert report.returncode == 2 and "holds a screen, not benchmark tasks" in report.stderr, report.stderr
+    assert report.returncode == 2 and "has no effects yet: run `flyhpc collect one`" in report.stderr, report.stderr
     again = _submit(here, "one")
     assert again.returncode == 0 and "every chunk of one is done" in again.stdout, again.stdout + again.stderr
