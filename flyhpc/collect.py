@@ -1,9 +1,10 @@
 """Turn a label's task records into its bundle files, and check a bundle against its checksums.
 
-`collect` writes benchmark-results.csv (the seed's 18 columns, then ours), manifest.csv and
-checksums.sha256 (sorted, relative, `sha256sum -c` ready), optionally upserting a global CSV; it
-reads only records and parquets, holds the label's lock, and is idempotent. `verify` re-hashes
-every file and names what is missing, extra or corrupt. Entry points: `collect`, `verify`, and for
+`collect` writes benchmark-results.csv (the seed's 18 columns, then ours: phases, provenance, the sim's
+CPU share and whether its timing was disturbed), manifest.csv and checksums.sha256 (sorted, relative,
+`sha256sum -c` ready), optionally upserting a global CSV; it reads only records and parquets, holds the
+label's lock, and is idempotent. `verify` re-hashes every file and names what is missing, extra or
+corrupt. Entry points: `collect`, `verify`, and for
 `flyhpc.screens.collect` `label_paths`, `hashed_status`, `csv_text`, `write_if_changed`, `hash_files`.
 """
 
@@ -22,13 +23,15 @@ from typing import Any
 from flyhpc.bundle import BundlePaths, framework_name, read_record
 from flyhpc.errors import ConfigError
 from flyhpc.files import atomic_path, label_lock, sha256_file
+from flyhpc.timing import disturbance, sim_share
 
 SEED_COLUMNS = ("framework", "n_run", "t_run", "setup_time", "build_time", "sim_time", "total_time",
                 "realtime_ratio", "spikes", "active_neurons", "status", "timestamp", "backend_key", "experiment",
                 "experiment_key", "run_label", "round", "spike_path")
 OUR_COLUMNS = ("load_time", "collect_time", "write_time", "sim_inner_time", "drive", "drive_version", "dtype", "seed",
                "trials", "node", "device", "threads", "versions", "job_id", "array_job_id", "array_task_id", "image_digest",
-               "connectome_source", "connectome_digest", "synthetic_connectome", "parquet_sha256", "flyhpc_version")
+               "connectome_source", "connectome_digest", "synthetic_connectome", "parquet_sha256", "flyhpc_version",
+               "sim_cpu_time", "sim_threads", "cpu_share", "cpus_usable", "load_start", "load_end", "disturbed")
 RESULT_COLUMNS = SEED_COLUMNS + OUR_COLUMNS
 SEED_MANIFEST_COLUMNS = ("run_label", "round", "framework", "backend_key", "experiment", "experiment_key", "n_run",
                          "t_run", "spike_path", "spikes", "active_neurons", "status", "timestamp",
@@ -39,12 +42,14 @@ GLOBAL_KEY = ("framework", "n_run", "t_run", "experiment_key", "run_label", "rou
 
 @dataclass(frozen=True)
 class CollectReport:
-    """What `collect` found (the label's status, every parquet hashed) and wrote."""
+    """What `collect` found (the label's status, every parquet hashed) and wrote; `disturbed`: (task key,
+    reason) of each done task whose sim timing was disturbed (`flyhpc.timing.disturbance`)."""
 
     run_label: str
     status: Any  # slurm_status.StatusReport
     rows: int
     files: list[Path]
+    disturbed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -98,9 +103,16 @@ def _timestamp(rec: dict) -> str:
     return stamp.replace("T", " ").rstrip("Z")
 
 
+def _load1(rec: dict, key: str) -> str:
+    """The 1-minute load average of `load_avg_start` / `load_avg_end`."""
+    load = rec.get(key) or []
+    return _fmt(float(load[0]), 2) if load else ""
+
+
 def result_row(rec: dict, spike_path: str) -> dict[str, str]:
     """One benchmark-results.csv row from a task record (every value a string)."""
     ph = rec.get("phases_s") or {}
+    share = sim_share(rec)
     ok = rec["status"] == "success"
     sim = ph.get("sim", 0.0)
     ratio = (rec["t_run_s"] * rec["n_run"] / sim if sim > 0 else math.inf) if ok else None
@@ -126,6 +138,10 @@ def result_row(rec: dict, spike_path: str) -> dict[str, str]:
         "connectome_source": rec.get("connectome_source", ""), "connectome_digest": rec.get("connectome_digest", ""),
         "synthetic_connectome": _fmt(rec.get("synthetic_connectome")), "parquet_sha256": rec.get("parquet_sha256", ""),
         "flyhpc_version": rec.get("flyhpc_version", ""),
+        "sim_cpu_time": _fmt((rec.get("phases_cpu_s") or {}).get("sim"), 6),
+        "sim_threads": _fmt(rec.get("sim_threads")), "cpu_share": _fmt(share.value, 3) if share else "",
+        "cpus_usable": _fmt(rec.get("cpus_usable")), "load_start": _load1(rec, "load_avg_start"),
+        "load_end": _load1(rec, "load_avg_end"), "disturbed": disturbance(rec) if ok else "",
     }
 
 
@@ -198,7 +214,9 @@ def collect(results_root: str | Path, run_label: str, global_csv: str | Path | N
     per task that left a record (success or error). checksums.sha256 lists exactly the intact
     files: done parquets with their records, error records, the CSV and the manifest; a corrupt
     file never gets a checksum. Always writes what it can; `CollectReport.exit_code` says whether
-    the bundle is complete. Running twice gives identical files.
+    the bundle is complete. Running twice gives identical files. A done task whose sim timing was
+    disturbed (its CPU share fell below `flyhpc.timing.SHARE_FLOOR` of its threads) says why in the
+    `disturbed` column and in `CollectReport.disturbed`.
 
     Raises
     ------
@@ -210,7 +228,7 @@ def collect(results_root: str | Path, run_label: str, global_csv: str | Path | N
     paths = label_paths(results_root, run_label)
     with label_lock(paths.lock, f"collect {run_label}"):
         planned, hashes, report = hashed_status(paths)
-        rows, manifest, intact = [], [], []
+        rows, manifest, intact, disturbed = [], [], [], []
         for row in report.rows:
             task = planned[row.key]
             record_path, parquet = paths.record(task), paths.parquet(task)
@@ -225,6 +243,8 @@ def collect(results_root: str | Path, run_label: str, global_csv: str | Path | N
                 continue
             intact.append(parquet)
             res = rows[-1]
+            if res["disturbed"]:
+                disturbed.append((row.key, res["disturbed"]))
             manifest.append({**{k: res[k] for k in SEED_MANIFEST_COLUMNS if k in res},
                              "spike_schema_version": "1", "spike_time_column": "time_ms", "spike_time_unit": "ms",
                              "sha256": rec["parquet_sha256"], "drive": res["drive"], "dtype": res["dtype"],
@@ -240,7 +260,8 @@ def collect(results_root: str | Path, run_label: str, global_csv: str | Path | N
         write_if_changed(paths.checksums, "".join(f"{digest}  {rel}\n" for rel, digest in lines))
         if global_csv:
             upsert_global(Path(global_csv), rows)
-    return CollectReport(run_label, report, len(rows), [paths.results_csv, paths.manifest, paths.checksums])
+    return CollectReport(run_label, report, len(rows), [paths.results_csv, paths.manifest, paths.checksums],
+                         sorted(disturbed))
 
 
 def upsert_global(path: Path, rows: list[dict[str, str]]) -> None:

@@ -1,24 +1,22 @@
 """One simulation end to end, timed the same way for every backend.
 
-`simulate` drives a backend through its stages (build, setup, sim, collect) under a `PhaseTimer`
-and checks the spikes it hands back; `execute` is the one run pipeline — load (connectome,
-network, drive), simulate, write (spike parquet, optional rates CSV), return the record — used by
-`flyhpc run` (`run_experiment`, which adds the JSON record beside the parquet) and by the task
-worker (which adds the task's fields and writes the record into the bundle). Knows nothing about
-Slurm. Entry points: `PhaseTimer`, `load_inputs`, `check_inputs`, `simulate`, `execute`, `run_experiment`.
+`simulate` drives a backend through its stages (build, setup, sim, collect) under a
+`flyhpc.timing.PhaseTimer` (wall and CPU seconds) and checks the spikes it hands back; `execute` is
+the one run pipeline — load (connectome, network, drive), simulate, write (spike parquet, optional
+rates CSV), return the record — used by `flyhpc run` (`run_experiment`, which adds the JSON record
+beside the parquet) and by the task worker (which adds the task's fields and writes the record into
+the bundle). Knows nothing about Slurm. Entry points: `load_inputs`, `check_inputs`, `simulate`, `execute`, `run_experiment`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import platform
 import socket
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -33,34 +31,12 @@ from flyhpc.files import atomic_path, sha256_file, write_json_atomic
 from flyhpc.model import Experiment, Params, validate_run
 from flyhpc.network import NetworkSpec, build_network
 from flyhpc.spikes import SpikeSummary, SpikeTable, rates, summarize, write_spikes
-
-PHASES = ("load", "build", "setup", "sim", "collect", "write", "total")
-
-
-@dataclass
-class PhaseTimer:
-    """Wall seconds per named phase (perf_counter); a phase entered twice adds up."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-    on_phase: Callable[[str], None] | None = None
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        if self.on_phase:
-            self.on_phase(name)
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-    def as_dict(self) -> dict[str, float]:
-        return {p: round(self.seconds.get(p, 0.0), 6) for p in PHASES}
-
+from flyhpc.timing import PhaseTimer, host_state
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Spikes of every trial plus what the backend reported about its build and run."""
+    """Spikes of every trial plus what the backend reported about its build and run: `sim_threads` the threads
+    its sim ran on (what the backend reports, else what it was given), `sim_device` "cpu" or "gpu"."""
 
     backend: str
     precision: str
@@ -69,6 +45,8 @@ class SimulationResult:
     build: BuildReport
     run: RunReport
     options: dict
+    sim_threads: int
+    sim_device: str
 
 
 def simulate(backend_name: str, spec: NetworkSpec, drive: Drive, timer: PhaseTimer, *,
@@ -104,8 +82,11 @@ def simulate(backend_name: str, spec: NetworkSpec, drive: Drive, timer: PhaseTim
     finally:
         backend.close()
     _check_spikes(backend_name, table, spec, drive)
+    ran_on = str(run.notes.get("device") or cls.caps.device)  # pytorch says where it ran: "cpu" or "cuda:0"
     return SimulationResult(backend=backend_name, precision=backend.precision, drive_mode=cls.caps.drive,
-                            spikes=table, build=build, run=run, options=dataclasses.asdict(backend.options))
+                            spikes=table, build=build, run=run, options=dataclasses.asdict(backend.options),
+                            sim_threads=int(run.notes.get("threads") or backend.n_threads),
+                            sim_device="gpu" if ran_on == "gpu" or ran_on.startswith("cuda") else "cpu")
 
 
 def _check_spikes(name: str, table: SpikeTable, spec: NetworkSpec, drive: Drive) -> None:
@@ -178,7 +159,9 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
     Loads the connectome, network and drive (`load`), runs the backend's stages (`simulate`), writes
     the spike parquet atomically (and the rates CSV when `rates_csv` is given) and hashes it
     (`write`). `expected_digest`: refuse a connectome whose digest differs (a task planned on other
-    files). The record holds what was run and measured; callers add who ran it (task, job, log).
+    files). The record holds what was run and measured — per phase wall (`phases_s`) and CPU seconds
+    (`phases_cpu_s`), the sim's threads and device, the load average at start and end and the CPUs, for
+    `flyhpc.timing.disturbance` — and callers add who ran it (task, job, log).
 
     Raises
     ------
@@ -188,7 +171,7 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
     n_steps = validate_run(t_run_s, n_run, params)
     cls = backends.get(backend)  # unknown backend: fail before loading anything
     timer = PhaseTimer(on_phase=on_phase)
-    t_start = time.perf_counter()
+    host_start = host_state()
     with timer.phase("load"):
         conn, spec, drive = load_inputs(connectome, data_dir, experiment, n_steps, n_run, seed=seed,
                                         round_=round_, params=params)
@@ -209,7 +192,8 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
             with atomic_path(rates_csv) as tmp:
                 rate_frame.to_csv(tmp, index=False)
         parquet_sha = sha256_file(parquet)
-    timer.seconds["total"] = time.perf_counter() - t_start
+    timer.finish()
+    host_end = host_state()
     summary = summarize(result.spikes, t_run_s, n_run)
     if not summary.spikes and t_run_s >= 0.05 and spec.drive_sets[0].rate_hz > 0:
         log("warning: no spike at all although neurons are driven")
@@ -228,6 +212,9 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
         "n_edges": conn.n_edges, "spikes": summary.spikes, "active_neurons": summary.active_neurons,
         "phases_s": timer.as_dict(), "sim_inner_s": result.run.inner_s, "build_cached": result.build.cached,
         "realtime_ratio": (t_run_s * n_run / sim_s) if sim_s > 0 else None, "threads": n_threads,
+        "phases_cpu_s": timer.cpu_dict(), "sim_threads": result.sim_threads, "sim_device": result.sim_device,
+        "load_avg_start": host_start["load_avg"], "load_avg_end": host_end["load_avg"],
+        "cpus_usable": host_end["cpus_usable"], "cpu_count": host_end["cpu_count"],
         "versions": dict(result.build.versions), "parquet": parquet.name, "parquet_sha256": parquet_sha,
         "parquet_bytes": parquet.stat().st_size, "rates_csv": rates_csv.name if rates_csv else None,
         "node": socket.gethostname(), "python": platform.python_version(),

@@ -22,7 +22,7 @@ ROOT_NAMES = {"__version__"}  # what `from flyhpc import ...` may take that is n
 
 # (layer name, module prefixes). A module belongs to the first layer with a prefix matching it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("flyhpc", "flyhpc.errors", "flyhpc.files", "flyhpc.config_paths")),  # "flyhpc": __init__ only
+    ("foundation", ("flyhpc", "flyhpc.errors", "flyhpc.files", "flyhpc.config_paths", "flyhpc.timing")),  # "flyhpc": __init__ only
     ("model and data", ("flyhpc.model", "flyhpc.data", "flyhpc.drive", "flyhpc.network", "flyhpc.spikes",
                         "flyhpc.contract")),
     ("backends", ("flyhpc.backends",)),

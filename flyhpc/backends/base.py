@@ -27,6 +27,7 @@ from flyhpc.drive import Drive
 from flyhpc.errors import BackendUnavailable, ConfigError, UnsupportedFeature
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
+from flyhpc.timing import usable_cpus
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class Backend(abc.ABC):
     def __init__(self, options=None, *, n_threads: int | None = None, precision: str | None = None,
                  work_root: Path | None = None):
         self.options = options if options is not None else make_options(type(self), env_options(self.name))
-        self.n_threads = max(1, n_threads or available_cpus())
+        self.n_threads = max(1, n_threads or usable_cpus())
         self.precision = precision or self.caps.precisions[0]
         if self.precision not in self.caps.precisions:
             raise UnsupportedFeature(
@@ -313,14 +314,6 @@ def env_options(backend: str, env: Mapping[str, str] | None = None) -> dict[str,
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ConfigError(f"${OPTIONS_ENV} must be a JSON object {{backend: {{option: value}}}}, got {raw!r}")
     return dict(data.get(backend, {}))
-
-
-def available_cpus() -> int:
-    """CPUs this process may use (Slurm's allocation or the affinity mask)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
 
 
 def default_work_root() -> Path:

@@ -52,6 +52,7 @@ def bench(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, exper
     if not no_collect:
         report = collect.collect(results_root, label)
         console.print(f"collected {report.rows} row(s) into {report.files[0].parent}")
+        _print_disturbed(console, report)
     failed = [o for o in outcomes if o.state != "done"]
     if failed:
         from flyhpc.errors import TaskFailed
@@ -106,6 +107,7 @@ def collect_cmd(ctx, run_label, results_root, global_csv):
         _print_effects(console, report)
     else:
         report = collect.collect(results_root, run_label, global_csv)
+        _print_disturbed(console, report)
     counts = {}
     for row in report.status.rows:
         counts[row.state] = counts.get(row.state, 0) + 1
@@ -122,6 +124,15 @@ def collect_cmd(ctx, run_label, results_root, global_csv):
         console.print(f"[bold red]{run_label}: bundle incomplete[/] (exit {report.exit_code}); "
                       f"see `flyhpc status {run_label}` and `flyhpc resubmit {run_label}`")
     ctx.exit(report.exit_code)
+
+
+def _print_disturbed(console: Console, report) -> None:
+    """One line per done task whose sim timing was disturbed (benchmark-results.csv's `disturbed` column)."""
+    if report.disturbed:
+        console.print(f"[yellow]{len(report.disturbed)} disturbed timing(s)[/] (kept; `flyhpc report --drop-disturbed` "
+                      "leaves them out of the speed figures):")
+    for key, reason in report.disturbed:
+        console.print(f"  [yellow]disturbed[/] {key}: {reason}")
 
 
 def _number(value, spec: str) -> str:

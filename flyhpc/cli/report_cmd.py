@@ -20,6 +20,7 @@ from rich.table import Table
 
 from flyhpc.bundle import display_path
 from flyhpc.cli.options import results_root_option
+from flyhpc.timing import SHARE_FLOOR
 
 EXIT_NO_MATPLOTLIB = 3
 
@@ -63,8 +64,11 @@ def _need_matplotlib() -> None:
               help="Grid point of the phases and parity scatter figures [default: the one most backends ran].")
 @click.option("--activity", "activity_task", default=None, metavar="TASK",
               help="Task of the activity figures, e.g. round_01/brian2cpp_t1.0s_n2 [default: first done brian2cpp].")
+@click.option("--drop-disturbed", is_flag=True,
+              help=f"Leave timings whose sim got less than {SHARE_FLOOR:.0%} of its threads' CPU time (a busy node) "
+                   "out of the speed and phase figures and tables [default: keep them, marked].")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in a web browser afterwards.")
-def report(label, results_root, out_dir, references, ground_truth, point, activity_task, open_page):
+def report(label, results_root, out_dir, references, ground_truth, point, activity_task, drop_disturbed, open_page):
     """One self-contained HTML page (figures, tables, health) from a collected label; nothing is re-run.
 
     Writes results/<label>/report/: report.html, every figure as PNG and SVG, every table as CSV. A screen label
@@ -92,9 +96,13 @@ def report(label, results_root, out_dir, references, ground_truth, point, activi
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         result = build_report(results_root, label, out_dir, references, ground_truth, parse_point(point),
-                              activity_task, _RichProgress(bar))
+                              activity_task, _RichProgress(bar), drop_disturbed)
     console.print(f"wrote {display_path(result.html)} and {len(result.files) - 1} figure and table files "
                   f"in {time.perf_counter() - started:.1f} s")
+    if result.disturbed:
+        console.print(f"[yellow]{result.disturbed} disturbed timing(s) "
+                      + ("left out (--drop-disturbed)" if result.dropped else "kept and marked (--drop-disturbed leaves "
+                                                                             "them out)") + "; see Speed[/]")
     if result.partial:
         console.print(f"[yellow]partial bundle: {result.done} of {result.planned} planned tasks done; the page lists "
                       "the others under Health[/]")

@@ -12,6 +12,7 @@ from rich.table import Table
 from flyhpc import backends
 from flyhpc.errors import ConfigError
 from flyhpc.model import SILENCE_MODES, Experiment, preset
+from flyhpc.timing import disturbance
 
 
 def _id_list(value: str | None) -> tuple[int, ...]:
@@ -115,6 +116,9 @@ def _render(console: Console, outcome, top: int, out_dir: Path) -> None:
     phases.add_row(str(r["spikes"]), str(r["active_neurons"]), *(f"{v:.3f}" for v in r["phases_s"].values()),
                    f"{ratio:.2f}" if ratio else "-")
     console.print(phases)
+    disturbed = disturbance(r)
+    if disturbed:
+        console.print(f"[bold yellow]disturbed timing[/]: {disturbed} (another process had the CPUs)")
     tops = Table(title=f"top {top} neurons by rate")
     for col in ("neuron_index", "flywire_id", "rate_mean_hz", "rate_std_hz"):
         tops.add_column(col, justify="right")

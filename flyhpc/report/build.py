@@ -55,13 +55,16 @@ class _Silent:
 
 @dataclass(frozen=True)
 class ReportResult:
-    """What was written: the folder, the page, every file, and whether the label is complete."""
+    """What was written: the folder, the page, every file, whether the label is complete, and how many of its
+    timings were disturbed (`flyhpc.timing.disturbance`; left out of the speed figures when `dropped`)."""
 
     out_dir: Path
     html: Path
     files: list[Path]
     planned: int
     done: int
+    disturbed: int = 0
+    dropped: bool = False
 
     @property
     def partial(self) -> bool:
@@ -160,14 +163,18 @@ def _rows_to_read(data: LabelData, refs: list[Reference]) -> int:
 
 def build_report(results_root: str | Path, label: str, out_dir: Path | None = None, references: Sequence[str] = (),
                  ground_truth: str = "brian2cpp", point: tuple[float, int] | None = None,
-                 activity_task: str | None = None, progress: ProgressSink | None = None) -> ReportResult:
+                 activity_task: str | None = None, progress: ProgressSink | None = None,
+                 drop_disturbed: bool = False) -> ReportResult:
     """Write the report of a collected label (see the module docstring for what is written).
+
+    Disturbed timings (benchmark-results.csv's `disturbed` column) are kept and marked; with
+    `drop_disturbed` the speed and phase figures and tables leave them out.
 
     Raises
     ------
     ConfigError
         Unknown, uncollected or empty label; a bad reference; a --point no done task ran; an
-        unknown --activity task.
+        unknown --activity task; every timing of the label disturbed under `drop_disturbed`.
     DataError
         A spike file that cannot be read.
     """
@@ -178,10 +185,17 @@ def build_report(results_root: str | Path, label: str, out_dir: Path | None = No
     out = ReportWriter(Path(out_dir) if out_dir else data.paths.label_dir / "report")
     frame = pd.concat([speed.timings(data.results, label)] +
                       [speed.timings(r.rows, r.name) for r in refs if r.rows], ignore_index=True)
+    flagged = speed.disturbed_rows(frame)
+    measured = bool(frame[frame["source"] == label]["cpu_share"].notna().any())
+    if drop_disturbed:
+        frame = frame[frame["disturbed"] == ""]
+        if frame[frame["source"] == label].empty:
+            raise ConfigError(f"--drop-disturbed: every timing of {label} was disturbed; nothing is left to draw")
     speed_tab = speed.speed_table(frame)
     own = frame[frame["source"] == label]
     if point is not None and own[(own["t_run_s"] == point[0]) & (own["n_run"] == point[1])].empty:
-        raise ConfigError(f"--point {point[0]:g},{point[1]}: no done task of {label} ran it")
+        raise ConfigError(f"--point {point[0]:g},{point[1]}: no done task of {label} ran it"
+                          + (" undisturbed (--drop-disturbed)" if drop_disturbed else ""))
     point = point or speed.choose_point(frame, label)
     phases = speed.phase_table(frame, label, *point)
     progress.start(_rows_to_read(data, refs))
@@ -195,13 +209,16 @@ def build_report(results_root: str | Path, label: str, out_dir: Path | None = No
     out.text("parity.csv", csv_text(PARITY_COLUMNS, [r.as_dict() for r in par.rows]))
     out.text("activity-top-neurons.csv", csv_text(activity_mod.TOP_COLUMNS, act.rows()))
     out.text("health.csv", csv_text(sections.HEALTH_COLUMNS, sections.health_rows(data)))
+    if flagged:
+        out.text("disturbed.csv", csv_text(speed.DISTURBED_COLUMNS, flagged))
     ref_rows = sections.reference_rows(speed_tab, label)
+    rings = " Red rings: a round there was disturbed." if speed_tab["disturbed_rounds"].sum() else ""
     speed_figs = [
         out.figure("speed", figures.speed_figure(speed_tab, label),
                    "Wall seconds per simulated trial-second against t_run (log-log), sim phase (top) and whole task "
-                   "(bottom), one panel per n_run; median over rounds, min-max whiskers; dotted: real time."),
+                   "(bottom), one panel per n_run; median over rounds, min-max whiskers; dotted: real time." + rings),
         out.figure("batching", figures.batching_figure(speed_tab, label),
-                   "Sim wall seconds per simulated trial-second against trials per task: how batching pays off.")]
+                   "Sim wall seconds per simulated trial-second against trials per task: how batching pays off." + rings)]
     phase_fig = out.figure("phases", figures.phases_figure(phases, *point),
                            f"Median phase seconds per backend at t_run = {point[0]:g} s, n_run = {point[1]}.")
     parity_fig = out.figure("parity", figures.parity_figure(par.scatters, ground_truth),
@@ -210,7 +227,7 @@ def build_report(results_root: str | Path, label: str, out_dir: Path | None = No
     act_fig = out.figure("activity", figures.activity_figure(act),
                          "Raster of the most active neurons in the first trial's opening window, labelled by FlyWire "
                          "id, and the histogram of per-neuron mean rates.")
-    page_sections = [sections.speed_section(speed_tab, speed_figs, label),
+    page_sections = [sections.speed_section(speed_tab, speed_figs, label, flagged, drop_disturbed, measured),
                      sections.phases_section(phases, phase_fig, point)]
     if refs:
         if ref_rows:
@@ -233,4 +250,5 @@ def build_report(results_root: str | Path, label: str, out_dir: Path | None = No
                 footer="Made by `flyhpc report` from the collected bundle only (nothing re-run). Figures are also "
                        "beside this page as PNG and SVG, tables as CSV.")
     html_path = out.finish(render_page(page))
-    return ReportResult(out.out_dir, html_path, out.files, len(data.tasks), len(data.done))
+    return ReportResult(out.out_dir, html_path, out.files, len(data.tasks), len(data.done),
+                        sum(r["source"] == label for r in flagged), drop_disturbed)

@@ -1,10 +1,11 @@
 """The report's figures, drawn with matplotlib's object API (no pyplot, no global state) and rendered to PNG + SVG.
 
 One colour per backend across every figure (Okabe-Ito, colour-blind safe); references are drawn in
-their backend's colour, dashed with open markers. Every drawn series carries a gid (its element id in
-the SVG, unique in the figure), e.g. `p0x1--line--<source>--<backend>`, `p1x0--realtime`. Writes no
-files: `render` returns bytes and text. Entry points: `speed_figure`, `batching_figure`, `phases_figure`,
-`parity_figure`, `activity_figure`, `paper_figure`, `render`, `colour`.
+their backend's colour, dashed with open markers; a speed point with a disturbed round gets a red ring.
+Every drawn series carries a gid (its element id in the SVG, unique in the figure), e.g.
+`p0x1--line--<source>--<backend>`, `p1x0--realtime`. Writes no files: `render` returns bytes and text.
+Entry points: `speed_figure`, `batching_figure`, `phases_figure`, `parity_figure`, `activity_figure`,
+`paper_figure`, `render`, `colour`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ PHASE_COLOURS = {"load": "#00204C", "build": "#414D6B", "setup": "#7C7B78", "sim
 STYLE = {"svg.fonttype": "none", "svg.hashsalt": "flyhpc-report", "font.size": 9, "axes.titlesize": 9,
          "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8}
 SPEED_Y = "wall s per simulated trial-second"
+DISTURBED_COLOUR = "#C00000"
 
 
 def colour(backend: str) -> str:
@@ -106,6 +108,10 @@ def _line(ax, frame: pd.DataFrame, x: str, y: str, lo: str | None, hi: str | Non
     line.set_gid(gid(ax, "line", source, backend))
     if lo and hi and not reference:
         ax.vlines(frame[x], frame[lo], frame[hi], color=c, linewidth=1.2, alpha=0.8)
+    hit = frame[frame["disturbed_rounds"] > 0] if "disturbed_rounds" in frame else frame.iloc[:0]
+    if not hit.empty:  # a ring around each point whose rounds include a disturbed timing
+        ax.scatter(hit[x], hit[y], s=90, facecolors="none", edgecolors=DISTURBED_COLOUR, linewidths=1.2,
+                   label="disturbed timing", zorder=3).set_gid(gid(ax, "disturbed", source, backend))
 
 
 def _realtime(ax) -> None:

@@ -18,6 +18,7 @@ from flyhpc.report.label import LabelData
 from flyhpc.report.page import FigureBlock, Section, TableBlock
 from flyhpc.report.parity import Parity
 from flyhpc.report.tables import frame_rows
+from flyhpc.timing import MIN_JUDGED_S, SHARE_FLOOR
 
 HEALTH_COLUMNS = ("task", "backend", "state", "node", "job_id", "reason")
 
@@ -44,19 +45,39 @@ def banners(data: LabelData) -> list[tuple[str, str]]:
     return out
 
 
-def speed_section(speed: pd.DataFrame, figs: list[FigureBlock], own: str) -> Section:
+def _disturbed_text(flagged: list[dict[str, Any]], dropped: bool, measured: bool) -> str:
+    if not measured:
+        return "These records hold no CPU time (made before flyhpc measured it): no timing could be judged."
+    if not flagged:
+        return (f"No timing was disturbed: every judged sim phase got at least {SHARE_FLOOR:.0%} of the CPU time "
+                f"its threads could use (CPU sims of at least {MIN_JUDGED_S:g} s are judged).")
+    what = ("They are left out of the figures and tables (--drop-disturbed)." if dropped else
+            "They are kept, counted under 'disturbed rounds' and ringed in red in the figures; "
+            "--drop-disturbed leaves them out.")
+    return (f"{len(flagged)} timing(s) were disturbed: their sim phase got less than {SHARE_FLOOR:.0%} of the CPU "
+            "time its threads could use (a neighbour on a shared node took the rest), so its seconds say more about "
+            f"the node than the backend. {what}")
+
+
+def speed_section(speed: pd.DataFrame, figs: list[FigureBlock], own: str, flagged: list[dict[str, Any]] = (),
+                  dropped: bool = False, measured: bool = False) -> Section:
     cols = [("source", "source"), ("backend", "backend"), ("t_run_s", "t_run (s)"), ("n_run", "n_run"),
             ("rounds", "rounds"), ("sim_median_s", "sim median (s)"), ("sim_min_s", "sim min (s)"),
             ("sim_max_s", "sim max (s)"), ("total_median_s", "total median (s)"),
             ("sim_s_per_sim_s", "sim s per simulated s"), ("total_s_per_sim_s", "total s per simulated s"),
             ("sim_s_per_trial", "sim s per trial"), ("speedup_sim_vs_brian2cpp", "sim speed-up vs brian2cpp"),
-            ("speedup_total_vs_brian2cpp", "total speed-up vs brian2cpp")]
+            ("speedup_total_vs_brian2cpp", "total speed-up vs brian2cpp"), ("disturbed_rounds", "disturbed rounds")]
     ordered = pd.concat([speed[speed["source"] == own], speed[speed["source"] != own]])
+    blocks = [*figs, TableBlock("Speed per grid point (speed.csv)", cols, frame_rows(ordered), scroll=True)]
+    if flagged:
+        blocks.append(TableBlock("Disturbed timings (disturbed.csv)", [
+            ("source", "source"), ("task", "task"), ("backend", "backend"), ("round", "round"),
+            ("reason", "why")], list(flagged), scroll=True))
     return Section("speed", "Speed", (
         "Wall seconds per simulated trial-second = phase seconds / (t_run × n_run): below the dotted real-time "
         "line a backend runs faster than the fly. Lines are medians over rounds, whiskers min–max. Speed-up is "
-        "brian2cpp's median over this backend's, at the same point of the same source.",),
-        [*figs, TableBlock("Speed per grid point (speed.csv)", cols, frame_rows(ordered), scroll=True)])
+        "brian2cpp's median over this backend's, at the same point of the same source.",
+        _disturbed_text(list(flagged), dropped, measured)), blocks)
 
 
 def phases_section(phases: pd.DataFrame, fig: FigureBlock | None, point: tuple[float, int]) -> Section:

@@ -37,6 +37,7 @@ from flyhpc.screens.cost import CostModel, experiment_cost_s, plan_chunks
 from flyhpc.screens.expand import ScreenExperiment
 from flyhpc.screens.plan_file import read_plan
 from flyhpc.screens.spec import Screen
+from flyhpc.timing import cpu_seconds, host_state
 
 CHUNK_FOLDER = "chunks"
 
@@ -243,7 +244,8 @@ def execute(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phas
     -------
     dict
         Record fields: status success, the parquet's bytes/rows/sha256, the other files' sizes and sha256s
-        (`extra_files`), phases and totals.
+        (`extra_files`), phases and totals, the CPU seconds of load and total, the load average at start and
+        end and the CPUs (`flyhpc.timing.host_state`).
 
     Raises
     ------
@@ -255,7 +257,7 @@ def execute(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phas
     from flyhpc.model import Params
     from flyhpc.screens.chunk import run_chunk
 
-    t0 = time.perf_counter()
+    t0, cpu0, host_start = time.perf_counter(), cpu_seconds(), host_state()
     on_phase("load")
     paths = BundlePaths(task.results_root, task.run_label)
     plan = read_plan(paths.screen_plan, task.plan_sha256, task.first, task.stop)
@@ -265,7 +267,7 @@ def execute(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phas
                         f"for {task.connectome_digest[:12]}... (files changed since submission?)")
     log(f"screen {task.screen}: experiments {task.first}..{task.stop - 1} of {plan.n_total}; connectome "
         f"{conn.source} ({conn.n_neurons} neurons, {conn.n_edges} edges)")
-    load_s = time.perf_counter() - t0
+    load_s, load_cpu_s = time.perf_counter() - t0, cpu_seconds() - cpu0
     on_phase("sim")
     progress = _Progress(progress_path(parquet), task.n_experiments)
     outcome = run_chunk(plan.screen, plan.experiments, conn, parquet.parent, task.stem, n_threads=n_threads,
@@ -286,6 +288,7 @@ def execute(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phas
     rates = pq.read_table(parquet, columns=["experiment_key", "spikes"])
     log(f"{outcome.n_experiments} experiments, {outcome.n_trials} trials: engine {outcome.engine_s:.2f} s, "
         f"outside it {outcome.overhead_per_trial_s * 1e3:.3f} ms per experiment-trial")
+    host_end = host_state()
     return {
         "status": "success", "parquet_bytes": parquet.stat().st_size, "parquet_rows": rates.num_rows,
         "parquet_sha256": sha256_file(parquet), "extra_files": {p.name: _file_entry(p) for p in extra},
@@ -298,6 +301,10 @@ def execute(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phas
                      "prepare": outcome.prepare_s, "sim": outcome.engine_s, "collect": outcome.collect_s,
                      "rates": outcome.rates_s, "write": outcome.write_s + spikes_s,
                      "total": time.perf_counter() - t0},
+        # CPU seconds of the phases the worker itself times (the chunk's inner phases are summed per experiment)
+        "phases_cpu_s": {"load": load_cpu_s, "total": cpu_seconds() - cpu0},
+        "load_avg_start": host_start["load_avg"], "load_avg_end": host_end["load_avg"],
+        "cpus_usable": host_end["cpus_usable"], "cpu_count": host_end["cpu_count"],
     }
 
 
