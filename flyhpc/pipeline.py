@@ -5,7 +5,8 @@
 the one run pipeline — load (connectome, network, drive), simulate, write (spike parquet, optional
 rates CSV), return the record — used by `flyhpc run` (`run_experiment`, which adds the JSON record
 beside the parquet) and by the task worker (which adds the task's fields and writes the record into
-the bundle). Knows nothing about Slurm. Entry points: `load_inputs`, `check_inputs`, `simulate`, `execute`, `run_experiment`.
+the bundle). Knows nothing about Slurm. Entry points: `load_inputs`, `check_inputs`, `simulate`,
+`execute`, `run_experiment`.
 """
 
 from __future__ import annotations

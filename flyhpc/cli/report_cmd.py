@@ -100,9 +100,8 @@ def report(label, results_root, out_dir, references, ground_truth, point, activi
     console.print(f"wrote {display_path(result.html)} and {len(result.files) - 1} figure and table files "
                   f"in {time.perf_counter() - started:.1f} s")
     if result.disturbed:
-        console.print(f"[yellow]{result.disturbed} disturbed timing(s) "
-                      + ("left out (--drop-disturbed)" if result.dropped else "kept and marked (--drop-disturbed leaves "
-                                                                             "them out)") + "; see Speed[/]")
+        what = "left out (--drop-disturbed)" if result.dropped else "kept and marked (--drop-disturbed leaves them out)"
+        console.print(f"[yellow]{result.disturbed} disturbed timing(s) {what}; see Speed[/]")
     if result.partial:
         console.print(f"[yellow]partial bundle: {result.done} of {result.planned} planned tasks done; the page lists "
                       "the others under Health[/]")

@@ -218,7 +218,8 @@ def build_report(results_root: str | Path, label: str, out_dir: Path | None = No
                    "Wall seconds per simulated trial-second against t_run (log-log), sim phase (top) and whole task "
                    "(bottom), one panel per n_run; median over rounds, min-max whiskers; dotted: real time." + rings),
         out.figure("batching", figures.batching_figure(speed_tab, label),
-                   "Sim wall seconds per simulated trial-second against trials per task: how batching pays off." + rings)]
+                   "Sim wall seconds per simulated trial-second against trials per task: how batching pays off."
+                   + rings)]
     phase_fig = out.figure("phases", figures.phases_figure(phases, *point),
                            f"Median phase seconds per backend at t_run = {point[0]:g} s, n_run = {point[1]}.")
     parity_fig = out.figure("parity", figures.parity_figure(par.scatters, ground_truth),

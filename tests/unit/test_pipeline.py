@@ -1,5 +1,5 @@
 """The one run pipeline (`pipeline.execute`): `flyhpc run` and the task worker write one record schema,
-and the same run gives the same spike rows whichever of them ran it."""
+and the same run gives the same spike rows whichever of them ran it; the record's CPU times are plausible."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ def test_run_and_worker_share_the_pipeline_and_its_record(tmp_path, monkeypatch)
     for field in ("spikes", "active_neurons", "connectome_digest", "experiment_key", "trials", "n_steps"):
         assert record[field] == run_record[field], field
     assert record["spikes"] > 0
+    wall, cpu = record["phases_s"], record["phases_cpu_s"]  # CPU time measured, and plausible whatever the load
+    assert set(cpu) == set(wall) and record["sim_threads"] == 1 and record["sim_device"] == "cpu"
+    assert 0 < cpu["total"] <= wall["total"] * record["cpus_usable"] * 1.1 + 0.05
+    assert 0 <= cpu["sim"] <= wall["sim"] * record["sim_threads"] * 1.1 + 0.01
+    assert len(record["load_avg_start"]) == len(record["load_avg_end"]) == 3
+    assert 1 <= record["cpus_usable"] <= record["cpu_count"]
     task_parquet = BundlePaths(task.results_root, "lab").parquet(task)
     run_parquet = tmp_path / "run" / "native_t0.2s_n2.parquet"
     assert pq.read_table(task_parquet).equals(pq.read_table(run_parquet))  # same rows; the task's file names its key
