@@ -454,7 +454,7 @@ def test_an_array_sbatch_refuses_leaves_nothing_behind(tmp_path, env):
     assert not (root / "refused").exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not (SLURM_DIR / "pids" / "slurmdbd.pid").exists(),
+@pytest.mark.skipif(_pid_file("slurmdbd") is None,
                     reason="needs root and the cluster of scripts/local-slurm/start.sh")
 def test_resubmit_waits_out_a_slurmdbd_restart(tmp_path, env):
     from flyhpc.cluster import slurm
@@ -470,7 +470,7 @@ def test_resubmit_waits_out_a_slurmdbd_restart(tmp_path, env):
         f'image = "flyhpc-test.sif"\n')
     slurm.submit(slurm.plan([task], prof), job_fn=fault_run)
     assert slurm.wait(root, "dbd2", timeout_s=120, poll_s=1).rows[0].state == "failed"
-    os.kill(int((SLURM_DIR / "pids" / "slurmdbd.pid").read_text()), 15)
+    os.kill(int(_pid_file("slurmdbd").read_text()), 15)
     time.sleep(2)
     resub = subprocess.Popen([sys.executable, "-m", "flyhpc", "resubmit", "dbd2", "--results-root", str(root)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
