@@ -37,9 +37,9 @@ def _threshold(step, anchor, u0, g0, pow_a, coef_c, u_th, found):
 
 
 @njit(cache=True, nogil=True)
-def clock_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
+def clock_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
                 delay_steps, n_steps, kick_steps, kick_neurons):
-    """Simulate one trial clock-driven.
+    """Simulate one trial clock-driven; synapse e adds weights[e] x weight_unit mV to its target's g.
 
     Returns (spike_neurons int32, step_starts int64[n_steps + 1], anchor int64, u0, g0): spikes of
     step s are spike_neurons[step_starts[s]:step_starts[s + 1]] in ascending order; the last three
@@ -81,7 +81,7 @@ def clock_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coe
                 pre = rec[i]
                 for e in range(indptr[pre], indptr[pre + 1]):
                     t = indices[e]
-                    if frozen_until[t] >= step or weights_mv[e] == 0.0:  # a 0 mV input touches nothing
+                    if frozen_until[t] >= step or weights[e] == 0:  # a 0 mV input touches nothing
                         continue
                     if anchor[t] < step:
                         k = step - anchor[t]
@@ -92,7 +92,7 @@ def clock_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coe
                         u0[t] = u
                         g0[t] = g
                         anchor[t] = step
-                    g0[t] = g0[t] + weights_mv[e]
+                    g0[t] = g0[t] + weights[e] * weight_unit
         while kp < n_kicks and kick_steps[kp] == step:
             t = kick_neurons[kp]
             kp += 1

@@ -10,8 +10,9 @@ doubly linked lists (one slot per neuron, so the queue never holds more than n_n
 nothing stale). When the estimated work per step exceeds a clock-driven step, the trial continues
 clock-driven from the exact current state, and returns to lazy when activity falls.
 State lives in one 32-byte row per neuron (u0, g0, anchor, frozen_until as float64; steps are exact
-integers in float64), prefetched PREFETCH_AHEAD inputs ahead, and a tabulated peak bound rejects
-most inputs without exp or log. An input of exactly 0 mV (a zeroed weight) touches nothing, and a
+integers in float64), prefetched PREFETCH_AHEAD inputs ahead. Weights are read as stored (int16 synapse
+counts or float64 mV) times one unit. A bound by the largest g->u coefficient, then a tabulated peak bound,
+reject most inputs without exp, log or division. An input of exactly 0 mV (a zeroed weight) touches nothing, and a
 trial's cost outside its inputs does not grow with n_neurons: the workspace is left at rest by
 putting back only the neurons the trial reached.
 Entry points: `lazy_trial`, `clean_workspace`.
@@ -149,8 +150,8 @@ def _link(j, m, pred, nxt, prv, head, mask):
 
 
 @njit(cache=True, nogil=True)
-def _apply_inputs(step, targets, du, dg, st, pow_a, pow_b, coef_c, touched, n_touched, dirty, n_dirty):
-    """Add du to u and dg[i] to g of neuron targets[i] (in order) at `step`, advancing each from its
+def _apply_inputs(step, targets, du, dg, unit, st, pow_a, pow_b, coef_c, touched, n_touched, dirty, n_dirty):
+    """Add du to u and dg[i] x unit to g of neuron targets[i] (in order) at `step`, advancing each from its
     anchor first; inputs to frozen neurons and inputs of exactly 0 mV (du == 0 and dg[i] == 0, e.g.
     zeroed weights of a silenced neuron) are dropped without touching the target. A neuron's first
     input of the step appends it to `touched`, its first input of the trial to `dirty`.
@@ -198,25 +199,33 @@ def _apply_inputs(step, targets, du, dg, st, pow_a, pow_b, coef_c, touched, n_to
         if du != 0.0:
             u = u + du
         if has_dg:
-            g = g + dg[i]
+            g = g + dg[i] * unit
         st[t, 0] = u
         st[t, 1] = g
     return n_touched, n_dirty
 
 
 @njit(cache=True, nogil=True)
-def _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a, pow_b, coef_c, touched, n_touched,
+def _deliver(step, first, stop, rec, indptr, indices, weights, unit, st, pow_a, pow_b, coef_c, touched, n_touched,
              dirty, n_dirty):
-    """Synapses slot: spikes rec[first:stop] (ascending) reach their targets in CSR order.
+    """Synapses slot: spikes rec[first:stop] (ascending) reach their targets in CSR order (weights x unit mV).
     Returns (touched count, dirty count, synaptic events)."""
     n_events = 0
     for i in range(first, stop):
         pre = rec[i]
         lo, hi = indptr[pre], indptr[pre + 1]
         n_events += hi - lo
-        n_touched, n_dirty = _apply_inputs(step, indices[lo:hi], 0.0, weights_mv[lo:hi], st, pow_a, pow_b, coef_c,
-                                           touched, n_touched, dirty, n_dirty)
+        n_touched, n_dirty = _apply_inputs(step, indices[lo:hi], 0.0, weights[lo:hi], unit, st, pow_a, pow_b,
+                                           coef_c, touched, n_touched, dirty, n_dirty)
     return n_touched, n_dirty, n_events
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cannot_cross(u0, g0, u_th, kappa, coef_c_max):
+    """True when every table value u0 a^k + g0 c_k stays <= u_th - margin: a^k <= 1 and 0 <= c_k <= coef_c_max
+    bound it by max(u0, 0) + max(g0, 0) coef_c_max (the first and cheapest reject test, the C peer's)."""
+    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
+    return max(u0, 0.0) + max(g0, 0.0) * coef_c_max <= u_th - margin
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -295,9 +304,9 @@ def _take_state(st, pred, queued, nxt, prv, dirty, n_dirty):
 
 
 @njit(cache=True, nogil=True)
-def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
+def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
                delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound, peak_per_ratio,
-               wheel_bits,
+               coef_c_max, wheel_bits,
                clock_on, clock_off, window_steps, predict_cost, st, pred, queued, nxt, prv, touched, starts,
                rec, dirty):
     """Simulate one trial lazily, switching to clock-driven steps while activity is high.
@@ -311,7 +320,9 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
     exceeds clock_on x n_neurons per step and back to lazy when it falls below clock_off x n_neurons
     (clock_on <= 0: never switches, a pure lazy run).
 
-    Reject test before a prediction: `_ruled_out` (sup over k >= 1 of the positive terms), then for
+    Synapse e adds weights[e] x weight_unit mV (int16 synapse counts times w_syn, or float64 mV times 1.0).
+    Reject tests before a prediction: `_cannot_cross` (max(u0, 0) + max(g0, 0) coef_c_max), `_ruled_out` (sup
+    over k >= 1 of the positive terms), then for
     p > 0 > q the tabulated sup of the continuous shape, p peak_bound[floor(r peak_per_ratio)] with
     r = -q / p (tables.peak_bounds); no exp or log on the common path.
 
@@ -324,7 +335,7 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
     last = pow_a.shape[0] - 1
     wheel = 1 << wheel_bits
     mask = wheel - 1
-    no_weights = np.zeros(0)
+    no_weights = weights[:0]  # kicks add to u only (same array type: one compiled _apply_inputs)
     a1 = pow_a[1] if last >= 1 else math.exp(log_a)
     b1 = pow_b[1] if last >= 1 else math.exp(log_b)
     head = np.full(wheel, -1, np.int32)
@@ -385,16 +396,16 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
             src = step - delay_steps
             first, stop = starts[src], starts[src + 1]
             if stop > first:
-                n_touched, n_dirty, events = _deliver(step, first, stop, rec, indptr, indices, weights_mv, st, pow_a,
-                                                      pow_b, coef_c, touched, n_touched, dirty, n_dirty)
+                n_touched, n_dirty, events = _deliver(step, first, stop, rec, indptr, indices, weights, weight_unit,
+                                                      st, pow_a, pow_b, coef_c, touched, n_touched, dirty, n_dirty)
                 n_events += events
                 block_work += events
         kp_end = kp
         while kp_end < n_kicks and kick_steps[kp_end] == step:
             kp_end += 1
         if kp_end > kp:
-            n_touched, n_dirty = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, st, pow_a, pow_b,
-                                               coef_c, touched, n_touched, dirty, n_dirty)
+            n_touched, n_dirty = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, 1.0, st, pow_a,
+                                               pow_b, coef_c, touched, n_touched, dirty, n_dirty)
             kp = kp_end
         block_work += predict_cost * n_touched
         # re-predict every neuron an input reached
@@ -408,6 +419,8 @@ def lazy_trial(indptr, indices, weights_mv, refractory_steps, pow_a, pow_b, coef
                     queue -= 1
                 u0 = st[t, 0]
                 g0 = st[t, 1]
+                if _cannot_cross(u0, g0, u_th, kappa, coef_c_max):
+                    continue
                 if _ruled_out(u0, g0, a1, b1, u_th, kappa):
                     continue
                 if _peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):

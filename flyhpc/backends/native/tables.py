@@ -26,6 +26,8 @@ class Tables:
     log_a, log_b: ln a and ln b (the continuous shape used only to locate threshold crossings).
     kappa: tau_s / (tau_s - tau_m); u_th_mv, u_rst_mv: threshold and reset relative to v_0.
     peak_bound, peak_bins_per_ratio: see `peak_bounds`.
+    coef_c_max: the largest c_k (every c_k is >= 0: kappa and b^k - a^k have the same sign), so that
+    u0 a^k + g0 c_k <= max(u0, 0) + max(g0, 0) coef_c_max at every k (the lazy engine's cheapest reject test).
     """
 
     pow_a: np.ndarray
@@ -38,6 +40,7 @@ class Tables:
     u_rst_mv: float
     peak_bound: np.ndarray
     peak_bins_per_ratio: float
+    coef_c_max: float
 
 
 PEAK_RATIO_MAX = 8.0
@@ -104,4 +107,5 @@ def make_tables(params: Params, n_steps: int) -> Tables:
         pow_a, pow_b, coef_c = pow_a[:end], pow_b[:end], coef_c[:end] + 0.0  # -0.0 -> 0.0
     bound, bins_per_ratio = peak_bounds(log_a, log_b)
     return Tables(pow_a=pow_a, pow_b=pow_b, coef_c=coef_c, log_a=log_a, log_b=log_b, kappa=kappa,
-                  u_th_mv=u_th, u_rst_mv=u_rst, peak_bound=bound, peak_bins_per_ratio=bins_per_ratio)
+                  u_th_mv=u_th, u_rst_mv=u_rst, peak_bound=bound, peak_bins_per_ratio=bins_per_ratio,
+                  coef_c_max=float(coef_c.max()))

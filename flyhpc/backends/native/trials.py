@@ -1,6 +1,7 @@
 """Python side of the engines: typed arrays from a NetworkSpec, JIT warm-up, trials on threads.
 
-`EngineNetwork.from_spec` fixes every array's dtype (one numba signature per kernel), `run_trials`
+`EngineNetwork.from_spec` fixes every array's dtype (weights as int16 synapse counts times w_syn when that
+is exact, else float64 mV: two numba signatures per kernel), `run_trials`
 runs the trials of a drive on a thread pool (the kernels release the GIL), `warm_up` compiles or
 loads the cached kernels on a tiny network. No backend protocol, files or timing here.
 Entry points: `EngineNetwork`, `LazySettings`, `TrialResult`, `run_trials`, `warm_up`.
@@ -8,6 +9,7 @@ Entry points: `EngineNetwork`, `LazySettings`, `TrialResult`, `run_trials`, `war
 
 from __future__ import annotations
 
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,18 +44,48 @@ class LazySettings:
     wheel_bits: int = 10
 
 
+COMPACT_BLOCK = 1 << 20  # weights checked per block (no full-size float64 temporaries)
+
+
+def compact_weights(weights_mv: np.ndarray, unit_mv: float) -> np.ndarray | None:
+    """int16 counts c with c x unit_mv == weights_mv exactly (float64 product, as the kernels compute it), or
+    None when some weight is not such a multiple (or unit_mv is 0 or not finite)."""
+    unit = float(unit_mv)
+    if not (math.isfinite(unit) and unit != 0.0):
+        return None
+    weights = np.asarray(weights_mv, dtype=np.float64)
+    counts = np.empty(weights.shape, np.int16)
+    limit = np.iinfo(np.int16).max
+    for lo in range(0, weights.size, COMPACT_BLOCK):
+        block = weights[lo:lo + COMPACT_BLOCK]
+        with np.errstate(invalid="ignore"):
+            c = np.rint(block / unit)
+        if not np.all(np.abs(c) <= limit):  # also NaN and inf
+            return None
+        counts[lo:lo + COMPACT_BLOCK] = c
+        if not np.array_equal(counts[lo:lo + COMPACT_BLOCK] * unit, block):
+            return None
+    return counts
+
+
 @dataclass(frozen=True)
 class EngineNetwork:
-    """A NetworkSpec in the engines' dtypes, with its propagator tables for `n_steps`."""
+    """A NetworkSpec in the engines' dtypes, with its propagator tables for `n_steps`.
+
+    Synapse e adds weights_mv[e] x weight_unit_mv mV: int16 synapse counts times w_syn (a quarter of the bytes
+    per synapse, identical sums) when every weight is such a multiple, else float64 mV times 1.0. Setting
+    weights_mv[e] = 0 silences a synapse either way.
+    """
 
     indptr: np.ndarray  # int64
     indices: np.ndarray  # int32
-    weights_mv: np.ndarray  # float64
+    weights_mv: np.ndarray  # int16 (counts) or float64 (mV)
     refractory_steps: np.ndarray  # int64
     tables: Tables
     kick_mv: float
     delay_steps: int
     n_steps: int
+    weight_unit_mv: float = 1.0
 
     @property
     def n_neurons(self) -> int:
@@ -82,12 +114,14 @@ class EngineNetwork:
         if params.delay_steps < 1:
             raise ConfigError(f"the engines need a synaptic delay of >= 1 step, got delay_ms={params.delay_ms} "
                               f"with dt_ms={params.dt_ms}")
+        weights, unit = compact_weights(weights_mv, params.w_syn_mv), float(params.w_syn_mv)
+        if weights is None:
+            weights, unit = np.ascontiguousarray(weights_mv, dtype=np.float64), 1.0
         return cls(indptr=np.ascontiguousarray(indptr, dtype=np.int64),
-                   indices=np.ascontiguousarray(indices, dtype=np.int32),
-                   weights_mv=np.ascontiguousarray(weights_mv, dtype=np.float64),
+                   indices=np.ascontiguousarray(indices, dtype=np.int32), weights_mv=weights,
                    refractory_steps=np.ascontiguousarray(refractory_steps, dtype=np.int64),
                    tables=make_tables(params, int(n_steps)), kick_mv=float(params.kick_mv),
-                   delay_steps=int(params.delay_steps), n_steps=int(n_steps))
+                   delay_steps=int(params.delay_steps), n_steps=int(n_steps), weight_unit_mv=unit)
 
 
 @dataclass(frozen=True)
@@ -191,7 +225,7 @@ def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings):
     ws = _workspace(net.n_neurons, net.n_steps)
     _LOCAL.lazy_clean = False
     *out, ws[7] = lazy_trial(*common, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio),
-                             int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
+                             float(t.coef_c_max), int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
                              int(settings.window_steps), float(settings.predict_cost), *ws)
     _LOCAL.lazy_clean = True
     *arrays, stats = out
@@ -208,7 +242,8 @@ def _run_checked(net: EngineNetwork, trial_id: int, steps: np.ndarray, neurons: 
                  settings: LazySettings) -> TrialResult:
     """One trial whose drive (`_check_drive`) and engine name are already checked."""
     t = net.tables
-    common = (net.indptr, net.indices, net.weights_mv, net.refractory_steps, t.pow_a, t.pow_b, t.coef_c,
+    common = (net.indptr, net.indices, net.weights_mv, net.weight_unit_mv, net.refractory_steps, t.pow_a, t.pow_b,
+              t.coef_c,
               t.u_th_mv, t.u_rst_mv, net.kick_mv, net.delay_steps, net.n_steps, steps, neurons)
     out = _run_lazy(net, common, settings) if engine == "lazy" else _run_clock(net, common)
     rec, starts, ids, anchor, u0, g0, stats = out
@@ -246,10 +281,11 @@ def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int 
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's cache) both kernels on a 3-neuron network."""
+    """Compile (or load from numba's cache) both kernels, for both weight types, on a 3-neuron network."""
     params = Params()
-    net = EngineNetwork.from_arrays(np.array([0, 1, 2, 2]), np.array([1, 2]), np.array([30.0, -3.0]),
-                                    np.array([0, 22, 22]), params, 40)
     trial = TrialDrive(trial=0, steps=np.array([0, 5], np.int64), neurons=np.array([0, 0], np.int32))
-    for engine in ENGINES:
-        run_trial(net, trial, engine)
+    for weights in ([30.1, -3.0], [100 * params.w_syn_mv, -10 * params.w_syn_mv]):  # float64, int16 counts
+        net = EngineNetwork.from_arrays(np.array([0, 1, 2, 2]), np.array([1, 2]), np.array(weights),
+                                        np.array([0, 22, 22]), params, 40)
+        for engine in ENGINES:
+            run_trial(net, trial, engine)
