@@ -121,7 +121,8 @@ def _side_by_side(spec, peer: Peer, n_trials: int, t_run_s: float, threads: int,
         spikes, events = rows[0]["spikes"], rows[0]["events"]
         out[name] = {"wall_s_per_trial_s": round(wall / trial_s, 5), "cpu_s_per_trial_s": round(cpu / trial_s, 5),
                      "wall_s": [round(x["wall_s"], 4) for x in rows], "spikes": spikes, "synaptic_events": events,
-                     "us_per_spike_wall": round(1e6 * wall / spikes, 3), "us_per_spike_cpu": round(1e6 * cpu / spikes, 3),
+                     "us_per_spike_wall": round(1e6 * wall / spikes, 3),
+                     "us_per_spike_cpu": round(1e6 * cpu / spikes, 3),
                      "ns_per_event_wall": round(1e9 * wall / events, 2)}
     for basis in ("wall", "cpu"):
         out[f"native_over_peer_per_spike_{basis}"] = round(

@@ -101,20 +101,21 @@ class NativeBackend(Backend):
         return RunReport(inner_s=None, notes=notes)
 
     def _collect(self) -> SpikeTable:
-        """The per-trial results as one table (and let go of them): columns allocated once and filled trial by
-        trial, without per-trial temporaries. Each trial's spikes come in order (steps ascending, neurons
-        ascending within a step), so with trial ids ascending the table is sorted as it stands."""
+        """The per-trial results as one table (and let go of them, each once copied): columns allocated once and
+        filled trial by trial, without per-trial temporaries. Each trial's spikes come in order (steps ascending,
+        neurons ascending within a step), so with trial ids ascending the table is sorted as it stands."""
         results, self._results = self._results, None
         total = sum(r.spike_neurons.size for r in results)
+        ids = [r.trial for r in results]
         trial, step, neuron = np.empty(total, np.int32), np.empty(total, np.int64), np.empty(total, np.int32)
         lo = 0
-        for r in results:
+        for k, r in enumerate(results):
             hi = lo + r.spike_neurons.size
             trial[lo:hi] = r.trial
             _fill_steps(step[lo:hi], r.step_starts)
             neuron[lo:hi] = r.spike_neurons
             lo = hi
-        ids = [r.trial for r in results]
+            results[k] = r = None  # freed as the table's pages fill: peak ~ the table, not table + results
         if all(a < b for a, b in zip(ids, ids[1:])):
             return SpikeTable(trial, step, neuron)
         return SpikeTable.from_arrays(trial, step, neuron)

@@ -225,8 +225,8 @@ def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings):
     ws = _workspace(net.n_neurons, net.n_steps)
     _LOCAL.lazy_clean = False
     *out, ws[7] = lazy_trial(*common, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio),
-                             float(t.coef_c_max), int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
-                             int(settings.window_steps), float(settings.predict_cost), *ws)
+                             float(t.coef_c_max), int(settings.wheel_bits), float(settings.clock_on),
+                             float(settings.clock_off), int(settings.window_steps), float(settings.predict_cost), *ws)
     _LOCAL.lazy_clean = True
     *arrays, stats = out
     return (*arrays, dict(zip(STAT_NAMES, (int(x) for x in stats))))
