@@ -61,7 +61,7 @@ def _heat_map(effects: pd.DataFrame, neurons: pd.DataFrame, base_key: str) -> tu
     grid = grid.reindex(index=keys, columns=columns).fillna(0.0)
     marks = rows.pivot_table(index="experiment_key", columns="label", values="significant", aggfunc="first")
     marks = marks.reindex(index=keys, columns=columns).fillna(False).astype(bool)
-    fig = Figure(figsize=(1.2 + 0.32 * max(1, len(columns)), 0.28 * max(1, len(keys)) + 1.8), layout="constrained")
+    fig = Figure(figsize=(1.8 + 0.32 * max(1, len(columns)), 0.28 * max(1, len(keys)) + 1.8), layout="constrained")
     ax = fig.add_subplot()
     limit = float(np.abs(grid.to_numpy()).max()) if grid.size else 1.0
     image = ax.imshow(grid.to_numpy(), cmap="RdBu_r", vmin=-limit or -1, vmax=limit or 1, aspect="auto",
