@@ -36,7 +36,8 @@ Event = Callable[[str, BenchmarkTask, str], None]  # (kind: "start" | "phase" | 
 
 
 def _record(task: BenchmarkTask) -> dict:
-    from flyhpc.bundle import BundlePaths, read_record
+    from flyhpc.bundle import BundlePaths
+    from flyhpc.results.records import read_record
 
     try:
         return read_record(BundlePaths(task.results_root, task.run_label).record(task))

@@ -1,24 +1,18 @@
-"""Result bundles on disk: every file name of a run label, and what a task's files say about it.
+"""Result bundles on disk: every file name of a run label.
 
 `BundlePaths` is the one owner of file names under `<results_root>/<label>/` (round folders,
-parquet + record + log per task, manifest, checksums, results CSV, lock, submission); `read_record`
-and `disk_state` judge a task from its files alone (the one such judgement: status, submit, resubmit,
-collect and verify all use it through `flyhpc.cluster.status.status`). Writes nothing (see collect.py,
-worker.py). Entry points: `BundlePaths`, `read_record`, `disk_state`, `framework_name`, `display_path`.
+parquet + record + log per task, manifest, checksums, results CSV, lock, submission); what the files
+hold and what they say about a task is `flyhpc.results` (formats and readers). Writes nothing (see
+collect.py, worker.py). Entry points: `BundlePaths`, `check_label`, `file_stem`, `framework_name`,
+`display_path`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
-
 from flyhpc import backends as registry
-from flyhpc.errors import BackendUnavailable, ConfigError, DataError
-from flyhpc.files import sha256_file
-
-RECORD_FORMAT = 1
+from flyhpc.errors import BackendUnavailable, ConfigError
 _STEM_RE = re.compile(r"^(?P<backend>[a-z0-9]+)_t(?P<t>\d+\.\d+(?:e[-+]?\d+)?)s_n(?P<n>\d+)$")
 _CHUNK_RE = re.compile(r"^chunk_\d{5,}$")  # screen chunks (flyhpc.screens.task)
 
@@ -140,96 +134,3 @@ def display_path(path: Path) -> str:
         return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return str(path)
-
-
-def read_record(path: Path) -> dict[str, Any]:
-    """A task record as a dict.
-
-    Raises
-    ------
-    DataError
-        The file is missing, not JSON, or lacks the fields every record has.
-    """
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: no task record") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: task record is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: task record is not a JSON object")
-    missing = [k for k in ("status", "backend", "t_run_s", "n_run", "round", "run_label") if k not in data]
-    missing += [k for k in _SCREEN_RECORD_KEYS if data.get("kind") == "screen" and k not in data]
-    if missing:
-        raise DataError(f"{path}: task record lacks {', '.join(missing)}")
-    return data
-
-
-def disk_state(record_path: Path, parquet_path: Path, *, key: str | None = None, deep: bool = False,
-               parquet_sha256: str | None = None) -> tuple[str, str]:
-    """Judge a task from its files alone: (state, reason). The one place that reads a task's files.
-
-    States: "done"; "error" (the record says the task failed); "interrupted" (the record says a
-    signal ended it: `timeout: ...` / `cancelled: ...`); "stale" (the record was made for another
-    task key: another experiment, seed, connectome or result-changing option); "missing" (no
-    record: never ran, or still running); "corrupt" (anything else: unreadable record, parquet
-    missing, of another size, with a damaged footer or another row count than the record's spike
-    count, or — when hashed — another sha256).
-
-    The cheap check (size, parquet footer, row count) always runs; the parquet is hashed when `deep`
-    or when the caller passes its sha256 (`parquet_sha256`, so nothing is hashed twice).
-    """
-    record_path, parquet_path = Path(record_path), Path(parquet_path)
-    if not record_path.exists():
-        return "missing", "no task record"
-    try:
-        rec = read_record(record_path)
-    except DataError as exc:
-        return "corrupt", str(exc)
-    if key is not None and rec.get("key") != key:
-        return "stale", (f"{record_path.name} was written for task {rec.get('key')!r}, not {key!r} "
-                         "(another experiment, seed, connectome or result-changing option)")
-    status = str(rec["status"])
-    if status.startswith("error"):
-        return "error", status
-    if status.startswith(INTERRUPTED_PREFIXES):
-        return "interrupted", status
-    if status != "success":
-        return "corrupt", f"{record_path.name}: unknown status {status!r}"
-    return _parquet_state(rec, parquet_path, deep, parquet_sha256)
-
-
-_SCREEN_RECORD_KEYS = ("screen", "plan_sha256", "first", "stop")
-
-# Record status prefixes of a task ended by a signal (see worker.py): Slurm's word for it follows.
-INTERRUPTED_PREFIXES = ("timeout:", "cancelled:")
-
-
-def _parquet_state(rec: dict, parquet_path: Path, deep: bool, parquet_sha256: str | None) -> tuple[str, str]:
-    import pyarrow.parquet as pq
-
-    name = parquet_path.name
-    if not parquet_path.is_file():
-        return "corrupt", f"{name}: missing although its record says success"
-    size = parquet_path.stat().st_size
-    if size != rec.get("parquet_bytes", -1):
-        return "corrupt", f"{name}: {size} bytes, its record says {rec.get('parquet_bytes')}"
-    try:
-        rows = pq.ParquetFile(parquet_path).metadata.num_rows
-    except Exception as exc:  # noqa: BLE001 - any reader failure means a damaged footer
-        return "corrupt", f"{name}: unreadable parquet footer ({type(exc).__name__}: {exc})"
-    expected_rows = rec.get("parquet_rows", rec.get("spikes"))  # a spike parquet has a row per spike
-    if rows != expected_rows:
-        unit = "rows" if "parquet_rows" in rec else "spikes"
-        return "corrupt", f"{name}: {rows} rows, its record says {expected_rows} {unit}"
-    for extra, entry in sorted((rec.get("extra_files") or {}).items()):  # a screen chunk's other files
-        path = parquet_path.parent / extra
-        if not path.is_file() or path.stat().st_size != entry.get("bytes"):
-            return "corrupt", f"{extra}: missing or not the {entry.get('bytes')} bytes its record says"
-        if deep and sha256_file(path) != entry.get("sha256"):
-            return "corrupt", f"{extra}: sha256 differs from its record"
-    if not deep and parquet_sha256 is None:
-        return "done", ""
-    if (parquet_sha256 or sha256_file(parquet_path)) != rec.get("parquet_sha256"):
-        return "corrupt", f"{name}: sha256 differs from its record"
-    return "done", ""

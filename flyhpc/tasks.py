@@ -1,26 +1,30 @@
 """Benchmark tasks and grids: what one unit of benchmark work is and how a grid expands into them.
 
-Owns `BenchmarkTask` (a small frozen record with a stable key, the unit Slurm and `bench` run),
-`Grid` (presets read from jobs/grids/<name>.toml), run-label checking and the experiment names a
-task may carry. Runs nothing and writes nothing. Entry points: `BenchmarkTask`, `Grid`, `load_grid`,
+Owns `BenchmarkTask` (a small frozen record with a stable key, the unit Slurm and `bench` run: the "benchmark"
+kind of `flyhpc.kinds`, whose `execute` hands it to the one run pipeline), `Grid` (presets read from
+jobs/grids/<name>.toml) and the experiment names a task may carry. Expanding a grid runs and writes nothing.
+Entry points: `BenchmarkTask`, `Grid`, `load_grid`,
 `expand_grid`, `experiment_of` (labels are checked by `bundle.check_label`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from flyhpc import backends, config_paths
 from flyhpc.bundle import check_label, file_stem
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError
+from flyhpc.kinds import fields_of
 from flyhpc.model import PRESETS, Experiment, Params, validate_run
 
 _INDEX_EXPERIMENT_RE = re.compile(r"^index:(\d+(?:,\d+)*)@(\d+(?:\.\d+)?)$")
@@ -104,6 +108,7 @@ class BenchmarkTask:
     """
 
     kind: ClassVar[str] = "benchmark"
+    record_keys: ClassVar[tuple[str, ...]] = ()
 
     run_label: str
     round: int
@@ -134,9 +139,9 @@ class BenchmarkTask:
         object.__setattr__(self, "connectome", str(self.connectome or "auto"))
         object.__setattr__(self, "backend_options", _option_pairs(self.backend_options, where))
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """sha256 of everything that changes the task's spikes beyond its name.
+        """sha256 of everything that changes the task's spikes beyond its name (computed once per task).
 
         The experiment's digest (what is driven and silenced, at which rates), the base seed, the
         connectome's digest, the backend options that change results (`result_options`) and the drive
@@ -182,10 +187,52 @@ class BenchmarkTask:
         """File stem shared by the task's parquet, record and log: `brian2cpp_t1.0s_n1`."""
         return file_stem(self.backend, self.t_run_s, self.n_run)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Stable id: `<label>/round_XX/<stem>@<fingerprint[:10]>` (name + what changes the results)."""
         return f"{self.name}@{self.fingerprint[:10]}"
+
+    def describe(self) -> str:
+        """What the task runs, for its log."""
+        return f"experiment {self.experiment}"
+
+    def record_fields(self) -> dict[str, Any]:
+        """The benchmark fields of the task's record (`flyhpc.results.records.header` has the common ones)."""
+        try:
+            exp_name = experiment_of(self.experiment).name
+        except ConfigError:
+            exp_name = ""  # the run fails in its load phase with the reason, and records it
+        return {"round": self.round, "experiment": exp_name, "experiment_key": self.experiment,
+                "t_run_s": self.t_run_s, "n_run": self.n_run, "trials": list(range(self.n_run))}
+
+    def execute(self, parquet: Path, log: Callable[[str], None], on_phase: Callable[[str], None],
+                n_threads: int | None) -> dict[str, Any]:
+        """Run the task through the one run pipeline (`flyhpc.pipeline.execute`); the record fields it measured."""
+        from flyhpc.data.connectome import default_data_dir
+        from flyhpc.pipeline import execute
+
+        outcome = execute(backend=self.backend, experiment=experiment_of(self.experiment), t_run_s=self.t_run_s,
+                          n_run=self.n_run, parquet=parquet, connectome=self.connectome, data_dir=default_data_dir(),
+                          seed=self.seed, round_=self.round, n_threads=n_threads,
+                          precision=os.environ.get("FLYHPC_PRECISION") or None, options=dict(self.backend_options),
+                          expected_digest=self.connectome_digest, parquet_meta={"flyhpc.task": self.key},
+                          on_phase=on_phase, log=log)
+        return outcome.record
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BenchmarkTask":
+        """Rebuild a task from its submission.json entry (entries older than drive version 2 read as version 1)."""
+        return cls(**fields_of(cls, data))
+
+    @classmethod
+    def progress(cls, results_root, run_label: str, rows, tasks: dict) -> None:
+        """A grid point is one unit: the task counts say everything."""
+        return None
+
+    @classmethod
+    def repair(cls, results_root, run_label: str, record: dict) -> str:
+        """A benchmark label has no files of its own to repair."""
+        return ""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""One task end to end: load, build, setup, sim, collect, write -> parquet + task record.
+"""One task end to end, whatever its kind: the task's own run (`flyhpc.kinds.Task.execute`) -> parquet + record.
 
-The unit Slurm (and `flyhpc bench`) runs: `run(task)` times every phase the same way for every
-backend (a screen chunk runs through `flyhpc.screens.task.execute` with the same record rules), writes the spike parquet and then the record atomically, and always leaves a record —
+The unit Slurm (and `flyhpc bench`) runs: `run(task)` starts the record (`flyhpc.results.records.header` and
+the kind's `record_fields`), has the task run itself (a grid point through the one run pipeline, a screen
+chunk through `flyhpc.screens.task.execute_chunk`, both with the same record rules), then writes the record
+atomically after the task's parquet, and always leaves one —
 `success` with the parquet's sha256, `error: ...` with the traceback in the task's log and no
 parquet, or `timeout: ...` / `cancelled: ...` naming the signal Slurm sent (flyhpc.cluster.job_signals).
 Each attempt appends to the task's log under its own header. Knows nothing about schedulers beyond
@@ -12,20 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
-import socket
 import traceback
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from flyhpc import __version__
-from flyhpc.bundle import BundlePaths, disk_state, framework_name, read_record
+from flyhpc.bundle import BundlePaths, framework_name
 from flyhpc.drive import DRIVE_VERSION
-from flyhpc.errors import ConfigError, FlyhpcError, TaskFailed
+from flyhpc.errors import ConfigError, TaskFailed
 from flyhpc.files import write_json_atomic
-from flyhpc.tasks import BenchmarkTask, experiment_of
+from flyhpc.kinds import Task
+from flyhpc.results.records import disk_state, header, read_record
 
 @dataclass(frozen=True)
 class JobInfo:
@@ -41,13 +41,14 @@ class JobInfo:
     interruption: Callable[[], str | None] = lambda: None
 
 
-def files_state(task: BenchmarkTask, deep: bool = True) -> str:
-    """What the task's files say (`bundle.disk_state`: done, error, interrupted, stale, missing, corrupt)."""
+def files_state(task: Task, deep: bool = True) -> str:
+    """What the task's files say (`results.records.disk_state`: done, error, interrupted, stale, missing, corrupt)."""
     paths = BundlePaths(task.results_root, task.run_label)
-    return disk_state(paths.record(task), paths.parquet(task), key=task.key, deep=deep)[0]
+    return disk_state(paths.record(task), paths.parquet(task), key=task.key, deep=deep,
+                      required=task.record_keys)[0]
 
 
-def is_done(task: BenchmarkTask, deep: bool = True) -> bool:
+def is_done(task: Task, deep: bool = True) -> bool:
     """The task's files say it is done (`deep` hashes the parquet)."""
     return files_state(task, deep) == "done"
 
@@ -62,31 +63,6 @@ def _threads() -> int | None:
         if value.isdigit() and int(value) > 0:
             return int(value)
     return None
-
-
-def _task_fields(task) -> dict:
-    """The record fields of the task's kind (a screen chunk's: `flyhpc.screens.task.record_fields`)."""
-    if task.kind == "screen":
-        from flyhpc.screens.task import record_fields
-
-        return record_fields(task)
-    try:
-        exp_name = experiment_of(task.experiment).name
-    except FlyhpcError:
-        exp_name = ""  # the run fails in its load phase with the reason, and records it
-    return {"round": task.round, "experiment": exp_name, "experiment_key": task.experiment, "t_run_s": task.t_run_s,
-            "n_run": task.n_run, "trials": list(range(task.n_run))}
-
-
-def _base_record(task, started: str, job: JobInfo) -> dict:
-    return {
-        "record_format": 1, "flyhpc_version": __version__, "key": task.key, "run_label": task.run_label,
-        "backend": task.backend, "framework": framework_name(task.backend), **_task_fields(task),
-        "seed": task.seed, "drive_version": task.drive_version, "connectome": task.connectome,
-        "node": socket.gethostname(), "python": platform.python_version(), "started_utc": started,
-        "job_id": job.job_id, "array_job_id": job.array_job_id, "array_task_id": job.array_task_id,
-        "image_digest": os.environ.get("FLYHPC_IMAGE_DIGEST", ""),
-    }
 
 
 class _Log:
@@ -107,9 +83,9 @@ class _Log:
         self.fh.close()
 
 
-def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None] | None = None,
+def run(task: Task, force: bool = False, on_phase: Callable[[str], None] | None = None,
         job: JobInfo | None = None) -> dict:
-    """Run one benchmark task; return its record.
+    """Run one task of any kind (`flyhpc.kinds.Task`); return its record.
 
     A task whose record says success and whose parquet matches the recorded sha256 is not run
     again (its record is returned) unless `force`. Otherwise the old parquet and record are removed
@@ -124,15 +100,15 @@ def run(task: BenchmarkTask, force: bool = False, on_phase: Callable[[str], None
     paths = BundlePaths(task.results_root, task.run_label)
     parquet, record_path, log_path = paths.parquet(task), paths.record(task), paths.log(task)
     if not force and is_done(task):
-        return read_record(record_path)
+        return read_record(record_path, task.record_keys)
     started = _now()
     job = job or JobInfo()
-    record = _base_record(task, started, job)
+    record = {**header(key=task.key, run_label=task.run_label, backend=task.backend,
+                       framework=framework_name(task.backend), seed=task.seed, drive_version=task.drive_version,
+                       connectome=task.connectome, started_utc=started, job=job), **task.record_fields()}
     log = _Log(log_path, f"started {started} on {record['node']}, job {record['job_id'] or '-'}")
     record["attempt"] = log.attempt
-    what = (f"screen {task.screen} experiments {task.first}..{task.stop - 1}" if task.kind == "screen"
-            else f"experiment {task.experiment}")
-    log(f"task {task.key}: backend {task.backend}, {what}, "
+    log(f"task {task.key}: backend {task.backend}, {task.describe()}, "
         f"t_run {task.t_run_s} s x {task.n_run}, seed {task.seed}, connectome {task.connectome}")
     for stale in (record_path, parquet):  # an earlier attempt's files: the task is "missing" while it runs
         with contextlib.suppress(FileNotFoundError):
@@ -174,11 +150,10 @@ def _from_signal(exc: BaseException, signalled: str) -> bool:
     return False
 
 
-def _execute(task, parquet: Path, log: Callable[[str], None], on_phase: Callable[[str], None] | None) -> dict:
-    """The task through the one run pipeline (`pipeline.execute`), or a screen chunk through
-    `flyhpc.screens.task.execute`; the record fields it measured."""
-    from flyhpc.data.connectome import default_data_dir
-    from flyhpc.pipeline import execute
+def _execute(task: Task, parquet: Path, log: Callable[[str], None],
+             on_phase: Callable[[str], None] | None) -> dict:
+    """The task run by its kind (`Task.execute`: a grid point through the one run pipeline, a screen chunk
+    through `flyhpc.screens.task.execute_chunk`); the record fields it measured."""
 
     def phase(name: str) -> None:
         log(f"phase {name}")
@@ -188,15 +163,4 @@ def _execute(task, parquet: Path, log: Callable[[str], None], on_phase: Callable
     if task.drive_version != DRIVE_VERSION:
         raise ConfigError(f"task {task.key} was planned with drive version {task.drive_version}; this flyhpc draws "
                           f"version {DRIVE_VERSION}: submit it under another run label")
-    if task.kind == "screen":
-        from flyhpc.screens.task import execute as execute_chunk
-
-        return execute_chunk(task, parquet, log, phase, n_threads=_threads() or 1)
-
-    outcome = execute(backend=task.backend, experiment=experiment_of(task.experiment), t_run_s=task.t_run_s,
-                      n_run=task.n_run, parquet=parquet, connectome=task.connectome, data_dir=default_data_dir(),
-                      seed=task.seed, round_=task.round, n_threads=_threads(),
-                      precision=os.environ.get("FLYHPC_PRECISION") or None, options=dict(task.backend_options),
-                      expected_digest=task.connectome_digest, parquet_meta={"flyhpc.task": task.key},
-                      on_phase=phase, log=log)
-    return outcome.record
+    return task.execute(parquet, log, phase, n_threads=_threads())

@@ -25,9 +25,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("flyhpc", "flyhpc.errors", "flyhpc.files", "flyhpc.config_paths", "flyhpc.timing")),  # "flyhpc": __init__ only
     ("model and data", ("flyhpc.model", "flyhpc.data", "flyhpc.drive", "flyhpc.network", "flyhpc.spikes",
                         "flyhpc.contract")),
+    ("result files", ("flyhpc.results",)),
     ("backends", ("flyhpc.backends",)),
     ("one run", ("flyhpc.pipeline", "flyhpc.bundle")),
-    ("tasks", ("flyhpc.tasks", "flyhpc.worker", "flyhpc.screens")),
+    ("tasks", ("flyhpc.kinds", "flyhpc.tasks", "flyhpc.worker", "flyhpc.screens")),
     ("cluster", ("flyhpc.cluster",)),
     ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.bench", "flyhpc.images",
                            "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.check_verdicts",

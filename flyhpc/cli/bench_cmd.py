@@ -98,7 +98,7 @@ def collect_cmd(ctx, run_label, results_root, global_csv):
 
     console = Console()
     collect.label_paths(results_root, run_label)  # an unknown label is named as such first
-    if label_kind(results_root, run_label) == "screen":
+    if label_kind(results_root, run_label).kind == "screen":
         if global_csv:
             raise click.BadParameter("a screen label has no benchmark rows to upsert", param_hint="--global-csv")
         from flyhpc.screens.collect import collect_screen

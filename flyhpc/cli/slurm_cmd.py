@@ -16,9 +16,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from flyhpc.cli.options import grid_from_flags, grid_options, planned_tasks, results_root_option
-from flyhpc.cluster.status import STATES
+from flyhpc.results.states import ENDED_BADLY, TASK_STATES
 
-_FAILED_STATES = ("failed", "timeout", "cancelled", "out-of-memory", "corrupt")
 _SHORT = {"pending": "pend", "running": "run", "timeout": "t/o", "cancelled": "canc", "out-of-memory": "oom",
           "missing": "miss"}
 
@@ -104,26 +103,26 @@ def warn_if_clamped(console: Console, sp) -> None:
 
 
 def _experiments_counter(results_root, run_label):
-    """For a screen label, report -> (experiments done, planned) (chunks as far as they got); else None."""
+    """report -> (units done, planned) where the label's kind counts more than tasks (a screen: experiments, chunks
+    as far as they got); else None."""
     from flyhpc.cluster.submission import label_kind, load_submission, task_from_dict
 
-    if label_kind(results_root, run_label) != "screen":
-        return None
-    from flyhpc.screens.task import experiments_done
-
+    kind = label_kind(results_root, run_label)
     tasks = {k: task_from_dict(v) for k, v in load_submission(results_root, run_label)["tasks"].items()}
-    return lambda report: experiments_done(results_root, run_label, report.rows, tasks)
+    if kind.progress(results_root, run_label, [], tasks) is None:
+        return None
+    return lambda report: kind.progress(results_root, run_label, report.rows, tasks)
 
 
 def _status_view(report, experiments: tuple[int, int] | None = None) -> Group:
     table = Table(title=f"{report.run_label}: {len(report.rows)} task(s)")
     table.add_column("backend", no_wrap=True)
-    for state in STATES:
+    for state in TASK_STATES:
         table.add_column(_SHORT.get(state, state), justify="right")
     table.add_column("progress")
     for backend, counts in sorted(report.counts.items()):
         total = sum(counts.values())
-        table.add_row(backend, *(str(counts[c]) if counts[c] else "." for c in STATES),
+        table.add_row(backend, *(str(counts[c]) if counts[c] else "." for c in TASK_STATES),
                       ProgressBar(total=total, completed=counts["done"], width=12))
     parts: list = [table]
     parts += [f"[bold red]damaged[/] {name}: {why}" for name, why in report.damaged]
@@ -202,12 +201,12 @@ def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_
 
     if time_factor < 1:
         raise click.BadParameter(f"{time_factor}: must be >= 1", param_hint="--time-factor")
-    states = (_FAILED_STATES if failed or not missing else ()) + (("missing",) if missing or not failed else ())
+    states = (ENDED_BADLY if failed or not missing else ()) + (("missing",) if missing or not failed else ())
     prof = profiles.load_profile(profile) if profile else None
     console = Console()
     retry = dict(retry_s=retry_for, on_retry=lambda msg: console.print(f"[yellow]sacct failed[/]: {msg}"))
     if not dry_run:
-        _repair_screen_plan(console, results_root, run_label)
+        _repair_label(console, results_root, run_label)
     if dry_run:
         rows = slurm_status.status(results_root, run_label, deep=True, **retry).by_state(*states)
         console.print(f"would resubmit {len(rows)} task(s): " + ", ".join(r.key for r in rows))
@@ -221,16 +220,15 @@ def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_
     warn_if_clamped(console, sp)
 
 
-def _repair_screen_plan(console: Console, results_root, run_label) -> None:
-    """A screen label's damaged or lost plan file, rewritten from its screen file (else the error says what to run)."""
-    from flyhpc.cluster.submission import label_kind
+def _repair_label(console: Console, results_root, run_label) -> None:
+    """The label's own damaged or lost files repaired by its kind (a screen's plan file, rewritten from its screen
+    file; else the error says what to run)."""
+    from flyhpc.cluster.submission import label_kind, load_submission
 
-    if label_kind(results_root, run_label) == "screen":
-        from flyhpc.screens.submit import repair_plan
-
-        done = repair_plan(results_root, run_label)
-        if done:
-            console.print(done)
+    done = label_kind(results_root, run_label).repair(results_root, run_label,
+                                                      load_submission(results_root, run_label))
+    if done:
+        console.print(done)
 
 
 @click.command()

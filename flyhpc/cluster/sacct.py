@@ -16,8 +16,7 @@ from pathlib import Path
 
 from flyhpc.errors import Busy, SchedulerUnavailable
 
-# flyhpc's words for scheduler states (task states add "corrupt": flyhpc.cluster.status.STATES).
-CATEGORIES = ("pending", "running", "done", "failed", "timeout", "cancelled", "out-of-memory", "missing")
+# Slurm's words mapped onto flyhpc's (`flyhpc.results.states.SCHEDULER_STATES`: the task states less "corrupt").
 
 _STATE_CATEGORY = {
     "PENDING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "REQUEUE_FED": "pending",
@@ -50,7 +49,7 @@ class JobState:
 
 
 def category(state: str) -> str:
-    """Map a Slurm state ('CANCELLED by 0', 'TIMEOUT', ...) onto one of `CATEGORIES`."""
+    """Map a Slurm state ('CANCELLED by 0', 'TIMEOUT', ...) onto one of `flyhpc.results.states.SCHEDULER_STATES`."""
     word = state.split()[0].rstrip("+") if state.strip() else ""
     return _STATE_CATEGORY.get(word, "missing")
 

@@ -1,14 +1,14 @@
 """The state of every planned task of a label: the scheduler's view (one sacct call) joined with the files.
 
 `status` is the one function that decides a task's state, for `flyhpc status`, `submit`, `resubmit`,
-`collect` and `verify`. The files are the truth for success (`bundle.disk_state`): a task whose
+`collect` and `verify`. The files are the truth for success (`results.records.disk_state`): a task whose
 record says success and whose parquet passes the check is done whatever the scheduler says; a task
 the scheduler still holds is pending or running; otherwise the record's error or signal, or the
 scheduler's final state (timeout, cancelled, out-of-memory, failed), explains it, and a damaged
 file is "corrupt". Damage to the label itself (a screen plan whose sha256 is not the planned one, a task
 removed from submission.json) is listed in `StatusReport.damaged`. Exit codes for scripts:
 `StatusReport.exit_code`. Imports no submitit and submits nothing. Entry points: `status`, `StatusReport`,
-`TaskStatus`, `label_damage`, `EXIT_*`.
+`TaskStatus`, `label_damage`, `EXIT_*` (the states themselves: `flyhpc.results.states`).
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from typing import Callable
 
 from flyhpc.cluster import sacct
 from flyhpc.cluster.submission import load_submission, lost_tasks, task_from_dict
-from flyhpc.bundle import BundlePaths, disk_state
+from flyhpc.bundle import BundlePaths
+from flyhpc.results.records import disk_state
+from flyhpc.results.states import ACTIVE, TASK_STATES, UNFINISHED
 from flyhpc.errors import FlyhpcError, SchedulerUnavailable
 from flyhpc.files import sha256_file
 
-# flyhpc's task states, in the order status tables show them.
-STATES = ("pending", "running", "done", "failed", "timeout", "cancelled", "out-of-memory", "missing", "corrupt")
-ACTIVE = ("pending", "running")
-UNFINISHED = ("failed", "timeout", "cancelled", "out-of-memory", "missing", "corrupt")
 
 # Exit codes of status / collect / verify (README "Exit codes"): every task done; some task ended
 # without a valid result (failures win over tasks still running); some still pending or running.
@@ -224,7 +222,8 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
         task = task_from_dict(data)
         sub, sid = latest.get(key, ({}, ""))
         parquet = paths.parquet(task)
-        disk, reason = disk_state(paths.record(task), parquet, key=key, deep=deep, parquet_sha256=hashes.get(parquet))
+        disk, reason = disk_state(paths.record(task), parquet, key=key, deep=deep, parquet_sha256=hashes.get(parquet),
+                                  required=task.record_keys)
         js = sched.get(sid) if sub.get("executor") == "slurm" else None
         node = js.node if js else ""
         if disk == "done":
@@ -250,7 +249,7 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
 
     counts: dict[str, dict[str, int]] = {}
     for row in rows:
-        per = counts.setdefault(row.backend, {c: 0 for c in STATES})
+        per = counts.setdefault(row.backend, {c: 0 for c in TASK_STATES})
         per[row.state] += 1
     return StatusReport(run_label, tuple(rows), counts, label_damage(paths, record))
 

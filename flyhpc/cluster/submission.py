@@ -5,8 +5,8 @@ and what resubmit follows (the profile, the earlier time limits). One label hold
 seed, connectome and set of result-changing options (`label_identity`, `check_identity`); a file or
 job folder that someone else could have written is refused before it is followed
 (`load_submission(trusted=True)`). Beside it `plan.log` lists every task key the label ever planned, so a task
-removed from submission.json by hand is noticed (`lost_tasks`). Entry points: `load_submission`, `label_kind`,
-`task_from_dict`, `task_to_dict`, `label_identity`, `check_identity`, `record_plan`, `updated_record`,
+removed from submission.json by hand is noticed (`lost_tasks`); each task entry is its kind's
+(`flyhpc.kinds.task_to_dict` / `task_from_dict`). Entry points: `load_submission`, `label_kind`, `label_identity`, `check_identity`, `record_plan`, `updated_record`,
 `write_record`, `lost_tasks`, `profile_record`.
 """
 
@@ -23,6 +23,7 @@ from flyhpc.bundle import BundlePaths
 from flyhpc.cluster.profiles import ClusterProfile
 from flyhpc.errors import ConfigError
 from flyhpc.files import check_private, label_lock, write_json_atomic, write_text_atomic
+from flyhpc.kinds import DEFAULT_KIND, kind, task_from_dict, task_to_dict  # noqa: F401 - task_from_dict re-exported
 
 
 def git_revision() -> str:
@@ -111,8 +112,8 @@ def lost_tasks(paths: BundlePaths, record: dict) -> list[str]:
     return [key for key in _logged(paths) if key not in record["tasks"]]
 
 
-def label_kind(results_root: str | Path, run_label: str) -> str:
-    """"screen" for a label of screen chunks, "benchmark" for one of grid points (from its submission.json).
+def label_kind(results_root: str | Path, run_label: str) -> type:
+    """The task class (`flyhpc.kinds.kind`) of the label's tasks, from its submission.json.
 
     Raises
     ------
@@ -120,27 +121,10 @@ def label_kind(results_root: str | Path, run_label: str) -> str:
         The label was never submitted.
     """
     record = load_submission(results_root, run_label)
-    kind = record.get("identity", {}).get("kind")
-    if kind is None:
-        kind = next((t.get("kind", "benchmark") for t in record["tasks"].values()), "benchmark")
-    return kind
-
-
-def task_from_dict(data: dict) -> Any:
-    """Rebuild a task from its submission.json entry: a BenchmarkTask, or a ScreenTask (kind "screen")."""
-    from flyhpc.screens.task import task_from_fields
-    from flyhpc.tasks import BenchmarkTask
-
-    if data.get("kind") == "screen":
-        return task_from_fields(data)
-    fields = {f.name for f in dataclasses.fields(BenchmarkTask)}
-    # entries written before drive version 2 have no drive_version: they were planned with version 1
-    return BenchmarkTask(**{"drive_version": 1, **{k: v for k, v in data.items() if k in fields}})
-
-
-def task_to_dict(task: Any) -> dict:
-    """A task as submission.json keeps it (its kind first)."""
-    return {"kind": task.kind, **dataclasses.asdict(task)}
+    name = record.get("identity", {}).get("kind")
+    if name is None:
+        name = next((t.get("kind", DEFAULT_KIND) for t in record["tasks"].values()), DEFAULT_KIND)
+    return kind(name)
 
 
 def label_identity(tasks: Sequence[Any]) -> dict:
@@ -178,7 +162,7 @@ def check_identity(recorded: dict | None, wanted: dict, run_label: str) -> None:
     if not recorded:
         return
     diffs = []
-    defaults = {"kind": "benchmark", "drive_version": 1}  # what a record older than the key meant
+    defaults = {"kind": DEFAULT_KIND, "drive_version": 1}  # what a record older than the key meant
     for key in sorted((set(recorded) | set(wanted)) - {"options"}):
         there, now = recorded.get(key, defaults.get(key)), wanted.get(key, defaults.get(key))
         if there != now:

@@ -18,8 +18,6 @@ from typing import Any
 from flyhpc.bundle import BundlePaths, framework_name
 from flyhpc.errors import ConfigError
 
-# States a task can have in manifest.csv (flyhpc collect); "done" is the only good one.
-FAILED_STATES = ("failed", "timeout", "cancelled", "out-of-memory", "corrupt", "missing")
 _KEY_RE = re.compile(r"^(?P<label>[^/]+)/(?P<round>round_\d+)/(?P<stem>[^@/]+)(@.*)?$")
 
 

@@ -22,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flyhpc.bundle import BundlePaths, read_record
+from flyhpc.bundle import BundlePaths
+from flyhpc.results.records import read_record
 from flyhpc.collect import CollectReport, csv_text, hash_files, hashed_status, label_paths, write_if_changed
 from flyhpc.files import atomic_path, label_lock
 

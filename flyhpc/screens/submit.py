@@ -5,9 +5,9 @@ before anything is queued), expands every experiment (`plan_experiments`; a most
 experiment here, once), serialises the plan (`plan_file.plan_bytes`) and cuts it into chunk tasks sized by
 the cost model, grouped into arrays by `flyhpc.cluster.slurm.plan` (split at MaxArraySize, throttled).
 Nothing is written. `submit_screen` refuses a label that holds another plan, writes the plan file, then
-submits through `flyhpc.cluster.slurm.submit` (recording how to plan it again); `repair_plan` rewrites a damaged
-or lost plan file from the screen file when that gives the planned sha256.
-Entry points: `ScreenSubmission`, `plan_screen`, `submit_screen`, `repair_plan`.
+submits through `flyhpc.cluster.slurm.submit` (recording how to plan it again, for
+`flyhpc.screens.replan.repair_plan`).
+Entry points: `ScreenSubmission`, `plan_screen`, `submit_screen`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from flyhpc.bundle import BundlePaths, check_label
 from flyhpc.cluster import slurm
 from flyhpc.cluster.profiles import ClusterProfile
 from flyhpc.cluster.submission import check_identity, label_identity, load_submission
-from flyhpc.errors import DataError
-from flyhpc.files import label_lock, sha256_file
-from flyhpc.screens.plan_file import plan_bytes, write_plan
+from flyhpc.screens.plan_file import write_plan
+from flyhpc.screens.replan import expand_plan
 from flyhpc.screens.spec import Screen, load_screen
 from flyhpc.screens.task import plan_tasks
 
@@ -60,7 +59,7 @@ def plan_screen(screen_ref: str | Path, run_label: str, results_root: str | Path
     """
     check_label(run_label)
     screen = load_screen(screen_ref)
-    conn, experiments, content = _expand(screen, connectome)
+    conn, experiments, content = expand_plan(screen, connectome)
     sha = hashlib.sha256(content).hexdigest()
     if parallel is not None:
         profile = dataclasses.replace(profile, array_parallelism=parallel)
@@ -73,17 +72,6 @@ def plan_screen(screen_ref: str | Path, run_label: str, results_root: str | Path
     return ScreenSubmission(screen=screen, n_experiments=len(experiments), plan=content, plan_sha256=sha,
                             connectome_source=conn.source,
                             submit_plan=slurm.plan(tasks, profile, container=container), connectome=connectome)
-
-
-def _expand(screen: Screen, connectome: str):
-    """(connectome, experiments, plan file bytes) of a screen."""
-    from flyhpc.data.connectome import default_data_dir, load_connectome
-    from flyhpc.data.sources import resolve_sources
-    from flyhpc.screens.chunk import plan_experiments
-
-    conn = load_connectome(resolve_sources(connectome, default_data_dir()))
-    experiments = plan_experiments(screen, conn, n_threads=max(1, min(screen.n_run, os.cpu_count() or 1)))
-    return conn, experiments, plan_bytes(screen, experiments)
 
 
 def submit_screen(sub: ScreenSubmission, force: bool = False) -> dict:
@@ -115,52 +103,3 @@ def submit_screen(sub: ScreenSubmission, force: bool = False) -> dict:
                 with contextlib.suppress(OSError):
                     remove()
         raise
-
-
-def repair_plan(results_root: str | Path, run_label: str) -> str:
-    """Rewrite a screen label's plan file if it is missing or damaged, from the screen file it was planned from,
-    when planning that again gives the planned sha256; "" when the plan is intact.
-
-    Returns
-    -------
-    str
-        What was done, for the user.
-
-    Raises
-    ------
-    DataError
-        The screen file or connectome is gone or changed (planning gives another sha256), or the label's record
-        does not say how it was planned: naming what to run.
-    """
-    record = load_submission(results_root, run_label)
-    planned = record.get("identity", {}).get("plan_sha256", "")
-    paths = BundlePaths(results_root, run_label)
-    if not planned or (paths.screen_plan.is_file() and sha256_file(paths.screen_plan) == planned):
-        return ""
-    again = record.get("screen") or {}
-    broken = f"screen plan {paths.screen_plan} is {'damaged' if paths.screen_plan.is_file() else 'missing'}"
-    if not again:
-        raise DataError(f"{broken}, and {paths.submission} does not say how it was planned; restore the file from a "
-                        f"backup, or plan the screen again under a new label (`flyhpc screen submit SCREEN "
-                        f"--run-label NEW`)")
-    cwd = Path(again["cwd"])
-    screen_file = cwd / again["path"]
-    connectome = again["connectome"]
-    if connectome not in ("auto", "synthetic"):
-        connectome = str(cwd / connectome)
-    try:
-        screen = dataclasses.replace(load_screen(str(screen_file)), path=Path(again["path"]))
-        _, _, content = _expand(screen, connectome)
-    except Exception as exc:
-        raise DataError(f"{broken}; planning {screen_file} on connectome {connectome!r} again failed ({exc}); "
-                        f"restore them, or submit under a new label (`flyhpc screen submit {screen_file} "
-                        f"--run-label NEW --connectome {again['connectome']}`)") from None
-    sha = hashlib.sha256(content).hexdigest()
-    if sha != planned:
-        raise DataError(f"{broken}, and planning {screen_file} on connectome {connectome!r} again gives sha256 "
-                        f"{sha[:12]}..., not the planned {planned[:12]}... (the screen file or connectome changed); "
-                        f"restore them, or submit under a new label (`flyhpc screen submit {screen_file} "
-                        f"--run-label NEW --connectome {again['connectome']}`)")
-    with label_lock(paths.lock, f"resubmit {run_label}"):
-        write_plan(paths.screen_plan, content)
-    return f"rewrote {paths.screen_plan} from {screen_file} (sha256 {sha[:12]}..., as planned)"

@@ -3,18 +3,18 @@
 `ScreenTask` is to a screen what `flyhpc.tasks.BenchmarkTask` is to a grid point: small, frozen, picklable, with
 a stable key (the plan's sha256, the chunk's experiment range, the connectome and the result-changing options),
 its files under `<label>/chunks/` and the same record rules, so `flyhpc status`, `resubmit`, `cancel`,
-`collect` and `verify` treat both alike. `plan_tasks` cuts a plan into chunks that last about `target_task_s`
+`collect` and `verify` treat both alike (the "screen" kind of `flyhpc.kinds`). `plan_tasks` cuts a plan into chunks that last about `target_task_s`
 (the cost model of `flyhpc.screens.cost` for native; for other backends, which build a network per
-experiment, the profile's per-run estimate). `execute` is the worker's body for a screen task: the plan's slice,
+experiment, the profile's per-run estimate). `execute_chunk` is the worker's body for a screen task: the plan's slice,
 the connectome (refused when its digest is not the planned one), `run_chunk` (telling `<stem>.progress` how far
 it got, for `flyhpc status`), and the record fields.
-Entry points: `ScreenTask`, `plan_tasks`, `execute`, `record_fields`, `experiments_done`, `progress_path`,
+Entry points: `ScreenTask`, `plan_tasks`, `execute_chunk`, `experiments_done`, `progress_path`,
 `CHUNK_FOLDER`.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -33,6 +33,7 @@ from flyhpc.bundle import BundlePaths, check_label
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError, DataError
 from flyhpc.files import atomic_path, sha256_file, write_text_atomic
+from flyhpc.kinds import fields_of
 from flyhpc.screens.cost import CostModel, experiment_cost_s, plan_chunks
 from flyhpc.screens.expand import ScreenExperiment
 from flyhpc.screens.plan_file import read_plan
@@ -51,6 +52,7 @@ class ScreenTask:
     """
 
     kind: ClassVar[str] = "screen"
+    record_keys: ClassVar[tuple[str, ...]] = ("screen", "plan_sha256", "first", "stop")
     folder: ClassVar[str] = CHUNK_FOLDER
 
     run_label: str
@@ -92,9 +94,10 @@ class ScreenTask:
         """Human name, unique inside a label: `<label>/chunks/chunk_00012`."""
         return f"{self.run_label}/{CHUNK_FOLDER}/{self.stem}"
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """sha256 of what changes the chunk's results: plan, experiment range, connectome, options, spikes kept."""
+        """sha256 of what changes the chunk's results: plan, experiment range, connectome, options, spikes kept
+        (computed once per task)."""
         body = {"plan": self.plan_sha256, "first": self.first, "stop": self.stop,
                 "connectome": self.connectome_digest, "keep_spikes": self.keep_spikes,
                 "options": backends.result_options(self.backend, dict(self.backend_options))}
@@ -102,7 +105,7 @@ class ScreenTask:
             body["drive_version"] = self.drive_version
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Stable id: `<label>/chunks/chunk_00012@<fingerprint[:10]>`."""
         return f"{self.name}@{self.fingerprint[:10]}"
@@ -125,6 +128,39 @@ class ScreenTask:
         return {"screen": self.screen, "plan_sha256": self.plan_sha256, "seed": self.seed,
                 "connectome_digest": self.connectome_digest, "keep_spikes": self.keep_spikes,
                 "drive_version": self.drive_version}
+
+    def describe(self) -> str:
+        """What the chunk runs, for its log."""
+        return f"screen {self.screen} experiments {self.first}..{self.stop - 1}"
+
+    def record_fields(self) -> dict[str, Any]:
+        """The screen fields of the chunk's record (`flyhpc.results.records.header` has the common ones)."""
+        return {"kind": self.kind, "screen": self.screen, "plan_sha256": self.plan_sha256, "chunk": self.chunk,
+                "first": self.first, "stop": self.stop, "experiments": self.n_experiments, "t_run_s": self.t_run_s,
+                "n_run": self.n_run, "round": 1, "keep_spikes": self.keep_spikes}
+
+    def execute(self, parquet: Path, log: Callable[[str], None], on_phase: Callable[[str], None],
+                n_threads: int | None) -> dict[str, Any]:
+        """Run the chunk (`execute_chunk`, on one thread unless told more); the record fields it measured."""
+        return execute_chunk(self, parquet, log, on_phase, n_threads=n_threads or 1)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ScreenTask":
+        """Rebuild a ScreenTask from its submission.json entry (unknown keys ignored)."""
+        return cls(**fields_of(cls, data))
+
+    @classmethod
+    def progress(cls, results_root: str | Path, run_label: str, rows: Sequence[Any],
+                 tasks: dict) -> tuple[int, int]:
+        """(experiments done, planned) of the label: `experiments_done`."""
+        return experiments_done(results_root, run_label, rows, tasks)
+
+    @classmethod
+    def repair(cls, results_root: str | Path, run_label: str, record: dict) -> str:
+        """Rewrite a damaged or lost plan file from the screen file (`flyhpc.screens.replan.repair_plan`)."""
+        from flyhpc.screens.replan import repair_plan
+
+        return repair_plan(results_root, run_label, record)
 
 
 def plan_tasks(screen: Screen, experiments: Sequence[ScreenExperiment], plan_sha256: str, *, run_label: str,
@@ -165,13 +201,6 @@ def plan_tasks(screen: Screen, experiments: Sequence[ScreenExperiment], plan_sha
                        connectome_digest=connectome_digest, cost_s=setup + math.fsum(costs[r.start:r.stop]),
                        keep_spikes=keep_spikes)
             for i, r in enumerate(chunks)]
-
-
-def record_fields(task: ScreenTask) -> dict[str, Any]:
-    """The task-specific fields of a screen task's record (the worker adds the common ones)."""
-    return {"kind": task.kind, "screen": task.screen, "plan_sha256": task.plan_sha256, "chunk": task.chunk,
-            "first": task.first, "stop": task.stop, "experiments": task.n_experiments, "t_run_s": task.t_run_s,
-            "n_run": task.n_run, "round": 1, "keep_spikes": task.keep_spikes}
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
@@ -235,7 +264,7 @@ def experiments_done(results_root: str | Path, run_label: str, rows: Sequence[An
     return done, total
 
 
-def execute(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phase: Callable[[str], None],
+def execute_chunk(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phase: Callable[[str], None],
             n_threads: int = 1) -> dict[str, Any]:
     """Run the chunk: read its slice of the plan, load the planned connectome, run the experiments, write the
     chunk's files (`flyhpc.screens.chunk.run_chunk`, plus `<stem>_spikes.parquet` with `keep_spikes`).
@@ -306,9 +335,3 @@ def execute(task: ScreenTask, parquet: Path, log: Callable[[str], None], on_phas
         "load_avg_start": host_start["load_avg"], "load_avg_end": host_end["load_avg"],
         "cpus_usable": host_end["cpus_usable"], "cpu_count": host_end["cpu_count"],
     }
-
-
-def task_from_fields(data: dict) -> ScreenTask:
-    """Rebuild a ScreenTask from its submission.json entry (unknown keys ignored)."""
-    names = {f.name for f in dataclasses.fields(ScreenTask)}
-    return ScreenTask(**{"drive_version": 1, **{k: v for k, v in data.items() if k in names}})

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flyhpc.bundle import BundlePaths, disk_state
+from flyhpc.bundle import BundlePaths
+from flyhpc.results.records import disk_state
 from flyhpc.cluster import submission
 from flyhpc.files import sha256_file, write_json_atomic
 from flyhpc.spikes import SpikeTable, write_spikes

@@ -1,4 +1,4 @@
-"""Task states from files alone (`bundle.disk_state`): cheap checks (size, footer, row count), the deep
+"""Task states from files alone (`results.records.disk_state`): cheap checks (size, footer, row count), the deep
 hash, error and signal records, and records made for another task key.
 """
 
@@ -8,7 +8,8 @@ import dataclasses
 import json
 
 
-from flyhpc.bundle import BundlePaths, disk_state
+from flyhpc.bundle import BundlePaths
+from flyhpc.results.records import disk_state
 from flyhpc.files import write_json_atomic
 
 from tests.unit.bundles import fake_result, make_task, state

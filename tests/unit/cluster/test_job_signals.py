@@ -17,7 +17,8 @@ import time
 import pytest
 
 from flyhpc.cluster import submission
-from flyhpc.bundle import BundlePaths, disk_state, read_record
+from flyhpc.bundle import BundlePaths
+from flyhpc.results.records import disk_state, read_record
 from flyhpc.cluster.status import status
 from flyhpc.tasks import BenchmarkTask
 

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from flyhpc import collect
-from flyhpc.bundle import BundlePaths, read_record
+from flyhpc.bundle import BundlePaths
+from flyhpc.results.records import read_record
 from flyhpc.cli import cli
 from flyhpc.errors import ConfigError
 from flyhpc.files import write_json_atomic

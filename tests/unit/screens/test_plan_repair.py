@@ -14,7 +14,9 @@ from flyhpc.cluster.profiles import load_profile
 from flyhpc.cluster.status import EXIT_DONE, EXIT_UNFINISHED, status
 from flyhpc.errors import DataError
 from flyhpc.screens.collect import collect_screen
-from flyhpc.screens.submit import plan_screen, repair_plan, submit_screen
+from flyhpc.cluster.submission import load_submission
+from flyhpc.screens.replan import repair_plan
+from flyhpc.screens.submit import plan_screen, submit_screen
 
 from tests.unit.screens.test_spec import GOOD
 
@@ -60,6 +62,6 @@ def test_a_lost_plan_whose_screen_changed_is_not_guessed(label):
     assert status("results", "lab").damaged[0][1].startswith("missing")
     screen.write_text(screen.read_text().replace("rate_hz = 150.0", "rate_hz = 151.0"))
     with pytest.raises(DataError, match="planning .* again gives sha256 .* not the planned .*flyhpc screen submit"):
-        repair_plan("results", "lab")
+        repair_plan("results", "lab", load_submission("results", "lab"))
     out = _cli("resubmit", "lab")
     assert out.exit_code == 2 and not paths.screen_plan.exists(), out.output
