@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
 
 import pytest
@@ -184,21 +183,3 @@ def test_grid_search_order_config_folder_then_working_dir_then_packaged(tmp_path
     monkeypatch.setenv(config_paths.ENV_VAR, str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match=f"FLYHPC_CONFIG={tmp_path / 'missing'}: not a folder"):
         tasks.load_grid("demo")
-
-
-def test_config_dir_option_sets_the_search_for_the_process(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from flyhpc import config_paths
-    from flyhpc.cli import cli
-
-    monkeypatch.setenv(config_paths.ENV_VAR, "unset by the test")
-    monkeypatch.delenv(config_paths.ENV_VAR)  # restored (removed) after the test
-    monkeypatch.chdir(tmp_path)
-    _grid_file(tmp_path / "cfg" / "grids" / "mine.toml", "mine")
-    result = CliRunner().invoke(cli, ["--config-dir", "cfg", "submit", "--grid", "nope", "--run-label", "x",
-                                      "--dry-run"])
-    assert result.exit_code == 2 and "unknown grid 'nope'; known: demo, mine, paper, quick" in result.output
-    assert os.environ[config_paths.ENV_VAR] == str((tmp_path / "cfg").resolve())
-    result = CliRunner().invoke(cli, ["--config-dir", "nowhere", "backends"])
-    assert result.exit_code == 2 and "'--config-dir'" in result.output and "'nowhere' does not exist" in result.output
