@@ -1,4 +1,5 @@
-"""flyhpc.data + `flyhpc data fetch/verify` against a local HTTP server serving generated files.
+"""flyhpc.data against a local HTTP server serving generated files (`flyhpc data fetch/verify` themselves:
+tests/unit/cli/test_data_cmd.py).
 
 The server (http.server in a thread on 127.0.0.1) honours Range by default; its `mode` switches to
 variants that cut the body short, flip a byte, or ignore Range. The file table is replaced by records
@@ -8,7 +9,6 @@ of the generated files, so nothing here touches the network.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 from contextlib import contextmanager
@@ -17,10 +17,8 @@ from typing import Iterator
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from flyhpc.data import fetch as data
-from flyhpc.cli import cli
 from flyhpc.errors import ConfigError, DataError, IntegrityError
 
 
@@ -281,55 +279,3 @@ def test_verify_dir_reports_ok_bad_and_missing(server, tmp_path):
         data.raise_for_bad(checks)
     with pytest.raises(DataError, match="missing: .*c.csv"):
         data.raise_for_bad([checks[0], checks[2]])
-
-
-# -------------------------------------------------------------------------------------------- CLI
-
-@pytest.fixture
-def cli_table(server, monkeypatch):
-    """Replace the real file table by two generated files served from `server` under upstream names."""
-    comp = _record(server, "Completeness_783.csv", b",Completed\n1,True\n2,True\n",
-                   remote="Completeness_783.csv")
-    conn = _record(server, "Connectivity_783.parquet", _body(70_000, 12), with_sha256=False,
-                   remote="Connectivity_783.parquet")
-    monkeypatch.setattr(data, "FILES", (comp, conn))
-    return comp, conn
-
-
-def test_cli_fetch_then_verify(server, cli_table, tmp_path):
-    runner = CliRunner()
-    dest = tmp_path / "d"
-    result = runner.invoke(cli, ["data", "fetch", "--dest", str(dest), "--base-url", server.base_url])
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in dest.iterdir()) == ["Completeness_783.csv", "Connectivity_783.parquet"]
-    result = runner.invoke(cli, ["data", "verify", "--dir", str(dest)])
-    assert result.exit_code == 0, result.output
-    assert result.output.count("ok") >= 2
-    (dest / "Connectivity_783.parquet").write_bytes(b"broken")
-    os.remove(dest / "Completeness_783.csv")
-    result = runner.invoke(cli, ["data", "verify", "--dir", str(dest)])
-    assert result.exit_code == IntegrityError.exit_code
-    assert "Connectivity_783.parquet" in result.output and "Completeness_783.csv" in result.output
-
-
-def test_cli_fetch_corrupted_exits_with_integrity_code(server, cli_table, tmp_path):
-    server.mode = "corrupt"
-    result = CliRunner().invoke(cli, ["data", "fetch", "--dest", str(tmp_path), "--base-url", server.base_url])
-    assert result.exit_code == IntegrityError.exit_code
-    assert "Completeness_783.csv: corrupted download" in result.output
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_cli_synth_writes_a_loadable_connectome(tmp_path):
-    synthetic = pytest.importorskip("flyhpc.data.synthetic", reason="flyhpc/synthetic.py not written yet")
-    from flyhpc.data.connectome import load_connectome
-
-    out = tmp_path / "syn"
-    args = ["data", "synth", "--neurons", "60", "--edges", "400", "--seed", "3", "--out", str(out)]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    sources = synthetic.sources_in(out)
-    assert sources is not None
-    conn = load_connectome(sources, cache_dir=tmp_path / "cache")
-    assert conn.n_neurons == 60 and conn.n_edges == 400 and conn.is_synthetic
-    assert f"sha256 {data.digest_file(sources.connectivity).sha256}" in result.output
