@@ -1,6 +1,7 @@
 """Every apptainer/*.def parses with spython, pins the versions setup.cfg pins, has a %test that runs the contract
-part of `flyhpc check` on its backend, and `flyhpc images build --dry-run` names them all. The GPU images build
-what they must at build time (tests/unit/test_build_scripts.py runs the build scripts they call).
+part of `flyhpc check` on its backend, and the build plan names them all (`flyhpc images build` itself:
+tests/unit/cli/test_images_cmd.py). The GPU images build what they must at build time
+(tests/unit/test_build_scripts.py runs the build scripts they call).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from pathlib import Path
 
 import pytest
 from packaging.markers import Marker
-from click.testing import CliRunner
 
 from flyhpc import backends
-from flyhpc.cli import cli
+from flyhpc.errors import ConfigError
 from flyhpc.images import DEF_DIR, image_name, image_plan
 
 SingularityParser = pytest.importorskip("spython.main.parse.parsers.singularity").SingularityParser
@@ -121,19 +121,11 @@ def test_brian2genn_image_builds_genn49_libraries_and_links_against_the_driver_s
     assert "export GENN_PATH=/opt/genn-4.9" in env and "LIBRARY_PATH=/usr/local/cuda/lib64/stubs" in env
 
 
-def test_images_build_dry_run_prints_every_build():
-    result = CliRunner().invoke(cli, ["images", "build", "--dry-run", "--cuda-arch", "90"])
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert len(lines) == len(DEFS) and lines[0].endswith("apptainer/flyhpc-base.def")
-    assert any("CUDA_ARCH=90" in line and "flyhpc-nestgpu" in line for line in lines)
-
-
-def test_images_plan_for_one_backend_and_unknown():
+def test_image_plan_for_one_backend_and_unknown():
     plan = image_plan("genn")
     assert [p.def_file.stem for p in plan] == ["flyhpc-base", "flyhpc-genn"]
-    result = CliRunner().invoke(cli, ["images", "build", "--backend", "nope", "--dry-run"])
-    assert result.exit_code == 2 and "unknown backend 'nope'" in result.output
+    with pytest.raises(ConfigError, match="unknown backend 'nope'"):
+        image_plan("nope")
 
 
 def test_build_args_and_cpu_fallbacks_come_from_the_backends_caps():
