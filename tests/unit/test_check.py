@@ -1,8 +1,8 @@
 """`flyhpc check`: the contract part passes a correct backend and fails a broken one (exit 4), GPU backends without
 a GPU take their CPU path or only build (gpu_verified false; --require-gpu exits 4 and names a container started
 without --nv), parity is judged per trial (a doubled, tripled or trial-scrambled copy of a real native result fails,
-a step-shifted one is "not identical" with its first difference named), timing on a small network, the collected
-table, the Slurm array script, and the reports written.
+a step-shifted one is "not identical" with its first difference named), timing on a small network, the Slurm array
+script, and the reports written (`check collect` and `check submit` themselves: tests/unit/cli/test_check_cmd.py).
 """
 
 from __future__ import annotations
@@ -179,22 +179,6 @@ def test_one_missing_spike_is_named_and_judged():
     assert check_verdicts.parity_metrics(silent, silent, 1.0, 2, dt_ms=0.1)["verdict"] == "identical"
 
 
-def test_collect_makes_one_table_and_fails_on_a_failed_report(tmp_path):
-    for backend, status in (("genn", "passed"), ("nestgpu", "failed")):
-        report = {"backend": backend, "host": "node7", "gpus": ["NVIDIA H100"], "mode": "gpu", "status": status,
-                  "gpu_verified": status == "passed",
-                  "parts": {"contract": {"status": status, "scenarios": [{}], "passed": 13, "n_scenarios": 13},
-                            "parity": {"status": "passed", "runs": [{"n_run": 1, "verdict": "identical", "jaccard": 1.0,
-                                                                     "pearson": 1.0}]},
-                            "timing": {"status": "passed", "grid": [{"t_run_s": 1.0, "n_run": 1, "sim": 0.5}]}}}
-        (tmp_path / f"check-{backend}-node7.json").write_text(json.dumps(report))
-    result = CliRunner().invoke(cli, ["check", "collect", str(tmp_path)])
-    assert result.exit_code == 4
-    assert "| genn | node7 | NVIDIA H100 | gpu | yes | passed | 13/13 | 1: identical, 1, 1 | 0.5 |" in result.output
-    assert "| nestgpu | node7 | NVIDIA H100 | gpu | no | failed |" in result.output
-    assert (tmp_path / "check-summary.md").read_text().count("node7") == 2
-
-
 def test_submit_script_is_one_array_task_per_gpu_image(tmp_path):
     profile = profile_from_dict({
         "cluster": {"executor": "slurm", "partition": "gpu", "account": "fly", "container": True,
@@ -208,9 +192,6 @@ def test_submit_script_is_one_array_task_per_gpu_image(tmp_path):
     for i, b in enumerate(check.gpu_backends()):
         assert f"  {i}) apptainer exec --nv --bind /project,{tmp_path} /img/flyhpc-{b}.sif flyhpc check --backend {b} " \
                f"--out {tmp_path} --require-gpu ;;" in script
-    result = CliRunner().invoke(cli, ["check", "submit", "--profile", "example-site", "--out", str(tmp_path),
-                                      "--dry-run"])
-    assert result.exit_code == 0 and "#SBATCH --array=0-3" in result.output and "flyhpc-genn.sif" in result.output
 
 
 def test_timing_grid_runs_cheapest_first_and_stops_at_the_time_budget(tmp_path):

@@ -93,16 +93,6 @@ def test_debug_reraises_the_flyhpc_error(tmp_path):
     assert debug.exit_code == 1 and debug.output == ""
 
 
-def test_real_commands_exit_with_their_error_family(tmp_path):
-    """A ConfigError (2) and a SchedulerUnavailable (3) from real commands, each one line."""
-    bad = _invoke(cli, "images", "build", "--backend", "nope", "--dry-run")
-    assert bad.exit_code == 2 and bad.output.startswith("Error: unknown backend 'nope'")
-    no_sbatch = _invoke(cli, "check", "submit", "--profile", "example-site", "--out", tmp_path, env={"PATH": ""})
-    assert no_sbatch.exit_code == 3 and no_sbatch.output == (
-        "Error: sbatch not found on PATH: `flyhpc check submit` runs on a Slurm login node\n")
-    assert list(tmp_path.iterdir()) == []
-
-
 def _grid_file(path, description: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f'[grid]\ndescription = "{description}"\nbackends = ["native"]\nt_run_s = [0.1]\nn_run = [1]\n')
