@@ -1,16 +1,15 @@
-"""flyhpc.paper_examples and `flyhpc data fetch --examples` / `flyhpc compare paper`, against a local HTTP server
-serving the copies in ../shared/data/paper-examples (test fixtures passed by path; nothing touches the network):
-the pinned table matches the copies, downloads are verified, resumed with Range, and rejected when damaged."""
+"""flyhpc.paper_examples against a local HTTP server serving the copies in ../shared/data/paper-examples (test
+fixtures passed by path; nothing touches the network): the pinned table matches the copies, downloads are
+verified, resumed with Range, and rejected when damaged. (`flyhpc data fetch --examples` and `flyhpc compare
+paper`: tests/unit/cli/test_data_cmd.py and test_report_cmd.py.)"""
 
 from __future__ import annotations
 
 import hashlib
 
 import pytest
-from click.testing import CliRunner
 
 from flyhpc import paper_examples
-from flyhpc.cli import cli
 from flyhpc.errors import DataError, IntegrityError
 from tests.unit.data.test_fetch import serving
 
@@ -64,27 +63,3 @@ def test_a_truncated_download_resumes_and_a_corrupt_one_is_refused(server, tmp_p
     with pytest.raises(IntegrityError, match=rf"{spec.name}: corrupted download .*sha256 expected {spec.sha256}"):
         paper_examples.fetch(tmp_path, [spec], base_url=server.base_url)
     assert not part.exists() and not (tmp_path / spec.name).exists()
-
-
-def test_cli_data_fetch_examples_into_the_data_folder(server, tmp_path):
-    res = CliRunner().invoke(cli, ["data", "fetch", "--examples", "--dest", str(tmp_path), "--base-url",
-                                   server.base_url])
-    assert res.exit_code == 0, res.output
-    got = sorted(p.name for p in (tmp_path / "paper-examples").iterdir())
-    assert got == sorted(e.name for e in paper_examples.EXAMPLES)
-    assert "--reference paper" in res.output
-
-
-def test_cli_compare_paper_writes_its_comparison(examples_dir, tmp_path):
-    from tests.unit.report.conftest import make_label
-
-    make_label(tmp_path, "lab", failures=False)
-    res = CliRunner().invoke(cli, ["compare", "paper", "--run-label", "lab", "--results-root", str(tmp_path),
-                                   "--examples", str(examples_dir)])
-    assert res.exit_code == 0, res.output
-    out = tmp_path / "lab" / "comparisons"
-    assert (out / "paper-examples-comparison.json").is_file() and (out / "paper-examples-distributions.csv").is_file()
-    assert "synthetic connectome" in res.output and "sugarR.parquet" in res.output
-    res = CliRunner().invoke(cli, ["compare", "paper", "--run-label", "lab", "--results-root", str(tmp_path),
-                                   "--examples", str(tmp_path)])
-    assert res.exit_code == 2 and "run `flyhpc data fetch --examples`" in res.output

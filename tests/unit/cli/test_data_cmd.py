@@ -2,7 +2,8 @@
 
 fetch and verify run against a local HTTP server (tests/unit/data/test_fetch.py's) serving two generated files,
 with the file table replaced by their records: a stand-in for the upstream host, so nothing here touches
-the network. verify of an empty folder and synth use the real tables and generator.
+the network; `fetch --examples` gets the paper's example outputs from one serving the copies in
+../shared/data/paper-examples. verify of an empty folder and synth use the real tables and generator.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from flyhpc import paper_examples
 from flyhpc.cli import cli
 from flyhpc.data import fetch as data
 from flyhpc.errors import DataError, IntegrityError
@@ -116,3 +118,13 @@ def test_synth_writes_under_the_data_dir_by_default_and_checks_its_counts(tmp_pa
     for bad in (["--neurons", "1"], ["--edges", "0"]):
         refused = _invoke("data", "synth", *bad, "--out", tmp_path / "bad")
         assert refused.exit_code == 2 and "Invalid value" in refused.output and not (tmp_path / "bad").exists()
+
+
+def test_fetch_examples_into_the_data_folder(examples_dir, tmp_path):
+    files = {spec.remote: (examples_dir / spec.name).read_bytes() for spec in paper_examples.EXAMPLES}
+    with serving(files) as srv:
+        res = _invoke("data", "fetch", "--examples", "--dest", tmp_path, "--base-url", srv.base_url)
+    assert res.exit_code == 0, res.output
+    got = sorted(p.name for p in (tmp_path / "paper-examples").iterdir())
+    assert got == sorted(e.name for e in paper_examples.EXAMPLES)
+    assert "--reference paper" in res.output

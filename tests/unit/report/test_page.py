@@ -1,7 +1,7 @@
 """The written report: valid self-contained HTML5 (html5lib strict parse, unique ids, no external resource), the
 page's numbers equal to the CSVs, banners for a synthetic connectome and a partial bundle, failures first,
-every figure as PNG + SVG and table as CSV, stale files removed; and the `flyhpc report` command's messages
-and exit codes."""
+every figure as PNG + SVG and table as CSV, stale files removed (the `flyhpc report` command's messages and exit
+codes: tests/unit/cli/test_report_cmd.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import re
 
 import html5lib
 import pytest
-from click.testing import CliRunner
 
 from flyhpc.bundle import BundlePaths
-from flyhpc.cli import cli
 from flyhpc.report.build import build_report
 from flyhpc.report.tables import fmt
 
@@ -149,48 +147,3 @@ def test_the_paper_section_on_a_synthetic_label(bundle, tmp_path, examples_dir):
     assert rows[1][heads.index("spikes per trial-s")] == "1.705e+04" or rows[1][heads.index("spikes per trial-s")] == \
         fmt(17052.2)
     assert (result.out_dir / "paper.svg").is_file() and (result.out_dir / "paper-examples-comparison.json").is_file()
-
-
-def _run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def test_cli_writes_the_report_and_says_partial(bundle, tmp_path):
-    res = _run("report", LABEL, "--results-root", bundle, "--out", tmp_path / "r", "--point", "0.05,1",
-               "--activity", "round_01/native_t0.1s_n1")
-    assert res.exit_code == 0, res.output
-    assert "wrote" in res.output and "partial bundle: 22 of 24 planned tasks done" in res.output
-    text = (tmp_path / "r" / "report.html").read_text()
-    assert "where the time goes: t_run = 0.05 s, n_run = 1" in text and "round_01/native_t0.1s_n1 (native (CPU)" in text
-
-
-@pytest.mark.parametrize("args, message", [
-    (["nope"], "unknown run label 'nope'"),
-    ([LABEL, "--reference", "no-such-ref"], "--reference no-such-ref: no such label under"),
-    ([LABEL, "--reference", LABEL], f"--reference {LABEL}: that is the label being reported"),
-    ([LABEL, "--point", "7,7"], "--point 7,7: no done task of lab ran it"),
-    ([LABEL, "--point", "x"], "--point 'x': expected T_RUN,N_RUN"),
-    ([LABEL, "--activity", "round_01/zzz"], "--activity round_01/zzz: not a done task of lab"),
-])
-def test_cli_bad_input_is_one_line_and_exit_2(bundle, args, message):
-    res = _run("report", "--results-root", bundle, *args)
-    assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
-
-
-def test_cli_rejects_a_wrong_schema_reference_csv(bundle, tmp_path):
-    bad = tmp_path / "x.csv"
-    bad.write_text("a,b,c\n1,2,3\n")
-    res = _run("report", LABEL, "--results-root", bundle, "--reference", bad)
-    assert res.exit_code == 2 and "column 1 is 'a', expected 'framework'" in res.output
-    assert len(res.output.strip().splitlines()) == 1
-
-
-def test_cli_without_matplotlib_says_how_to_install_it(bundle, monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
-    res = _run("report", LABEL, "--results-root", bundle)
-    assert res.exit_code == 3 and "pip install 'flyhpc[report]'" in res.output
