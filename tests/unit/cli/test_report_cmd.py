@@ -17,10 +17,9 @@ from tests.unit.report.conftest import LABEL, make_label
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    """results root holding `lab` (partial: 22 of 24 done) and `full` (complete), both collected."""
+    """results root holding `lab` (partial: 22 of 24 done), collected."""
     root = tmp_path_factory.mktemp("results")
     make_label(root, LABEL)
-    make_label(root, "full", failures=False)
     return root
 
 
@@ -32,19 +31,13 @@ def test_cli_writes_the_report_and_says_partial(bundle, tmp_path):
     res = _run("report", LABEL, "--results-root", bundle, "--out", tmp_path / "r", "--point", "0.05,1",
                "--activity", "round_01/native_t0.1s_n1")
     assert res.exit_code == 0, res.output
-    assert "wrote" in res.output and "partial bundle: 22 of 24 planned tasks done" in res.output
-    text = (tmp_path / "r" / "report.html").read_text()
-    assert "where the time goes: t_run = 0.05 s, n_run = 1" in text and "round_01/native_t0.1s_n1 (native (CPU)" in text
-
-
-def test_a_complete_label_is_not_called_partial_and_the_count_of_files_is_true(bundle, tmp_path):
-    res = _run("report", "full", "--results-root", bundle, "--out", tmp_path / "r")
-    assert res.exit_code == 0, res.output
+    assert "partial bundle: 22 of 24 planned tasks done" in res.output
     said = re.search(r"wrote (\S+) and (\d+) figure and table files in [\d.]+ s", " ".join(res.output.split()))
     assert said and said.group(1).endswith("report.html"), res.output
     written = [p for p in (tmp_path / "r").rglob("*") if p.suffix in (".png", ".svg", ".csv")]
     assert int(said.group(2)) == len(written) > 0
-    assert "partial" not in res.output
+    text = (tmp_path / "r" / "report.html").read_text()
+    assert "where the time goes: t_run = 0.05 s, n_run = 1" in text and "round_01/native_t0.1s_n1 (native (CPU)" in text
 
 
 @pytest.mark.parametrize("args, message", [
