@@ -3,7 +3,7 @@
 `BundlePaths` is the one owner of file names under `<results_root>/<label>/` (round folders,
 parquet + record + log per task, manifest, checksums, results CSV, lock, submission); what the files
 hold and what they say about a task is `flyhpc.results` (formats and readers). Writes nothing (see
-collect.py, worker.py). Entry points: `BundlePaths`, `check_label`, `file_stem`, `framework_name`,
+collect.py, worker.py) and imports no backend. Entry points: `BundlePaths`, `check_label`, `file_stem`,
 `display_path`.
 """
 
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from flyhpc import backends as registry
-from flyhpc.errors import BackendUnavailable, ConfigError
+from flyhpc.errors import ConfigError
 _STEM_RE = re.compile(r"^(?P<backend>[a-z0-9]+)_t(?P<t>\d+\.\d+(?:e[-+]?\d+)?)s_n(?P<n>\d+)$")
 _CHUNK_RE = re.compile(r"^chunk_\d{5,}$")  # screen chunks (flyhpc.screens.task)
 
@@ -35,17 +34,6 @@ def check_label(run_label: str) -> str:
 def file_stem(backend: str, t_run_s: float, n_run: int) -> str:
     """The seed's file stem of a task, t_run always written as a float: `brian2cpp_t1.0s_n1`."""
     return f"{backend}_t{float(t_run_s)}s_n{int(n_run)}"
-
-
-def framework_name(backend: str, device: str = "") -> str:
-    """Display name of a backend as the seed's CSV writes it: its `caps.display_name` for a run on `device`
-    (`PyTorch (CUDA)` / `PyTorch (CPU)`); "<key> (<DEVICE>)" for a key not registered or not importable."""
-    if backend in registry.REGISTRY:
-        try:
-            return registry.get(backend).caps.framework(device)
-        except BackendUnavailable:
-            pass
-    return f"{backend} ({(device or 'cpu').split(':')[0].upper()})"
 
 
 class BundlePaths:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flyhpc.bundle import BundlePaths, framework_name
+from flyhpc.bundle import BundlePaths
+from flyhpc.pipeline import framework_name
 from flyhpc.results.records import read_record
 from flyhpc.errors import ConfigError
 from flyhpc.files import atomic_path, label_lock, sha256_file

@@ -6,7 +6,7 @@ the one run pipeline — load (connectome, network, drive), simulate, write (spi
 rates CSV), return the record — used by `flyhpc run` (`run_experiment`, which adds the JSON record
 beside the parquet) and by the task worker (which adds the task's fields and writes the record into
 the bundle). Knows nothing about Slurm. Entry points: `load_inputs`, `check_inputs`, `simulate`,
-`execute`, `run_experiment`.
+`execute`, `run_experiment`, `framework_name`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from flyhpc import __version__, backends
-from flyhpc.bundle import file_stem, framework_name
+from flyhpc.bundle import file_stem
 from flyhpc.backends.base import BuildReport, RunReport, env_options, make_options
 from flyhpc.data.connectome import load_connectome
 from flyhpc.data.sources import resolve_sources
@@ -33,6 +33,18 @@ from flyhpc.model import Experiment, Params, validate_run
 from flyhpc.network import NetworkSpec, build_network
 from flyhpc.spikes import SpikeSummary, SpikeTable, rates, summarize, write_spikes
 from flyhpc.timing import PhaseTimer, host_state
+
+
+def framework_name(backend: str, device: str = "") -> str:
+    """Display name of a backend as the seed's CSV writes it: its `caps.display_name` for a run on `device`
+    (`PyTorch (CUDA)` / `PyTorch (CPU)`); "<key> (<DEVICE>)" for a key not registered or not importable."""
+    if backend in backends.REGISTRY:
+        try:
+            return backends.get(backend).caps.framework(device)
+        except BackendUnavailable:
+            pass
+    return f"{backend} ({(device or 'cpu').split(':')[0].upper()})"
+
 
 @dataclass(frozen=True)
 class SimulationResult:
@@ -50,12 +62,13 @@ class SimulationResult:
     sim_device: str
 
 
-def simulate(backend_name: str, spec: NetworkSpec, drive: Drive, timer: PhaseTimer, *,
+def simulate(backend: str | type, spec: NetworkSpec, drive: Drive, timer: PhaseTimer, *,
              n_threads: int | None = None, precision: str | None = None,
              work_root: Path | None = None, options: Mapping[str, Any] | None = None) -> SimulationResult:
     """Run every trial of `drive` on `spec` with one backend, timing build/setup/sim/collect.
 
-    `options` are backend options; they override those of $FLYHPC_BACKEND_OPTIONS key by key.
+    `backend`: its registry key, or the class the caller already looked up (`execute`). `options` are backend
+    options; they override those of $FLYHPC_BACKEND_OPTIONS key by key.
 
     Raises
     ------
@@ -64,7 +77,8 @@ def simulate(backend_name: str, spec: NetworkSpec, drive: Drive, timer: PhaseTim
     FlyhpcError
         If the backend hands back spikes outside the run (a sanity failure: a bug in the backend).
     """
-    cls = backends.get(backend_name)
+    cls = backends.get(backend) if isinstance(backend, str) else backend
+    backend_name = cls.name
     with timer.phase("setup"):  # importing the simulator counts as setup, so phases add up to total
         probe = cls.probe()
         if not probe.ok:
@@ -180,7 +194,7 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
             raise DataError(f"connectome {conn.source} has digest {conn.digest[:12]}..., but the task was "
                             f"planned for {expected_digest[:12]}... (files changed since submission?)")
     log(f"connectome {conn.source} ({conn.n_neurons} neurons, {conn.n_edges} edges, digest {conn.digest[:12]})")
-    result = simulate(backend, spec, drive, timer, n_threads=n_threads, precision=precision, options=options)
+    result = simulate(cls, spec, drive, timer, n_threads=n_threads, precision=precision, options=options)
     rate_frame = None
     with timer.phase("write"):
         meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
@@ -202,7 +216,7 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
     device = result.build.versions.get("device") or cls.caps.device
     record = {
         "status": "success", "flyhpc_version": __version__, "backend": backend,
-        "framework": framework_name(backend, device), "device": device, "experiment": experiment.name,
+        "framework": cls.caps.framework(device), "device": device, "experiment": experiment.name,
         "experiment_key": experiment.key, "t_run_s": float(t_run_s), "n_run": int(n_run), "n_steps": n_steps,
         "seed": seed, "round": round_, "trials": [t.trial for t in drive.trials], "dtype": result.precision,
         "drive": result.drive_mode, "drive_version": drive.version, "backend_options": result.options,

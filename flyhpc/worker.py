@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from flyhpc.bundle import BundlePaths, framework_name
+from flyhpc.bundle import BundlePaths
+from flyhpc.pipeline import framework_name
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError, TaskFailed
 from flyhpc.files import write_json_atomic

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from flyhpc import backends
-from flyhpc.bundle import BundlePaths, framework_name
+from flyhpc.bundle import BundlePaths
+from flyhpc.pipeline import framework_name
 from flyhpc.compare.io import SpikeFile, neuron_counts, open_spike_file
 from flyhpc.compare.metrics import CountMetrics, TimingMetrics, compare_counts, match_times
 from flyhpc.errors import ConfigError

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flyhpc.bundle import BundlePaths, framework_name
+from flyhpc.bundle import BundlePaths
+from flyhpc.pipeline import framework_name
 from flyhpc.errors import ConfigError
 
 _KEY_RE = re.compile(r"^(?P<label>[^/]+)/(?P<round>round_\d+)/(?P<stem>[^@/]+)(@.*)?$")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flyhpc import backends, paper_examples
-from flyhpc.bundle import framework_name
+from flyhpc.pipeline import framework_name
 from flyhpc.config_paths import ENV_VAR, PACKAGED
 from flyhpc.errors import ConfigError
 from flyhpc.report.label import LabelData, load_label

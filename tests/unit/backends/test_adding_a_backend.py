@@ -18,7 +18,7 @@ import pytest
 
 from flyhpc import backends
 from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
-from flyhpc.bundle import framework_name
+from flyhpc.pipeline import framework_name
 from flyhpc.check import mode_of
 from flyhpc.cli.backends_cmd import capability_rows
 from flyhpc.drive import Drive, TrialDrive
