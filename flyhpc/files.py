@@ -3,9 +3,11 @@
 A file is written to a temporary name in its own folder and renamed into place, so a reader sees
 either the old file or the complete new one, never a partial write. Also the label lock
 (one flyhpc command at a time writes a label's bundle files), the build lock (one process at a time generates
-into a shared build folder) and the ownership check of files whose contents flyhpc executes or follows. Both locks are lock files that hold across nodes (filelock's
-SoftFileLease), not flock. Entry points: `atomic_path`, `write_text_atomic`, `write_json_atomic`, `sha256_file`,
-`label_lock`, `build_lock`, `build_lock_path`, `check_private`, `is_output_error`, `output_error`.
+into a shared build folder), the ownership checks of files and folders whose contents flyhpc executes or
+follows, and holding signals while a file that must exist is written. Both locks are lock files that hold
+across nodes (filelock's SoftFileLease), not flock. Entry points: `atomic_path`, `write_text_atomic`,
+`write_json_atomic`, `sha256_file`, `label_lock`, `build_lock`, `build_lock_path`, `check_private`,
+`check_private_tree`, `signals_held`, `is_output_error`, `output_error`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import stat
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -211,3 +215,51 @@ def check_private(path: Path, why: str) -> None:
     if st.st_mode & 0o022:
         raise ConfigError(f"refusing {path}: it is group/other-writable (mode {stat.S_IMODE(st.st_mode):o}), so "
                           f"another user could change it, and flyhpc would {why}; fix with `chmod go-w {path}`")
+
+
+def check_private_tree(folder: Path, why: str) -> None:
+    """Refuse `folder` unless nobody but you (or root) could change what is in it: it and every folder above it
+    are owned by you or root and writable by nobody else (a root-owned sticky folder such as /tmp is fine: others
+    cannot rename what you made in it). A symbolic link on the way is followed and its target checked too.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first folder that fails, its owner or mode, and the fix.
+    """
+    from flyhpc.errors import ConfigError
+
+    folder = Path(os.path.abspath(folder))
+    me = os.geteuid()
+    for path in (folder, *folder.parents):
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            check_private_tree(path.resolve(), why)  # the link's own folder is checked as the next parent
+            continue
+        if st.st_uid not in (me, 0):
+            raise ConfigError(f"refusing {folder}: {path} is owned by uid {st.st_uid}, not by you (uid {me}) or "
+                              f"root, so its owner could change what flyhpc finds there, and flyhpc would {why}")
+        shared = st.st_mode & 0o022 and not (st.st_uid == 0 and st.st_mode & stat.S_ISVTX)
+        if shared:
+            raise ConfigError(f"refusing {folder}: {path} is group/other-writable (mode {stat.S_IMODE(st.st_mode):o}),"
+                              f" so another user could swap what is in it, and flyhpc would {why}; fix with "
+                              f"`chmod go-w {path}`, or choose another folder")
+
+
+# Signals that end a task or a command; held while a file that must exist afterwards is written.
+_HELD = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2}
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGTERM, SIGINT, SIGHUP and SIGUSR2 (in the main thread; a no-op elsewhere) while the block runs:
+    a handler that raises cannot abort it halfway (Slurm sends SIGTERM twice at a time limit). Signals that
+    came meanwhile are delivered when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

@@ -24,7 +24,7 @@ from flyhpc.bundle import BundlePaths
 from flyhpc.pipeline import framework_name
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError, TaskFailed
-from flyhpc.files import write_json_atomic
+from flyhpc.files import signals_held, write_json_atomic
 from flyhpc.kinds import Task
 from flyhpc.results.records import disk_state, header, read_record
 
@@ -117,24 +117,27 @@ def run(task: Task, force: bool = False, on_phase: Callable[[str], None] | None 
     try:
         record.update(_execute(task, parquet, log, on_phase))
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            parquet.unlink()
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        signalled = job.interruption()
-        status = signalled if signalled else f"error: {type(exc).__name__}: {reason}"
-        if signalled and reason and not _from_signal(exc, signalled):
-            status += f"; the task then failed: {type(exc).__name__}: {reason}"
-        record.update(status=status[:500], finished_utc=_now(), log=log_path.name)
-        log(f"FAILED: {status}\n{traceback.format_exc()}")
-        log.close()
-        write_json_atomic(record_path, record)
+        with signals_held():  # from here until the record is written, no signal (Slurm sends SIGTERM twice
+            # at a time limit) can abort it: one that comes meanwhile is delivered afterwards
+            with contextlib.suppress(FileNotFoundError):
+                parquet.unlink()
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            signalled = job.interruption()
+            status = signalled if signalled else f"error: {type(exc).__name__}: {reason}"
+            if signalled and reason and not _from_signal(exc, signalled):
+                status += f"; the task then failed: {type(exc).__name__}: {reason}"
+            record.update(status=status[:500], finished_utc=_now(), log=log_path.name)
+            log(f"FAILED: {status}\n{traceback.format_exc()}")
+            log.close()
+            write_json_atomic(record_path, record)
         if not isinstance(exc, Exception) or signalled:
             raise  # KeyboardInterrupt / SystemExit / Slurm's signal: the record says so, the exit goes on
         raise TaskFailed(f"task {task.key} failed: {type(exc).__name__}: {reason} (log: {log_path})",
                          task.key, str(log_path)) from exc
-    log(f"done: {record['spikes']} spikes, {record.get('active_neurons', '-')} active, phases {record['phases_s']}")
-    log.close()
-    write_json_atomic(record_path, record)
+    with signals_held():  # a signal now ends the job after the record, not instead of it
+        log(f"done: {record['spikes']} spikes, {record.get('active_neurons', '-')} active, phases {record['phases_s']}")
+        log.close()
+        write_json_atomic(record_path, record)
     return record
 
 

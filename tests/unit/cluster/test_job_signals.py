@@ -126,3 +126,67 @@ def test_an_exception_that_wraps_the_signal_adds_nothing_to_the_reason(tmp_path,
     with pytest.raises(SystemError):
         worker.run(task, job=worker.JobInfo(interruption=lambda: cancelled))
     assert read_record(BundlePaths(tmp_path, "sys").record(task))["status"] == cancelled
+
+
+# A real process: the task "runs" (its pipeline is replaced by a sleep that marks when it started) and the disk
+# is slow (os.fsync marks, then waits 2 s before the real fsync), so the test can send Slurm's second SIGTERM of a
+# time limit while the failure record is being written.
+SLOW_DISK = """
+import json, os, sys, time
+from pathlib import Path
+from flyhpc import worker
+from flyhpc.cluster import executors, submission
+
+marks = Path(sys.argv[2])
+def task_runs(*args, **kwargs):
+    (marks / "running").touch()
+    time.sleep(60)
+worker._execute = task_runs
+real_fsync = os.fsync
+def slow_fsync(fd):
+    if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp") and ".json." in os.readlink(f"/proc/self/fd/{fd}"):
+        (marks / "fsync").touch()
+        time.sleep(2)
+    real_fsync(fd)
+os.fsync = slow_fsync
+executors.run_task(submission.task_from_dict(json.loads(sys.argv[1])))
+"""
+
+
+def _wait_for(path, timeout_s=60):
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never came"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("end_time, word", [(None, "cancelled: SIGTERM"), (-5, "timeout: SIGTERM at the job's time limit")])
+def test_a_second_sigterm_during_the_record_write_loses_nothing(tmp_path, end_time, word):
+    """Slurm sends SIGTERM twice at a time limit; the second one arrives while the failure record is
+    written (inside its fsync). The record is still written, and a TERM at the job's end time
+    (SLURM_JOB_END_TIME) is a timeout even without the SIGUSR2 warning."""
+    from tests.unit.bundles import make_task, plan
+
+    task = make_task(tmp_path, label="twice")
+    plan(task)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_END_TIME"}
+    if end_time is not None:
+        env["SLURM_JOB_END_TIME"] = str(int(time.time()) + end_time)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_DISK, json.dumps(submission.task_to_dict(task)), str(marks)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for(marks / "running")
+    proc.send_signal(signal.SIGTERM)
+    _wait_for(marks / "fsync")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0, out
+    paths = BundlePaths(tmp_path, "twice")
+    assert paths.record(task).exists(), out  # before: the second TERM aborted the write, only the log remained
+    rec = read_record(paths.record(task))
+    assert rec["status"].startswith(word), rec["status"]
+    assert "again" in out  # the second TERM was noted, not raised
+    assert not list(paths.record(task).parent.glob(".*.tmp"))
+    (row,) = status(tmp_path, "twice").rows
+    assert row.state == word.split(":")[0] and status(tmp_path, "twice").exit_code == 4
