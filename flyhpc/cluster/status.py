@@ -14,6 +14,7 @@ removed from submission.json) is listed in `StatusReport.damaged`. Exit codes fo
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -108,12 +109,18 @@ def _recent(sub: dict, grace_s: float = 300.0) -> bool:
     return (_dt.datetime.now(_dt.timezone.utc) - submitted).total_seconds() < grace_s
 
 
-def _written_before(path: Path, sub: dict) -> bool:
-    """The file is older than the submission (an earlier attempt's, which this job will replace)."""
+def _written_by(path: Path, job_id: str, sub: dict) -> bool:
+    """The task record was written by this local job (its job id, started after the submission).
+
+    A record this job did not write is an earlier attempt's, which the job will replace when it reaches
+    the task. Decided from the record, not from file times: a file server's clock (a future mtime) must
+    not turn a queued task into a failed or corrupt one.
+    """
     try:
-        submitted = _dt.datetime.fromisoformat(sub["submitted_at"]).timestamp()
-        return path.stat().st_mtime < submitted
-    except (KeyError, ValueError, OSError):
+        rec = json.loads(path.read_text())
+        return str(rec.get("job_id", "")) == job_id and str(rec.get("started_utc", "")) >= \
+            _dt.datetime.fromisoformat(sub["submitted_at"]).astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OSError, ValueError, KeyError, AttributeError):
         return False
 
 
@@ -237,7 +244,7 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
             if sched_error and disk == "missing":
                 reason = f"no task record; {sched_error}"
         elif sub.get("executor") == "local" and local_alive.get(sid) and (
-                disk in ("missing", "stale") or _written_before(paths.record(task), sub)):
+                disk in ("missing", "stale") or not _written_by(paths.record(task), sid, sub)):
             cat = "running" if sid not in first_waiting else "pending"
             first_waiting.add(sid)
         else:

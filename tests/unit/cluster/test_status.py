@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 
 import pytest
 
@@ -69,10 +70,44 @@ def test_a_live_local_job_makes_its_tasks_pending_or_running_and_exits_75(tmp_pa
     report = status(tmp_path, "lab")
     assert [r.state for r in report.rows] == ["running", "pending"]
     assert report.exit_code == EXIT_ACTIVE and report.active == 2
-    fake_result(first, status="error: RuntimeError: boom")  # this job's first task failed, the second waits
+    fake_result(first, status="error: RuntimeError: boom")  # an earlier attempt's record: the job replaces it
+    report = status(tmp_path, "lab")
+    assert [r.state for r in report.rows] == ["running", "pending"] and report.exit_code == EXIT_ACTIVE
+    _by_job(paths.record(first), str(os.getpid()))  # this job's first task failed, the second waits
     report = status(tmp_path, "lab")
     assert [r.state for r in report.rows] == ["failed", "running"]
     assert report.exit_code == EXIT_UNFINISHED  # a failure wins over tasks still running
+
+
+def _by_job(record_path, job_id, started_utc="2026-12-01T00:00:00Z"):
+    rec = json.loads(record_path.read_text())
+    rec.update(job_id=job_id, started_utc=started_utc)
+    record_path.write_text(json.dumps(rec))
+
+
+@pytest.mark.parametrize("earlier", ["error: RuntimeError: boom", "success"])
+def test_an_earlier_record_with_a_future_mtime_leaves_a_queued_local_task_queued(tmp_path, earlier):
+    """A file server whose clock runs ahead (or a touched file): an earlier attempt's record is newer than the
+    resubmission, yet it is not this job's, so the task is pending, not failed or corrupt (exit 75, not 4)."""
+    first, queued = make_task(tmp_path, t=0.1), make_task(tmp_path, t=1.0)
+    plan(first, queued)
+    paths = BundlePaths(tmp_path, "lab")
+    record = json.loads(paths.submission.read_text())
+    record["submissions"].append({"submitted_at": "2026-12-07T06:00:00+00:00", "executor": "local",
+                                  "backend": "brian2cpp", "tasks": [first.key, queued.key],
+                                  "jobs": [{"job_id": str(os.getpid()), "tasks": [first.key, queued.key]}]})
+    paths.submission.write_text(json.dumps(record))
+    fake_result(first)  # this job's first task is done
+    _by_job(paths.record(first), str(os.getpid()), "2026-12-07T06:00:05Z")
+    fake_result(queued, status=earlier)  # an earlier attempt's, by another job
+    if earlier == "success":
+        paths.parquet(queued).write_bytes(b"damaged")  # why it was resubmitted
+    _by_job(paths.record(queued), "4242", "2026-12-06T00:00:00Z")
+    future = time.time() + 3600
+    os.utime(paths.record(queued), (future, future))
+    report = status(tmp_path, "lab")
+    assert [r.state for r in report.rows] == ["done", "running"], report.rows
+    assert report.exit_code == EXIT_ACTIVE
 
 
 def test_a_label_without_submission_is_a_config_error(tmp_path):
