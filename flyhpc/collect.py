@@ -5,7 +5,8 @@ CPU share and whether its timing was disturbed), manifest.csv and checksums.sha2
 `sha256sum -c` ready), optionally upserting a global CSV; it reads only records and parquets, holds the
 label's lock, and is idempotent. `verify` re-hashes every file and names what is missing, extra or
 corrupt. Entry points: `collect`, `verify`, and for
-`flyhpc.screens.collect` `label_paths`, `hashed_status`, `csv_text`, `write_if_changed`, `hash_files`.
+`flyhpc.screens.collect` `label_paths`, `hashed_status`, `task_record`, `csv_text`, `write_if_changed`,
+`hash_files`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 from flyhpc.bundle import BundlePaths
 from flyhpc.pipeline import framework_name
 from flyhpc.results.records import read_record
-from flyhpc.errors import ConfigError
+from flyhpc.results.states import ACTIVE, ERROR_PREFIX, INTERRUPTED_PREFIXES
+from flyhpc.errors import ConfigError, DataError
 from flyhpc.files import atomic_path, label_lock, sha256_file
 from flyhpc.timing import disturbance, sim_share
 
@@ -200,6 +202,27 @@ def hashed_status(paths: BundlePaths, deep: bool = False) -> tuple[dict[str, Any
     return planned, hashes, report
 
 
+def task_record(row: Any, record_path: Path) -> dict | None:
+    """The record that explains a finished task's state (`row`, a status row), or None.
+
+    That is the record of a done task, the `error: ...` record of a failed one, and the `timeout: ...` /
+    `cancelled: ...` record of one a signal ended: intact files that belong in checksums.sha256. None for a
+    task still pending or running (its record is about to be replaced), a corrupt or unreadable record, and
+    a record that is not evidence of the state (e.g. a success record of a task the scheduler failed).
+    """
+    if row.state in (*ACTIVE, "corrupt") or not record_path.is_file():
+        return None
+    try:
+        rec = read_record(record_path)
+    except DataError:
+        return None
+    status = str(rec["status"])
+    if row.state == "done" or (row.state == "failed" and status.startswith(ERROR_PREFIX)) or (
+            row.state in ("timeout", "cancelled", "out-of-memory") and status.startswith(INTERRUPTED_PREFIXES)):
+        return rec
+    return None
+
+
 def _planned_row(task, state: str, reason: str, job_id: str) -> dict[str, str]:
     """A manifest row for a planned task that has no valid result."""
     return {"run_label": task.run_label, "round": str(task.round), "framework": framework_name(task.backend),
@@ -234,12 +257,11 @@ def collect(results_root: str | Path, run_label: str, global_csv: str | Path | N
         for row in report.rows:
             task = planned[row.key]
             record_path, parquet = paths.record(task), paths.parquet(task)
-            rec = read_record(record_path) if row.state in ("done", "failed") and record_path.is_file() else None
-            if rec is not None and row.state == "failed" and not str(rec["status"]).startswith("error"):
-                rec = None  # a record that is not an error record is not evidence of this failure
+            rec = task_record(row, record_path)
             if rec is not None:
-                rows.append(result_row(rec, paths.relative(parquet) if row.state == "done" else ""))
                 intact.append(record_path)
+                if row.state in ("done", "failed"):
+                    rows.append(result_row(rec, paths.relative(parquet) if row.state == "done" else ""))
             if row.state != "done":
                 manifest.append(_planned_row(task, row.state, row.reason, row.job_id))
                 continue

@@ -172,8 +172,9 @@ def _print_effects(console: Console, report, top: int = 10) -> None:
     console.print(table)
 
 
-@click.command(name="verify", epilog="Exit codes: 0 complete and intact; 5 a file is missing, extra or damaged; "
-                                     "otherwise as status: 4 a task is not done, 75 some still pending/running.")
+@click.command(name="verify", epilog="Exit codes: 0 complete and intact; 5 damaged (a file is missing, extra or "
+                                     "differs from checksums.sha256); otherwise as status: 4 a task is not done "
+                                     "(failed, timed out, cancelled, missing), 75 some still pending/running.")
 @click.argument("run_label")
 @results_root_option
 @click.pass_context

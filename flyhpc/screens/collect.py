@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flyhpc.bundle import BundlePaths
-from flyhpc.results.records import read_record
-from flyhpc.collect import CollectReport, csv_text, hash_files, hashed_status, label_paths, write_if_changed
+from flyhpc.collect import (CollectReport, csv_text, hash_files, hashed_status, label_paths, task_record,
+                            write_if_changed)
 from flyhpc.files import atomic_path, label_lock
 
 MANIFEST_COLUMNS = ("task_key", "chunk", "first", "stop", "experiments", "state", "reason", "job_id", "rates_path",
@@ -85,8 +85,8 @@ def collect_screen(results_root: str | Path, run_label: str) -> CollectReport:
         for row in report.rows:
             task = planned[row.key]
             record_path, parquet = paths.record(task), paths.parquet(task)
-            rec = read_record(record_path) if row.state in ("done", "failed") and record_path.is_file() else None
-            if rec is not None and (row.state == "done" or str(rec["status"]).startswith("error")):
+            rec = task_record(row, record_path)
+            if rec is not None:
                 intact.append(record_path)
             if row.state == "done":
                 done.append(task)

@@ -141,3 +141,24 @@ def test_global_csv_upsert_keys_on_label_and_round(tmp_path):
     assert {r["run_label"]: r["spikes"] for r in rows} == {"lab": "50", "other": "9"}
     collect.collect(tmp_path, "lab", global_csv=out)
     assert len(list(csv.DictReader(open(out)))) == 2
+
+
+def test_an_intact_bundle_with_timed_out_and_cancelled_tasks_verifies_as_incomplete_not_damaged(tmp_path):
+    """One rule: incomplete (timeout, cancelled, failed, missing) -> 4, damaged -> 5. The records of
+    interrupted tasks are intact files: collect lists them, and verify names the tasks, not the files."""
+    done, timed_out, cancelled, failed = (make_task(tmp_path, t=t) for t in (0.1, 0.2, 0.3, 0.4))
+    plan(done, timed_out, cancelled, failed)
+    paths = fake_result(done)
+    fake_result(timed_out, status="timeout: SIGTERM at the job's time limit (SLURM_JOB_END_TIME X)")
+    fake_result(cancelled, status="cancelled: SIGTERM (scancel, or Slurm ending the job)")
+    fake_result(failed, status="error: RuntimeError: boom")
+    assert collect.collect(tmp_path, "lab").exit_code == EXIT_UNFINISHED
+    listed = paths.checksums.read_text()
+    assert paths.relative(paths.record(timed_out)) in listed and paths.relative(paths.record(cancelled)) in listed
+    subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=paths.label_dir, check=True)
+    verdict = collect.verify(tmp_path, "lab")
+    assert verdict.intact, (verdict.missing, verdict.extra, verdict.corrupt)
+    assert verdict.exit_code == EXIT_UNFINISHED
+    assert sorted(line.split(": ")[1].split(" ")[0] for line in verdict.incomplete) == ["cancelled", "failed", "timeout"]
+    paths.record(cancelled).write_text(paths.record(cancelled).read_text().replace("scancel", "scancel!"))
+    assert collect.verify(tmp_path, "lab").exit_code == 5  # an edited record is damage
