@@ -26,7 +26,7 @@ from flyhpc.pipeline import framework_name
 from flyhpc.results.records import read_record
 from flyhpc.results.states import ACTIVE, ERROR_PREFIX, INTERRUPTED_PREFIXES
 from flyhpc.errors import ConfigError, DataError
-from flyhpc.files import atomic_path, label_lock, sha256_file
+from flyhpc.files import atomic_path, label_lock, rewrite_lock, sha256_file
 from flyhpc.timing import disturbance, sim_share
 
 SEED_COLUMNS = ("framework", "n_run", "t_run", "setup_time", "build_time", "sim_time", "total_time",
@@ -292,22 +292,25 @@ def upsert_global(path: Path, rows: list[dict[str, str]]) -> None:
     """Upsert rows into a global results CSV keyed as the seed keys labelled rows.
 
     Key (framework, n_run, t_run, experiment_key, run_label, round), compared as strings; rows with
-    a new key are appended, the file is rewritten atomically with the seed's columns first.
+    a new key are appended, the file is rewritten atomically with the seed's columns first. Collects of
+    several labels share the file: each holds its lock (`files.rewrite_lock`, waiting for the others) from
+    reading to writing, so none overwrites another's rows.
     """
-    existing: list[dict[str, str]] = []
-    columns = list(RESULT_COLUMNS)
-    if path.is_file():
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            columns += [c for c in (reader.fieldnames or []) if c not in columns]
-            existing = list(reader)
-    new = {tuple(r.get(k, "") for k in GLOBAL_KEY): r for r in rows}
-    merged = []
-    for row in existing:
-        key = tuple(row.get(k, "") for k in GLOBAL_KEY)
-        merged.append(new.pop(key) if key in new else row)
-    merged.extend(new.values())
-    write_if_changed(path, csv_text(columns, merged))
+    with rewrite_lock(path):
+        existing: list[dict[str, str]] = []
+        columns = list(RESULT_COLUMNS)
+        if path.is_file():
+            with open(path, newline="") as fh:
+                reader = csv.DictReader(fh)
+                columns += [c for c in (reader.fieldnames or []) if c not in columns]
+                existing = list(reader)
+        new = {tuple(r.get(k, "") for k in GLOBAL_KEY): r for r in rows}
+        merged = []
+        for row in existing:
+            key = tuple(row.get(k, "") for k in GLOBAL_KEY)
+            merged.append(new.pop(key) if key in new else row)
+        merged.extend(new.values())
+        write_if_changed(path, csv_text(columns, merged))
 
 
 def verify(results_root: str | Path, run_label: str) -> VerifyReport:

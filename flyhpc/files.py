@@ -3,11 +3,12 @@
 A file is written to a temporary name in its own folder and renamed into place, so a reader sees
 either the old file or the complete new one, never a partial write. Also the label lock
 (one flyhpc command at a time writes a label's bundle files), the build lock (one process at a time generates
-into a shared build folder), the ownership checks of files and folders whose contents flyhpc executes or
-follows, and holding signals while a file that must exist is written. Both locks are lock files that hold
-across nodes (filelock's SoftFileLease), not flock. Entry points: `atomic_path`, `write_text_atomic`,
-`write_json_atomic`, `sha256_file`, `label_lock`, `build_lock`, `build_lock_path`, `check_private`,
-`check_private_tree`, `signals_held`, `is_output_error`, `output_error`.
+into a shared build folder), the rewrite lock (one process at a time rewrites a shared file), the ownership
+checks of files and folders whose contents flyhpc executes or follows, and holding signals while a file that
+must exist is written. The locks are lock files that hold across nodes (filelock's SoftFileLease), not flock.
+Entry points: `atomic_path`, `write_text_atomic`, `write_json_atomic`, `sha256_file`, `label_lock`,
+`build_lock`, `build_lock_path`, `rewrite_lock`, `check_private`, `check_private_tree`, `signals_held`,
+`is_output_error`, `output_error`.
 """
 
 from __future__ import annotations
@@ -188,6 +189,20 @@ def build_lock(folder: Path) -> Iterator[None]:
     """Hold the lock of build folder `folder` (waiting for it) while one process generates or compiles into it and
     other tasks, on this node or others, share it. The lock file is removed on release."""
     lease = _lease(build_lock_path(folder), timeout=-1)
+    lease.acquire()
+    try:
+        yield
+    finally:
+        lease.release()
+
+
+@contextlib.contextmanager
+def rewrite_lock(path: Path) -> Iterator[None]:
+    """Hold `<path>.lock` (waiting for it) while one process reads, changes and rewrites `path`, a file other
+    processes rewrite too (a global results CSV that collects of several labels share). The lock file is
+    removed on release."""
+    path = Path(path)
+    lease = _lease(path.with_name(path.name + ".lock"), timeout=-1)
     lease.acquire()
     try:
         yield

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -162,3 +164,48 @@ def test_an_intact_bundle_with_timed_out_and_cancelled_tasks_verifies_as_incompl
     assert sorted(line.split(": ")[1].split(" ")[0] for line in verdict.incomplete) == ["cancelled", "failed", "timeout"]
     paths.record(cancelled).write_text(paths.record(cancelled).read_text().replace("scancel", "scancel!"))
     assert collect.verify(tmp_path, "lab").exit_code == 5  # an edited record is damage
+
+
+
+def _upsert_many(out, label, n, start):
+    start.wait()
+    for k in range(n):  # one row per call: many read-change-rewrite rounds racing with the other processes
+        row = {c: "" for c in collect.RESULT_COLUMNS}
+        row.update(framework="Brian2 (CPU)", n_run="1", t_run=repr(float(k)), experiment_key="sugar", run_label=label,
+                   round="1")
+        collect.upsert_global(out, [row])
+
+
+def test_concurrent_upserts_into_one_global_csv_keep_every_row(tmp_path):
+    """Four processes upsert 25 rows each into one global CSV at the same time: all 100 stay (before: the
+    file was read, changed and rewritten without a lock, and a concurrent rewrite dropped rows)."""
+    ctx = multiprocessing.get_context("fork")
+    out, start = tmp_path / "all.csv", ctx.Barrier(4)
+    procs = [ctx.Process(target=_upsert_many, args=(out, f"l{i}", 25, start)) for i in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 100 and len({(r["run_label"], r["t_run"]) for r in rows}) == 100, len(rows)
+
+
+def test_concurrent_collects_of_three_labels_into_one_global_csv_all_exit_0_and_keep_every_row(tmp_path):
+    """The `flyhpc collect --global-csv` of three labels at once: every one exits 0 and all 12 rows are there."""
+    labels = ("la", "lb", "lc")
+    for label in labels:
+        tasks = [make_task(tmp_path, t=t, label=label) for t in (0.1, 0.2, 0.3, 0.4)]
+        plan(*tasks)
+        for k, task in enumerate(tasks):
+            fake_result(task, seed=k)
+    out = tmp_path / "all.csv"
+    procs = [subprocess.Popen([sys.executable, "-m", "flyhpc", "collect", label, "--results-root", str(tmp_path),
+                               "--global-csv", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for label in labels]
+    for proc in procs:
+        text = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 0, text
+    rows = list(csv.DictReader(open(out)))
+    assert sorted((r["run_label"], r["t_run"]) for r in rows) == sorted(
+        (label, t) for label in labels for t in ("0.1", "0.2", "0.3", "0.4")), len(rows)
