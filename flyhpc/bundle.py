@@ -65,6 +65,20 @@ class BundlePaths:
         self.screen_effects = self.label_dir / "effects.csv"
         self.screen_neuron_effects = self.label_dir / "neuron-effects.parquet"
 
+    def check_own_folder(self) -> None:
+        """Refuse a label folder that is a symbolic link: through it, this label would read, report and
+        overwrite another label's files under its own name.
+
+        Raises
+        ------
+        ConfigError
+            Naming the link and where it points.
+        """
+        if self.label_dir.is_symlink():
+            raise ConfigError(f"refusing run label {self.run_label!r}: {self.label_dir} is a symbolic link to "
+                              f"{self.label_dir.readlink()}, so it would read and overwrite another label's files; "
+                              "use the label it points to, or replace the link by a folder of its own")
+
     def require_benchmark(self, command: str) -> None:
         """Refuse a screen label in a command that reads benchmark labels (naming what it holds instead).
 

@@ -181,9 +181,10 @@ def label_paths(results_root: str | Path, run_label: str) -> BundlePaths:
     Raises
     ------
     ConfigError
-        The label folder does not exist.
+        The label folder does not exist or is a symbolic link.
     """
     paths = BundlePaths(results_root, run_label)
+    paths.check_own_folder()
     if not paths.label_dir.is_dir():
         raise ConfigError(f"unknown run label {run_label!r}: {paths.label_dir} does not exist")
     return paths

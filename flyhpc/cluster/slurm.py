@@ -189,6 +189,7 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False, 
         The results folder is full or read-only (the arrays that had gone out are cancelled).
     """
     paths = BundlePaths(sp.results_root, sp.run_label)
+    paths.check_own_folder()  # before its lock file is made through a link, in another label's folder
     fresh = not Path(paths.submission).is_file()
     try:
         with label_lock(paths.lock, f"submit --run-label {sp.run_label}"):

@@ -42,18 +42,18 @@ def git_revision() -> str:
 def load_submission(results_root: str | Path, run_label: str, trusted: bool = False) -> dict:
     """The label's submission.json.
 
-    `trusted=True` (commands that follow its profile source and setup lines, or write job pickles
-    next to it) first checks that the file and the submitit folder are yours and not writable by
-    others (`files.check_private`).
+    `trusted=True` (commands that follow its profile source and setup lines) first checks that the
+    file is yours and not writable by others (`files.check_private`).
 
     Raises
     ------
     ConfigError
-        The label was never submitted (no submission.json), the file is not valid JSON or not a submission
-        record (an object with a "tasks" object and a "submissions" list), or (trusted) someone else could
-        have written it.
+        The label folder is a symbolic link; the label was never submitted (no submission.json); the file
+        is not valid JSON or not a submission record (an object with a "tasks" object and a "submissions"
+        list), names another run label, or (trusted) someone else could have written it.
     """
     paths = BundlePaths(results_root, run_label)
+    paths.check_own_folder()
     path = Path(paths.submission)
     if not path.is_file():
         raise ConfigError(f"no submission for run label {run_label!r}: {path} does not exist "
@@ -67,6 +67,10 @@ def load_submission(results_root: str | Path, run_label: str, trusted: bool = Fa
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     _check_record(record, path)
+    if record.get("run_label", run_label) != run_label:
+        raise ConfigError(f"refusing run label {run_label!r}: {path} is the submission of run label "
+                          f"{record['run_label']!r} (a copied, moved or linked label folder); a label folder holds "
+                          "its own label only: use that label, or submit into a new folder")
     return record
 
 
@@ -203,6 +207,7 @@ def record_plan(tasks: Sequence[Any], executor: str = "bench") -> dict:
 
 def updated_record(paths: BundlePaths, run_label: str, results_root: str, tasks: list[Any]) -> dict:
     """The label's record with `tasks` added, after checking they share the label's identity."""
+    paths.check_own_folder()
     record = load_submission(paths.results_root, run_label) if Path(paths.submission).is_file() else {
         "run_label": run_label, "results_root": results_root, "submissions": [], "tasks": {}}
     wanted = label_identity(tasks)

@@ -146,3 +146,37 @@ def test_a_job_accounting_has_not_recorded_yet_is_asked_of_the_controller(tmp_pa
         raise FlyhpcError("squeue failed: slurmctld not responding")
     monkeypatch.setattr(sacct, "queued", no_controller)  # nobody to ask: a just-submitted job is pending
     assert [s for s, _ in _states(tmp_path).values()] == ["done", "pending", "pending", "pending"]
+
+
+def test_a_linked_or_foreign_label_folder_is_refused_everywhere(tmp_path):
+    """`results/alias -> results/conA`: status, collect, verify and a new plan into alias are refused (exit 2),
+    and so is a label folder whose submission.json names another label; conA's files are untouched."""
+    import subprocess
+    import sys
+
+    from flyhpc import collect
+    from flyhpc.cluster import submission
+
+    con = [make_task(tmp_path, t=t, label="conA") for t in (0.1, 0.2)]
+    plan(*con)
+    for k, task in enumerate(con):
+        fake_result(task, seed=k)
+    before = {p: p.read_bytes() for p in (tmp_path / "conA").rglob("*") if p.is_file()}
+    (tmp_path / "alias").symlink_to(tmp_path / "conA")
+    for call in (lambda: status(tmp_path, "alias"), lambda: collect.collect(tmp_path, "alias"),
+                 lambda: collect.verify(tmp_path, "alias"),
+                 lambda: submission.record_plan([make_task(tmp_path, t=0.1, label="alias")])):
+        with pytest.raises(ConfigError, match="symbolic link"):
+            call()
+    for command in ("status", "collect", "verify"):
+        out = subprocess.run([sys.executable, "-m", "flyhpc", command, "alias", "--results-root", str(tmp_path)],
+                             capture_output=True, text=True)
+        assert out.returncode == 2 and "symbolic link" in out.stderr, (command, out.returncode, out.stderr)
+    (tmp_path / "alias").unlink()
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "submission.json").write_bytes((tmp_path / "conA" / "submission.json").read_bytes())
+    with pytest.raises(ConfigError, match="is the submission of run label 'conA'"):
+        status(tmp_path, "copy")
+    with pytest.raises(ConfigError, match="is the submission of run label 'conA'"):
+        submission.record_plan([make_task(tmp_path, t=0.1, label="copy")])
+    assert {p: p.read_bytes() for p in (tmp_path / "conA").rglob("*") if p.is_file()} == before
