@@ -57,7 +57,6 @@ class BundlePaths:
         self.plan_log = self.label_dir / "plan.log"  # every task key ever planned, one a line: never shrinks
         self.lock = self.label_dir / ".flyhpc.label-lock"
         self.comparisons = self.label_dir / "comparisons"
-        self.jobs_dir = self.label_dir / "slurm"  # the jobs' pickles and logs: private (0700)
         self.screen_plan = self.label_dir / "screen-plan.parquet"
         self.screen_rates = self.label_dir / "screen.parquet"
         self.screen_experiments = self.label_dir / "experiments.csv"

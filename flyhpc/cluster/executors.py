@@ -99,24 +99,27 @@ def slurm_parameters(profile: ClusterProfile, array: Any, run_label: str) -> dic
 def _executor(profile: ClusterProfile, folder: Path, python: str):
     import submitit
 
-    if profile.executor == "slurm":
-        return submitit.SlurmExecutor(folder=folder, python=python, max_num_timeout=0)
+    from flyhpc.cluster.job_folder import guarded
+
+    if profile.executor == "slurm":  # jobs start in job_folder.main: the folder and pickle are checked first
+        return guarded(submitit.SlurmExecutor)(folder=folder, python=python, max_num_timeout=0)
     if profile.executor == "local":
-        return submitit.LocalExecutor(folder=folder)
-    return submitit.DebugExecutor(folder=folder)
+        return guarded(submitit.LocalExecutor)(folder=folder)
+    return submitit.DebugExecutor(folder=folder)  # runs in this process: no pickle is loaded
 
 
 def submit_array(prof: ClusterProfile, results_root: str | Path, run_label: str, array: Any, folder: Path,
                  job_fn: Callable | None) -> dict:
-    """Submit one planned array (`slurm.ArrayPlan`); return its submission.json entry."""
-    binds = [str(Path(results_root).resolve())]
+    """Submit one planned array (`slurm.ArrayPlan`) with submitit's files in `folder` (`job_folder.folder_for`);
+    return its submission.json entry."""
+    binds = [str(Path(results_root).resolve()), str(folder)]
     python = python_command(prof, array, binds)
     ex = _executor(prof, folder, python)
     entry: dict[str, Any] = {
         "submitted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "executor": prof.executor, "backend": array.backend, "time_min": array.time_min,
         "resources": dataclasses.asdict(array.resources), "image": array.image, "python": python,
-        "tasks": [t.key for t in array.tasks], "jobs": [],
+        "tasks": [t.key for t in array.tasks], "jobs": [], "folder": str(folder),
     }
     if prof.executor == "slurm":
         params = slurm_parameters(prof, array, run_label)

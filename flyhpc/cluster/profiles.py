@@ -82,6 +82,7 @@ class ClusterProfile:
     apptainer: str = "apptainer exec --nv"
     binds: tuple[str, ...] = ()
     python: str = "python"
+    private_dir: str = ""  # submitit's folders (job pickles, scripts, logs); "" = the user's cache (job_folder)
     slurm_setup: tuple[str, ...] = ()
     signal_delay_s: int = 30
     safety_factor: float = 2.0
@@ -177,7 +178,8 @@ def _check_keys(table: Mapping[str, Any], valid: set[str], where: str) -> None:
 _CLUSTER_TYPES: dict[str, tuple[str, float | None]] = {
     "executor": ("string", None), "partition": ("string", None), "account": ("string", None),
     "qos": ("string", None), "image_dir": ("string", None), "apptainer": ("string", None),
-    "python": ("string", None), "container": ("boolean", None), "binds": ("strings", None),
+    "python": ("string", None), "private_dir": ("string", None), "container": ("boolean", None),
+    "binds": ("strings", None),
     "slurm_setup": ("strings", None), "max_array_size": ("integer", 1), "array_parallelism": ("integer", 1),
     "min_time_min": ("integer", 1), "max_time_min": ("integer", 1), "signal_delay_s": ("integer", 0),
     "safety_factor": ("number", 1),

@@ -4,7 +4,8 @@ Groups tasks into one array per (backend, resource set, time limit, image), spli
 MaxArraySize and throttled with `%N`; `executors` submits them (each array task runs
 `executors.run_task` -> `worker.run`, inside the backend's Apptainer image when the profile says
 so). Refuses to submit tasks the scheduler still holds (unless forced), a label made for another
-experiment, and a submission file or job folder someone else could have written. Knows nothing
+experiment, and a submission file or job folder someone else could have written (submitit's folder is
+private to the user and outside the results: `job_folder`). Knows nothing
 about neurons. Entry points: `plan`, `submit`, `resubmit`, `cancel`, `wait`, `ArrayPlan`, `SubmitPlan`.
 """
 
@@ -24,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from flyhpc import __version__
 from flyhpc.bundle import BundlePaths
-from flyhpc.cluster import executors, status
+from flyhpc.cluster import executors, job_folder, status
 from flyhpc.cluster.profiles import ClusterProfile, Resources
 from flyhpc.cluster.submission import (git_revision, load_submission, profile_record, task_from_dict, updated_record,
                                       write_record)
@@ -134,13 +135,6 @@ def plan(tasks: Sequence[Any], profile: ClusterProfile, container: bool = True, 
     return SubmitPlan(label, root, profile, container, tuple(arrays), tuple(done), clamped)
 
 
-def _jobs_folder(paths) -> Path:
-    folder = Path(paths.jobs_dir)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)  # mkdir's mode is masked; pickles in here are code that jobs load
-    return folder
-
-
 def _refuse_active(results_root: str | Path, run_label: str, keys: Sequence[str]) -> None:
     report = status.status(results_root, run_label)
     busy = [r for r in report.rows if r.key in set(keys) and r.state in status.ACTIVE]
@@ -201,9 +195,9 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False, 
             record.update(flyhpc_version=__version__, git_revision=git_revision(), profile=profile_record(sp.profile),
                           container=sp.container, **(extra or {}))
             try:
-                folder = _jobs_folder(paths)
+                folder = job_folder.folder_for(sp.profile, sp.results_root, sp.run_label)
             except OSError as exc:
-                raise output_error(exc, paths.jobs_dir) if is_output_error(exc) else exc
+                raise output_error(exc) if is_output_error(exc) else exc
             new, refused = _submit_arrays(sp, folder, job_fn)
             record["submissions"] += new
             if not new:  # nothing went out: nothing is written
@@ -411,7 +405,8 @@ def cancel(results_root: str | Path, run_label: str) -> list[str]:
     for sub in record["submissions"]:
         for job in sub.get("jobs", []):
             pid = int(job["job_id"])
-            if sub["executor"] == "local" and _local_pid_is_ours(pid, Path(paths.jobs_dir).resolve()):
+            folder = Path(sub.get("folder") or paths.label_dir / "slurm")  # slurm/: labels submitted before 2026-12
+            if sub["executor"] == "local" and _local_pid_is_ours(pid, folder.resolve()):
                 for member in [pid, *_descendants(pid)]:  # the job and the per-task processes it started
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(member, signal.SIGTERM)

@@ -138,6 +138,8 @@ def _combine(disk: str, reason: str, cat: str | None, js) -> tuple[str, str]:
         return "failed", reason
     if disk == "interrupted":
         state = cat if cat in ("timeout", "cancelled", "out-of-memory") else _record_prefix_state(reason)
+        if state != _record_prefix_state(reason):  # e.g. a time limit without the warning: Slurm knows better
+            return state, f"{js.state} says Slurm; the task's record: {reason}"
         return state, reason
     if disk == "stale":
         return "missing", reason
@@ -147,6 +149,13 @@ def _combine(disk: str, reason: str, cat: str | None, js) -> tuple[str, str]:
     if cat == "done":
         return "missing", f"no task record although its job completed; {sched}"
     return "missing", reason
+
+
+def _log(paths: BundlePaths, task, sub: dict, sid: str, disk: str) -> str:
+    """The task's log; for a task without a record (its job failed before the task started, or was killed),
+    the job's stderr in its submitit folder when there is one (submitit names it `<job id>_0_log.err`)."""
+    job_err = Path(sub["folder"]) / f"{sid}_0_log.err" if sub.get("folder") and sid else None
+    return str(job_err if disk in ("missing", "stale") and job_err is not None and job_err.exists() else paths.log(task))
 
 
 def _query(ids: list[str], retry_s: float, on_retry: Callable[[str], None] | None) -> dict:
@@ -250,9 +259,8 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
         else:
             cat = None
         state, why = _combine(disk, reason, cat, js)
-        log = paths.log(task)  # none for a task that never started
-        rows.append(TaskStatus(key, task.backend, state, sid, why, str(log) if state not in ACTIVE and log.is_file()
-                               else "", node))
+        log = "" if state in ACTIVE else _log(paths, task, sub, sid, disk)
+        rows.append(TaskStatus(key, task.backend, state, sid, why, log, node))
 
     counts: dict[str, dict[str, int]] = {}
     for row in rows:

@@ -2,11 +2,12 @@
 
 The record is what status, collect and verify judge a label against (every task it ever planned)
 and what resubmit follows (the profile, the earlier time limits). One label holds one experiment,
-seed, connectome and set of result-changing options (`label_identity`, `check_identity`); a file or
-job folder that someone else could have written is refused before it is followed
-(`load_submission(trusted=True)`). Beside it `plan.log` lists every task key the label ever planned, so a task
-removed from submission.json by hand is noticed (`lost_tasks`); each task entry is its kind's
-(`flyhpc.kinds.task_to_dict` / `task_from_dict`). Entry points: `load_submission`, `label_kind`, `label_identity`, `check_identity`, `record_plan`, `updated_record`,
+seed, connectome and set of result-changing options (`label_identity`, `check_identity`); a record
+that someone else could have written is refused before it is followed (`load_submission(trusted=True)`),
+and so is a label folder that is a link or holds another label's record. Beside it `plan.log` lists every
+task key the label ever planned, so a task removed from submission.json by hand is noticed (`lost_tasks`);
+each task entry is its kind's (`flyhpc.kinds.task_to_dict` / `task_from_dict`). Entry points:
+`load_submission`, `label_kind`, `label_identity`, `check_identity`, `record_plan`, `updated_record`,
 `write_record`, `lost_tasks`, `profile_record`.
 """
 
@@ -60,8 +61,6 @@ def load_submission(results_root: str | Path, run_label: str, trusted: bool = Fa
                           "(submit it first with `flyhpc submit`)")
     if trusted:
         check_private(path, "follow its profile and setup lines")
-        if paths.jobs_dir.exists():
-            check_private(paths.jobs_dir, "let jobs load the pickles in it")
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

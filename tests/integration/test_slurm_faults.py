@@ -110,12 +110,14 @@ def _profile(tmp_path: Path, **cluster):
 
     # signal_delay_s 0: the shortest limit Slurm's early warning allows, 2 min (profiles.WARNING_EARLY_S)
     table = {"executor": "slurm", "array_parallelism": 8, "min_time_min": 1, "max_time_min": 10, "signal_delay_s": 0,
-             "python": sys.executable, "slurm_setup": [f"export PATH={HERE}:$PATH",
-                                                       f"export FAKE_APPTAINER_LOG={tmp_path / 'apptainer.log'}"]}
+             "python": sys.executable, "private_dir": str(tmp_path / "private"),
+             "slurm_setup": [f"export PATH={HERE}:$PATH", f"export FAKE_APPTAINER_LOG={tmp_path / 'apptainer.log'}"]}
     table.update(cluster)
-    return profile_from_dict({"cluster": table, "default": {"cpus": 1, "mem_gb": 0.25, "base_s": 5, "per_trial_s": 0,
-                                                            "per_sim_s": 0, "image": "flyhpc-test.sif"}},
-                             "test", str(tmp_path / "test.toml"))
+    default = {"cpus": 1, "mem_gb": 0.25, "base_s": 5, "per_trial_s": 0, "per_sim_s": 0, "image": "flyhpc-test.sif"}
+    source = tmp_path / "test.toml"  # the same profile as a file, for the CLI (JSON scalars and lists are TOML)
+    source.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in t.items())
+                              for name, t in (("cluster", table), ("default", default))))
+    return profile_from_dict({"cluster": table, "default": default}, "test", str(source))
 
 
 def _squeue_state(job: str) -> str:
@@ -142,7 +144,7 @@ def _assert_bundle_clean(root: Path, label: str) -> None:
     from flyhpc.files import sha256_file
 
     label_dir = root / label
-    leftovers = [p for p in label_dir.rglob("*.tmp") if "slurm" not in p.parts]
+    leftovers = list(label_dir.rglob("*.tmp"))
     assert not leftovers, leftovers
     for parquet in label_dir.rglob("*.parquet"):
         record = json.loads(parquet.with_suffix(".json").read_text())
@@ -176,8 +178,9 @@ def test_array_in_container_to_done(tmp_path, env):
     assert [r.state for r in report.rows] == ["done", "done"], report.rows
     log = (tmp_path / "apptainer.log").read_text()
     assert log.count("image /images/flyhpc-test.sif") == 2
-    script = next((root / "ok" / "slurm").glob("*_submission.sh")).read_text()
+    script = next(Path(sub["folder"]).glob("*_submission.sh")).read_text()
     assert "#SBATCH --array=0-1%2" in script and "#SBATCH --time=2" in script
+    assert f"-u -m flyhpc.cluster.job_folder {sub['folder']}" in script and sub["folder"] in sub["python"]  # bound
     saved = json.loads((root / "ok" / "submission.json").read_text())
     assert saved["tasks"].keys() == {t.key for t in sp.arrays[0].tasks} and saved["profile"]["name"] == "test"
     assert slurm.plan(_tasks("ok", root, 2), prof).arrays == ()  # done tasks are skipped
@@ -394,6 +397,7 @@ def test_concurrent_collects_never_write_a_half_bundle(tmp_path, env):
 
 
 def test_submission_folder_is_private_and_a_writable_one_is_refused(tmp_path, env):
+    from flyhpc.bundle import BundlePaths
     from flyhpc.cluster import slurm
     from flyhpc.errors import ConfigError
 
@@ -401,16 +405,86 @@ def test_submission_folder_is_private_and_a_writable_one_is_refused(tmp_path, en
     root = tmp_path / "results"
     todo = _tasks("private", root, 1)
     prof = _profile(tmp_path)
-    slurm.submit(slurm.plan(todo, prof))
-    jobs = root / "private" / "slurm"
-    assert jobs.stat().st_mode & 0o777 == 0o700
+    record = slurm.submit(slurm.plan(todo, prof))
+    jobs = Path(record["submissions"][0]["folder"])
+    assert jobs.parent == tmp_path / "private" and jobs.stat().st_mode & 0o777 == 0o700
+    assert not (root / "private" / "slurm").exists()  # nothing of submitit's in the results
     assert (root / "private" / "submission.json").stat().st_mode & 0o022 == 0
     assert slurm.wait(root, "private", timeout_s=120, poll_s=1).complete
+    BundlePaths(root, "private").record(todo[0]).unlink()  # something to resubmit
     jobs.chmod(0o770)
     with pytest.raises(ConfigError, match="group/other-writable"):
         slurm.resubmit(root, "private", ("missing",), profile=prof)
     out = _cli("resubmit", "private", "--results-root", root)
     assert out.returncode == 2 and "chmod go-w" in out.stderr, out.stderr
+
+
+class Planted:
+    """What a group member plants as a job's pickle: unpickling it runs their code (it creates a file)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _plant(path: Path, marker: Path) -> None:
+    import pickle
+
+    path.write_bytes(pickle.dumps(Planted(str(marker))))
+    os.chown(path, 65534, 65534)  # a group member's file (nobody stands in for them)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting someone else's file needs root")
+def test_a_pickle_planted_by_a_group_member_is_never_run(tmp_path, env):
+    """umask 002 (a project group): the label folder is 775, so a group member can rename anything in it
+    and plant `<jobid>_submitted.pkl` before the job starts. Before, the job ran it (the pickles lived in
+    <label>/slurm/). Now no pickle is there to swap, the job's own folder is private (0700), and a job whose
+    folder became writable by others refuses its pickle without loading it."""
+    from flyhpc.bundle import BundlePaths
+    from flyhpc.cluster import slurm
+
+    env.write_text("{}")
+    root, marker = tmp_path / "results", tmp_path / "planted-code-ran"
+    before = os.umask(0o002)
+    try:
+        prof = dataclasses.replace(_profile(tmp_path), sbatch={"additional_parameters": {"hold": True}})
+        (task,) = _tasks("shared", root, 1)
+        record = slurm.submit(slurm.plan([task], prof))
+        job = record["submissions"][0]["job_id"]
+        label = root / "shared"
+        assert label.stat().st_mode & 0o777 == 0o775  # group-writable, as in a project group
+        if (label / "slurm").exists():
+            (label / "slurm").rename(label / "slurm.away")
+        (label / "slurm").mkdir()
+        for planted in (label / "slurm" / f"{job}_submitted.pkl", label / f"{job}_submitted.pkl"):
+            _plant(planted, marker)
+        subprocess.run(["scontrol", "release", job], check=True)
+        report = slurm.wait(root, "shared", timeout_s=150, poll_s=1)
+        assert not marker.exists(), "the job ran a pickle a group member planted"
+        assert [r.state for r in report.rows] == ["done"], report.rows
+
+        deadline = time.monotonic() + 60  # the files say done a moment before Slurm ends the job
+        while _squeue_state(job):
+            assert time.monotonic() < deadline, f"{job} never ended"
+            time.sleep(0.5)
+        BundlePaths(root, "shared").record(task).unlink()  # run it again, and swap its pickle this time
+        sp, record = slurm.resubmit(root, "shared", ("missing",), profile=prof)
+        assert sp.n_tasks == 1 and len(record["submissions"]) == 2
+        sub = record["submissions"][-1]
+        folder, job = Path(sub["folder"]), sub["job_id"]
+        folder.chmod(0o770)  # a folder others could write to (misconfigured): the job must not trust it
+        _plant(folder / f"{job}_submitted.pkl", marker)
+        subprocess.run(["scontrol", "release", job], check=True)
+        report = slurm.wait(root, "shared", timeout_s=150, poll_s=1)
+        assert not marker.exists(), "the job loaded a pickle from a folder others could write"
+        (row,) = report.rows
+        assert row.state == "failed" and row.log.endswith("_log.err"), row  # status points at the job's stderr
+        assert "this job stops without loading it" in Path(row.log).read_text()
+        assert _cli("status", "shared", "--results-root", root).returncode == 4
+    finally:
+        os.umask(before)
 
 
 @pytest.mark.skipif(_pid_file("slurmdbd") is None,

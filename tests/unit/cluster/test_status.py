@@ -180,3 +180,18 @@ def test_a_linked_or_foreign_label_folder_is_refused_everywhere(tmp_path):
     with pytest.raises(ConfigError, match="is the submission of run label 'conA'"):
         submission.record_plan([make_task(tmp_path, t=0.1, label="copy")])
     assert {p: p.read_bytes() for p in (tmp_path / "conA").rglob("*") if p.is_file()} == before
+
+
+def test_slurm_saying_timeout_wins_over_a_record_that_says_cancelled(tmp_path, monkeypatch):
+    """A time limit whose SIGTERM came without the warning (no SLURM_JOB_END_TIME before Slurm 23.02):
+    the record says cancelled, sacct says TIMEOUT: the task is a timeout, and the reason says both."""
+    from datetime import datetime, timezone
+    from flyhpc.cluster import sacct
+
+    task = make_task(tmp_path)
+    plan(task)
+    _slurm_submission(tmp_path, [task], datetime.now(timezone.utc).isoformat())
+    fake_result(task, status="cancelled: SIGTERM (scancel, or Slurm ending the job)")
+    monkeypatch.setattr(sacct, "query", lambda ids, **_: {"900_0": sacct.JobState("900_0", "TIMEOUT", "0:0")})
+    (row,) = status(tmp_path, "lab").rows
+    assert row.state == "timeout" and row.reason.startswith("TIMEOUT says Slurm; the task's record: cancelled: SIGTERM")
