@@ -5,8 +5,8 @@ MaxArraySize and throttled with `%N`; `executors` submits them (each array task 
 `executors.run_task` -> `worker.run`, inside the backend's Apptainer image when the profile says
 so). Refuses to submit tasks the scheduler still holds (unless forced), a label made for another
 experiment, and a submission file or job folder someone else could have written (submitit's folder is
-private to the user and outside the results: `job_folder`). Knows nothing
-about neurons. Entry points: `plan`, `submit`, `resubmit`, `cancel`, `wait`, `ArrayPlan`, `SubmitPlan`.
+private to the user and outside the results: `job_folder`). Knows nothing about neurons. Entry points:
+`plan`, `submit`, `resubmit`, `cancel`, `wait`, `ArrayPlan`, `SubmitPlan`.
 """
 
 from __future__ import annotations
