@@ -80,7 +80,7 @@ def submit(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, expe
         return
     new = record["submissions"][-len(sp.arrays):]
     console.print(f"submitted {sp.n_tasks} task(s): job(s) {', '.join(s['job_id'] for s in new)}; "
-                  f"follow with `flyhpc status {run_label}`")
+                  f"follow with `flyhpc status {run_label}`; job scripts and Slurm logs in {new[0]['folder']}")
 
 
 def warn_if_synthetic(console: Console, connectome: str) -> None:
