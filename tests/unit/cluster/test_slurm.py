@@ -52,7 +52,7 @@ def test_slurm_parameters_render_through_submitit(tmp_path):
     python = executors.python_command(prof, arr, ["/results"])
     assert python.startswith("apptainer exec --nv --cleanenv --bind /project/flybrain,/scratch,/results ")
     assert python.endswith("/project/flybrain/images/flyhpc-genn.sif python")
-    script = _make_sbatch_string(command=f"{python} -u -m submitit.core._submit {tmp_path}", folder=tmp_path,
+    script = _make_sbatch_string(command=f"{python} -u -m flyhpc.cluster.job_folder {tmp_path}", folder=tmp_path,
                                  map_count=1200, **params)
     for line in ("#SBATCH --gres=gpu:1", "#SBATCH --time=60", "#SBATCH --partition=gpu", "#SBATCH --account=flybrain",
                  "#SBATCH --qos=normal", "#SBATCH --array=0-1199%20", "#SBATCH --constraint='a100|h100'",
