@@ -168,6 +168,12 @@ def test_a_linked_or_foreign_label_folder_is_refused_everywhere(tmp_path):
                  lambda: submission.record_plan([make_task(tmp_path, t=0.1, label="alias")])):
         with pytest.raises(ConfigError, match="symbolic link"):
             call()
+    from flyhpc.cluster import slurm
+    from flyhpc.cluster.profiles import profile_from_dict
+
+    local = profile_from_dict({"cluster": {"executor": "local", "private_dir": str(tmp_path / "private")}}, "t", "t")
+    with pytest.raises(ConfigError, match="symbolic link"):  # `submit --run-label alias`
+        slurm.submit(slurm.plan([make_task(tmp_path, t=0.1, label="alias")], local, skip_done=False))
     for command in ("status", "collect", "verify"):
         out = subprocess.run([sys.executable, "-m", "flyhpc", command, "alias", "--results-root", str(tmp_path)],
                              capture_output=True, text=True)
