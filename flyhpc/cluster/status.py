@@ -152,10 +152,13 @@ def _combine(disk: str, reason: str, cat: str | None, js) -> tuple[str, str]:
 
 
 def _log(paths: BundlePaths, task, sub: dict, sid: str, disk: str) -> str:
-    """The task's log; for a task without a record (its job failed before the task started, or was killed),
-    the job's stderr in its submitit folder when there is one (submitit names it `<job id>_0_log.err`)."""
+    """The task's log ('' for a task that never started); for a task without a record (its job failed before
+    the task started, or was killed), the job's stderr in its submitit folder when there is one (submitit
+    names it `<job id>_0_log.err`)."""
     job_err = Path(sub["folder"]) / f"{sid}_0_log.err" if sub.get("folder") and sid else None
-    return str(job_err if disk in ("missing", "stale") and job_err is not None and job_err.exists() else paths.log(task))
+    if disk in ("missing", "stale") and job_err is not None and job_err.is_file():
+        return str(job_err)
+    return str(paths.log(task)) if paths.log(task).is_file() else ""
 
 
 def _query(ids: list[str], retry_s: float, on_retry: Callable[[str], None] | None) -> dict:
