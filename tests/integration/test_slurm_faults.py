@@ -131,6 +131,14 @@ def _wait_running(job: str, timeout_s: float = 60) -> None:
         time.sleep(0.3)
 
 
+def _wait_ended(job: str, timeout_s: float = 60) -> None:
+    """Until the controller no longer holds the job (its files say done a moment before Slurm ends it)."""
+    deadline = time.monotonic() + timeout_s
+    while _squeue_state(job):
+        assert time.monotonic() < deadline, f"{job} never ended"
+        time.sleep(0.5)
+
+
 def _wait_started(faults: Path, key: str, timeout_s: float = 60) -> None:
     marker = faults.with_name(key.replace("/", "_") + ".started")
     deadline = time.monotonic() + timeout_s
@@ -411,6 +419,7 @@ def test_submission_folder_is_private_and_a_writable_one_is_refused(tmp_path, en
     assert not (root / "private" / "slurm").exists()  # nothing of submitit's in the results
     assert (root / "private" / "submission.json").stat().st_mode & 0o022 == 0
     assert slurm.wait(root, "private", timeout_s=120, poll_s=1).complete
+    _wait_ended(record["submissions"][0]["job_id"])
     BundlePaths(root, "private").record(todo[0]).unlink()  # something to resubmit
     jobs.chmod(0o770)
     with pytest.raises(ConfigError, match="group/other-writable"):
@@ -465,10 +474,7 @@ def test_a_pickle_planted_by_a_group_member_is_never_run(tmp_path, env):
         assert not marker.exists(), "the job ran a pickle a group member planted"
         assert [r.state for r in report.rows] == ["done"], report.rows
 
-        deadline = time.monotonic() + 60  # the files say done a moment before Slurm ends the job
-        while _squeue_state(job):
-            assert time.monotonic() < deadline, f"{job} never ended"
-            time.sleep(0.5)
+        _wait_ended(job)
         BundlePaths(root, "shared").record(task).unlink()  # run it again, and swap its pickle this time
         sp, record = slurm.resubmit(root, "shared", ("missing",), profile=prof)
         assert sp.n_tasks == 1 and len(record["submissions"]) == 2
