@@ -309,7 +309,10 @@ def resubmit(results_root: str | Path, run_label: str, states: Sequence[str], pr
     record = load_submission(results_root, run_label, trusted=True)
     report = status.status(results_root, run_label, deep=True, retry_s=retry_s, on_retry=on_retry)
     if profile is None:
-        prof = record["profile"]
+        prof = record.get("profile")
+        if not isinstance(prof, dict):  # `flyhpc bench` runs tasks here and records no profile
+            raise ConfigError(f"run label {run_label!r} was not submitted with a cluster profile (flyhpc bench ran it "
+                              "here): give one, e.g. `flyhpc resubmit " + run_label + " --profile local`")
         profile = profiles.load_profile(prof["source"] if prof["source"] != "<embedded>" else prof["name"])
     chosen = [task_from_dict(record["tasks"][row.key]) for row in report.rows if row.state in states]
     old = sorted({t.drive_version for t in chosen} - {DRIVE_VERSION})

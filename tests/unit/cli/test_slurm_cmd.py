@@ -147,3 +147,9 @@ def test_submit_status_resubmit_cancel_on_the_local_executor(tmp_path, conn):
     # the resubmitted job is among those signalled (the first one too while it is a child of this process)
     job = re.fullmatch(r"cancelled \d job\(s\): ([\d ]+)\n", cancelled.output)
     assert job and set(job.group(1).split()) - {said.group(1)}, cancelled.output
+
+
+def test_resubmit_of_a_bench_label_without_a_profile_says_to_give_one(half_done):
+    root, *_ = half_done  # planned by bench: submission.json holds no profile
+    out = _invoke("resubmit", "lab", "--results-root", root)
+    assert out.exit_code == 2 and "not submitted with a cluster profile" in out.output and "--profile local" in out.output
