@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 from flyhpc.errors import ConfigError
 _STEM_RE = re.compile(r"^(?P<backend>[a-z0-9]+)_t(?P<t>\d+\.\d+(?:e[-+]?\d+)?)s_n(?P<n>\d+)$")
 _CHUNK_RE = re.compile(r"^chunk_\d{5,}$")  # screen chunks (flyhpc.screens.task)
@@ -34,6 +35,14 @@ def check_label(run_label: str) -> str:
 def file_stem(backend: str, t_run_s: float, n_run: int) -> str:
     """The seed's file stem of a task, t_run always written as a float: `brian2cpp_t1.0s_n1`."""
     return f"{backend}_t{float(t_run_s)}s_n{int(n_run)}"
+
+
+class TaskFiles(NamedTuple):
+    """The files of one task: its parquet, its record beside it, its log."""
+
+    parquet: Path
+    record: Path
+    log: Path
 
 
 class BundlePaths:
@@ -95,20 +104,22 @@ class BundlePaths:
     def round_dir(self, round_: int) -> Path:
         return self.label_dir / f"round_{int(round_):02d}"
 
-    def _file(self, task, suffix: str) -> Path:
-        return self.label_dir / task.folder / f"{task.stem}{suffix}"
+    def task_files(self, folder: str, stem: str) -> TaskFiles:
+        """The parquet, record and log of the task whose files are `<folder>/<stem>.*` (the worker's one call)."""
+        base = self.label_dir / folder
+        return TaskFiles(base / f"{stem}.parquet", base / f"{stem}.json", base / f"{stem}.log")
 
     def parquet(self, task) -> Path:
-        """The task's spike parquet: round_XX/<backend>_t<t>s_n<n>.parquet."""
-        return self._file(task, ".parquet")
+        """The task's parquet: round_XX/<backend>_t<t>s_n<n>.parquet (a chunk's: chunks/chunk_NNNNN.parquet)."""
+        return self.task_files(task.folder, task.stem).parquet
 
     def record(self, task) -> Path:
         """The task record (JSON) next to its parquet."""
-        return self._file(task, ".json")
+        return self.task_files(task.folder, task.stem).record
 
     def log(self, task) -> Path:
         """The task's log (phases, and the traceback if it failed)."""
-        return self._file(task, ".log")
+        return self.task_files(task.folder, task.stem).log
 
     def spike_file(self, round_: int, backend: str, t_run_s: float, n_run: int) -> Path:
         """The parquet of a grid point, by value (for comparisons)."""

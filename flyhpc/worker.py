@@ -98,9 +98,8 @@ def run(task: Task, force: bool = False, on_phase: Callable[[str], None] | None 
     TaskFailed
         The task failed; its record says `error: ...` and its log holds the traceback.
     """
-    paths = BundlePaths(task.results_root, task.run_label)
-    parquet, record_path, log_path = paths.parquet(task), paths.record(task), paths.log(task)
-    if not force and is_done(task):
+    parquet, record_path, log_path = BundlePaths(task.results_root, task.run_label).task_files(task.folder, task.stem)
+    if not force and disk_state(record_path, parquet, key=task.key, deep=True, required=task.record_keys)[0] == "done":
         return read_record(record_path, task.record_keys)
     started = _now()
     job = job or JobInfo()
