@@ -104,6 +104,9 @@ def simulate(backend: str | type, spec: NetworkSpec, drive: Drive, timer: PhaseT
                             sim_device="gpu" if ran_on == "gpu" or ran_on.startswith("cuda") else "cpu")
 
 
+_CHECK_CHUNK = 1 << 22
+
+
 def _check_spikes(name: str, table: SpikeTable, spec: NetworkSpec, drive: Drive) -> None:
     if len(table) == 0:
         return
@@ -113,8 +116,11 @@ def _check_spikes(name: str, table: SpikeTable, spec: NetworkSpec, drive: Drive)
         bad.append(f"steps {table.step.min()}..{table.step.max()} outside 0..{drive.n_steps - 1}")
     if table.neuron.min() < 0 or table.neuron.max() >= spec.n_neurons:
         bad.append(f"neuron index outside 0..{spec.n_neurons - 1}")
-    if not set(np.unique(table.trial).tolist()) <= trials:
-        bad.append(f"trials {sorted(set(np.unique(table.trial).tolist()) - trials)} not in the drive")
+    seen = set()
+    for lo in range(0, len(table), _CHECK_CHUNK):  # no full-size temporaries (tens of millions of spikes)
+        seen.update(np.unique(table.trial[lo:lo + _CHECK_CHUNK]).tolist())
+    if not seen <= trials:
+        bad.append(f"trials {sorted(seen - trials)} not in the drive")
     if bad:
         raise FlyhpcError(f"backend {name!r} returned impossible spikes: {'; '.join(bad)}")
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
-from flyhpc import worker
+from flyhpc import pipeline, worker
 from flyhpc.bundle import BundlePaths
+from flyhpc.drive import Drive, TrialDrive
+from flyhpc.errors import FlyhpcError
 from flyhpc.model import Experiment
 from flyhpc.pipeline import run_experiment
+from flyhpc.spikes import SpikeTable
 from flyhpc.tasks import BenchmarkTask
 
 from tests.integration.test_quick_grid import write_tiny_connectome
@@ -46,3 +51,17 @@ def test_run_and_worker_share_the_pipeline_and_its_record(tmp_path, monkeypatch)
     run_parquet = tmp_path / "run" / "native_t0.2s_n2.parquet"
     assert pq.read_table(task_parquet).equals(pq.read_table(run_parquet))  # same rows; the task's file names its key
     assert pq.read_schema(task_parquet).metadata[b"flyhpc.task"] == task.key.encode()
+
+
+def test_impossible_spikes_are_named_chunk_by_chunk(monkeypatch):
+    """The sanity check of a backend's spikes reads the trial column in chunks (no full-size copy) and still names
+    a trial the drive does not have, wherever it sits."""
+    monkeypatch.setattr(pipeline, "_CHECK_CHUNK", 3)
+    empty = TrialDrive(0, np.zeros(0, np.int64), np.zeros(0, np.int32))
+    drive = Drive(n_steps=10, base_seed=0, round=1, trials=(empty, TrialDrive(1, empty.steps, empty.neurons)))
+    spec = type("Spec", (), {"n_neurons": 5})()
+    good = SpikeTable.from_arrays([0, 0, 1, 1, 1, 1, 1], [1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3, 4, 0, 1])
+    pipeline._check_spikes("native", good, spec, drive)
+    bad = SpikeTable.from_arrays([0, 0, 1, 1, 1, 1, 7], [1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3, 4, 0, 1])
+    with pytest.raises(FlyhpcError, match=r"trials \[7\] not in the drive"):
+        pipeline._check_spikes("native", bad, spec, drive)
