@@ -3,8 +3,10 @@
 `build_network` applies an experiment to a connectome: silenced neurons lose every synapse to and
 from them (silence_mode "both") or only their outgoing ones ("outgoing"), weights become signed
 count x w_syn (mV, float64), and driven neurons get a refractory window of 0 steps. This is the one
-place silencing happens, so every backend gets both modes. Backends read only `NetworkSpec`; they
-never see files or FlyWire ids' origin. Entry points: `NetworkSpec`, `build_network`, `silenced_edges`.
+place silencing happens, so every backend gets both modes; without an experiment it gives the bare
+connectome's network, which a backend with the experiment hook changes in place (`Backend.experiment`).
+Backends read only `NetworkSpec`; they never see files or FlyWire ids' origin. Entry points: `NetworkSpec`,
+`build_network`, `silenced_edges`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ class NetworkSpec:
     indptr/indices/weights_mv: CSR by presynaptic neuron after silencing (weights in mV, float64;
     `experiment.silence_mode` says which synapses of the silenced neurons were removed).
     refractory_steps: per neuron, 22 (t_ref) or 0 for driven neurons.
-    drive_sets: the experiment's two Poisson sets as row indices with their rates.
+    drive_sets: the experiment's two Poisson sets as row indices with their rates (empty, 0 Hz, and
+    `experiment` None for the bare connectome's network).
     """
 
     params: Params
@@ -37,7 +40,7 @@ class NetworkSpec:
     refractory_steps: np.ndarray
     drive_sets: tuple[DriveSet, DriveSet]
     silenced: np.ndarray
-    experiment: Experiment
+    experiment: Experiment | None
     connectome_source: str
     connectome_digest: str
 
@@ -85,24 +88,31 @@ def silenced_edges(indptr: np.ndarray, indices: np.ndarray, silenced: np.ndarray
     return drop
 
 
-def build_network(conn: Connectome, experiment: Experiment, params: Params = Params()) -> NetworkSpec:
-    """Apply `experiment` to `conn`: resolve neurons, silence (by its silence_mode), scale weights.
+def build_network(conn: Connectome, experiment: Experiment | None, params: Params = Params()) -> NetworkSpec:
+    """Apply `experiment` to `conn`: resolve neurons, silence (by its silence_mode), scale weights. None: the bare
+    connectome (every synapse, every refractory window, nothing driven or silenced).
 
     Raises
     ------
     ConfigError
         If an experiment neuron is not in the connectome (every unknown id is named).
     """
-    resolved = experiment.resolve(conn.flywire_ids)
+    if experiment is None:
+        nothing = DriveSet(np.zeros(0, np.int32), 0.0)
+        drive_sets, silenced = (nothing, nothing), np.zeros(0, np.int32)
+    else:
+        resolved = experiment.resolve(conn.flywire_ids)
+        drive_sets, silenced = resolved.drive_sets, resolved.silenced
     indptr, indices, counts = conn.indptr, conn.indices, conn.counts
-    if resolved.silenced.size:
-        keep = ~silenced_edges(indptr, indices, resolved.silenced, experiment.silence_mode)
+    if silenced.size:
+        keep = ~silenced_edges(indptr, indices, silenced, experiment.silence_mode)
         pre = np.repeat(np.arange(conn.n_neurons), np.diff(indptr))
         indices, counts = indices[keep], counts[keep]
         indptr = np.zeros_like(conn.indptr)
         np.cumsum(np.bincount(pre[keep], minlength=conn.n_neurons), out=indptr[1:])
     refractory = np.full(conn.n_neurons, params.refractory_steps, dtype=np.int32)
-    refractory[resolved.driven] = 0
+    for s in drive_sets:
+        refractory[s.indices] = 0
     return NetworkSpec(
         params=params,
         flywire_ids=conn.flywire_ids,
@@ -110,8 +120,8 @@ def build_network(conn: Connectome, experiment: Experiment, params: Params = Par
         indices=indices,
         weights_mv=counts.astype(np.float64) * params.w_syn_mv,
         refractory_steps=refractory,
-        drive_sets=resolved.drive_sets,
-        silenced=resolved.silenced,
+        drive_sets=drive_sets,
+        silenced=silenced,
         experiment=experiment,
         connectome_source=conn.source,
         connectome_digest=conn.digest,

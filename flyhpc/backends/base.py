@@ -5,7 +5,9 @@ caller times: `build` (code generation and compilation, cached where possible), 
 (network construction and upload), `run` (all trials of the drive; the only timed simulation),
 `spikes` (collect off the device), `close`. `Backend` owns that lifecycle (benchopt's pattern): its
 concrete stages probe, check the call order and the step counts, cache the spikes, and call the
-plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close`. Backend options (each backend's
+plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close`. A backend that can change its built network in
+place implements the optional pair `_apply` / `_restore`: `experiment(resolved)` then runs many experiments on
+one build (screens). Backend options (each backend's
 `Options` dataclass) come from the caller or from $FLYHPC_BACKEND_OPTIONS, a JSON object
 {backend: {option: value}} that a site sets in its module or job environment. Entry points: `Backend`,
 `Capabilities`, `Probe`, `import_probe`, `make_options`, `env_options`.
@@ -14,6 +16,7 @@ plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close`. Backend option
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -21,10 +24,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
+
+import numpy as np
 
 from flyhpc.drive import Drive
 from flyhpc.errors import BackendUnavailable, ConfigError, UnsupportedFeature
+from flyhpc.model import ResolvedExperiment
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 from flyhpc.timing import usable_cpus
@@ -134,7 +140,8 @@ class Backend(abc.ABC):
     drive against the build (and sets up if the caller did not) before `_run`; `spikes` calls `_collect`
     once per run and caches the table; `close` calls `_close` and forgets the build. A backend implements
     `probe`, `_build`, `_run` and `_collect` (and `_setup`, `_close` where it has something to do); the
-    hooks may read `self._spec` and `self._n_steps` from `_setup` on.
+    hooks may read `self._spec` and `self._n_steps` from `_setup` on. `experiment` changes the built network
+    in place for one experiment where the backend implements `_apply` and `_restore` (`reconfigurable()`).
     """
 
     name: ClassVar[str]
@@ -156,6 +163,7 @@ class Backend(abc.ABC):
         self._set_up = False
         self._ran = False
         self._spikes: SpikeTable | None = None
+        self._applied: ResolvedExperiment | None = None
 
     # -- the plug-in's part ----------------------------------------------------------------------
     @classmethod
@@ -185,6 +193,17 @@ class Backend(abc.ABC):
 
     def _close(self) -> None:
         """Free memory, device state and simulator globals. Idempotent. Default: nothing."""
+
+    def _apply(self, resolved: ResolvedExperiment) -> None:
+        """Optional: change the set-up network in place so that it runs as `build_network` would build it for
+        `resolved`: the driven neurons' refractory windows 0 steps, no input from a silenced neuron ever delivered
+        (its own inputs may stay: `spikes` leaves out its spikes in silence_mode "both"). Validate everything
+        before changing anything; keep what `_restore` needs to put the network back bit for bit."""
+        raise NotImplementedError  # not called: `experiment` refuses a backend that does not override it
+
+    def _restore(self) -> None:
+        """Put back what the last `_apply` changed, exactly (overridden together with `_apply`)."""
+        raise NotImplementedError
 
     # -- the lifecycle -----------------------------------------------------------------------------
     def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
@@ -252,19 +271,74 @@ class Backend(abc.ABC):
         if self._spikes is None:
             if not self._ran:
                 raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
-            self._spikes = self._collect()
+            self._spikes = _heard(self._collect(), self._applied)
         return self._spikes
 
     def close(self) -> None:
         """Free memory and simulator globals and forget the build (build again to reuse). Idempotent."""
+        self._applied = None  # the network goes: nothing to put back
         self._close()
         self._spec, self._n_steps = None, None
         self._set_up = self._ran = False
         self._spikes = None
 
+    @classmethod
+    def reconfigurable(cls) -> bool:
+        """Whether the backend changes a built network in place for an experiment (implements `_apply`)."""
+        return cls._apply is not Backend._apply
+
+    @contextlib.contextmanager
+    def experiment(self, resolved: ResolvedExperiment) -> Iterator["Backend"]:
+        """Inside, `run` and `spikes` simulate `resolved` on the built network, changed in place (its driven
+        neurons' refractory windows, its silenced neurons' synapses by its silence_mode); leaving puts the
+        network back exactly, also after an error. The build must be of the bare connectome
+        (`build_network(conn, None)`), so the spikes are those of a build of `resolved`'s own network.
+
+        Raises
+        ------
+        UnsupportedFeature
+            If the backend does not implement the hook (`reconfigurable()`): build per experiment instead.
+        ConfigError
+            Before `build`, on a build of an experiment's network, inside another `experiment`, or for
+            neurons outside the network.
+        """
+        if not self.reconfigurable():
+            raise UnsupportedFeature(f"backend {self.name!r} cannot change a built network in place; build each "
+                                     "experiment's network instead")
+        self._require_build("experiment")
+        if self._spec.experiment is not None:
+            raise ConfigError(f"backend {self.name!r}: experiment() needs a build of the bare connectome "
+                              f"(build_network(conn, None)), not of experiment {self._spec.experiment.name!r}")
+        if self._applied is not None:
+            raise ConfigError(f"backend {self.name!r}: experiment() inside experiment "
+                              f"{self._applied.experiment.name!r}")
+        n = self._spec.n_neurons
+        rows = np.concatenate([resolved.driven, resolved.silenced])
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise ConfigError(f"backend {self.name!r}: experiment {resolved.experiment.name!r} names neurons "
+                              f"outside the network's 0..{n - 1}")
+        self.setup()
+        self._apply(resolved)
+        self._applied, self._spikes, self._ran = resolved, None, False
+        try:
+            yield self
+        finally:
+            if self._applied is not None:  # close() inside dropped the network
+                self._applied, self._spikes, self._ran = None, None, False
+                self._restore()
+
     def _require_build(self, stage: str) -> None:
         if self._n_steps is None:
             raise ConfigError(f"backend {self.name!r}: {stage}() called before build()")
+
+
+def _heard(table: SpikeTable, applied: ResolvedExperiment | None) -> SpikeTable:
+    """`table` without the spikes of neurons silenced in mode "both" by the applied experiment: `_apply` may leave
+    their inputs, but built without them they never spike (a silenced neuron is never driven)."""
+    if applied is None or not applied.silenced.size or applied.experiment.silence_mode != "both":
+        return table
+    keep = ~np.isin(table.neuron, applied.silenced)
+    return SpikeTable(table.trial[keep], table.step[keep], table.neuron[keep])
 
 
 OPTIONS_ENV = "FLYHPC_BACKEND_OPTIONS"

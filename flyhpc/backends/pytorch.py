@@ -3,8 +3,10 @@
 Owns the batched state (u = v - v_0 and g, flattened as trial x neuron), the exact propagators,
 Brian2's refractory semantics (frozen neurons ignore deliveries and kicks, as Brian2 2.9 does), and the event-driven delivery: spikes are
 expanded into (target, weight) lists once per block of steps (block <= delay), so a step costs a
-few dense element-wise ops plus one scatter. It must not draw random numbers, read files or time
-itself. Entry points: `PyTorchBackend` (key "pytorch"), `PyTorchOptions`.
+few dense element-wise ops plus one scatter. It implements the experiment hook (`Backend.experiment`): a driven
+neuron's refractory window and a silenced neuron's out-degree set to 0 in place (its spikes then expand into no
+delivery at all, as without its synapses), put back afterwards. It must not draw random numbers, read files or
+time itself. Entry points: `PyTorchBackend` (key "pytorch"), `PyTorchOptions`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.drive import Drive
 from flyhpc.errors import BackendUnavailable, ConfigError, UnsupportedFeature
+from flyhpc.model import ResolvedExperiment
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -52,7 +55,7 @@ class _Network:
     dtype: object
     n_neurons: int
     indptr: object  # int64 [N+1]
-    degree: object  # int64 [N]
+    degree: object  # int64 [N] out-degree: a spike is expanded into the first degree[j] edges of row j
     indices: object  # int64 [E] postsynaptic rows
     weights: object  # dtype [E] (mV)
     refractory: object  # int64 [N] refractory steps
@@ -80,6 +83,7 @@ class PyTorchBackend(Backend):
         super().__init__(options, **kwargs)
         self._net: _Network | None = None
         self._record = None  # (trial ids, [(flat spike tensor, counts per step, first step)], n_neurons)
+        self._undo = None  # what `_restore` puts back (see `_apply`)
 
     # -- probe / build / setup ----------------------------------------------------------------
     @classmethod
@@ -125,7 +129,7 @@ class PyTorchBackend(Backend):
 
         spec, device = self._spec, self._torch_device()
         dtype = getattr(torch, _DTYPES[self.precision])
-        refractory = np.asarray(spec.refractory_steps, dtype=np.int64)
+        refractory = np.array(spec.refractory_steps, dtype=np.int64)  # a copy: `_apply` changes it in place
         frozen = refractory >= 2  # a window of 0 or 1 step never freezes the neuron
         indptr = np.asarray(spec.indptr, dtype=np.int64)
         self._net = _Network(
@@ -139,6 +143,32 @@ class PyTorchBackend(Backend):
             frozen_np=frozen,
             min_frozen_steps=int(refractory[frozen].min()) if frozen.any() else 0,
         )
+
+    def _apply(self, resolved: ResolvedExperiment) -> None:
+        """Driven neurons: refractory 0 steps (never frozen); silenced neurons: out-degree 0."""
+        import torch
+
+        net = self._net
+        driven_np = np.asarray(resolved.driven, dtype=np.int64)
+        driven = torch.as_tensor(driven_np, device=net.device)
+        silenced = torch.as_tensor(np.asarray(resolved.silenced, dtype=np.int64), device=net.device)
+        self._undo = (driven, net.refractory[driven], net.frozen[driven], driven_np, net.frozen_np[driven_np],
+                      silenced, net.degree[silenced], net.min_frozen_steps)
+        net.refractory[driven] = 0
+        net.frozen[driven] = False
+        net.frozen_np[driven_np] = False
+        net.degree[silenced] = 0
+        frozen = net.frozen_np  # every other neuron keeps the bare build's window
+        net.min_frozen_steps = int(np.asarray(self._spec.refractory_steps)[frozen].min()) if frozen.any() else 0
+
+    def _restore(self) -> None:
+        driven, refractory, frozen, driven_np, frozen_np, silenced, degree, min_frozen = self._undo
+        self._undo, net = None, self._net
+        net.refractory[driven] = refractory
+        net.frozen[driven] = frozen
+        net.frozen_np[driven_np] = frozen_np
+        net.degree[silenced] = degree
+        net.min_frozen_steps = min_frozen
 
     # -- run ------------------------------------------------------------------------------------
     def _run(self, drive: Drive) -> RunReport:
@@ -190,6 +220,7 @@ class PyTorchBackend(Backend):
         """Drop the device tensors and recorded spikes."""
         self._net = None
         self._record = None
+        self._undo = None
         if self._spec is not None:
             try:
                 import torch

@@ -1,11 +1,11 @@
 """Planning a screen on a connectome and running a chunk of its experiments in one process.
 
 `plan_experiments` makes the axes concrete ("all"; most_active runs the base experiment once) and expands the
-product. `run_chunk` builds one runner for the chunk (for native: the engine network and its compiled kernels,
-once) and runs the experiments one after another, each driven by trains keyed per (seed, round 1, trial, neuron)
-— the spikes of every experiment equal those of `flyhpc run` for it — then writes the chunk's rates parquet,
-summary and readout table (`flyhpc.screens.results`). No Slurm, no progress output. Entry points:
-`plan_experiments`, `run_chunk`, `ChunkOutcome`.
+product. `run_chunk` builds one runner for the chunk (for a backend with the experiment hook the network, for
+native with its compiled kernels, once) and runs the experiments one after another, each driven by trains keyed
+per (seed, round 1, trial, neuron) — the spikes of every experiment equal those of `flyhpc run` for it — then
+writes the chunk's rates parquet, summary and readout table (`flyhpc.screens.results`). No Slurm, no progress
+output. Entry points: `plan_experiments`, `run_chunk`, `ChunkOutcome`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from flyhpc.data.connectome import Connectome
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError
 from flyhpc.model import Params
-from flyhpc.screens.engine import make_runner
+from flyhpc.screens.engine import ScreenRunner
 from flyhpc.screens.expand import ScreenExperiment, base_experiment, concrete_axes, expand, resolve_neurons
 from flyhpc.screens.results import ChunkFiles, ChunkTables, neuron_rates
 from flyhpc.screens.spec import Screen
@@ -52,9 +52,10 @@ def plan_experiments(screen: Screen, conn: Connectome, params: Params = Params()
         if base is None:
             raise ConfigError(f"{screen.path} [axes]: most_active needs a [base] experiment that activates neurons "
                               "at a rate of its own")
-        runner = make_runner(screen.backend, conn, params, screen.n_steps, options=options, n_threads=n_threads)
-        rates = neuron_rates(runner.run(base.experiment, screen.n_run, screen.seed, ROUND).spikes, screen.n_run,
-                             screen.t_run_s)
+        with ScreenRunner(screen.backend, conn, params, screen.n_steps, options=options,
+                          n_threads=n_threads) as runner:
+            spikes = runner.run(base.experiment, screen.n_run, screen.seed, ROUND).spikes
+        rates = neuron_rates(spikes, screen.n_run, screen.t_run_s)
         ranking = (rates.neuron_index, rates.spikes)
     return expand(screen, **concrete_axes(screen, conn.flywire_ids, ranking))
 
@@ -99,25 +100,26 @@ def run_chunk(screen: Screen, experiments: Sequence[ScreenExperiment], conn: Con
     """
     t_start = time.perf_counter()
     readout = resolve_neurons(screen.readout.values, screen.by, conn.flywire_ids, f"{screen.path} [screen].readout")
-    runner = make_runner(screen.backend, conn, params, screen.n_steps, options=options, n_threads=n_threads)
+    runner = ScreenRunner(screen.backend, conn, params, screen.n_steps, options=options, n_threads=n_threads)
     setup_s = time.perf_counter() - t_start
     tables = ChunkTables(conn.flywire_ids, screen.n_run, readout, screen.readout.labels)
     sums = dict.fromkeys(("drive_s", "prepare_s", "engine_s", "collect_s", "rates_s"), 0.0)
     kept: dict[str, SpikeTable] = {}
-    for exp in experiments:
-        run = runner.run(exp.experiment, screen.n_run, screen.seed, ROUND)
-        t0 = time.perf_counter()
-        rates = neuron_rates(run.spikes, screen.n_run, screen.t_run_s, conn.n_neurons).with_roles(
-            run.driven, run.silenced, screen.t_run_s)
-        rates_s = time.perf_counter() - t0
-        tables.add(exp, rates, run, rates_s)
-        for key in ("drive_s", "prepare_s", "engine_s", "collect_s"):
-            sums[key] += getattr(run, key)
-        sums["rates_s"] += rates_s
-        if keep_spikes:
-            kept[exp.key] = run.spikes
-        if on_experiment:
-            on_experiment(tables.n_experiments)
+    with runner:
+        for exp in experiments:
+            run = runner.run(exp.experiment, screen.n_run, screen.seed, ROUND)
+            t0 = time.perf_counter()
+            rates = neuron_rates(run.spikes, screen.n_run, screen.t_run_s, conn.n_neurons).with_roles(
+                run.driven, run.silenced, screen.t_run_s)
+            rates_s = time.perf_counter() - t0
+            tables.add(exp, rates, run, rates_s)
+            for key in ("drive_s", "prepare_s", "engine_s", "collect_s"):
+                sums[key] += getattr(run, key)
+            sums["rates_s"] += rates_s
+            if keep_spikes:
+                kept[exp.key] = run.spikes
+            if on_experiment:
+                on_experiment(tables.n_experiments)
     t_write = time.perf_counter()
     meta = {"flyhpc.screen": screen.name, "flyhpc.backend": screen.backend, "flyhpc.t_run_s": repr(screen.t_run_s),
             "flyhpc.n_run": str(screen.n_run), "flyhpc.seed": str(screen.seed), "flyhpc.round": str(ROUND),

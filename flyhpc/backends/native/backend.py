@@ -2,7 +2,10 @@
 
 Default engine "lazy" is the exact lazy event-driven scheme (falls back to clock-driven stepping per
 trial while activity is high); "clock" is the compiled clock-driven loop. Both are float64 and
-bit-identical to each other. It must not draw random numbers, read files or time itself.
+bit-identical to each other. It must not draw random numbers, read files or time itself. It implements the
+experiment hook (`Backend.experiment`): driven neurons' refractory steps to 0 and silenced neurons' outgoing
+weights to 0 mV in place, put back afterwards (O(out-degree); exact, as both engines drop a 0 mV input without
+touching its target), so a screen builds the network and compiles the kernels once.
 Entry points: `NativeBackend` (key "native"), `NativeOptions`.
 """
 
@@ -18,6 +21,7 @@ import numpy as np
 from flyhpc.backends.base import Backend, BuildReport, Capabilities, Probe, RunReport, import_probe
 from flyhpc.drive import Drive
 from flyhpc.errors import ConfigError
+from flyhpc.model import ResolvedExperiment
 from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
@@ -61,6 +65,7 @@ class NativeBackend(Backend):
         super().__init__(options, **kwargs)
         self._net = None
         self._results = None
+        self._undo = None  # what `_restore` puts back: (driven, their refractory steps, edges, their weights)
 
     @classmethod
     def probe(cls) -> Probe:
@@ -127,10 +132,29 @@ class NativeBackend(Backend):
             return SpikeTable(trial, step, neuron)
         return SpikeTable.from_arrays(trial, step, neuron)
 
+    def _apply(self, resolved: ResolvedExperiment) -> None:
+        """Driven neurons: 0 refractory steps; silenced neurons: outgoing weights 0 mV (the shared arrays change
+        only once the edges are found)."""
+        net, driven, silenced = self._net, resolved.driven, resolved.silenced
+        edges = np.zeros(0, np.int64)
+        if silenced.size:
+            indptr = net.indptr
+            edges = np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in silenced.tolist()])
+        self._undo = (driven, net.refractory_steps[driven], edges, net.weights_mv[edges])
+        net.weights_mv[edges] = 0.0
+        net.refractory_steps[driven] = 0
+
+    def _restore(self) -> None:
+        driven, refractory, edges, weights = self._undo
+        self._undo = None
+        self._net.refractory_steps[driven] = refractory
+        self._net.weights_mv[edges] = weights
+
     def _close(self) -> None:
         """Drop the network and the recorded spikes."""
         self._net = None
         self._results = None
+        self._undo = None
 
 
 STEP_CHUNK = 1 << 16
