@@ -1,9 +1,11 @@
 """A chunk run in one process gives the spikes and rates of the same experiments run one by one with `flyhpc run`.
 
 300-neuron generated network, 0.2 s x 2 trials: the base experiment and four silencing experiments (the two most
-active neurons of the base run, two rates), in both silence modes, each compared spike for spike with the parquet
-of `flyhpc run`, and rate for rate with `flyhpc.spikes.rates`; then a single-neuron activation screen against
-`pipeline.run_experiment`. Checks the chunk's three files and their metadata too.
+active neurons of the base run, two rates), in both silence modes, on native and pytorch (one network changed in
+place per experiment: the backends' experiment hook), each compared spike for spike with the parquet of `flyhpc
+run`, and rate for rate with `flyhpc.spikes.rates`; the same screen, smaller, on brian2cpp (no hook: a build per
+experiment); then a single-neuron activation screen against `pipeline.run_experiment`. Checks the chunk's three
+files and their metadata too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from flyhpc.bundle import file_stem
 from flyhpc.cli import cli
 from flyhpc.pipeline import run_experiment
 from flyhpc.screens import load_screen, plan_experiments, run_chunk
@@ -22,9 +25,10 @@ from flyhpc.spikes import SpikeTable, rates, read_spikes
 
 SCREEN = """
 [screen]
-t_run_s = 0.2
+t_run_s = {t_run}
 n_run = 2
 seed = 3
+backend = "{backend}"
 by = "index"
 silence_mode = "{mode}"
 readout = "readout.csv"
@@ -32,9 +36,13 @@ readout = "readout.csv"
 activate = [0, 1]
 rate_hz = 150.0
 [axes]
-silence_each = {{most_active = 2}}
-rate_hz = [150.0, 300.0]
+silence_each = {{most_active = {n_silence}}}
+rate_hz = {rates}
 """
+# (backend, silence mode, t_run_s, most active neurons silenced one by one, rates): brian2cpp compiles per run
+CASES = [("native", "both", 0.2, 2, [150.0, 300.0]), ("native", "outgoing", 0.2, 2, [150.0, 300.0]),
+         ("pytorch", "both", 0.2, 2, [150.0, 300.0]), ("pytorch", "outgoing", 0.2, 2, [150.0, 300.0]),
+         ("brian2cpp", "both", 0.05, 1, [150.0])]
 
 
 def _spikes_of(frame: pd.DataFrame) -> SpikeTable:
@@ -62,14 +70,20 @@ def _check_rates(tidy: pd.DataFrame, key: str, spikes: SpikeTable, conn, t_run_s
         assert set(roles[~roles.index.isin(experiment.silence + experiment.activate)]) <= {""}
 
 
-@pytest.mark.parametrize("mode", ["both", "outgoing"])
-def test_chunk_equals_flyhpc_run_one_by_one(tmp_path, conn_dir, conn, write_screen, mode):
+@pytest.mark.parametrize("backend,mode,t_run,n_silence,rates_hz", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_chunk_equals_flyhpc_run_one_by_one(tmp_path, conn_dir, conn, write_screen, backend, mode, t_run, n_silence,
+                                            rates_hz):
+    if backend != "native":
+        pytest.importorskip({"pytorch": "torch", "brian2cpp": "brian2"}[backend])
     (tmp_path / "readout.csv").write_text("neuron_index,name\n0,D0\n150,far\n")
-    screen = load_screen(str(write_screen(SCREEN.format(mode=mode))))
+    screen = load_screen(str(write_screen(SCREEN.format(backend=backend, mode=mode, t_run=t_run,
+                                                        n_silence=n_silence, rates=rates_hz))))
     exps = plan_experiments(screen, conn)
-    assert len(exps) == 5 and all(len(e.experiment.silence) == 1 for e in exps[1:])
+    n_exp = 1 + n_silence * len(rates_hz)
+    assert len(exps) == n_exp and all(len(e.experiment.silence) == 1 for e in exps[1:])
     out = run_chunk(screen, exps, conn, tmp_path / "out", "chunk_000", keep_spikes=True, metadata={"chunk": "0"})
-    assert out.n_experiments == 5 and out.n_trials == 10 and out.engine_s > 0 and out.total_s >= out.engine_s
+    assert out.n_experiments == n_exp and out.n_trials == 2 * n_exp and out.engine_s > 0
+    assert out.total_s >= out.engine_s
     tidy = pd.read_parquet(out.files.rates)
     assert tuple(tidy.columns) == TIDY_COLUMNS
     meta = pq.read_schema(out.files.rates).metadata
@@ -77,16 +91,16 @@ def test_chunk_equals_flyhpc_run_one_by_one(tmp_path, conn_dir, conn, write_scre
     assert meta[b"flyhpc.connectome_digest"] == conn.digest.encode()
     for exp in exps:
         e = exp.experiment
-        args = ["run", "--backend", "native", "--connectome", conn_dir, "--by", "index",
+        args = ["run", "--backend", backend, "--connectome", conn_dir, "--by", "index",
                 "--activate", ",".join(map(str, e.activate)), "--rate", e.rate_hz, "--silence-mode", mode,
-                "--t-run", "0.2", "--n-run", "2", "--seed", "3", "--threads", "1", "--out", tmp_path / exp.key]
+                "--t-run", t_run, "--n-run", "2", "--seed", "3", "--threads", "1", "--out", tmp_path / exp.key]
         if e.silence:
             args += ["--silence", ",".join(map(str, e.silence))]
         res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
         assert res.exit_code == 0, res.output
-        alone = _spikes_of(read_spikes(tmp_path / exp.key / "native_t0.2s_n2.parquet"))
+        alone = _spikes_of(read_spikes(tmp_path / exp.key / f"{file_stem(backend, t_run, 2)}.parquet"))
         assert len(alone) > 0 and out.spikes[exp.key].equals(alone), exp.name
-        _check_rates(tidy, exp.key, alone, conn, 0.2, 2, e)
+        _check_rates(tidy, exp.key, alone, conn, t_run, 2, e)
     summary = pd.read_csv(out.files.experiments)
     assert summary["experiment_key"].tolist() == [e.key for e in exps]
     assert summary["spikes"].tolist() == [len(out.spikes[e.key]) for e in exps]
