@@ -9,6 +9,7 @@ neuron list and returns row indices. Entry points: `Params`, `Experiment`, `SILE
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -202,7 +203,7 @@ class ResolvedExperiment:
     drive_sets: tuple[DriveSet, DriveSet]
     silenced: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
-    @property
+    @functools.cached_property  # read by the lifecycle, the backend's hook and the screen runner
     def driven(self) -> np.ndarray:
         """Every driven row index (both sets), sorted."""
         return np.sort(np.concatenate([s.indices for s in self.drive_sets]))

@@ -5,11 +5,11 @@ caller times: `build` (code generation and compilation, cached where possible), 
 (network construction and upload), `run` (all trials of the drive; the only timed simulation),
 `spikes` (collect off the device), `close`. `Backend` owns that lifecycle (benchopt's pattern): its
 concrete stages probe, check the call order and the step counts, cache the spikes, and call the
-plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close`. A backend that can change its built network in
-place implements the optional pair `_apply` / `_restore`: `experiment(resolved)` then runs many experiments on
-one build (screens). Backend options (each backend's
-`Options` dataclass) come from the caller or from $FLYHPC_BACKEND_OPTIONS, a JSON object
-{backend: {option: value}} that a site sets in its module or job environment. Entry points: `Backend`,
+plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close`. A backend that can change its built
+network in place implements the optional pair `_apply` / `_restore`: `experiment(resolved)` then runs many
+experiments on one build (screens). Backend options (each backend's `Options` dataclass) come from the caller
+or from $FLYHPC_BACKEND_OPTIONS, a JSON object {backend: {option: value}} that a site sets in its module or job
+environment. Entry points: `Backend`,
 `Capabilities`, `Probe`, `import_probe`, `make_options`, `env_options`.
 """
 
@@ -312,9 +312,10 @@ class Backend(abc.ABC):
         if self._applied is not None:
             raise ConfigError(f"backend {self.name!r}: experiment() inside experiment "
                               f"{self._applied.experiment.name!r}")
-        n = self._spec.n_neurons
-        rows = np.concatenate([resolved.driven, resolved.silenced])
-        if rows.size and (rows.min() < 0 or rows.max() >= n):
+        n, driven, silenced = self._spec.n_neurons, resolved.driven, resolved.silenced  # driven: sorted
+        ends = [int(driven[0]), int(driven[-1])] if driven.size else []
+        ends += [int(silenced.min()), int(silenced.max())] if silenced.size else []
+        if ends and (min(ends) < 0 or max(ends) >= n):
             raise ConfigError(f"backend {self.name!r}: experiment {resolved.experiment.name!r} names neurons "
                               f"outside the network's 0..{n - 1}")
         self.setup()

@@ -171,8 +171,9 @@ def plan_tasks(screen: Screen, experiments: Sequence[ScreenExperiment], plan_sha
     (so that `min_tasks` workers have work) when there are enough experiments, none with more than
     `max_per_task` experiments.
 
-    `run_wall_s(t_run_s, n_run)`: wall seconds of one experiment on a backend other than native (which builds
-    its network per experiment), usually the profile's time model; native uses `flyhpc.screens.cost`.
+    `run_wall_s(t_run_s, n_run)`: wall seconds of one experiment on a backend other than native, usually the
+    profile's time model (a whole run, build included: an upper bound where the backend changes one build in
+    place, as pytorch does); native uses `flyhpc.screens.cost`, calibrated on it.
 
     A target below a task's setup time gives one experiment per task (nothing can be shorter).
 

@@ -136,19 +136,21 @@ class NativeBackend(Backend):
         """Driven neurons: 0 refractory steps; silenced neurons: outgoing weights 0 mV (the shared arrays change
         only once the edges are found)."""
         net, driven, silenced = self._net, resolved.driven, resolved.silenced
-        edges = np.zeros(0, np.int64)
+        edges = weights = None  # no silenced neuron (an atlas): no weight to touch
         if silenced.size:
             indptr = net.indptr
             edges = np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in silenced.tolist()])
-        self._undo = (driven, net.refractory_steps[driven], edges, net.weights_mv[edges])
-        net.weights_mv[edges] = 0.0
+            weights = net.weights_mv[edges]
+            net.weights_mv[edges] = 0.0
+        self._undo = (driven, net.refractory_steps[driven], edges, weights)
         net.refractory_steps[driven] = 0
 
     def _restore(self) -> None:
         driven, refractory, edges, weights = self._undo
         self._undo = None
         self._net.refractory_steps[driven] = refractory
-        self._net.weights_mv[edges] = weights
+        if edges is not None:
+            self._net.weights_mv[edges] = weights
 
     def _close(self) -> None:
         """Drop the network and the recorded spikes."""
