@@ -12,6 +12,7 @@ Entry points: `NativeBackend` (key "native"), `NativeOptions`.
 from __future__ import annotations
 
 import ctypes
+import functools
 import ctypes.util
 from dataclasses import dataclass
 from typing import ClassVar
@@ -115,7 +116,7 @@ class NativeBackend(Backend):
         total = sum(r.spike_neurons.size for r in results)
         ids = [r.trial for r in results]
         trial, step, neuron = np.empty(total, np.int32), np.empty(total, np.int64), np.empty(total, np.int32)
-        lo = freed = 0
+        lo = freed = freed_total = 0
         for k, r in enumerate(results):
             hi = lo + r.spike_neurons.size
             trial[lo:hi] = r.trial
@@ -125,9 +126,11 @@ class NativeBackend(Backend):
             freed += r.spike_neurons.nbytes + r.step_starts.nbytes
             results[k] = r = None  # freed as the table's pages fill: peak ~ the table, not table + results
             if freed > TRIM_BYTES:
+                freed_total += freed
                 _return_freed_memory()
                 freed = 0
-        _return_freed_memory()
+        if freed_total:  # a large run: the rest too (a screen's small runs skip the trim, ~ms each)
+            _return_freed_memory()
         if all(a < b for a, b in zip(ids, ids[1:])):
             return SpikeTable(trial, step, neuron)
         return SpikeTable.from_arrays(trial, step, neuron)
@@ -167,10 +170,16 @@ def _return_freed_memory() -> None:
     """Hand the freed per-trial results back to the OS: glibc keeps freed heap pages of this size (its mmap
     threshold adapts upwards) and the process would hold results and table at once (~0.5 GB of 2.3 GB on the
     paper's 32 x 100 s task). malloc_trim(0) returns them; a no-op where the C library has none."""
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """The C library's malloc_trim, looked up once (find_library runs ldconfig), or None."""
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
 
 
 def _fill_steps(out: np.ndarray, step_starts: np.ndarray) -> None:
