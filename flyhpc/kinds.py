@@ -4,13 +4,14 @@ A kind is a frozen task class (`flyhpc.tasks.BenchmarkTask`: a grid point; `flyh
 chunk of a screen) that the worker, submission.json, status, collect and the command line handle only through
 `Task`: none of them tests a kind by its name. `KINDS` maps each name to a "module:Class" string, imported on
 first use (as the backend registry does), so a benchmark label never loads the screen code. Entry points:
-`Task`, `KINDS`, `kind`, `task_from_dict`, `task_to_dict`, `DEFAULT_KIND`.
+`Task`, `CollectOutputs`, `KINDS`, `kind`, `task_from_dict`, `task_to_dict`, `DEFAULT_KIND`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Protocol, Sequence
 
@@ -23,16 +24,31 @@ KINDS: dict[str, str] = {
 DEFAULT_KIND = "benchmark"  # what an entry or label written before kinds existed holds
 
 
+@dataclass(frozen=True)
+class CollectOutputs:
+    """What a kind's `merge` wrote for `flyhpc collect`: `files` (listed in checksums.sha256, reported),
+    `label_files` (the label's own intact files to list too, e.g. a screen's plan), `rows` (results rows written)
+    and `disturbed` ((task key, reason) of each done task whose sim timing was disturbed)."""
+
+    files: list[Path]
+    rows: int
+    label_files: list[Path] = field(default_factory=list)
+    disturbed: list[tuple[str, str]] = field(default_factory=list)
+
+
 class Task(Protocol):
     """One unit of work Slurm runs: small, frozen, picklable, with a stable key and its files in one label.
 
     Files: `<label>/<folder>/<stem>.parquet|.json|.log` (`flyhpc.bundle.BundlePaths`) plus the record's
-    `extra_files`. The label-level hooks (`progress`, `repair`, `collect_rows`, `merge`) are class methods: what
-    `flyhpc status`, `resubmit` and `collect` ask a label of this kind.
+    `extra_files`. The label-level hooks (`progress`, `repair`, `manifest_order`, `merge`) are class methods: what
+    `flyhpc status`, `resubmit` and `collect` ask a label of this kind (`collect` asks each kind what it merges).
     """
 
     kind: ClassVar[str]  # its name in `KINDS`, stored with each task in submission.json
     record_keys: ClassVar[tuple[str, ...]]  # the record fields of this kind beyond `results.records.REQUIRED`
+    collect_deep: ClassVar[bool]  # collect hashes every file a task owns (not only its parquet)
+    result_rows: ClassVar[bool]  # collect writes benchmark-results.csv rows (so --global-csv applies)
+    manifest_columns: ClassVar[tuple[str, ...]]  # the columns of its label's manifest.csv
     run_label: str
     results_root: str
     backend: str
@@ -72,6 +88,19 @@ class Task(Protocol):
 
     @classmethod
     def from_dict(cls, data: dict) -> "Task": ...  # from its submission.json entry
+
+    def outputs(self, parquet: Path, rec: dict) -> dict[Path, str | None]: ...  # a done task's files (-> sha256
+    # where its record has it) for checksums.sha256
+
+    def manifest_row(self, row: Any, rec: dict | None, rel: str) -> dict[str, str]: ...  # its manifest row
+    # (`row`: its status row, `rec`: the record explaining it or None, `rel`: its parquet in the label)
+
+    @classmethod
+    def manifest_order(cls, row: dict[str, str]) -> Any: ...  # sort key of its label's manifest rows
+
+    @classmethod
+    def merge(cls, paths: Any, report: Any, records: list, global_csv: Path | None) -> CollectOutputs: ...
+    # what collect merges for its label from (task, status row, record) of every task with a record
 
     @classmethod
     def progress(cls, results_root: str | Path, run_label: str, rows: Sequence[Any],

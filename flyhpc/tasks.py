@@ -24,7 +24,11 @@ from flyhpc import backends, config_paths
 from flyhpc.bundle import check_label, file_stem
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError
-from flyhpc.kinds import fields_of
+from flyhpc.kinds import CollectOutputs, fields_of
+from flyhpc.pipeline import framework_name
+from flyhpc.results.manifest import (GLOBAL_KEY, MANIFEST_COLUMNS, RESULT_COLUMNS, done_row, planned_row, result_order,
+                                     result_row)
+from flyhpc.results.tables import csv_text, upsert_rows, write_if_changed
 from flyhpc.model import PRESETS, Experiment, Params, validate_run
 
 _INDEX_EXPERIMENT_RE = re.compile(r"^index:(\d+(?:,\d+)*)@(\d+(?:\.\d+)?)$")
@@ -109,6 +113,9 @@ class BenchmarkTask:
 
     kind: ClassVar[str] = "benchmark"
     record_keys: ClassVar[tuple[str, ...]] = ()
+    collect_deep: ClassVar[bool] = False  # the parquet is hashed anyway; a grid point owns no other file
+    result_rows: ClassVar[bool] = True
+    manifest_columns: ClassVar[tuple[str, ...]] = MANIFEST_COLUMNS
 
     run_label: str
     round: int
@@ -224,6 +231,36 @@ class BenchmarkTask:
         """Rebuild a task from its submission.json entry (entries older than drive version 2 read as version 1)."""
         return cls(**fields_of(cls, data))
 
+    def outputs(self, parquet: Path, rec: dict) -> dict[Path, str | None]:
+        """A done grid point's file beside its record: its spike parquet."""
+        return {parquet: None}
+
+    def manifest_row(self, row: Any, rec: dict | None, rel: str) -> dict[str, str]:
+        """The task's row in the label's manifest: its result when done, else its state and reason."""
+        if row.state != "done":
+            return planned_row(self, framework_name(self.backend), row.state, row.reason, row.job_id)
+        return done_row(_result(rec, rel), rec, row.key, row.job_id)
+
+    @classmethod
+    def manifest_order(cls, row: dict[str, str]) -> tuple:
+        return result_order(row)
+
+    @classmethod
+    def merge(cls, paths: Any, report: Any, records: list, global_csv: Path | None) -> CollectOutputs:
+        """benchmark-results.csv: a row per task that left a done or error record (upserted into `global_csv`
+        too); the done tasks whose sim timing was disturbed."""
+        rows, disturbed = [], []
+        for task, row, rec in records:
+            if row.state in ("done", "failed"):
+                rows.append(_result(rec, paths.relative(paths.parquet(task)) if row.state == "done" else ""))
+                if row.state == "done" and rows[-1]["disturbed"]:
+                    disturbed.append((row.key, rows[-1]["disturbed"]))
+        rows.sort(key=result_order)
+        write_if_changed(paths.results_csv, csv_text(RESULT_COLUMNS, rows))
+        if global_csv:
+            upsert_rows(Path(global_csv), rows, RESULT_COLUMNS, GLOBAL_KEY)
+        return CollectOutputs(files=[paths.results_csv], rows=len(rows), disturbed=sorted(disturbed))
+
     @classmethod
     def progress(cls, results_root, run_label: str, rows, tasks: dict) -> None:
         """A grid point is one unit: the task counts say everything."""
@@ -233,6 +270,11 @@ class BenchmarkTask:
     def repair(cls, results_root, run_label: str, record: dict) -> str:
         """A benchmark label has no files of its own to repair."""
         return ""
+
+
+def _result(rec: dict, spike_path: str) -> dict[str, str]:
+    """The task's benchmark-results.csv row (`flyhpc.results.manifest.result_row`)."""
+    return result_row(rec, spike_path, rec.get("framework") or framework_name(rec["backend"], rec.get("device", "")))
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cluster", ("flyhpc.cluster",)),
     ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.bench", "flyhpc.images",
                            "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.check_verdicts",
-                           "flyhpc.screens.collect", "flyhpc.screens.submit")),
+                           "flyhpc.screen_submission")),
     ("command line", ("flyhpc.cli", "flyhpc.__main__")),
 ]
 

@@ -94,20 +94,11 @@ def collect_cmd(ctx, run_label, results_root, global_csv):
     incomplete.
     """
     from flyhpc import collect
-    from flyhpc.cluster.submission import label_kind
 
     console = Console()
-    collect.label_paths(results_root, run_label)  # an unknown label is named as such first
-    if label_kind(results_root, run_label).kind == "screen":
-        if global_csv:
-            raise click.BadParameter("a screen label has no benchmark rows to upsert", param_hint="--global-csv")
-        from flyhpc.screens.collect import collect_screen
-
-        report = collect_screen(results_root, run_label)
-        _print_effects(console, report)
-    else:
-        report = collect.collect(results_root, run_label, global_csv)
-        _print_disturbed(console, report)
+    report = collect.collect(results_root, run_label, global_csv)
+    _print_disturbed(console, report)
+    _print_effects(console, report)
     counts = {}
     for row in report.status.rows:
         counts[row.state] = counts.get(row.state, 0) + 1

@@ -5,7 +5,7 @@ core-hours) and writes nothing;
 `submit` writes the label's plan and queues its arrays (`--watch` then follows them with a progress bar).
 `status` and `collect` are the very commands `flyhpc status` and `flyhpc collect` (which take any label), listed
 here too so a screen's whole life reads under one name; `resubmit`, `cancel` and `verify` take screen labels as
-they are. Each command parses flags, calls `flyhpc.screens.submit` and renders with rich.
+they are. Each command parses flags, calls `flyhpc.screen_submission` and renders with rich.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _screen_options(command):
 def _planned(screen, profile, run_label, results_root, connectome, task_minutes, max_per_task, parallel,
              keep_spikes, no_container):
     from flyhpc.cluster import profiles
-    from flyhpc.screens.submit import plan_screen
+    from flyhpc.screen_submission import plan_screen
 
     if task_minutes <= 0:
         raise click.BadParameter(f"{task_minutes}: must be > 0", param_hint="--task-minutes")
@@ -92,7 +92,7 @@ def submit_cmd(ctx, screen, profile, run_label, results_root, connectome, task_m
 
     The label holds one plan: submitting another screen, seed or connectome under it is refused.
     """
-    from flyhpc.screens.submit import submit_screen
+    from flyhpc.screen_submission import submit_screen
 
     sub = _planned(screen, profile, run_label, results_root, connectome, task_minutes, max_per_task, parallel,
                    keep_spikes, no_container)

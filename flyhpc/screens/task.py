@@ -33,7 +33,8 @@ from flyhpc.bundle import BundlePaths, check_label
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError, DataError
 from flyhpc.files import atomic_path, sha256_file, write_text_atomic
-from flyhpc.kinds import fields_of
+from flyhpc.kinds import CollectOutputs, fields_of
+from flyhpc.results.manifest import SCREEN_MANIFEST_COLUMNS, chunk_row
 from flyhpc.screens.cost import CostModel, experiment_cost_s, plan_chunks
 from flyhpc.screens.expand import ScreenExperiment
 from flyhpc.screens.plan_file import read_plan
@@ -53,6 +54,9 @@ class ScreenTask:
 
     kind: ClassVar[str] = "screen"
     record_keys: ClassVar[tuple[str, ...]] = ("screen", "plan_sha256", "first", "stop")
+    collect_deep: ClassVar[bool] = True  # a chunk's CSVs are hashed against its record
+    result_rows: ClassVar[bool] = False
+    manifest_columns: ClassVar[tuple[str, ...]] = SCREEN_MANIFEST_COLUMNS
     folder: ClassVar[str] = CHUNK_FOLDER
 
     run_label: str
@@ -148,6 +152,31 @@ class ScreenTask:
     def from_dict(cls, data: dict) -> "ScreenTask":
         """Rebuild a ScreenTask from its submission.json entry (unknown keys ignored)."""
         return cls(**fields_of(cls, data))
+
+    def outputs(self, parquet: Path, rec: dict) -> dict[Path, str | None]:
+        """The done chunk's parquet and its other files, those with the sha256 its record holds (the deep status
+        hashed them against these very values)."""
+        extra = {parquet.parent / name: entry["sha256"] for name, entry in rec.get("extra_files", {}).items()}
+        return {parquet: None, **dict(sorted(extra.items()))}
+
+    def manifest_row(self, row: Any, rec: dict | None, rel: str) -> dict[str, str]:
+        """The chunk's row in the label's manifest (`flyhpc.results.manifest.chunk_row`)."""
+        return chunk_row(self, row.state, row.reason, row.job_id, rec, rel)
+
+    @classmethod
+    def manifest_order(cls, row: dict[str, str]) -> int:
+        return int(row["chunk"])
+
+    @classmethod
+    def merge(cls, paths: Any, report: Any, records: list, global_csv: Path | None) -> CollectOutputs:
+        """The label's merged screen tables when every chunk is done (`flyhpc.screens.merge`), else none (stale
+        ones removed); the plan file is listed while it is intact."""
+        from flyhpc.screens.merge import drop_merged, write_merged
+
+        done = sorted((task for task, row, _ in records if row.state == "done"), key=lambda t: t.chunk)
+        files = write_merged(paths, done) if report.complete else drop_merged(paths)
+        plan_ok = paths.screen_plan.name not in dict(report.damaged)
+        return CollectOutputs(files=files, rows=len(done), label_files=[paths.screen_plan] if plan_ok else [])
 
     @classmethod
     def progress(cls, results_root: str | Path, run_label: str, rows: Sequence[Any],

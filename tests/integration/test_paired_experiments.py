@@ -22,9 +22,9 @@ from flyhpc.bundle import BundlePaths
 from flyhpc.cli import cli
 from flyhpc.cluster.profiles import load_profile
 from flyhpc.cluster.submission import record_plan
-from flyhpc.screens.collect import collect_screen
+from flyhpc.collect import collect as collect_label
 from flyhpc.screens.plan_file import write_plan
-from flyhpc.screens.submit import plan_screen
+from flyhpc.screen_submission import plan_screen
 from flyhpc.spikes import read_spikes
 from tests.integration.test_quick_grid import write_tiny_connectome
 
@@ -89,7 +89,7 @@ def test_no_effect_silencing_is_identical_in_run_and_zero_in_a_screen(tmp_path, 
     record_plan(tasks)
     for task in tasks:
         worker.run(task)
-    assert collect_screen(tmp_path / "results", "paired").exit_code == 0
+    assert collect_label(tmp_path / "results", "paired").exit_code == 0
     paths = BundlePaths(tmp_path / "results", "paired")
     effects = pd.read_csv(paths.screen_effects, keep_default_na=False).set_index("experiment_name")
     no_effect, real = effects.loc[f"s: silence {QUIET}"], effects.loc[f"s: silence {busy}"]

@@ -16,6 +16,8 @@ import pytest
 from flyhpc import collect
 from flyhpc.errors import Busy, ConfigError
 from flyhpc.files import label_lock
+from flyhpc.results.manifest import GLOBAL_KEY, RESULT_COLUMNS
+from flyhpc.results.tables import upsert_rows
 from flyhpc.cluster.status import EXIT_UNFINISHED
 
 from tests.unit.bundles import SEED_18, fake_result, make_task, plan
@@ -170,10 +172,10 @@ def test_an_intact_bundle_with_timed_out_and_cancelled_tasks_verifies_as_incompl
 def _upsert_many(out, label, n, start):
     start.wait()
     for k in range(n):  # one row per call: many read-change-rewrite rounds racing with the other processes
-        row = {c: "" for c in collect.RESULT_COLUMNS}
+        row = {c: "" for c in RESULT_COLUMNS}
         row.update(framework="Brian2 (CPU)", n_run="1", t_run=repr(float(k)), experiment_key="sugar", run_label=label,
                    round="1")
-        collect.upsert_global(out, [row])
+        upsert_rows(out, [row], RESULT_COLUMNS, GLOBAL_KEY)
 
 
 def test_concurrent_upserts_into_one_global_csv_keep_every_row(tmp_path):

@@ -79,7 +79,7 @@ def test_a_cancelled_screen_chunk_says_cancelled_and_nothing_else(tmp_path):
     wrapped in a SystemError; the record's reason is the cancellation alone, not that SystemError."""
     from flyhpc.cluster.profiles import ClusterProfile
     from flyhpc.screens.plan_file import write_plan
-    from flyhpc.screens.submit import plan_screen
+    from flyhpc.screen_submission import plan_screen
 
     conn = write_tiny_connectome(tmp_path / "conn", n_neurons=300, n_edges=5000, seed=2)
     screen = tmp_path / "long.toml"

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from flyhpc import worker
 from flyhpc.bundle import BundlePaths
 from flyhpc.cli import cli
-from flyhpc.screens.collect import collect_screen
+from flyhpc.collect import collect as collect_label
 from tests.unit.screens.conftest import conn, conn_dir, write_screen  # noqa: F401 - fixtures
 from flyhpc.cluster.profiles import load_profile
 from flyhpc.cluster.submission import record_plan
 from flyhpc.screens.plan_file import write_plan
-from flyhpc.screens.submit import plan_screen
+from flyhpc.screen_submission import plan_screen
 
 pytest.importorskip("matplotlib", reason="the report needs matplotlib (the report extra)")
 NS = {"h": "http://www.w3.org/1999/xhtml"}
@@ -63,7 +63,7 @@ def test_the_screen_page(screen_label):
     root, tasks = screen_label
     for task in tasks:
         worker.run(task)
-    assert collect_screen(root, "lab").exit_code == 0
+    assert collect_label(root, "lab").exit_code == 0
     res = _report(root)
     assert res.exit_code == 0, res.output
     out = BundlePaths(root, "lab").label_dir / "report"

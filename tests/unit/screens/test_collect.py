@@ -1,4 +1,4 @@
-"""Collecting a screen label without a scheduler: chunks run by the worker in this process, then `collect_screen`.
+"""Collecting a screen label without a scheduler: chunks run by the worker in this process, then `flyhpc.collect.collect`.
 
 Incomplete labels get no merged files (and lose stale ones); a complete one gets them, byte-identical on a second
 collect; a damaged chunk CSV is caught (sha256 in the chunk's record) and the label is incomplete again.
@@ -16,9 +16,9 @@ from flyhpc.bundle import BundlePaths
 from flyhpc.cluster.profiles import load_profile
 from flyhpc.cluster.status import EXIT_DONE, EXIT_UNFINISHED
 from flyhpc.cluster.submission import record_plan
-from flyhpc.screens.collect import collect_screen
+from flyhpc.collect import collect as collect_label
 from flyhpc.screens.plan_file import write_plan
-from flyhpc.screens.submit import plan_screen
+from flyhpc.screen_submission import plan_screen
 
 from tests.unit.screens.test_spec import GOOD
 
@@ -39,12 +39,12 @@ def test_only_a_complete_label_gets_merged_files_and_collect_is_idempotent(tmp_p
     paths = BundlePaths(tmp_path / "results", "lab")
     assert [(t.first, t.stop) for t in tasks] == [(0, 2), (2, 4), (4, 5)]
     worker.run(tasks[0])
-    report = collect_screen(tmp_path / "results", "lab")
+    report = collect_label(tmp_path / "results", "lab")
     assert report.exit_code == EXIT_UNFINISHED and report.rows == 1
     assert not paths.screen_rates.exists()
     for task in tasks[1:]:
         worker.run(task)
-    report = collect_screen(tmp_path / "results", "lab")
+    report = collect_label(tmp_path / "results", "lab")
     assert report.exit_code == EXIT_DONE and report.rows == 3
     files = {p: p.read_bytes() for p in (paths.screen_rates, paths.screen_experiments, paths.screen_effects,
                                          paths.manifest, paths.checksums)}
@@ -54,12 +54,12 @@ def test_only_a_complete_label_gets_merged_files_and_collect_is_idempotent(tmp_p
     listed = paths.checksums.read_text()
     for name in ("screen-plan.parquet", "screen.parquet", "effects.csv", "chunks/chunk_00002_experiments.csv"):
         assert f"  {name}\n" in listed
-    collect_screen(tmp_path / "results", "lab")
+    collect_label(tmp_path / "results", "lab")
     assert {p: p.read_bytes() for p in files} == files  # a second collect writes the same bytes
 
     damaged = paths.parquet(tasks[1]).parent / "chunk_00001_experiments.csv"
     damaged.write_text(damaged.read_text().replace(",2,", ",3,", 1))  # same size, other content
-    report = collect_screen(tmp_path / "results", "lab")
+    report = collect_label(tmp_path / "results", "lab")
     assert report.exit_code == EXIT_UNFINISHED
     assert [r.state for r in report.status.rows] == ["done", "corrupt", "done"]
     assert "chunk_00001_experiments.csv: sha256 differs" in report.status.rows[1].reason

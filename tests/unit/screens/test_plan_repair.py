@@ -13,10 +13,9 @@ from flyhpc.cli import cli
 from flyhpc.cluster.profiles import load_profile
 from flyhpc.cluster.status import EXIT_DONE, EXIT_UNFINISHED, status
 from flyhpc.errors import DataError
-from flyhpc.screens.collect import collect_screen
 from flyhpc.cluster.submission import load_submission
 from flyhpc.screens.replan import repair_plan
-from flyhpc.screens.submit import plan_screen, submit_screen
+from flyhpc.screen_submission import plan_screen, submit_screen
 
 from tests.unit.screens.test_spec import GOOD
 
@@ -46,14 +45,14 @@ def test_a_damaged_plan_is_seen_by_status_collect_verify_and_resubmit_repairs_it
     for args in (["status", "lab"], ["status", "lab", "--deep"]):
         out = _cli(*args)
         assert out.exit_code == EXIT_UNFINISHED and "damaged screen-plan.parquet: sha256" in out.output, out.output
-    report = collect_screen("results", "lab")
+    report = collect.collect("results", "lab")
     assert report.exit_code == EXIT_UNFINISHED and not paths.screen_rates.exists()
     assert "screen-plan.parquet" not in paths.checksums.read_text()
     assert collect.verify("results", "lab").exit_code == 5
     out = _cli("resubmit", "lab")
     assert out.exit_code == 0 and "rewrote" in out.output and "nothing to resubmit" in out.output, out.output
     assert paths.screen_plan.read_bytes() == good
-    assert collect_screen("results", "lab").exit_code == EXIT_DONE and collect.verify("results", "lab").exit_code == 0
+    assert collect.collect("results", "lab").exit_code == EXIT_DONE and collect.verify("results", "lab").exit_code == 0
 
 
 def test_a_lost_plan_whose_screen_changed_is_not_guessed(label):

@@ -1,5 +1,8 @@
 """Planning and submitting a screen: the screen file expanded on the connectome, cut into chunk tasks, queued.
 
+The one part of screens that needs the cluster layer (array plans, submission), so it sits above it and
+`flyhpc.screens` stays whole in the tasks layer.
+
 `plan_screen` loads the screen and the connectome (the same checks as `flyhpc run`: unknown neurons are named
 before anything is queued), expands every experiment (`plan_experiments`; a most_active axis runs the base
 experiment here, once), serialises the plan (`plan_file.plan_bytes`) and cuts it into chunk tasks sized by

@@ -1,0 +1,73 @@
+"""Writing a label's tables: CSV text, files rewritten only when their bytes change, CSVs concatenated, and the
+global results CSV that several labels share.
+
+Every table a collect writes goes through here, so a second collect of an unchanged label leaves every file (and
+its mtime) alone. Entry points: `csv_text`, `write_if_changed`, `write_bytes_if_changed`, `concat_csv`,
+`upsert_rows`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Sequence
+
+from flyhpc.files import atomic_path, rewrite_lock
+
+
+def csv_text(columns, rows) -> str:
+    """CSV text of dict rows under `columns` (header first, `\\n` line ends, extra keys ignored)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write `text` atomically unless the file already holds exactly it."""
+    if path.is_file() and path.read_text() == text:
+        return  # identical content: leave the file (and its mtime) alone
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_bytes_if_changed(path: Path, content: bytes) -> None:
+    """Write `content` atomically unless the file already holds exactly it."""
+    if path.is_file() and path.read_bytes() == content:
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(content)
+
+
+def concat_csv(parts: list[Path]) -> str:
+    """The CSV files `parts` (one header) as one CSV text: the first header, then every file's rows in order."""
+    texts = [p.read_text() for p in parts]
+    header = texts[0].split("\n", 1)[0]
+    return header + "\n" + "".join(t.split("\n", 1)[1] for t in texts)
+
+
+def upsert_rows(path: Path, rows: list[dict[str, str]], columns: Sequence[str], key: Sequence[str]) -> None:
+    """Upsert rows into a CSV shared by several labels (`flyhpc collect --global-csv`).
+
+    Rows are keyed by the columns `key`, compared as strings; rows with
+    a new key are appended, the file is rewritten atomically with `columns` first. Collects of
+    several labels share the file: each holds its lock (`files.rewrite_lock`, waiting for the others) from
+    reading to writing, so none overwrites another's rows.
+    """
+    with rewrite_lock(path):
+        existing: list[dict[str, str]] = []
+        columns = list(columns)
+        if path.is_file():
+            with open(path, newline="") as fh:
+                reader = csv.DictReader(fh)
+                columns += [c for c in (reader.fieldnames or []) if c not in columns]
+                existing = list(reader)
+        new = {tuple(r.get(k, "") for k in key): r for r in rows}
+        merged = []
+        for row in existing:
+            found = tuple(row.get(k, "") for k in key)
+            merged.append(new.pop(found) if found in new else row)
+        merged.extend(new.values())
+        write_if_changed(path, csv_text(columns, merged))
