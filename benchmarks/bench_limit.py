@@ -9,7 +9,8 @@ Stages (full-scale synthetic connectome, sugar at 200 Hz, drive seed 0):
   with sha256) in a fresh process: phases, peak RSS, parquet size and sha256 (same spikes -> same sha256).
 - atlas (--atlas): `bench_screen_e2e.py atlas` (1 trial) in a scratch folder, end to end.
 The peer keeps inputs during refractoriness and draws its own trains, so its spikes are not flyhpc's: compare
-cost per spike and per event, not spike counts. Timings are only comparable within one run (the report has the
+cost per spike and per event, not spike counts. It is called here with the 21 sugar neurons as int32 (the peer's
+own run_peer.py hands them over as int64, so it drives 11 of them and neuron 0: the issue's 128,927 peer spikes). Timings are only comparable within one run (the report has the
 load average before and after). Usage:
   .venv/bin/python benchmarks/bench_limit.py [--repeats 5] [--paper] [--atlas] [--peer-dir DIR]
 Prints one JSON report.

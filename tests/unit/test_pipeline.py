@@ -1,5 +1,6 @@
 """The one run pipeline (`pipeline.execute`): `flyhpc run` and the task worker write one record schema,
-and the same run gives the same spike rows whichever of them ran it; the record's CPU times are plausible."""
+and the same run gives the same spike rows whichever of them ran it; the record's CPU times are plausible;
+impossible spikes from a backend are named."""
 
 from __future__ import annotations
 
