@@ -48,6 +48,8 @@ from flyhpc.spikes import SpikeTable
 
 PARTS = ("contract", "parity", "timing")
 PARITY_T_RUN_S = 1.0
+# `--quick` (a short GPU window, scripts/gpu-proof.sh): parity as always, timing at t_run 1 and 10 s only.
+QUICK = {"parity_n_runs": (1, 4), "timing_t_runs": (1.0, 10.0), "timing_n_runs": (1, 8)}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class CheckPlan:
     experiment: str = "sugar"
     work_root: Path | None = None
     budget_s: float = 480.0  # per backend; the timing grid stops starting new points after it
+    precision: str | None = None  # of the parity and timing runs (the contract runs at the backend's default)
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.parts) - set(PARTS))
@@ -123,11 +126,11 @@ def _contract(backend: str, mode: str, options, work_root: Path) -> dict:
             "passed": sum(r.status == "passed" for r in results), "n_scenarios": len(results)}
 
 
-def _simulate(backend: str, spec, drive, options_dict: dict, work_root: Path):
+def _simulate(backend: str, spec, drive, options_dict: dict, work_root: Path, precision: str | None = None):
     from flyhpc.pipeline import PhaseTimer, simulate
 
     timer = PhaseTimer()
-    result = simulate(backend, spec, drive, timer, work_root=work_root, options=options_dict)
+    result = simulate(backend, spec, drive, timer, work_root=work_root, options=options_dict, precision=precision)
     return result, timer
 
 
@@ -171,7 +174,7 @@ def _parity(backend: str, options_dict: dict, inputs: _Inputs, work_root: Path, 
     for n_run in inputs.plan.parity_n_runs:
         drive = inputs.drive(n_steps, n_run)
         reference = inputs.native(n_steps, n_run, work_root)
-        result, timer = _simulate(backend, spec, drive, options_dict, work_root)
+        result, timer = _simulate(backend, spec, drive, options_dict, work_root, inputs.plan.precision)
         row = {"t_run_s": PARITY_T_RUN_S, "n_run": n_run,
                **parity_metrics(reference, result.spikes, PARITY_T_RUN_S, n_run, spec.params.dt_ms),
                "seconds": timer.as_dict()}
@@ -197,7 +200,8 @@ def _timing(backend: str, options_dict: dict, inputs: _Inputs, work_root: Path, 
             log(f"{backend}: timing t_run {t_run:g} s x n_run {n_run}: skipped (the check's time budget is used up)")
             continue
         n_steps = int(round(t_run * 1000.0 / spec.params.dt_ms))
-        result, timer = _simulate(backend, spec, inputs.drive(n_steps, n_run), options_dict, work_root)
+        result, timer = _simulate(backend, spec, inputs.drive(n_steps, n_run), options_dict, work_root,
+                                  inputs.plan.precision)
         sec = timer.as_dict()
         row = {"t_run_s": t_run, "n_run": n_run, "spikes": len(result.spikes), **{k: sec[k] for k in
                ("build", "setup", "sim", "collect")}, "inner_s": result.run.inner_s,
@@ -209,19 +213,22 @@ def _timing(backend: str, options_dict: dict, inputs: _Inputs, work_root: Path, 
 
 
 def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, gpu: bool | None = None,
-                  log: Callable[[str], None] = print) -> dict:
-    """Check one backend here; returns the report (see the module docstring). Never raises for a failing check."""
+                  log: Callable[[str], None] = print, on_part: Callable[[dict], None] | None = None) -> dict:
+    """Check one backend here; returns the report (see the module docstring). Never raises for a failing check.
+    `on_part` gets the report so far (status "incomplete") after each part, so a killed check leaves what it did."""
     inputs = inputs or _Inputs(plan)
     gpus = gpu_names() if gpu is None else (["(assumed)"] if gpu else [])
     report = {"backend": backend, "host": host_name(), "flyhpc": __version__, "python": platform.python_version(),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "gpus": gpus, "parts": {}}
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "gpus": gpus, "parts": {},
+              "precision_asked": plan.precision}
     try:
         cls = backends.get(backend)
     except Exception as exc:  # unknown or not importable
         report.update(status="unavailable", reason=str(exc))
         return _judged(report)
     probe = cls.probe()
-    report.update(device=cls.caps.device, versions=probe.versions, verified_here_in_code=cls.caps.verified_here)
+    report.update(device=cls.caps.device, versions=probe.versions, verified_here_in_code=cls.caps.verified_here,
+                  precision=plan.precision or cls.caps.precisions[0])
     if not probe.ok:
         report.update(status="unavailable", reason=probe.reason)
         return _judged(report)
@@ -230,6 +237,8 @@ def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, 
     fallback = cls.caps.cpu_fallback_options
     if mode == "gpu" and fallback and all(options_dict.get(k) == v for k, v in fallback.items()):
         mode = "cpu fallback"  # $FLYHPC_BACKEND_OPTIONS chose the CPU code path: not a run on the GPU
+    if cls.caps.device == "cpu" and cls.runs_on_gpu(_options(backend, extra)):
+        report["device"], mode = "gpu", "gpu"  # a CPU backend told to use CUDA (pytorch device "cuda")
     report.update(mode=mode, options=options_dict)
     work_root = Path(plan.work_root) if plan.work_root else Path(tempfile.mkdtemp(prefix=f"flyhpc-check-{backend}-"))
     log(f"{backend}: mode {mode}{' with ' + json.dumps(extra) if extra else ''}; GPUs: "
@@ -258,6 +267,8 @@ def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, 
             log(f"{backend}: {part} ERROR: {out['error']}")
         out.setdefault("wall_s", round(time.perf_counter() - start, 3))
         report["parts"][part] = out
+        if on_part is not None:
+            on_part(_judged({**report, "status": "incomplete", "parts_left": list(plan.parts[len(report["parts"]):])}))
     states = [p["status"] for p in report["parts"].values()]
     report["status"] = "failed" if any(s in ("failed", "error") for s in states) else \
         "build only" if mode == "build only" else "passed"
@@ -283,7 +294,8 @@ def _fmt(value, digits: int = 4) -> str:
 def markdown(report: dict) -> str:
     """The Markdown summary of one backend's report."""
     lines = [f"# flyhpc check: {report['backend']} on {report['host']}", "",
-             f"- status: **{report['status']}**" + (f" ({report['reason']})" if report.get("reason") else ""),
+             f"- status: **{report['status']}**" + (f" ({report['reason']})" if report.get("reason") else "")
+             + (f"; parts not done: {', '.join(report['parts_left'])}" if report.get("parts_left") else ""),
              f"- mode: {report.get('mode', '-')}; GPUs: {', '.join(report.get('gpus') or []) or 'none'}; "
              f"options: {json.dumps(report.get('options', {}))}",
              f"- GPU verified: **{'yes' if report.get('gpu_verified') else 'no'}**"
@@ -318,14 +330,15 @@ def markdown(report: dict) -> str:
 
 
 def write_report(report: dict, out_dir: Path) -> tuple[Path, Path]:
-    """Write check-<backend>-<host>.json and .md into `out_dir`; return both paths."""
-    from flyhpc.files import write_json_atomic
+    """Write check-<backend>[-<precision asked>]-<host>.json and .md into `out_dir`; return both paths."""
+    from flyhpc.files import write_json_atomic, write_text_atomic
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"check-{report['backend']}-{report['host']}"
+    stem = f"check-{report['backend']}-{report['precision_asked'] + '-' if report.get('precision_asked') else ''}" \
+           f"{report['host']}"
     write_json_atomic(out_dir / f"{stem}.json", report)
-    (out_dir / f"{stem}.md").write_text(markdown(report))
+    write_text_atomic(out_dir / f"{stem}.md", markdown(report))
     return out_dir / f"{stem}.json", out_dir / f"{stem}.md"
 
 
@@ -350,7 +363,7 @@ def collect(folder: Path) -> tuple[str, list[dict]]:
         contract_cell = (f"{c.get('passed')}/{c.get('n_scenarios')}" if c.get("scenarios") else c.get("status", "-"))
         p = parts.get("parity", {})
         t = next((x for x in parts.get("timing", {}).get("grid", []) if x["t_run_s"] == 1.0 and x["n_run"] == 1), None)
-        rows.append(f"| {r['backend']} | {r['host']} | {', '.join(r.get('gpus') or []) or 'none'} | {r.get('mode', '-')} | "
+        rows.append(f"| {r['backend']}{' ' + r['precision_asked'] if r.get('precision_asked') else ''} | {r['host']} | {', '.join(r.get('gpus') or []) or 'none'} | {r.get('mode', '-')} | "
                     f"{'yes' if r.get('gpu_verified') else 'no'} | {r['status']} | {contract_cell} | {parity_cell(p)} | "
                     f"{_fmt(t['sim'], 2) if t else '-'} |")
     return "\n".join(rows) + "\n", reports
@@ -433,7 +446,7 @@ def run_check(names: Sequence[str], plan: CheckPlan, out_dir: Path, asked: bool,
     reports, bad = [], False
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     for name in names:
-        report = check_backend(name, plan, inputs, log=log)
+        report = check_backend(name, plan, inputs, log=log, on_part=lambda partial: write_report(partial, out_dir))
         json_path, md_path = write_report(report, out_dir)
         log(f"{name}: {report['status']}{' (' + report['reason'] + ')' if report.get('reason') else ''} -> {md_path}")
         reports.append(report)

@@ -213,6 +213,8 @@ def gpu_verification(report: dict, env: Mapping[str, str] | None = None, root: P
     """(gpu_verified, why not) of a finished report: true only for a GPU backend whose check passed on a GPU."""
     if report.get("device") == "cpu":
         return False, "a CPU backend"
+    if report["status"] == "incomplete":
+        return False, "the check has not finished (still running, or stopped by a time limit)"
     if report["status"] == "unavailable":
         return False, f"unavailable here ({report.get('reason')})" + \
             ("" if report.get("gpus") else f"; {no_gpu_reason(env, root)}")

@@ -12,7 +12,9 @@
 # Usage: bash scripts/build-pygenn.sh GENN_SOURCE PYTHON            (CUDA_PATH set: CUDA backend required)
 #        bash scripts/build-pygenn.sh GENN_SOURCE PYTHON --cpu-only (CUDA_PATH ignored: CPU backend only)
 # PYTHON: the interpreter of the target environment (e.g. /opt/venv/bin/python). Build jobs: GeNN uses one per physical
-# core; run it under `nice` on a shared machine.
+# core; JOBS (unset: setuptools' default, one at a time) compiles the Python extensions in parallel. Run it under
+# `nice` on a shared machine. Offline: PIP_NO_INDEX=1 PIP_FIND_LINKS=<wheelhouse> (the build needs setuptools,
+# pybind11, psutil, pkgconfig: scripts/gpu-proof.sh).
 set -euo pipefail
 SRC=$(cd "${1:?usage: build-pygenn.sh GENN_SOURCE PYTHON [--cpu-only]}" && pwd)
 PY=${2:?usage: build-pygenn.sh GENN_SOURCE PYTHON [--cpu-only]}
@@ -29,6 +31,11 @@ else
   [ -f "$STUBS/libcuda.so" ] || { echo "build-pygenn: no $STUBS/libcuda.so (the driver stub the CUDA backend links)" >&2; exit 2; }
   export LIBRARY_PATH=$STUBS${LIBRARY_PATH:+:$LIBRARY_PATH}
   export PATH=$CUDA_PATH/bin:$PATH
+fi
+if [ -n "${JOBS:-}" ] && ! grep -qs '^\[build_ext\]' "$SRC/setup.cfg"; then
+  # setuptools compiles PyGeNN's ~14 pybind11 extensions one by one unless build_ext's `parallel` is set; GeNN's
+  # own make already uses one job per physical core. (Written into the source tree: GeNN 5.4.0 has no setup.cfg.)
+  printf '[build_ext]\nparallel = %s\n' "$JOBS" >> "$SRC/setup.cfg"
 fi
 echo "build-pygenn: GeNN $(cat "$SRC/version.txt") from $SRC into $("$PY" -c 'import sys; print(sys.prefix)') (CUDA_PATH=${CUDA_PATH:-unset})"
 start=$(date +%s)

@@ -5,6 +5,7 @@
 #
 #   DIR            a hard-linked copy of the toolkit ($CUDA_TOOLKIT, default /usr/local/cuda) (nvcc finds its headers relative to itself)
 #   DIR/include    + cuRAND headers and DIR/lib + libcurand from pip's nvidia-curand wheel, if the toolkit has none
+#                  (one already installed for PYTHON, e.g. torch's, else `pip install nvidia-curand`)
 #   DIR/lib/stubs  the toolkit's libcuda.so stub if it has one; else a STAND-IN made here: a shared library with
 #                  SONAME libcuda.so.1 defining every driver-API function that cuda.h declares as a function that
 #                  returns 34 (CUDA_ERROR_STUB_LIBRARY), which is what NVIDIA's stub does. Linking against it
@@ -25,12 +26,19 @@ fi
 INC=$DIR/include LIB=$DIR/lib64
 [ -d "$LIB" ] || LIB=$DIR/lib
 if [ ! -f "$INC/curand_kernel.h" ]; then
-  "$PYTHON" -m pip install -q --no-deps --target "$DIR/.pip-curand" nvidia-curand
-  HDR=$(dirname "$(find "$DIR/.pip-curand" -name curand_kernel.h | head -1)")
+  # an nvidia-curand already installed for PYTHON (torch's CUDA build brings it) first: offline nodes have no pip index
+  HDR=$("$PYTHON" -c 'import glob, os, sys
+for p in sys.path:
+    for h in sorted(glob.glob(os.path.join(p, "nvidia", "*", "include", "curand_kernel.h"))):
+        print(os.path.dirname(h)); sys.exit()' 2>/dev/null || true)
+  if [ -z "$HDR" ]; then
+    "$PYTHON" -m pip install -q --no-deps --target "$DIR/.pip-curand" nvidia-curand
+    HDR=$(dirname "$(find "$DIR/.pip-curand" -name curand_kernel.h | head -1)")
+  fi
   cp -s "$HDR"/curand*.h "$INC/"
   for so in "$HDR"/../lib/libcurand.so*; do ln -sf "$(readlink -f "$so")" "$LIB/$(basename "$so")"; done
   ln -sf "$(ls "$LIB"/libcurand.so.* | head -1)" "$LIB/libcurand.so"
-  echo "cuda-overlay: cuRAND from pip's nvidia-curand ($(ls "$DIR/.pip-curand" | grep -m1 dist-info))"
+  echo "cuda-overlay: cuRAND from pip's nvidia-curand ($HDR)"
 fi
 mkdir -p "$LIB/stubs"
 if [ ! -f "$LIB/stubs/libcuda.so" ]; then

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cluster", ("flyhpc.cluster",)),
     ("bundles and tools", ("flyhpc.collect", "flyhpc.compare", "flyhpc.bench", "flyhpc.images",
                            "flyhpc.report", "flyhpc.paper_examples", "flyhpc.check", "flyhpc.check_verdicts",
-                           "flyhpc.screen_submission")),
+                           "flyhpc.screen_submission", "flyhpc.node_facts", "flyhpc.wheelhouse")),
     ("command line", ("flyhpc.cli", "flyhpc.__main__")),
 ]
 

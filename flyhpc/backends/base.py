@@ -171,6 +171,11 @@ class Backend(abc.ABC):
     def probe(cls) -> Probe:
         """Import the simulator (allocating nothing) and say whether it can run here; never raises."""
 
+    @classmethod
+    def runs_on_gpu(cls, options) -> bool:
+        """Whether these options put a CPU-capable backend on a GPU (e.g. pytorch's device "cuda"); default False."""
+        return False
+
     def _build_probe(self) -> Probe:
         """The probe `build` requires (default: `probe()`); override where options make it unnecessary."""
         return self.probe()

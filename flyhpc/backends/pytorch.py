@@ -87,6 +87,11 @@ class PyTorchBackend(Backend):
 
     # -- probe / build / setup ----------------------------------------------------------------
     @classmethod
+    def runs_on_gpu(cls, options) -> bool:
+        """An explicit CUDA device ("cuda", "cuda:<k>"); "auto" is not a promise to run on one."""
+        return options.device.startswith("cuda")
+
+    @classmethod
     def probe(cls) -> Probe:
         """torch's version and whether CUDA is visible; imports torch, allocates nothing."""
         probe = import_probe("torch")

@@ -82,6 +82,8 @@ def _register() -> None:
     cli.add_command(check_cmd.check)
     from flyhpc.cli.screen_cmd import screen_group
     cli.add_command(screen_group)
+    from flyhpc.cli.wheelhouse_cmd import wheelhouse
+    cli.add_command(wheelhouse)
 
 
 _register()

@@ -48,19 +48,24 @@ run on a GPU; 3 no backend can run here; 2 bad input (`check collect`: a folder 
               help="Per backend: timing-grid points not started by then are reported as skipped.")
 @click.option("--require-gpu", is_flag=True,
               help="Exit 4 unless every GPU backend checked ran on a GPU (no CPU fallback, not build only).")
+@click.option("--quick", is_flag=True, help="The short-window profile: timing at t_run 1 and 10 s x n_run 1 and 8 "
+              "(contract and parity as always); explicit --t-run/--n-run/--parity-n-run win.")
+@click.option("--precision", type=click.Choice(["float64", "float32"]), default=None,
+              help="Precision of the parity and timing runs (default: the backend's first); named in the report files.")
 @click.pass_context
 def check(ctx, backend_names, parts, out_dir, parity_n_run, timing_t_runs, timing_n_runs, connectome, build_dir,
-          budget_min, require_gpu):
+          budget_min, require_gpu, quick, precision):
     if ctx.invoked_subcommand is not None:
         return
     from flyhpc import check as lib
     from flyhpc.check_verdicts import unverified_gpus
     from flyhpc.data.connectome import default_data_dir
 
-    plan = lib.CheckPlan(parts=tuple(parts) or lib.PARTS, parity_n_runs=tuple(parity_n_run) or (1, 4),
-                         timing_t_runs=tuple(timing_t_runs) or (0.1, 1.0, 10.0),
-                         timing_n_runs=tuple(timing_n_runs) or (1, 8), connectome=connectome,
-                         data_dir=default_data_dir(), work_root=build_dir, budget_s=budget_min * 60.0)
+    grid = {**({k: getattr(lib.CheckPlan, k) for k in lib.QUICK} if not quick else lib.QUICK),
+            **{k: tuple(v) for k, v in (("parity_n_runs", parity_n_run), ("timing_t_runs", timing_t_runs),
+                                        ("timing_n_runs", timing_n_runs)) if v}}
+    plan = lib.CheckPlan(parts=tuple(parts) or lib.PARTS, connectome=connectome, data_dir=default_data_dir(),
+                         work_root=build_dir, budget_s=budget_min * 60.0, precision=precision, **grid)
     names = list(backend_names) or lib.default_backends()
     if not names:
         raise BackendUnavailable("no backend can run here (flyhpc backends lists why)")
