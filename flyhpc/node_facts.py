@@ -28,7 +28,7 @@ NODE_PACKAGES: dict[str, str] = {
     "torch": "2.11", "numba": "", "numba-cuda": "", "cupy": "", "numpy": "", "pandas": "", "pyarrow": "",
     "click": "", "rich": "", "matplotlib": "", "scipy": "", "sympy": "", "cython": "", "jinja2": "", "pytest": ""}
 # What the node lacks and the kit brings or builds (informational when present: the kit's venvs pin their own).
-NODE_MISSING = ("brian2", "brian2cuda", "brian2genn", "submitit", "pygenn", "nestgpu")
+NODE_MISSING = ("brian2", "brian2cuda", "brian2genn", "pygenn", "nestgpu")  # (+ the Slurm client: setup.cfg)
 PYTHON = (3, 12)
 N_CORES = 16
 MIN_RAM_GIB = 110.0  # "128 GB": MemTotal of such a node is ~125 GiB; well below means another machine

@@ -55,7 +55,7 @@ class Target:
 
 # PyGeNN 5.4's pyproject: setuptools>=61, pybind11, psutil, pkgconfig (build), numpy, psutil, setuptools (run).
 PYGENN_BUILD = ("setuptools>=68", "wheel", "pybind11", "psutil", "pkgconfig")
-# Brian2's and submitit's own requirements that the node's list does not cover (small, pure Python).
+# Brian2's and the Slurm client's own requirements that the node's list does not cover (small, pure Python).
 SMALL_DEPS = ("cloudpickle", "typing_extensions", "pyparsing", "packaging")
 # Brian2CUDA 1.0a7 needs Brian2 == 2.8.0, which needs NumPy < 2.4 (ndarray.ptp): its own venv
 # (as scripts/bootstrap-sim-env.sh brian2cuda).
