@@ -92,13 +92,15 @@ def machine_facts(meminfo: Path = Path("/proc/meminfo")) -> list[Fact]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
     match = re.search(r"MemTotal:\s+(\d+) kB", meminfo.read_text()) if meminfo.is_file() else None
     ram_gib = int(match.group(1)) / 2**20 if match else 0.0
-    links = [p.name for p in Path("/sys/class/net").glob("*") if p.name != "lo"
-             and (p / "operstate").is_file() and (p / "operstate").read_text().strip() in ("up", "unknown")]
+    # /proc/net/dev belongs to this process's network namespace (/sys/class/net is the host's under `unshare -n`)
+    dev = Path("/proc/net/dev")
+    links = [line.split(":")[0].strip() for line in (dev.read_text().splitlines()[2:] if dev.is_file() else [])]
+    links = [name for name in links if name != "lo"]
     return [Fact("OS", "Linux x86_64", f"{platform.system()} {platform.machine()}",
                  platform.system() == "Linux" and platform.machine() == "x86_64"),
             Fact("CPU cores", f">= {N_CORES} (the build estimate assumes {N_CORES})", str(cores), cores >= N_CORES),
             Fact("memory", f">= {MIN_RAM_GIB:g} GiB (128 GB)", f"{ram_gib:.1f} GiB", ram_gib >= MIN_RAM_GIB),
-            Fact("network", "none", "none" if not links else "interfaces up: " + ", ".join(sorted(links)),
+            Fact("network", "none", "none (only lo)" if not links else "interfaces: " + ", ".join(sorted(links)),
                  not links, stops=False)]
 
 

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,6 +73,13 @@ TARGETS: dict[str, Target] = {
 }
 
 
+def _markers(python: str) -> dict[str, str]:
+    """Environment markers of the target: CPython `python` on Linux x86_64, no extra."""
+    return {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux",
+            "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
+            "platform_python_implementation": "CPython", "os_name": "posix", "extra": ""}
+
+
 def flyhpc_requirements(python: str, setup_cfg: Path = SETUP_CFG) -> list[str]:
     """flyhpc's install_requires (the checkout's setup.cfg: what the node installs) whose markers hold for `python`."""
     import configparser
@@ -82,9 +90,7 @@ def flyhpc_requirements(python: str, setup_cfg: Path = SETUP_CFG) -> list[str]:
         raise ConfigError(f"wheelhouse: no {setup_cfg}: run it from a flyhpc checkout (the kit installs that checkout)")
     parser = configparser.ConfigParser()
     parser.read(setup_cfg)
-    env = {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux",
-           "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
-           "platform_python_implementation": "CPython", "os_name": "posix", "extra": ""}
+    env = _markers(python)
     out = []
     for raw in parser["options"]["install_requires"].splitlines():
         req = Requirement(raw) if raw.strip() else None
@@ -137,6 +143,30 @@ def download_wheels(requirements: list[str], dest: Path, python: str) -> None:
           "--dest", str(dest), *requirements])
 
 
+def bounded_node_deps(wheels: list[Path], python: str) -> list[str]:
+    """Requirements of `wheels` on packages the node has (`NODE_PACKAGES`) with an upper bound or a pin: the node's
+    version may fall outside it, so the wheelhouse carries a wheel that satisfies it (pip takes the node's if it
+    does). Lower bounds alone are left to the node (its packages are recent)."""
+    from packaging.requirements import Requirement
+
+    node = {n.lower() for n in NODE_PACKAGES}
+    out: dict[str, str] = {}
+    for wheel in wheels:
+        if wheel.suffix != ".whl":
+            continue
+        with zipfile.ZipFile(wheel) as whl:
+            meta = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
+            lines = whl.read(meta).decode("utf-8", "replace").splitlines()
+        for line in lines:
+            if not line.startswith("Requires-Dist:"):
+                continue
+            req = Requirement(line.split(":", 1)[1].strip())
+            bounded = any(spec.operator in ("<", "<=", "==", "~=", "===") for spec in req.specifier)
+            if req.name.lower() in node and bounded and (req.marker is None or req.marker.evaluate(_markers(python))):
+                out[req.name.lower()] = f"{req.name.lower()}{req.specifier}"
+    return sorted(out.values())
+
+
 def archive_source(source: Source, dest: Path, git_dir: Path | None) -> dict:
     """<dest>/<name>.tar.gz from `git_dir` (a clone or bare mirror holding `ref`) or a fresh clone of the URL."""
     with tempfile.TemporaryDirectory(prefix="flyhpc-src-") as tmp:
@@ -167,6 +197,10 @@ def build(out_dir: Path, the_plan: Plan, git_dirs: Mapping[str, Path] | None = N
             log(f"wheelhouse: {env}: pip download {' '.join(reqs)}")
             before = set(Path(tmp).iterdir())
             download_wheels(reqs, Path(tmp), the_plan.python)
+            bounded = bounded_node_deps(sorted(set(Path(tmp).iterdir()) - before), the_plan.python)
+            if bounded:  # e.g. Brian2 2.10's cython < 3.1.4: the node's own cython may be newer
+                log(f"wheelhouse: {env}: the node's packages, in the versions these wheels accept: {' '.join(bounded)}")
+                download_wheels(bounded, Path(tmp), the_plan.python)
             for path in sorted(set(Path(tmp).iterdir()) - before):
                 files[path.name] = {"kind": "wheel", "env": env}
             write_text_atomic(out_dir / f"requirements-{env}.txt", "\n".join(reqs) + "\n")

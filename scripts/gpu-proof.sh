@@ -79,13 +79,16 @@ export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 T0=$(date +%s) LEFT=0 FAILED=0
 declare -A LIMIT=([facts]=20 [install]=120 [pygenn]=300 [nestgpu-build]=300 [b2cuda]=120 [data]=90 [pytorch]=210
                   [genn-float64]=200 [genn-float32]=150 [nestgpu]=150 [brian2cuda]=240)
+ORDER=(facts install data pytorch genn-float64 genn-float32 nestgpu brian2cuda)  # foreground steps, in order
+wanted() { [ "$STEPS" = all ] || [[ ",$STEPS," == *",$1,"* ]]; }
+NODE_LIMITS=""  # the facts step checks the node's plan, also when rehearsing
+for s in "${ORDER[@]}"; do wanted "$s" && [ ! -e "$WORK/done/$s" ] && NODE_LIMITS="$NODE_LIMITS${NODE_LIMITS:+,}${LIMIT[$s]}"; done
+NODE_COMMAND_S=$COMMAND_S
 if [ $REHEARSAL = 1 ]; then  # 2 shared cores, no GPU: the node's limits x REHEARSAL_SLOWDOWN, in one command
   for s in "${!LIMIT[@]}"; do LIMIT[$s]=$(( LIMIT[$s] * ${REHEARSAL_SLOWDOWN:-4} )); done
   COMMAND_S=${REHEARSAL_COMMAND_S:-100000} BUDGET_MIN=${BUDGET_MIN:-1}
 fi
-ORDER=(facts install data pytorch genn-float64 genn-float32 nestgpu brian2cuda)  # foreground steps, in order
 
-wanted() { [ "$STEPS" = all ] || [[ ",$STEPS," == *",$1,"* ]]; }
 elapsed() { echo $(( $(date +%s) - T0 )); }
 record() {  # STEP STATUS SECONDS
   printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${LIMIT[$1]}" >> "$OUT/proof-steps.tsv"
@@ -206,10 +209,9 @@ export REPO WHEELHOUSE WORK NODE_PYTHON JOBS CUDA_ARCH REHEARSAL OUT VENV B2CUDA
 
 echo "gpu-proof: $( [ $REHEARSAL = 1 ] && echo "REHEARSAL (no GPU expected; offline: $(ip -o link 2>/dev/null | awk -F': ' '{print $2}' | tr '\n' ' ')) " )repo $REPO, wheelhouse $WHEELHOUSE, work $WORK, out $OUT, $JOBS jobs, sm_$CUDA_ARCH"
 : > "$OUT/proof-steps.tsv.new" && mv "$OUT/proof-steps.tsv.new" "$OUT/proof-steps.tsv"
-limits=""; for s in "${ORDER[@]}"; do wanted "$s" && [ ! -e "$WORK/done/$s" ] && limits="$limits${limits:+,}${LIMIT[$s]}"; done
 rehearse=(); [ $REHEARSAL = 1 ] && rehearse=(--rehearsal)
 if ! step facts env PYTHONPATH="$REPO" "$NODE_PYTHON" -m flyhpc.node_facts --work "$WORK" --wheelhouse "$WHEELHOUSE" \
-     --limits "$limits" --command-s "$COMMAND_S" --json "$OUT/node-facts.json" "${rehearse[@]}"; then
+     --limits "$NODE_LIMITS" --command-s "$NODE_COMMAND_S" --json "$OUT/node-facts.json" "${rehearse[@]}"; then
   [ -e "$OUT/logs/facts.log" ] && cat "$OUT/logs/facts.log"
   echo "gpu-proof: the node differs from the one the kit is planned for (above); nothing else was run" >&2; exit 2
 fi
