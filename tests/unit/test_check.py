@@ -269,3 +269,47 @@ def test_no_gpu_reason_reads_the_container_and_its_bound_driver(tmp_path):
     assert check_verdicts.gpu_verification(build_only, {}, tmp_path) == \
         (False, "build only: no GPU visible (nvidia-smi lists none)")
     assert check_verdicts.gpu_verification({"device": "cpu", "status": "passed"}) == (False, "a CPU backend")
+
+
+def test_reports_are_written_after_every_part_and_name_the_precision_asked(tmp_path):
+    """A check killed between parts leaves a report of the parts done ("incomplete", not GPU-verified); a precision
+    asked for runs parity and timing at it and goes into the file names, so float32 and float64 reports coexist."""
+    plan = check.CheckPlan(parts=("contract", "parity", "timing"), parity_n_runs=(1,), timing_t_runs=(0.05,),
+                           timing_n_runs=(1,), work_root=tmp_path / "b", precision="float32")
+    seen = []
+    report = check.check_backend("pytorch", plan, _small_inputs(plan), gpu=False, log=lambda _m: None,
+                                 on_part=lambda partial: seen.append(json.loads(json.dumps(partial))))
+    assert [(s["status"], list(s["parts"]), s["parts_left"]) for s in seen] == [
+        ("incomplete", ["contract"], ["parity", "timing"]), ("incomplete", ["contract", "parity"], ["timing"]),
+        ("incomplete", ["contract", "parity", "timing"], [])]
+    assert not any(s["gpu_verified"] for s in seen)
+    partial_gpu = {**seen[1], "device": "gpu", "mode": "gpu"}
+    assert check_verdicts.gpu_verification(partial_gpu) == (
+        False, "the check has not finished (still running, or stopped by a time limit)")
+    assert report["status"] == "passed" and report["precision"] == "float32" and "parts_left" not in report
+    json_path, md_path = check.write_report(report, tmp_path / "out")
+    assert json_path.name == f"check-pytorch-float32-{check.host_name()}.json"
+    assert "parts not done" in check.markdown(seen[0]) and "parts not done" not in md_path.read_text()
+    assert check.collect(tmp_path / "out")[0].count("| pytorch float32 |") == 1
+
+
+def test_pytorch_told_to_use_cuda_counts_as_a_gpu_run():
+    from flyhpc.backends.pytorch import PyTorchBackend, PyTorchOptions
+
+    assert PyTorchBackend.runs_on_gpu(PyTorchOptions(device="cuda:1")) and PyTorchBackend.runs_on_gpu(
+        PyTorchOptions(device="cuda"))
+    assert not PyTorchBackend.runs_on_gpu(PyTorchOptions()) and not PyTorchBackend.runs_on_gpu(PyTorchOptions("cpu"))
+    assert not NativeBackend.runs_on_gpu(None)
+    assert check_verdicts.gpu_verification({"device": "gpu", "status": "passed", "mode": "gpu"}) == (True, None)
+
+
+def test_quick_is_the_short_window_grid_and_explicit_flags_win(tmp_path, monkeypatch):
+    plans = []
+    monkeypatch.setattr(check, "run_check", lambda names, plan, *a, **k: (plans.append(plan), ([], False))[1])
+    for args in (["--quick"], ["--quick", "--t-run", "0.5"], []):
+        result = CliRunner().invoke(cli, ["check", "--backend", "native", "--out", str(tmp_path), *args])
+        assert result.exit_code == 0, result.output
+    quick, mixed, full = plans
+    assert (quick.parity_n_runs, quick.timing_t_runs, quick.timing_n_runs) == ((1, 4), (1.0, 10.0), (1, 8))
+    assert mixed.timing_t_runs == (0.5,) and mixed.timing_n_runs == (1, 8)
+    assert full.timing_t_runs == (0.1, 1.0, 10.0) and full.precision is None
