@@ -11,6 +11,7 @@ Entry points: `check_facts`, `Fact`, `NODE_PACKAGES`, `main`.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -60,15 +61,21 @@ def _run(cmd: list[str], timeout: float = 20) -> str:
     return (out.stdout + out.stderr) if out.returncode == 0 else ""
 
 
-def _dist_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        if name == "cupy":  # cupy comes as cupy-cuda13x (or -cuda12x): any of them
-            found = [d.metadata["Name"] for d in metadata.distributions() if d.metadata["Name"]
-                     and d.metadata["Name"].lower().startswith("cupy")]
-            return f"{found[0]} {metadata.version(found[0])}" if found else None
-        return None
+def installed() -> dict[str, str]:
+    """{normalized distribution name: version} of this Python, in one pass over its path (a lookup per name rescans it)."""
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name:
+            found.setdefault(name, dist.version)
+    return found
+
+
+def _dist_version(name: str, dists: dict[str, str]) -> str | None:
+    if name == "cupy":  # cupy comes as cupy-cuda13x (or -cuda12x): any of them
+        cupy = sorted(n for n in dists if n.startswith("cupy"))
+        return f"{cupy[0]} {dists[cupy[0]]}" if cupy else None
+    return dists.get(name)
 
 
 def gpu_facts(smi: Callable[[], str]) -> list[Fact]:
@@ -107,22 +114,21 @@ def machine_facts(meminfo: Path = Path("/proc/meminfo")) -> list[Fact]:
 def python_facts() -> list[Fact]:
     """This Python: 3.12, the preinstalled packages (torch 2.11 built for CUDA 13) and the missing ones."""
     facts = [Fact("Python", "3.12", platform.python_version(), sys.version_info[:2] == PYTHON)]
+    dists = installed()
     for name, prefix in NODE_PACKAGES.items():
-        version = _dist_version(name)
+        version = _dist_version(name, dists)
         facts.append(Fact(f"package {name}", f"installed{' ' + prefix + '.x' if prefix else ''}", version or "missing",
                           version is not None and version.startswith(prefix)))
     torch_cuda = "missing"
-    try:  # torch/version.py holds `cuda = '13.0'`; reading it avoids importing torch (seconds)
-        files = metadata.files("torch") or []
-        path = next((f for f in files if str(f).replace("\\", "/") == "torch/version.py"), None)
-        text = Path(path.locate()).read_text() if path else ""
-        found = re.search(r"^cuda(?:: [^=]+)? = ['\"]?([0-9.]+|None)", text, re.M)
+    spec = importlib.util.find_spec("torch")  # finds the package without running it (importing torch takes seconds)
+    if spec is not None and spec.origin:  # torch/version.py holds `cuda = '13.0'` (or None: a CPU build)
+        version_py = Path(spec.origin).parent / "version.py"
+        found = re.search(r"^cuda(?:: [^=]+)? = ['\"]?([0-9.]+|None)", version_py.read_text() if version_py.is_file()
+                          else "", re.M)
         torch_cuda = found.group(1) if found else "unknown"
-    except metadata.PackageNotFoundError:
-        pass
     facts.append(Fact("torch CUDA", "13.x", torch_cuda, torch_cuda.startswith("13")))
     for name in NODE_MISSING:
-        version = _dist_version(name)
+        version = _dist_version(name, dists)
         facts.append(Fact(f"package {name}", "absent (the kit installs or builds its own)",
                           version or "absent", version is None, stops=False))
     return facts

@@ -129,10 +129,16 @@ def plan(target: str = "gpu-node", python: str = "3.12") -> Plan:
     return Plan(target, python, envs, spec.sources)
 
 
+class FetchFailed(FlyhpcError):
+    """pip download or git could not get a file (network, index, a ref that does not exist): exit 4."""
+
+    exit_code = 4
+
+
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if out.returncode:
-        raise FlyhpcError(f"wheelhouse: {' '.join(cmd)} exited {out.returncode}: {out.stderr.strip()[-800:]}")
+        raise FetchFailed(f"wheelhouse: {' '.join(cmd)} exited {out.returncode}: {out.stderr.strip()[-800:]}")
     return out.stdout
 
 

@@ -2,8 +2,8 @@
 
 `.ci/run` sets one flag per marker (REQUIRED_BY_MARKER): `slurm` (the loopback Slurm of
 scripts/local-slurm/start.sh), `lmod`, `nvcc` (a CUDA compiler; .ci/run installs one from PyPI where
-the machine has none) and `shared_data` (../shared beside the repository: the FlyWire lists and the
-paper's example outputs). ../shared is reached only through the `shared_dir` fixture (directly or
+the machine has none), `shared_data` (../shared beside the repository: the FlyWire lists and the
+paper's example outputs) and `netns` (`unshare -n`: the offline kit's install step without a network). ../shared is reached only through the `shared_dir` fixture (directly or
 through `examples_dir`), and every test using it is marked `shared_data` here. Under those flags a
 skip of such a test — from a marker, a `skipif`, or `pytest.skip` in a fixture or the test body — is
 reported as a failure with the skip's reason, so these tests cannot quietly vanish from a green run.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REQUIRED_BY_MARKER = {"slurm": "FLYHPC_REQUIRE_SLURM", "lmod": "FLYHPC_REQUIRE_LMOD", "nvcc": "FLYHPC_REQUIRE_NVCC",
-                      "shared_data": "FLYHPC_REQUIRE_SHARED"}
+                      "shared_data": "FLYHPC_REQUIRE_SHARED", "netns": "FLYHPC_REQUIRE_NETNS"}
 REPO = Path(__file__).resolve().parents[1]
 # ../shared relative to the repository root (never an absolute path of one machine): CI and the
 # developers' machines lay it beside the checkout.

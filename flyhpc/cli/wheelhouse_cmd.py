@@ -18,7 +18,7 @@ import click
 def wheelhouse(out_dir, python, target, sources, verify_only):
     """Fill OUT_DIR so that an offline node needs nothing else: `pip install --no-index --find-links OUT_DIR
     -r OUT_DIR/requirements-<env>.txt`, and the GeNN / NEST GPU sources that scripts/gpu-proof.sh builds there.
-    Prints the size. Exit 2 on bad input, 1 when a download or a git command fails, 4 when --verify finds a
+    Prints the size. Exit 2 on bad input, 4 when a download or a git command fails, 5 when --verify finds a
     file missing or changed."""
     from flyhpc import wheelhouse as lib
     from flyhpc.errors import ConfigError
@@ -28,7 +28,7 @@ def wheelhouse(out_dir, python, target, sources, verify_only):
         for line in problems:
             click.echo(f"wheelhouse: {line}", err=True)
         if problems:
-            raise SystemExit(4)
+            raise SystemExit(5)
         click.echo(f"wheelhouse: {out_dir} matches its wheelhouse.json")
         return
     git_dirs = {}

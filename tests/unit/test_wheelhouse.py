@@ -75,9 +75,13 @@ def test_sources_are_archived_with_their_commit_and_the_folder_verifies(tmp_path
     (tmp_path / "wh" / "genn-5.4.0.tar.gz").write_bytes(b"changed")
     assert wheelhouse.verify(tmp_path / "wh") == ["genn-5.4.0.tar.gz: differs from wheelhouse.json (sha256)"]
     result = CliRunner().invoke(cli, ["wheelhouse", str(tmp_path / "wh"), "--verify"])
-    assert result.exit_code == 4 and "differs" in result.output
+    assert result.exit_code == 5 and "differs" in result.output
     with pytest.raises(ConfigError, match="--source names nest; sources: genn"):
         wheelhouse.build(tmp_path / "wh2", plan, {"nest": repo})
+    missing = wheelhouse.Plan("gpu-node", "3.12", {}, (wheelhouse.Source("genn", "x", "no-such-tag"),))
+    with pytest.raises(wheelhouse.FetchFailed, match="no-such-tag") as failed:
+        wheelhouse.build(tmp_path / "wh4", missing, {"genn": repo})
+    assert failed.value.exit_code == 4
     bad = CliRunner().invoke(cli, ["wheelhouse", str(tmp_path / "wh3"), "--source", "genn"])
     assert bad.exit_code == 2 and "NAME=GIT_DIR" in bad.output
 
