@@ -4,6 +4,7 @@
 # writable (src/genn/generator/MakefileCommon: `if [ -w $(LIBRARY_DIRECTORY) ]; then $(MAKE) ...`): in a read-only
 # image nothing builds them and the generator's link fails. So apptainer/flyhpc-brian2genn.def runs this at build time.
 # The per-model generator still links -lcuda at run time (GPU mode): LIBRARY_PATH must hold $CUDA_PATH/lib64/stubs there.
+# CUDA 13: the CUDA backend compiles only with the cuCtxCreate patch below (GeNN 5.4's own fix, applied idempotently).
 #
 # Usage: bash scripts/build-genn4.sh GENN4_SOURCE            (CUDA_PATH set: the CUDA backend too)
 #        bash scripts/build-genn4.sh GENN4_SOURCE --cpu-only (the CPU backend only)
@@ -19,6 +20,13 @@ else
   [ -n "${CUDA_PATH:-}" ] && [ -f "$CUDA_PATH/include/cuda.h" ] ||
     { echo "build-genn4: CUDA_PATH must name a CUDA toolkit (got '${CUDA_PATH:-}'); or pass --cpu-only" >&2; exit 2; }
   LIBS+=(libgenn_cuda_backend.a)
+fi
+OPT=$SRC/src/genn/backends/cuda/optimiser.cc
+if [ "$MODE" != --cpu-only ] && ! grep -q 'cuCtxCreate(&cuContext, NULL, 0, cuDevice)' "$OPT"; then
+  # CUDA 13's cuda.h maps cuCtxCreate to cuCtxCreate_v4(CUcontext*, CUctxCreateParams*, unsigned, CUdevice): GeNN
+  # 4.9's 3-argument call does not compile. GeNN 5.4's optimiser.cc has the fix; the same lines are put in here.
+  sed -i 's|^    CHECK_CU_ERRORS(cuCtxCreate(&cuContext, 0, cuDevice));|#if CUDA_VERSION < 13000\n&\n#else\n    CHECK_CU_ERRORS(cuCtxCreate(\&cuContext, NULL, 0, cuDevice));\n#endif|' "$OPT"
+  echo "build-genn4: patched $OPT for CUDA 13's cuCtxCreate (as GeNN 5.4)"
 fi
 start=$(date +%s)
 make -C "$SRC" -j"${JOBS:-2}"

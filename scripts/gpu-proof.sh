@@ -23,7 +23,7 @@
 #   data         (90 s)  the full-scale synthetic connectome (138,639 neurons, 15.1 M synapses) into WORK/data
 #   pytorch      (210 s) flyhpc check --backend pytorch --quick --require-gpu, device "cuda"
 #   genn-float64 (200 s) after the pygenn build; flyhpc check --backend genn --quick --require-gpu
-#   genn-float32 (150 s) the same with --precision float32 (the code is generated and compiled again)
+#   genn-float32 (200 s) the same with --precision float32 (the code is generated and compiled again)
 #   nestgpu      (150 s) after the nestgpu build
 #   brian2cuda   (240 s) after the b2cuda venv; compute capability $CUDA_ARCH; nvcc compiles each network
 # `--quick`: the 13 contract scenarios, the full-scale synthetic sugar 1 s with n_run 1 and 4 against native (strict
@@ -78,7 +78,7 @@ export PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_FIND_LINKS=$WHEELHOUSE PIP_N
 export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 T0=$(date +%s) LEFT=0 FAILED=0
 declare -A LIMIT=([facts]=20 [install]=120 [pygenn]=300 [nestgpu-build]=300 [b2cuda]=120 [data]=90 [pytorch]=210
-                  [genn-float64]=200 [genn-float32]=150 [nestgpu]=150 [brian2cuda]=240)
+                  [genn-float64]=200 [genn-float32]=200 [nestgpu]=150 [brian2cuda]=240)
 ORDER=(facts install data pytorch genn-float64 genn-float32 nestgpu brian2cuda)  # foreground steps, in order
 wanted() { [ "$STEPS" = all ] || [[ ",$STEPS," == *",$1,"* ]]; }
 NODE_LIMITS=""  # the facts step checks the node's plan, also when rehearsing

@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 BROUGHT = ("submitit", "cloudpickle")  # what the node lacks in this test: from the wheelhouse
+# and, as in every wheelhouse, the build tools of flyhpc's own install (a venv's ensurepip may bring an old setuptools)
+BUILD = ("setuptools>=68", "wheel")
 
 
 def _netns_works() -> str | None:
@@ -51,14 +53,15 @@ def kit(tmp_path_factory):
     wheels = clone / "wheelhouse"
     wheels.mkdir()
     got = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d",
-                          str(wheels), *BROUGHT], capture_output=True, text=True)
+                          str(wheels), *BROUGHT, *BUILD], capture_output=True, text=True)
     assert got.returncode == 0, got.stderr
-    (wheels / "requirements-main.txt").write_text("submitit>=1.5\ncloudpickle\n")
+    (wheels / "requirements-main.txt").write_text("\n".join(["submitit>=1.5", "cloudpickle", *BUILD]) + "\n")
     site = tmp / "node-site"  # the node's packages: this environment's, less flyhpc and what the wheelhouse brings
     site.mkdir()
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
         name = entry.name.lower()
-        if not name.startswith(("flyhpc", "__editable__", *BROUGHT)) and entry.suffix != ".pth":
+        if not name.startswith(("flyhpc", "__editable__", *BROUGHT, "setuptools", "wheel", "_distutils_hack")) \
+                and entry.suffix != ".pth":
             (site / entry.name).symlink_to(entry)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYHPC_", "PIP_", "VIRTUAL_ENV", "PYTHON"))}
     env.update(NODE_PYTHON=sys.executable, FLYHPC_PROOF_SITE=str(site), HOME=str(tmp))
