@@ -139,6 +139,8 @@ await() {
 check() {  # BACKEND [flyhpc check options...]: the quick check into OUT; on a GPU node --require-gpu
   local backend=$1; shift
   local gpu=(--require-gpu); [ $REHEARSAL = 1 ] && gpu=()
+  # a model's generated code may link -lcuda (GeNN): the toolkit's stub, where it has one (the driver's at run time)
+  [ -d "$CUDA_PATH/lib64/stubs" ] && export LIBRARY_PATH=$CUDA_PATH/lib64/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}
   "$1" -m flyhpc check --backend "$backend" --quick "${gpu[@]}" --out "$OUT" --build-dir "$WORK/builds" \
     --budget-min "${BUDGET_MIN:-2}" "${@:2}"
 }

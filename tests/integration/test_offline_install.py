@@ -67,7 +67,7 @@ def kit(tmp_path_factory):
     env.update(NODE_PYTHON=sys.executable, FLYHPC_PROOF_SITE=str(site), HOME=str(tmp))
     out = subprocess.run(["bash", str(clone / "scripts" / "gpu-proof.sh"), "--rehearsal", "--steps", "install",
                           str(tmp / "out")], capture_output=True, text=True, env=env, timeout=900)
-    return {"clone": clone, "out": tmp / "out", "run": out, "venv": clone / ".gpu-proof" / "venv"}
+    return {"clone": clone, "out": tmp / "out", "run": out, "venv": clone / ".gpu-proof" / "venv", "env": env}
 
 
 def test_install_step_runs_offline_and_says_so(kit):
@@ -84,21 +84,21 @@ def test_flyhpc_comes_from_the_clone_and_the_missing_packages_from_the_wheelhous
     code = ("import json, flyhpc, submitit, cloudpickle, importlib.metadata as m; print(json.dumps({'flyhpc': "
             "flyhpc.__file__, 'submitit': submitit.__file__, 'cloudpickle': cloudpickle.__file__, "
             "'installer': m.distribution('submitit').read_text('INSTALLER')}))")
+    env = {k: v for k, v in kit["env"].items() if k != "FLYHPC_PROOF_SITE"}  # no PYTHONPATH to this checkout
     found = json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True,
-                                      cwd=kit["out"]).stdout)
+                                      cwd=kit["out"], env=env).stdout)
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    for name in ("flyhpc", "submitit", "cloudpickle"):
-        assert found[name].startswith(site), (name, found[name])  # installed into the venv, not linked
+                          capture_output=True, text=True, check=True, env=env).stdout.strip()
+    for name in ("flyhpc", "submitit"):  # installed into the venv, not linked (cloudpickle: the base Python may have it)
+        assert found[name].startswith(site), (name, found[name])
     assert found["installer"].strip() == "pip"
     flyhpc = kit["venv"] / "bin" / "flyhpc"
-    helped = subprocess.run([str(flyhpc), "wheelhouse", "--help"], capture_output=True, text=True)
-    assert helped.returncode == 0 and "--no-index" in helped.stdout
+    helped = subprocess.run([str(flyhpc), "wheelhouse", "--help"], capture_output=True, text=True, env=env)
+    assert helped.returncode == 0 and "Fill OUT_DIR so that an offline node" in " ".join(helped.stdout.split())
 
 
 def test_a_rerun_skips_what_is_done(kit):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYHPC_", "PIP_"))}
-    env.update(NODE_PYTHON=sys.executable)
+    env = {k: v for k, v in kit["env"].items() if k != "FLYHPC_PROOF_SITE"}
     again = subprocess.run(["bash", str(kit["clone"] / "scripts" / "gpu-proof.sh"), "--rehearsal", "--steps",
                             "install", str(kit["out"])], capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
