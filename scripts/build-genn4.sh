@@ -22,7 +22,7 @@ else
   LIBS+=(libgenn_cuda_backend.a)
 fi
 OPT=$SRC/src/genn/backends/cuda/optimiser.cc
-if [ "$MODE" != --cpu-only ] && ! grep -q 'cuCtxCreate(&cuContext, NULL, 0, cuDevice)' "$OPT"; then
+if [ "$MODE" != --cpu-only ] && [ -f "$OPT" ] && ! grep -q 'cuCtxCreate(&cuContext, NULL, 0, cuDevice)' "$OPT"; then
   # CUDA 13's cuda.h maps cuCtxCreate to cuCtxCreate_v4(CUcontext*, CUctxCreateParams*, unsigned, CUdevice): GeNN
   # 4.9's 3-argument call does not compile. GeNN 5.4's optimiser.cc has the fix; the same lines are put in here.
   sed -i 's|^    CHECK_CU_ERRORS(cuCtxCreate(&cuContext, 0, cuDevice));|#if CUDA_VERSION < 13000\n&\n#else\n    CHECK_CU_ERRORS(cuCtxCreate(\&cuContext, NULL, 0, cuDevice));\n#endif|' "$OPT"

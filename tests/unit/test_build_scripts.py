@@ -167,3 +167,35 @@ mkdir -p {src}/lib; touch {src}/lib/libgenn.a {src}/lib/libgenn_single_threaded_
     tool(bin_dir, "make", f"mkdir -p {src}/lib; touch {src}/lib/libgenn.a {src}/lib/libgenn_single_threaded_cpu_backend.a\n")
     proc = run("build-genn4.sh", [str(src)], dict(base_env(bin_dir), CUDA_PATH=str(cuda)), tmp_path)
     assert proc.returncode == 1 and "libgenn_cuda_backend.a was not built" in proc.stderr
+
+
+def test_build_genn4_patches_cu_ctx_create_for_cuda_13_once(tmp_path, bin_dir):
+    """GeNN 4.9's optimiser.cc calls cuCtxCreate with CUDA 12's 3 arguments; CUDA 13 maps it to the 4-argument
+    cuCtxCreate_v4. The script puts in GeNN 5.4's own #if (the patched backend compiled here with nvcc 13's
+    headers: docs/NOTES.md), once, and leaves a CPU-only build alone."""
+    src = tmp_path / "genn-4.9"
+    opt = src / "src" / "genn" / "backends" / "cuda" / "optimiser.cc"
+    opt.parent.mkdir(parents=True)
+    (src / "version.txt").write_text("4.9.0\n")
+    original = "    CHECK_CU_ERRORS(cuDeviceGet(&cuDevice, deviceID));\n    CHECK_CU_ERRORS(cuCtxCreate(&cuContext, 0, cuDevice));\n"
+    opt.write_text(original)
+    tool(bin_dir, "make", f"mkdir -p {src}/lib; touch {src}/lib/libgenn.a {src}/lib/libgenn_single_threaded_cpu_backend.a"
+                          f" {src}/lib/libgenn_cuda_backend.a\n")
+    proc = run("build-genn4.sh", [str(src), "--cpu-only"], base_env(bin_dir), tmp_path)
+    assert proc.returncode == 0 and opt.read_text() == original, proc.stderr
+    env = dict(base_env(bin_dir), CUDA_PATH=str(fake_cuda(tmp_path)))
+    for _ in range(2):
+        proc = run("build-genn4.sh", [str(src)], env, tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert opt.read_text() == ("    CHECK_CU_ERRORS(cuDeviceGet(&cuDevice, deviceID));\n#if CUDA_VERSION < 13000\n"
+                               "    CHECK_CU_ERRORS(cuCtxCreate(&cuContext, 0, cuDevice));\n#else\n"
+                               "    CHECK_CU_ERRORS(cuCtxCreate(&cuContext, NULL, 0, cuDevice));\n#endif\n")
+
+
+def test_build_pygenn_compiles_the_extensions_in_parallel_when_jobs_is_set(tmp_path, bin_dir):
+    src = genn_tree(tmp_path)
+    python = fake_python(bin_dir, tmp_path / "pip.log")
+    env = dict(base_env(bin_dir), JOBS="16")
+    for _ in range(2):
+        run("build-pygenn.sh", [str(src), str(python), "--cpu-only"], env, tmp_path)
+    assert (src / "setup.cfg").read_text() == "[build_ext]\nparallel = 16\n"
