@@ -226,7 +226,7 @@ if ! step facts env PYTHONPATH="$REPO" "$NODE_PYTHON" -m flyhpc.node_facts --wor
   [ -e "$OUT/logs/facts.log" ] && cat "$OUT/logs/facts.log"
   echo "gpu-proof: the node differs from the one the kit is planned for (above); nothing else was run" >&2; exit 2
 fi
-wanted facts && grep -v '^ok ' "$OUT/logs/facts.log"
+[ -e "$OUT/logs/facts.log" ] && wanted facts && grep -v '^ok ' "$OUT/logs/facts.log"
 if ! step install install_env main "$VENV"; then
   [ $LEFT = 1 ] && { echo "gpu-proof: no time left for the install: run the same command again" >&2; exit 75; }
   echo "gpu-proof: install failed; nothing else can run" >&2; exit 4
