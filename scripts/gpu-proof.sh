@@ -90,10 +90,14 @@ for s in "${ORDER[@]}"; do wanted "$s" && [ ! -e "$WORK/done/$s" ] && NODE_LIMIT
 NODE_COMMAND_S=$COMMAND_S
 if [ $REHEARSAL = 1 ]; then  # 2 shared cores, no GPU: the node's limits x REHEARSAL_SLOWDOWN, in one command
   for s in "${!LIMIT[@]}"; do LIMIT[$s]=$(( LIMIT[$s] * ${REHEARSAL_SLOWDOWN:-4} )); done
-  COMMAND_S=${REHEARSAL_COMMAND_S:-100000} BUDGET_MIN=${BUDGET_MIN:-1}
+  COMMAND_S=${REHEARSAL_COMMAND_S:-100000} BUDGET_MIN=${BUDGET_MIN:-2}
 fi
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
+# `timeout` puts each step in a process group of its own: if this script is stopped, stop them too.
+stop_steps() { local f; for f in "$WORK"/bg/*.pid; do [ -e "$f" ] && kill -- -"$(cat "$f")" 2>/dev/null; rm -f "$f"; done; }
+trap 'stop_steps' EXIT
+trap 'echo "gpu-proof: stopped; the running steps are stopped too" >&2; exit 143' INT TERM
 record() {  # STEP STATUS SECONDS
   printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${LIMIT[$1]}" >> "$OUT/proof-steps.tsv"
   printf 'gpu-proof: [%4ss] %-13s %-40s %5s s (limit %s s)\n' "$(elapsed)" "$1" "$2" "$3" "${LIMIT[$1]}"
@@ -113,7 +117,8 @@ step() {
     limit=$left
   fi
   local start rc; start=$(date +%s)
-  timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" > "$OUT/logs/$name.log" 2>&1; rc=$?
+  timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" > "$OUT/logs/$name.log" 2>&1 &
+  echo $! > "$WORK/bg/step.pid"; wait $!; rc=$?; rm -f "$WORK/bg/step.pid"
   local took=$(( $(date +%s) - start ))
   if [ $rc -eq 0 ]; then touch "$WORK/done/$name"; record "$name" ok "$took"
   elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then FAILED=1; record "$name" "TIMED OUT (after $limit s)" "$took"
@@ -128,8 +133,9 @@ bg() {
   [ -e "$WORK/done/$name" ] && return 0
   rm -f "$WORK/bg/$name".{rc,t}; date +%s > "$WORK/bg/$name.started"
   ( renice -n 5 -p $BASHPID > /dev/null; start=$(date +%s)
-    timeout --kill-after=10 "${LIMIT[$name]}" bash -c '"$@"' "$name" "$@" > "$OUT/logs/$name.log" 2>&1
-    echo $? > "$WORK/bg/$name.rc.tmp"; echo $(( $(date +%s) - start )) > "$WORK/bg/$name.t"
+    timeout --kill-after=10 "${LIMIT[$name]}" bash -c '"$@"' "$name" "$@" > "$OUT/logs/$name.log" 2>&1 &
+    echo $! > "$WORK/bg/$name.pid"; wait $!
+    echo $? > "$WORK/bg/$name.rc.tmp"; rm -f "$WORK/bg/$name.pid"; echo $(( $(date +%s) - start )) > "$WORK/bg/$name.t"
     mv "$WORK/bg/$name.rc.tmp" "$WORK/bg/$name.rc" ) &
 }
 await() {
