@@ -23,7 +23,7 @@ import numpy as np
 
 from flyhpc import __version__, backends
 from flyhpc.bundle import file_stem
-from flyhpc.backends.base import BuildReport, RunReport, env_options, make_options
+from flyhpc.backends.base import BuildReport, Probe, RunReport, env_options, make_options
 from flyhpc.data.connectome import load_connectome
 from flyhpc.data.sources import resolve_sources
 from flyhpc.drive import Drive, make_drive
@@ -63,12 +63,13 @@ class SimulationResult:
 
 
 def simulate(backend: str | type, spec: NetworkSpec, drive: Drive, timer: PhaseTimer, *,
-             n_threads: int | None = None, precision: str | None = None,
-             work_root: Path | None = None, options: Mapping[str, Any] | None = None) -> SimulationResult:
+             n_threads: int | None = None, precision: str | None = None, work_root: Path | None = None,
+             options: Mapping[str, Any] | None = None, probe: Probe | None = None) -> SimulationResult:
     """Run every trial of `drive` on `spec` with one backend, timing build/setup/sim/collect.
 
     `backend`: its registry key, or the class the caller already looked up (`execute`). `options` are backend
-    options; they override those of $FLYHPC_BACKEND_OPTIONS key by key.
+    options; they override those of $FLYHPC_BACKEND_OPTIONS key by key. The class is probed once (here, or
+    by the caller: `probe`) and the backend's `build` reuses that probe.
 
     Raises
     ------
@@ -80,11 +81,11 @@ def simulate(backend: str | type, spec: NetworkSpec, drive: Drive, timer: PhaseT
     cls = backends.get(backend) if isinstance(backend, str) else backend
     backend_name = cls.name
     with timer.phase("setup"):  # importing the simulator counts as setup, so phases add up to total
-        probe = cls.probe()
+        probe = probe or cls.probe()
         if not probe.ok:
             raise BackendUnavailable(f"backend {backend_name!r} cannot run here: {probe.reason}")
         chosen = make_options(cls, {**env_options(backend_name), **(options or {})})
-        backend = cls(chosen, n_threads=n_threads, precision=precision, work_root=work_root)
+        backend = cls(chosen, n_threads=n_threads, precision=precision, work_root=work_root, probe=probe)
     try:
         with timer.phase("build"):
             build = backend.build(spec, drive.n_steps)

@@ -149,7 +149,8 @@ class Backend(abc.ABC):
     Options: ClassVar[type] = NoOptions
 
     def __init__(self, options=None, *, n_threads: int | None = None, precision: str | None = None,
-                 work_root: Path | None = None):
+                 work_root: Path | None = None, probe: Probe | None = None):
+        self._probe = probe  # the caller's `probe()` of this class (pipeline.simulate ran it): not run again
         self.options = options if options is not None else make_options(type(self), env_options(self.name))
         self.n_threads = max(1, n_threads or usable_cpus())
         self.precision = precision or self.caps.precisions[0]
@@ -176,9 +177,15 @@ class Backend(abc.ABC):
         """Whether these options put a CPU-capable backend on a GPU (e.g. pytorch's device "cuda"); default False."""
         return False
 
+    def _probed(self) -> Probe:
+        """`probe()`, run once per backend object (or the one its caller handed in)."""
+        if self._probe is None:
+            self._probe = self.probe()
+        return self._probe
+
     def _build_probe(self) -> Probe:
-        """The probe `build` requires (default: `probe()`); override where options make it unnecessary."""
-        return self.probe()
+        """The probe `build` requires (default: `probe()`, once: `_probed`); override to check more."""
+        return self._probed()
 
     @abc.abstractmethod
     def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:

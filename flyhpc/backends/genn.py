@@ -287,7 +287,7 @@ class GeNNBackend(Backend):
         module it was built with and silently drops those that fail (genn_model.backend_modules): its CUDA
         backend is missing where PyGeNN was built without CUDA_PATH set, and fails to load without the driver's
         libcuda.so.1 (no GPU, or an image run without --nv)."""
-        probe = self.probe()
+        probe = self._probed()
         if not probe.ok:
             return probe
         from pygenn import genn_model

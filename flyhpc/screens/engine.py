@@ -63,9 +63,10 @@ class ScreenRunner:
         self.options = make_options(cls, {**env_options(backend), **(options or {})})
         self._name, self._conn, self._params, self._n_steps = backend, conn, params, int(n_steps)
         self._threads, self._raw_options = max(1, int(n_threads)), dict(options or {})
+        self._cls, self._probe = cls, probe  # probed once for the whole chunk
         self._backend = None
         if cls.reconfigurable():
-            self._backend = cls(self.options, n_threads=self._threads)
+            self._backend = cls(self.options, n_threads=self._threads, probe=probe)
             self._backend.build(build_network(conn, None, params), self._n_steps)
             self._backend.setup()
 
@@ -119,7 +120,8 @@ class ScreenRunner:
         drive = make_drive(spec, self._n_steps, n_run, base_seed=seed, round_=round_)
         t2 = time.perf_counter()
         timer = PhaseTimer()
-        result = simulate(self._name, spec, drive, timer, n_threads=self._threads, options=self._raw_options)
+        result = simulate(self._cls, spec, drive, timer, n_threads=self._threads, options=self._raw_options,
+                          probe=self._probe)
         phases = timer.seconds
         return ExperimentRun(spikes=result.spikes, drive_s=t2 - t1,
                              prepare_s=(t1 - t0) + phases.get("setup", 0.0) + phases.get("build", 0.0),

@@ -95,7 +95,7 @@ class Brian2GeNNBackend(Backend):
         """The probe, and GeNN 4.9's libraries for this mode: GeNN builds them at a model's first use only into a
         writable $GENN_PATH/lib (its generator Makefile: `if [ -w lib ]`), so a read-only install (an image)
         without them fails every link (scripts/build-genn4.sh builds them)."""
-        probe = self.probe()
+        probe = self._probed()
         if not probe.ok:
             return probe
         lib = Path(probe.versions["genn_path"], "lib")
