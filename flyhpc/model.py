@@ -4,7 +4,7 @@
 `Experiment` names which neurons are driven (two Poisson sets, each with its own rate), which
 are silenced and how (`SILENCE_MODES`); `resolve` checks an experiment against a connectome's
 neuron list and returns row indices. Entry points: `Params`, `Experiment`, `SILENCE_MODES`,
-`PRESETS`, `preset`, `validate_run`.
+`PRESETS` (the paper's sets, `flyhpc.presets`), `preset`, `make_experiment`, `validate_run`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from flyhpc.errors import ConfigError
+from flyhpc.presets import NEURON_SETS
 
 
 @dataclass(frozen=True)
@@ -215,19 +216,13 @@ def _show(values: Sequence[int], limit: int = 8) -> str:
     return shown + (f" (+{more} more)" if more > 0 else "")
 
 
-SUGAR_IDS = (
-    720575940624963786, 720575940630233916, 720575940637568838, 720575940638202345,
-    720575940617000768, 720575940630797113, 720575940632889389, 720575940621754367,
-    720575940621502051, 720575940640649691, 720575940639332736, 720575940616885538,
-    720575940639198653, 720575940639259967, 720575940617937543, 720575940632425919,
-    720575940633143833, 720575940612670570, 720575940628853239, 720575940629176663,
-    720575940611875570,
-)
-P9_IDS = (720575940627652358, 720575940635872101)
+SUGAR_IDS = NEURON_SETS["sugar"].ids
+P9_IDS = NEURON_SETS["p9"].ids
 
+# The paper's activation sets (flyhpc.presets: ids, sources, rates), sugar and p9 first: the synthetic
+# generator seeds its pathways from those two alone (flyhpc.data.synthetic.SEEDED_PRESETS).
 PRESETS: dict[str, Experiment] = {
-    "sugar": Experiment(name="Sugar GRNs (200 Hz)", key="sugar", activate=SUGAR_IDS, rate_hz=200.0),
-    "p9": Experiment(name="P9s forward walking (100 Hz)", key="p9", activate=P9_IDS, rate_hz=100.0),
+    key: Experiment(name=s.name, key=key, activate=s.ids, rate_hz=s.rate_hz) for key, s in NEURON_SETS.items()
 }
 
 
@@ -237,6 +232,36 @@ def preset(key: str) -> Experiment:
         return PRESETS[key]
     except KeyError:
         raise ConfigError(f"unknown experiment {key!r}; known: {', '.join(sorted(PRESETS))}") from None
+
+
+def make_experiment(experiment: str | None = None, activate: Sequence[int] = (), rate_hz: float | None = None,
+                    activate2: Sequence[int] = (), rate2_hz: float = 0.0, silence: Sequence[int] = (),
+                    by: Selector = "id", silence_mode: SilenceMode = "both") -> Experiment:
+    """The experiment of `flyhpc run`'s flags and `flyhpc.run`'s arguments: a preset (its rate replaced by
+    `rate_hz` when given, set 2 and silencing added) or custom neurons at `rate_hz`.
+
+    Raises
+    ------
+    ConfigError
+        Both or neither of a preset and neurons to activate; neurons without a rate; an unknown preset; and
+        everything `Experiment` refuses.
+    """
+    if experiment and len(activate):
+        raise ConfigError("give either an experiment preset or neurons to activate, not both")
+    if experiment:
+        exp = preset(experiment)
+        if len(activate2) or len(silence) or rate_hz is not None:
+            return Experiment(name=exp.name, key=exp.key, activate=exp.activate,
+                              rate_hz=exp.rate_hz if rate_hz is None else rate_hz, activate2=tuple(activate2),
+                              rate2_hz=rate2_hz, silence=tuple(silence), by=exp.by, silence_mode=silence_mode)
+        return exp
+    if not len(activate):
+        raise ConfigError(f"give an experiment preset ({'|'.join(PRESETS)}) or neurons to activate with a rate")
+    if rate_hz is None:
+        raise ConfigError("neurons to activate need a rate in Hz")
+    return Experiment(name="custom", key="custom", activate=tuple(activate), rate_hz=rate_hz,
+                      activate2=tuple(activate2), rate2_hz=rate2_hz, silence=tuple(silence), by=by,
+                      silence_mode=silence_mode)
 
 
 MAX_T_RUN_S = 10_000.0

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flyhpc import backends
-from flyhpc.errors import ConfigError
-from flyhpc.model import SILENCE_MODES, Experiment, preset
+from flyhpc.model import PRESETS, SILENCE_MODES, Experiment, make_experiment
 from flyhpc.timing import disturbance
 
 
@@ -25,29 +24,15 @@ def _id_list(value: str | None) -> tuple[int, ...]:
 
 
 def _experiment(name, activate, rate, activate2, rate2, silence, by, silence_mode) -> Experiment:
-    if name and activate:
-        raise ConfigError("give either --experiment or --activate, not both")
-    if name:
-        if activate2 or silence or rate is not None:
-            exp = preset(name)
-            return Experiment(name=exp.name, key=exp.key, activate=exp.activate,
-                              rate_hz=exp.rate_hz if rate is None else rate,
-                              activate2=_id_list(activate2), rate2_hz=rate2, silence=_id_list(silence), by=exp.by,
-                              silence_mode=silence_mode)
-        return preset(name)
-    if not activate:
-        raise ConfigError("give --experiment sugar|p9 or --activate IDS --rate HZ")
-    if rate is None:
-        raise ConfigError("--activate needs --rate HZ")
-    return Experiment(name="custom", key="custom", activate=_id_list(activate), rate_hz=rate,
-                      activate2=_id_list(activate2), rate2_hz=rate2, silence=_id_list(silence), by=by,
-                      silence_mode=silence_mode)
+    return make_experiment(name, _id_list(activate), rate, _id_list(activate2), rate2, _id_list(silence), by,
+                           silence_mode)
 
 
 @click.command()
 @click.option("--backend", default="brian2cpp", show_default=True,
               type=click.Choice(backends.names()), help="Simulator to run.")
-@click.option("--experiment", "experiment_key", help="Preset experiment: sugar or p9.")
+@click.option("--experiment", "experiment_key",
+              help=f"Preset experiment: {', '.join(PRESETS)} (the paper's neuron sets, flyhpc/presets.py).")
 @click.option("--activate", help="Neurons of activation set 1 (FlyWire ids, comma separated).")
 @click.option("--rate", type=float, help="Poisson rate of set 1 in Hz.")
 @click.option("--activate2", help="Neurons of activation set 2.")

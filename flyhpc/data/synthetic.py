@@ -32,6 +32,9 @@ PACKAGED_IDS = Path(__file__).resolve().parents[1] / "resources" / "flywire_783_
 PACKAGED_IDS_SHA256 = "a4df4450683b1fd506acbb24b16495eca9ea3ba67504957f7466f28cbb9da759"
 # Recorded in every output's metadata; the packaged ids are those of Completeness_783.csv.
 PACKAGED_IDS_ORIGIN = "real ids from Completeness_783.csv"
+# The presets whose neurons seed a pathway each: only these two, so presets added later (the paper's other
+# neuron sets) leave every synthetic connectome, its digest and its calibration as they were.
+SEEDED_PRESETS = ("sugar", "p9")
 META_FILE = "synthetic.json"
 COMPLETENESS = "Completeness.csv"
 CONNECTIVITY = "Connectivity.parquet"
@@ -135,7 +138,7 @@ def _synapse_counts(rng, size, p: SynthParams) -> np.ndarray:
 
 def _seed_sets(rng, ids: np.ndarray, p: SynthParams) -> list[np.ndarray]:
     sets = []
-    for exp in PRESETS.values():
+    for exp in (PRESETS[key] for key in SEEDED_PRESETS):
         pos = np.searchsorted(ids, np.asarray(exp.activate, dtype=np.int64))
         pos = np.minimum(pos, ids.size - 1)
         found = pos[ids[pos] == np.asarray(exp.activate)]

@@ -21,7 +21,7 @@ from flyhpc import __version__
 from flyhpc.data.connectome import Connectome
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError
-from flyhpc.model import Params
+from flyhpc.model import PRESETS, Experiment, Params
 from flyhpc.screens.engine import ScreenRunner
 from flyhpc.screens.expand import ScreenExperiment, base_experiment, concrete_axes, expand, resolve_neurons
 from flyhpc.screens.results import ChunkFiles, ChunkTables, neuron_rates
@@ -35,8 +35,8 @@ def plan_experiments(screen: Screen, conn: Connectome, params: Params = Params()
                      options: Mapping[str, Any] | None = None, n_threads: int = 1) -> list[ScreenExperiment]:
     """Every experiment of `screen` on `conn`, base first (see `flyhpc.screens.expand`).
 
-    A most_active axis runs the base experiment first (the screen's backend, t_run, n_run and seed), so the
-    list depends on the connectome, as the screen means it to.
+    A most_active axis runs the base experiment first (or, with `of`, that preset; the screen's backend, t_run,
+    n_run and seed), so the list depends on the connectome, as the screen means it to.
 
     Raises
     ------
@@ -46,17 +46,26 @@ def plan_experiments(screen: Screen, conn: Connectome, params: Params = Params()
     BackendUnavailable
         The screen's backend cannot run here (most_active only).
     """
-    ranking = None
-    if any(axis is not None and axis.kind == "most_active" for axis in (screen.activate_each, screen.silence_each)):
-        base = base_experiment(screen)
-        if base is None:
-            raise ConfigError(f"{screen.path} [axes]: most_active needs a [base] experiment that activates neurons "
-                              "at a rate of its own")
+    wanted: dict[str, Experiment] = {}  # "" (the base) or a preset key -> the experiment whose run ranks the axis
+    for axis in (screen.activate_each, screen.silence_each):
+        if axis is None or axis.kind != "most_active" or axis.of in wanted:
+            continue
+        if axis.of:
+            wanted[axis.of] = PRESETS[axis.of]  # the screen file's check named an unknown preset
+        else:
+            base = base_experiment(screen)
+            if base is None:
+                raise ConfigError(f"{screen.path} [axes]: most_active needs a [base] experiment that activates "
+                                  "neurons at a rate of its own (or `of = \"<preset>\"`)")
+            wanted[""] = base.experiment
+    ranking: dict[str, tuple] = {}
+    if wanted:
         with ScreenRunner(screen.backend, conn, params, screen.n_steps, options=options,
                           n_threads=n_threads) as runner:
-            spikes = runner.run(base.experiment, screen.n_run, screen.seed, ROUND).spikes
-        rates = neuron_rates(spikes, screen.n_run, screen.t_run_s)
-        ranking = (rates.neuron_index, rates.spikes)
+            for of, experiment in wanted.items():
+                rates = neuron_rates(runner.run(experiment, screen.n_run, screen.seed, ROUND).spikes, screen.n_run,
+                                     screen.t_run_s)
+                ranking[of] = (rates.neuron_index, rates.spikes)
     return expand(screen, **concrete_axes(screen, conn.flywire_ids, ranking))
 
 

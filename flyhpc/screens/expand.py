@@ -151,10 +151,11 @@ def most_active(screen: Screen, neuron_index: np.ndarray, spikes: np.ndarray, fl
 
 
 def concrete_axes(screen: Screen, flywire_ids: np.ndarray,
-                  ranking: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, NeuronList | None]:
+                  ranking: tuple[np.ndarray, np.ndarray] | dict[str, tuple] | None = None) -> dict[str, NeuronList | None]:
     """{"activate_each": ..., "silence_each": ...} as concrete lists on a connectome: "all" is every neuron the
     base neither drives nor silences (in row order); most_active takes `ranking` = (neuron_index, spikes) of a
-    run of the base experiment. Also checks that every listed neuron is in the connectome.
+    run of the base experiment, or {of: (neuron_index, spikes)} with "" for the base and a preset key for an
+    axis ranked by a run of that preset. Also checks that every listed neuron is in the connectome.
 
     Raises
     ------
@@ -171,9 +172,11 @@ def concrete_axes(screen: Screen, flywire_ids: np.ndarray,
             rows = np.setdiff1d(np.arange(len(flywire_ids), dtype=np.int32), base)
             axis = NeuronList(values=_as_values(screen, rows, flywire_ids))
         elif axis is not None and axis.kind == "most_active":
-            if ranking is None:
-                raise ConfigError(f"{where}: most_active needs a run of the base experiment")
-            axis = most_active(screen, ranking[0], ranking[1], flywire_ids, axis.count)
+            ranked = ranking.get(axis.of) if isinstance(ranking, dict) else (None if axis.of else ranking)
+            if ranked is None:
+                run_of = f"preset {axis.of!r}" if axis.of else "the base experiment"
+                raise ConfigError(f"{where}: most_active needs a run of {run_of}")
+            axis = most_active(screen, ranked[0], ranked[1], flywire_ids, axis.count)
         elif axis is not None:
             resolve_neurons(axis.values, screen.by, flywire_ids, where)
         out[label] = axis

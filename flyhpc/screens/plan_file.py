@@ -60,6 +60,9 @@ def _sha256(content: bytes) -> str:
 def _screen_json(screen: Screen, base_key: str) -> str:
     data = dataclasses.asdict(screen)
     data["path"] = str(screen.path)
+    for key in _LISTS:  # `of` only where set: every plan written before it existed keeps its bytes and sha256
+        if data.get(key) is not None and not data[key]["of"]:
+            del data[key]["of"]
     return json.dumps({"format": PLAN_FORMAT, "base_key": base_key, "screen": data}, sort_keys=True)
 
 
@@ -70,7 +73,7 @@ def _screen_from(data: dict) -> Screen:
         value = fields.get(key)
         if value is not None:
             fields[key] = NeuronList(kind=value["kind"], values=tuple(value["values"]), labels=tuple(value["labels"]),
-                                     count=value["count"])
+                                     count=value["count"], of=value.get("of", ""))
     fields["rates_hz"] = tuple(fields["rates_hz"])
     return Screen(**fields)
 

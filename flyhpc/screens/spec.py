@@ -33,7 +33,8 @@ class NeuronList:
 
     `kind` is "list" (the values, from the file or a CSV), "all" (every neuron not in the base experiment) or
     "most_active" (the `count` neurons with the most spikes in the base experiment, driven and silenced ones
-    excepted); the last two are made concrete once the connectome is known (`flyhpc.screens.expand`).
+    excepted; with `of`, in a run of that preset instead, its own driven neurons included as the paper ranks
+    them); the last two are made concrete once the connectome is known (`flyhpc.screens.expand`).
     `labels[k]` names values[k]: the CSV's `name` column where it has one, else the value itself.
     """
 
@@ -41,6 +42,7 @@ class NeuronList:
     values: tuple[int, ...] = ()
     labels: tuple[str, ...] = ()
     count: int = 0
+    of: str = ""
 
     def __post_init__(self) -> None:
         if not self.labels:
@@ -203,13 +205,17 @@ def _no_repeats(values: tuple, where: str) -> None:
 
 def _neurons(value: Any, where: str, folder: Path, by: str, axis: bool) -> NeuronList:
     """A neuron list as written: integers, a CSV path (relative to the screen's folder), and on axes only
-    "all" or {most_active = N}."""
+    "all" or {most_active = N} (optionally `of = "<preset>"`)."""
     if axis and value == ALL:
         return NeuronList(kind=ALL)
     if isinstance(value, dict):
-        if not axis or set(value) != {"most_active"}:
-            raise ConfigError(f"{where}: a table here must be {{most_active = N}} (on an axis), got {value!r}")
-        return NeuronList(kind="most_active", count=_integer(value["most_active"], f"{where}.most_active", 1))
+        if not axis or "most_active" not in value or not set(value) <= {"most_active", "of"}:
+            raise ConfigError(f"{where}: a table here must be {{most_active = N}} or {{most_active = N, of = "
+                              f"\"<preset>\"}} (on an axis), got {value!r}")
+        of = value.get("of", "")
+        if "of" in value and (not isinstance(of, str) or of not in PRESETS):
+            raise ConfigError(f"{where}.of: unknown experiment {of!r}; known: {', '.join(sorted(PRESETS))}")
+        return NeuronList(kind="most_active", count=_integer(value["most_active"], f"{where}.most_active", 1), of=of)
     if isinstance(value, str):
         return read_neuron_csv(folder / Path(value).expanduser(), by, where)
     if not isinstance(value, list):
