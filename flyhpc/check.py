@@ -1,7 +1,7 @@
 """`flyhpc check`: prove the backends of this environment (an image, a site's node) with one command.
 
 For each backend asked for (default: every backend whose probe passes here), in three parts:
-1. **contract**: the 13 scenarios of `flyhpc.contract` (DESIGN §1a). A GPU backend without a visible GPU runs them
+1. **contract**: the 14 scenarios of `flyhpc.contract` (DESIGN §1a). A GPU backend without a visible GPU runs them
    through the simulator's CPU code path where it has one (`caps.cpu_fallback_options`: genn, brian2genn) and
    otherwise only builds the contract network (brian2cuda: CUDA code generation and nvcc; nestgpu: its installation),
    and says so: "build only" is not a pass of the scenarios.
@@ -305,7 +305,7 @@ def markdown(report: dict) -> str:
     parts = report.get("parts", {})
     if "contract" in parts:
         c = parts["contract"]
-        lines += ["## Contract (13 scenarios)", "", f"{c['status']} in {_fmt(c.get('wall_s'), 1)} s"
+        lines += ["## Contract scenarios", "", f"{c['status']} in {_fmt(c.get('wall_s'), 1)} s"
                   + (f": {c['passed']}/{c['n_scenarios']} passed" if c.get("scenarios") else f" — {c.get('note', '')}"), ""]
         lines += [f"- {r['status']}: {r['name']} {r['detail']}" for r in c.get("scenarios", []) if r["status"] != "passed"]
         if c.get("error"):

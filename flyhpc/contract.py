@@ -1,4 +1,4 @@
-"""The model contract's 13 scenarios (DESIGN §1a): one network, hand-made and seeded drives, the spikes they imply.
+"""The model contract's 14 scenarios (DESIGN §1a): one network, hand-made and seeded drives, the spikes they imply.
 
 One network (`contract_spec`) holds every scenario as independent neurons, so a compiling backend builds once;
 `contract_runs_of` builds, sets up and runs a backend class on the hand-made trials (`HAND_TRIALS`) and on two
@@ -17,6 +17,7 @@ Neuron roles of the contract network (row index):
  13 F  <- D4 (5455): 18-step delay
  14 S  <- D0 (5455), silenced;  15 G <- S (5455): silent because S is silenced
  16 Z  no input, never spikes
+ 17 H  <- D0 (5455), D8 (90): an input arriving mid-refractory leaves no trace in g or v
 Entry points: `contract_spec`, `hand_drive`, `contract_runs_of`, `SCENARIOS`, `run_scenarios`.
 """
 
@@ -35,11 +36,12 @@ from flyhpc.network import NetworkSpec
 from flyhpc.spikes import SpikeTable
 
 PARAMS = Params()
-CONTRACT_N = 17
+CONTRACT_N = 18
 BIG = 5455  # synapses; 5455 x 0.275 = 1500.125 mV: one step of integration crosses threshold
 SMALL = 90  # 24.75 mV: one PSP peaks at 3.9 mV, two at 7.8 mV
 CONTRACT_EDGES = [(0, 9, BIG), (7, 9, BIG), (0, 10, BIG), (8, 10, BIG), (2, 11, BIG), (1, 11, BIG),
-                  (2, 12, SMALL), (1, 12, SMALL), (4, 13, BIG), (0, 14, BIG), (14, 15, BIG)]
+                  (2, 12, SMALL), (1, 12, SMALL), (4, 13, BIG), (0, 14, BIG), (14, 15, BIG), (0, 17, BIG),
+                  (8, 17, SMALL)]
 CONTRACT_STEPS = 2000  # 0.2 s
 SET1, SET2 = (0, 1, 2, 3, 4, 7, 8), (5, 6)
 RATE1_HZ, RATE2_HZ = 150.0, 600.0
@@ -57,8 +59,8 @@ HAND_TRIALS = {
 }
 HAND_SPIKES = {  # {trial: {neuron: [steps]}}
     0: {0: [1, 11], 1: [2], 2: [1], 3: [31, 33, 35], 4: [101], 7: [23], 8: [24],
-        9: [20], 10: [20, 43], 11: [20], 12: [74], 13: [120]},
-    1: {0: [6], 3: [51, 53], 9: [25], 10: [25]},
+        9: [20], 10: [20, 43], 11: [20], 12: [74], 13: [120], 17: [20]},
+    1: {0: [6], 3: [51, 53], 9: [25], 10: [25], 17: [25]},
     2: {},
 }
 
@@ -147,7 +149,7 @@ def _expect_spikes(runs: dict, key: str, trial: int, neuron: int, want: list[int
     _expect(got == want, f"{key} trial {trial}, neuron {neuron}: spikes at {got}, the contract says {want}")
 
 
-# -- the 13 scenarios ------------------------------------------------------------------------------------------
+# -- the 14 scenarios ------------------------------------------------------------------------------------------
 def spike_table_types_and_order(runs: dict) -> None:
     """The spike table has int32 trials, int64 steps, int32 neurons, sorted by (trial, step, neuron)."""
     table = runs["hand"]
@@ -196,6 +198,16 @@ def input_while_refractory_is_dropped(runs: dict) -> None:
     and D7's (23) at 41: both dropped, so B1 never spikes again."""
     _expect_spikes(runs, "hand", 0, 9, [20])
     _expect_spikes(runs, "hand", 1, 9, [25])   # D0 kicked at 5 -> spike 6 -> 6 + 19
+
+
+def input_mid_refractory_leaves_no_trace(runs: dict) -> None:
+    """H: D0 (spike 1) delivers 1500.125 mV at 19 -> H spikes at 20; D0's second spike (11) delivers another
+    1500.125 mV at 29, mid-window (refractory 20..41); D8 (spike 24) delivers 24.75 mV at 42, the first step H
+    integrates again. Dropped (Brian2): g = 24.75 mV after step 42, a lone PSP peaking at 3.9 mV, no spike.
+    Kept in g (frozen or decaying through the window, as some simulators do) it would be over 1100 mV at 42 and H
+    would spike at 43."""
+    _expect_spikes(runs, "hand", 0, 17, [20])
+    _expect_spikes(runs, "hand", 1, 17, [25])   # D0 kicked at 5 -> spike 6 -> 6 + 19; no D8 in trial 1
 
 
 def refractory_window_is_22_steps(runs: dict) -> None:
@@ -272,13 +284,13 @@ def same_drive_same_spikes(runs: dict) -> None:
 
 
 def contract_network_shape(runs: dict) -> None:
-    """17 neurons, refractory 22 steps except the driven ones (0), 9 synapses left, weights 24.75 / 1500.125 mV."""
+    """18 neurons, refractory 22 steps except the driven ones (0), 11 synapses left, weights 24.75 / 1500.125 mV."""
     spec = runs["spec"]
     _expect(spec.n_neurons == CONTRACT_N, f"{spec.n_neurons} neurons")
     expected = np.full(CONTRACT_N, 22)
     expected[list(SET1 + SET2)] = 0
     _expect(spec.refractory_steps.tolist() == expected.tolist(), "refractory steps differ")
-    _expect(spec.n_edges == 9, f"{spec.n_edges} edges; 11 minus the two to and from S")
+    _expect(spec.n_edges == 11, f"{spec.n_edges} edges; 13 minus the two to and from S")
     weights = sorted(set(spec.weights_mv.tolist()))
     _expect(np.allclose(weights, [24.75, 1500.125]), f"weights {weights}")
 
@@ -286,7 +298,7 @@ def contract_network_shape(runs: dict) -> None:
 SCENARIOS: tuple[Callable[[dict], None], ...] = (
     spike_table_types_and_order, hand_trials_give_exactly_the_derived_spikes, kick_gives_spike_one_step_later,
     driven_neurons_spike_every_other_step_at_most, delay_is_18_steps, input_while_refractory_is_dropped,
-    refractory_window_is_22_steps, delivery_in_the_spiking_step_is_lost, threshold_reached_through_summed_psps,
+    input_mid_refractory_leaves_no_trace, refractory_window_is_22_steps, delivery_in_the_spiking_step_is_lost, threshold_reached_through_summed_psps,
     silenced_neuron_and_its_targets_stay_silent, seeded_trials_both_activation_sets, same_drive_same_spikes,
     contract_network_shape)
 

@@ -134,6 +134,25 @@ def test_refractory_neuron_is_frozen_and_drops_input(contract_trial0):
     assert nr[9, 19]
 
 
+def test_input_mid_refractory_leaves_no_trace_in_g_or_v(contract_trial0):
+    """H spikes at 20 (D0's delivery at 19); D0's second spike delivers 1500.125 mV at 29, mid-window. The paper's
+    equations (v and g `(unless refractory)`, `on_pre: g += w`) drop it: v = v_rst and g = 0 through step 41 (the
+    window, spike step included); at 42 H integrates again and D8's 24.75 mV arrives into g = 0, so from 43 on v is
+    exactly one PSP, u(n) = 8.25 (a^(n-42) - b^(n-42)), as if nothing had come at 29. Kept (frozen or decaying),
+    g would be over 1100 mV at 42 and H would spike at 43."""
+    _, _, v, g, nr = contract_trial0
+    assert spikes(contract_trial0, 17) == [20]
+    assert g[17, 19] == pytest.approx(1500.125, abs=1e-9)            # the delivery that makes it spike
+    assert np.all(g[17, 20:42] == 0.0) and g[17, 29] == 0.0          # the one at 29: gone, not stored
+    np.testing.assert_allclose(v[17, 20:43], V0, atol=1e-9)
+    assert not nr[17, 20:42].any() and nr[17, 42:].all()
+    assert g[17, 42] == pytest.approx(24.75, abs=1e-9)
+    n = np.arange(43, 200)
+    np.testing.assert_allclose(v[17, 43:200] - V0, 8.25 * (A ** (n - 42) - B ** (n - 42)), rtol=1e-10)
+    np.testing.assert_allclose(g[17, 42:199], 24.75 * B ** (n - 43), rtol=1e-10)
+    assert (v[17, 43:200] - V0).max() == pytest.approx(3.9, abs=0.05)   # one PSP: far below the 7 mV threshold
+
+
 def test_refractory_window_ends_after_22_steps(contract_trial0):
     """B2 spikes at 20; D8 (spike 24) delivers at 42 = 20 + 22, the first step B2 integrates again:
     kept (g = 1500.125 after step 42), integrated at 43: u = 500.04 x 0.01481381 = 7.4075 > 7 -> spike."""

@@ -55,11 +55,11 @@ def test_contract_part_passes_native_and_writes_both_reports(tmp_path):
     reports, bad = check.run_check(["native"], plan, tmp_path / "out", asked=True, log=lambda _m: None)
     assert not bad and reports[0]["status"] == "passed"
     part = reports[0]["parts"]["contract"]
-    assert part["passed"] == part["n_scenarios"] == len(contract.SCENARIOS) == 13
+    assert part["passed"] == part["n_scenarios"] == len(contract.SCENARIOS) == 14
     stem = f"check-native-{check.host_name()}"
     saved = json.loads((tmp_path / "out" / f"{stem}.json").read_text())
-    assert saved["parts"]["contract"]["passed"] == 13
-    assert "13/13 passed" in (tmp_path / "out" / f"{stem}.md").read_text()
+    assert saved["parts"]["contract"]["passed"] == 14
+    assert "14/14 passed" in (tmp_path / "out" / f"{stem}.md").read_text()
 
 
 def test_broken_backend_fails_the_check_with_exit_4(tmp_path, with_broken):

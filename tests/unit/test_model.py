@@ -78,7 +78,7 @@ def test_resolve_names_every_unknown_id():
 def test_presets():
     assert len(PRESETS["sugar"].activate) == 21 and PRESETS["sugar"].rate_hz == 200.0
     assert PRESETS["p9"].activate == (720575940627652358, 720575940635872101) and PRESETS["p9"].rate_hz == 100.0
-    with pytest.raises(ConfigError, match="known: p9, sugar"):
+    with pytest.raises(ConfigError, match="known: bitter, ir94e, p9, sugar, water"):
         preset("suggar")
 
 

@@ -71,6 +71,18 @@ def test_all_and_most_active_need_the_connectome(write_screen):
         most_active(screen, np.array([0, 1, 3]), np.array([5, 5, 5]), ids, 2)
 
 
+def test_most_active_of_a_preset_takes_that_ranking(write_screen):
+    """{most_active = N, of = "<preset>"}: ranked by a run of the preset (its own driven neurons are candidates, as
+    the paper ranks them); the base's ranking is not used for it, and without its ranking the error names it."""
+    text = SCREEN.replace("silence_each = [5, 9]", "silence_each = {most_active = 2, of = \"sugar\"}")
+    screen = load_screen(str(write_screen(text)))
+    ids = np.arange(100, 112, dtype=np.int64)
+    with pytest.raises(ConfigError, match=r"\[axes\].silence_each: most_active needs a run of preset 'sugar'"):
+        concrete_axes(screen, ids, {"": (np.array([4]), np.array([9]))})
+    axes = concrete_axes(screen, ids, {"sugar": (np.array([2, 4, 6]), np.array([5, 30, 30])), "": None})
+    assert axes["silence_each"].values == (4, 6)
+
+
 def test_unknown_neurons_name_their_key(write_screen):
     screen = load_screen(str(write_screen(SCREEN.replace("silence_each = [5, 9]", "silence_each = [5, 90]"))))
     with pytest.raises(ConfigError, match=r"\[axes\].silence_each: index 90 out of range 0..11"):

@@ -55,3 +55,19 @@ def test_a_changed_or_short_plan_is_refused(tmp_path, conn, write_screen):
         read_plan(tmp_path / "plan.parquet", sha)
     with pytest.raises(DataError, match="cannot read it"):
         read_plan(tmp_path / "nope.parquet", sha)
+
+
+def test_of_is_kept_where_set_and_absent_elsewhere(write_screen):
+    """A most_active axis ranked by a preset keeps `of` in the plan; a screen without it writes no `of` key, so
+    every plan written before `of` existed keeps its bytes (and its label's identity)."""
+    import json
+
+    from flyhpc.screens.plan_file import _screen_from, _screen_json
+
+    plain = load_screen(str(write_screen(SCREEN)))
+    assert '"of"' not in _screen_json(plain, "")
+    ranked = load_screen(str(write_screen("[screen]\nt_run_s = 0.2\n[axes]\n"
+                                          "activate_each = {most_active = 4, of = \"sugar\"}\nrate_hz = [50.0]\n",
+                                          "ranked")))
+    text = _screen_json(ranked, "")
+    assert _screen_from(json.loads(text)["screen"]) == ranked and ranked.activate_each.of == "sugar"

@@ -31,6 +31,21 @@ def test_presets_load_and_are_packaged():
     assert top.silence_each.kind == "most_active" and top.silence_each.count == 100 and top.n_run == 10
 
 
+def test_the_papers_screens_load_as_the_paper_ran_them():
+    """Figure 1 E / F (presets.py): the 200 most sugar-responsive neurons, 30 trials x 1 s, readout MN9."""
+    from flyhpc.presets import MN9, NEURON_SETS, SUFFICIENCY_RATES_HZ, TOP_N
+
+    assert {"sugar-sufficiency", "sugar-necessity"} <= set(known_screens())
+    suff = load_screen("sugar-sufficiency")
+    assert (suff.t_run_s, suff.n_run, suff.readout.values) == (1.0, 30, (MN9,))
+    assert suff.activate_each.kind == "most_active" and suff.activate_each.count == TOP_N
+    assert suff.activate_each.of == "sugar" and not suff.activate.values and suff.rates_hz == SUFFICIENCY_RATES_HZ
+    nec = load_screen("sugar-necessity")
+    assert (nec.t_run_s, nec.n_run, nec.readout.values, nec.silence_mode) == (1.0, 30, (MN9,), "outgoing")
+    assert nec.activate.values == NEURON_SETS["sugar"].ids and nec.rate_hz == 200.0
+    assert nec.silence_each.kind == "most_active" and nec.silence_each.count == TOP_N and nec.silence_each.of == ""
+
+
 def test_screens_are_found_like_grids(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "jobs" / "screens").mkdir(parents=True)
@@ -62,7 +77,11 @@ def test_screens_are_found_like_grids(tmp_path, monkeypatch):
     (("activate = [0, 1]", "activate = [0, \"x\"]"), r"\[base\].activate\[1\]: expected row indices"),
     (("activate = [0, 1]", "activate = \"all\""), r"\[base\].activate: cannot read neuron file .*all"),
     (("activate = [0, 1]", "preset = \"sugar\""), r"\[base\].preset: presets name FlyWire ids"),
-    (("activate = [0, 1]", "preset = \"salt\""), r"\[base\].preset: unknown experiment 'salt'; known: p9, sugar"),
+    (("activate = [0, 1]", "preset = \"salt\""),
+     r"\[base\].preset: unknown experiment 'salt'; known: bitter, ir94e, p9, sugar, water"),
+    (("silence_each = [5, 9]", "silence_each = {most_active = 3, of = \"salt\"}"),
+     r"\[axes\].silence_each.of: unknown experiment 'salt'; known: bitter"),
+    (("silence_each = [5, 9]", "silence_each = {most_active = 3, by = \"x\"}"), r"\[axes\].silence_each: a table here"),
     (("activate = [0, 1]", "preset = [\"sugar\"]"), r"\[base\].preset: unknown experiment \['sugar'\]"),
     (("by = \"index\"", "by = \"index\"\nbackend = [1]"), r"\[screen\].backend: unknown backend \[1\]"),
     (("silence_each = [5, 9]", "silence_each = []"), r"\[axes\].silence_each: an axis needs at least one neuron"),
@@ -71,7 +90,7 @@ def test_screens_are_found_like_grids(tmp_path, monkeypatch):
     (("silence_each = [5, 9]", "rate_hz = [10, 10]"), r"\[axes\].rate_hz: lists 10.0 more than once"),
     (("[axes]", "readout = [1]\n[axes]"), r"\[base\]: unknown key\(s\) readout"),
     (("by = \"index\"", "by = \"index\"\nreadout = {most_active = 2}"),
-     r"\[screen\].readout: a table here must be \{most_active = N\} \(on an axis\)"),
+     r"\[screen\].readout: a table here must be \{most_active = N\} or .* \(on an axis\)"),
 ])
 def test_bad_values_are_named_with_file_and_key(write_screen, change, message):
     path = write_screen(GOOD.replace(*change))

@@ -140,12 +140,12 @@ def test_backend_runs_trials_through_the_worker_process_with_the_standin(tmp_pat
 
 
 def test_the_contract_scenarios_pass_through_the_worker_processes(tmp_path, monkeypatch):
-    """The 13 scenarios (delay, refractory window, input dropped while refractory, delivery in the spiking step...) on
+    """The 14 scenarios (delay, refractory window, input dropped while refractory, delivery in the spiking step...) on
     the nestgpu backend, its worker running NEST GPU's step order as read from its source (the stand-in)."""
     _standin_env(monkeypatch)
     results = contract.run_scenarios(contract.contract_runs_of(nb.NestGpuBackend, tmp_path))
     assert [(r.name, r.status, r.detail) for r in results if r.status != "passed"] == []
-    assert len(results) == len(contract.SCENARIOS) == 13
+    assert len(results) == len(contract.SCENARIOS) == 14
 
 
 def test_a_spike_in_the_last_step_is_read_back(tmp_path, standin):
