@@ -46,3 +46,20 @@ def test_only_the_cluster_package_names_submitit():
     outside = [str(p.relative_to(REPO)) for p in (REPO / "flyhpc").rglob("*.py")
                if "cluster" not in p.relative_to(REPO / "flyhpc").parts and "submitit" in p.read_text()]
     assert outside == [], f"submitit outside flyhpc/cluster/: {outside}"
+
+
+def test_the_package_root_reexports_the_api_lazily():
+    """`import flyhpc` loads no flyhpc module, no pandas and no simulator; `flyhpc.run` etc. load flyhpc.api on
+    first use (PEP 562), which is why that edge is not an import the layer check sees."""
+    code = ("import sys, flyhpc\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('flyhpc.', 'pandas', 'brian2', 'numba'))))\n"
+            "import flyhpc.api\n"
+            "assert flyhpc.run is flyhpc.api.run and flyhpc.open_bundle is flyhpc.api.open_bundle\n"
+            "assert flyhpc.screen is flyhpc.api.screen and flyhpc.connectome is flyhpc.api.connectome\n"
+            "assert flyhpc.MN9 == 720575940660219265 and 'water' in flyhpc.PRESETS\n"
+            "assert set(flyhpc.__all__) <= set(dir(flyhpc)) and 'Examples' in flyhpc.run.__doc__\n"
+            "try:\n    flyhpc.nope\nexcept AttributeError as exc:\n    print('refused', exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "[]"
+    assert "refused module 'flyhpc' has no attribute 'nope'" in proc.stdout
