@@ -298,7 +298,8 @@ def contract_network_shape(runs: dict) -> None:
 SCENARIOS: tuple[Callable[[dict], None], ...] = (
     spike_table_types_and_order, hand_trials_give_exactly_the_derived_spikes, kick_gives_spike_one_step_later,
     driven_neurons_spike_every_other_step_at_most, delay_is_18_steps, input_while_refractory_is_dropped,
-    input_mid_refractory_leaves_no_trace, refractory_window_is_22_steps, delivery_in_the_spiking_step_is_lost, threshold_reached_through_summed_psps,
+    input_mid_refractory_leaves_no_trace, refractory_window_is_22_steps, delivery_in_the_spiking_step_is_lost,
+    threshold_reached_through_summed_psps,
     silenced_neuron_and_its_targets_stay_silent, seeded_trials_both_activation_sets, same_drive_same_spikes,
     contract_network_shape)
 

@@ -46,6 +46,8 @@ def _example(name: str, blob_sha1: str, size_bytes: int, sha256: str, experiment
 
 
 # Blob ids and sizes from the upstream git tree at UPSTREAM_COMMIT; sha256 of copies whose blob id matches.
+# The silencing examples ran at 100 Hz: example.ipynb sets r_poi = 100 Hz before them (their MN9 rates, 63-71 Hz,
+# sit beside sugarR_100Hz's 67 Hz, not sugarR's 93 Hz).
 EXAMPLES: tuple[ExampleFile, ...] = (
     _example("sugarR.parquet", "1204cb3ed453ad03b0141028fa511d924f99d599", 948_526,
              "83921d50089d966785e402d6c0e3be5ab3eba5beb680410a09c557b0f22dcc28", "sugar",
@@ -55,13 +57,13 @@ EXAMPLES: tuple[ExampleFile, ...] = (
              "the 21 sugar GRNs at 100 Hz"),
     _example("sugarR-720575940617937543.parquet", "1cdeee4a3d4aa5b16602ac0a1e76f1db14e19f9b", 537_629,
              "e0d39699bd979a5761138dbab964dbfe1c55feb945349cd24bc1c1f9a925753b", "",
-             "sugar at 200 Hz, 720575940617937543 silenced (outgoing synapses)"),
+             "sugar at 100 Hz, 720575940617937543 silenced (outgoing synapses)"),
     _example("sugarR-720575940621754367.parquet", "17942838fe14639269fdff3636ebadbc13645436", 553_968,
              "f7d7cd7386663cbce864d6ca132ce5992d0cdb65f281b30768c3afe0804514a6", "",
-             "sugar at 200 Hz, 720575940621754367 silenced (outgoing synapses)"),
+             "sugar at 100 Hz, 720575940621754367 silenced (outgoing synapses)"),
     _example("sugarR-720575940622695448.parquet", "b4524c7d29476f0816b5162b8ebb4839d4e040fc", 578_825,
              "c6b5e102249e23c30989ad66ad897d81a6453681ba3756dd30c83e956aee803e", "",
-             "sugar at 200 Hz, 720575940622695448 silenced (outgoing synapses)"),
+             "sugar at 100 Hz, 720575940622695448 silenced (outgoing synapses)"),
 )
 
 

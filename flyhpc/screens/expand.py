@@ -151,7 +151,8 @@ def most_active(screen: Screen, neuron_index: np.ndarray, spikes: np.ndarray, fl
 
 
 def concrete_axes(screen: Screen, flywire_ids: np.ndarray,
-                  ranking: tuple[np.ndarray, np.ndarray] | dict[str, tuple] | None = None) -> dict[str, NeuronList | None]:
+                  ranking: tuple[np.ndarray, np.ndarray] | dict[str, tuple] | None = None,
+                  ) -> dict[str, NeuronList | None]:
     """{"activate_each": ..., "silence_each": ...} as concrete lists on a connectome: "all" is every neuron the
     base neither drives nor silences (in row order); most_active takes `ranking` = (neuron_index, spikes) of a
     run of the base experiment, or {of: (neuron_index, spikes)} with "" for the base and a preset key for an
