@@ -21,7 +21,8 @@ _OPTIONS = (
     click.option("--n-run", type=int, multiple=True, help="Trials per task (repeat)."),
     click.option("--rounds", type=int, help="Total rounds of the grid (rounds run: round-start..rounds)."),
     click.option("--round-start", type=int, help="First round to run (resume); never runs past --rounds."),
-    click.option("--experiment", help="Preset (sugar, p9) or 'index:I,J,...@RATE'."),
+    click.option("--experiment", help="Preset (sugar, p9, bitter, ir94e, water: flyhpc/presets.py) or "
+                                        "'index:I,J,...@RATE'."),
     click.option("--seed", type=int, help="Base seed of the drive."),
 )
 
