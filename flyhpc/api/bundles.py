@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 
 from flyhpc.api.paper import beside_paper
-from flyhpc.bundle import BundlePaths, read_record
+from flyhpc.bundle import BundlePaths
 from flyhpc.collect import CollectReport, VerifyReport, label_paths
 from flyhpc.errors import ConfigError, DataError, TaskFailed
 from flyhpc.files import sha256_file
+from flyhpc.results.records import read_record
 from flyhpc.spikes import SpikeTable, rates, read_spikes
 
 
@@ -110,7 +111,7 @@ class Bundle:
 
         self.paths = paths
         self.label = paths.run_label
-        self.kind = label_kind(paths.results_root, paths.run_label)  # "screen" or "benchmark"
+        self.kind = label_kind(paths.results_root, paths.run_label).kind  # "screen" or "benchmark"
 
     @property
     def tasks(self) -> pd.DataFrame:
@@ -145,7 +146,8 @@ class Bundle:
         return ScreenResults(self.paths)
 
     def _task(self, task: str):
-        from flyhpc.cluster.submission import load_submission, task_from_dict
+        from flyhpc.cluster.submission import load_submission
+        from flyhpc.kinds import task_from_dict
 
         planned = [task_from_dict(v) for v in load_submission(self.paths.results_root, self.label)["tasks"].values()]
         for t in planned:
