@@ -187,10 +187,7 @@ class Bundle:
     def collect(self) -> CollectReport:
         """`flyhpc collect` of the label (manifest, checksums, merged files); its `exit_code` says if complete."""
         from flyhpc import collect
-        from flyhpc.screens.collect import collect_screen
 
-        if self.kind == "screen":
-            return collect_screen(self.paths.results_root, self.label)
         return collect.collect(self.paths.results_root, self.label)
 
     def verify(self) -> VerifyReport:
@@ -244,7 +241,7 @@ def screen(screen_or_path: str | os.PathLike, run_label: str | None = None, *,
     """
     from flyhpc.cluster import profiles, slurm
     from flyhpc.screens.spec import load_screen
-    from flyhpc.screens.submit import plan_screen, submit_screen
+    from flyhpc.screen_submission import plan_screen, submit_screen
 
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise ConfigError(f"parallel must be an integer >= 1, got {parallel!r}")
