@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from flyhpc import worker
+from flyhpc.cluster import submission
 from flyhpc.errors import ConfigError, TaskFailed
 from flyhpc.tasks import BenchmarkTask
 
@@ -53,7 +54,8 @@ def _run_one_isolated(task: BenchmarkTask, force: bool) -> dict:
 
 def run_tasks(tasks: Sequence[BenchmarkTask], mode: str = "process", force: bool = False,
               on_event: Event | None = None, poll_s: float = 1.0) -> list[Outcome]:
-    """Run `tasks` in order; a failing task is recorded and the next one runs.
+    """Run `tasks` in order, recorded in the label's submission.json; a failing task is recorded and the next one
+    runs.
 
     Returns
     -------
@@ -69,7 +71,9 @@ def run_tasks(tasks: Sequence[BenchmarkTask], mode: str = "process", force: bool
         raise ConfigError(f"unknown executor {mode!r}; known: {', '.join(MODES)}")
     emit = on_event or (lambda kind, task, detail: None)
     if mode == "local":
-        return _run_local(tasks, force, emit, poll_s)
+        return _run_local(tasks, force, emit, poll_s)  # its submission records the tasks
+    if tasks:
+        submission.record_plan(tasks)  # so that status, collect and verify know every planned task
     outcomes = []
     for task in tasks:
         if not force and worker.is_done(task):

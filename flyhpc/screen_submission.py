@@ -25,6 +25,7 @@ from pathlib import Path
 from flyhpc.bundle import BundlePaths, check_label
 from flyhpc.cluster import slurm
 from flyhpc.cluster.profiles import ClusterProfile
+from flyhpc.cluster.schedulers import scheduler_for
 from flyhpc.cluster.submission import check_identity, label_identity, load_submission
 from flyhpc.screens.plan_file import write_plan
 from flyhpc.screens.replan import expand_plan
@@ -50,8 +51,9 @@ def plan_screen(screen_ref: str | Path, run_label: str, results_root: str | Path
                 parallel: int | None = None, keep_spikes: bool = False, container: bool = True) -> ScreenSubmission:
     """Expand `screen_ref` on the connectome and plan its chunk tasks and arrays (writes nothing).
 
-    `parallel` replaces the profile's array_parallelism (how many chunks run at once; for the local executor
-    also the least number of chunks, so every worker has one).
+    `parallel` replaces the profile's array_parallelism (how many chunks run at once; where the scheduler deals
+    the chunks to that many workers, as the local executor does, also the least number of chunks, so every
+    worker has one: `Scheduler.parallel_workers`).
 
     Raises
     ------
@@ -69,7 +71,7 @@ def plan_screen(screen_ref: str | Path, run_label: str, results_root: str | Path
     tasks = plan_tasks(screen, experiments, sha, run_label=run_label, results_root=results_root,
                        connectome=connectome, connectome_digest=conn.digest, n_edges=conn.n_edges,
                        target_task_s=task_minutes * 60.0,
-                       min_tasks=profile.array_parallelism if profile.executor != "slurm" else 1,
+                       min_tasks=scheduler_for(profile).parallel_workers,
                        max_per_task=max_per_task, keep_spikes=keep_spikes,
                        run_wall_s=profile.resources(screen.backend).wall_estimate_s)
     return ScreenSubmission(screen=screen, n_experiments=len(experiments), plan=content, plan_sha256=sha,

@@ -30,13 +30,10 @@ def bench(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, exper
           results_root, connectome, executor, force, no_collect):
     """Run a benchmark grid on this machine into results/<label>/round_XX/, then collect it."""
     from flyhpc import bench as bench_lib, collect
-    from flyhpc.cluster import submission
 
     grid = grid_from_flags(paper, grid_name, backends, t_run_s, n_run, rounds, round_start, experiment, seed)
     label = run_label or datetime.now().strftime("bench_%Y%m%d_%H%M%S")
     todo = planned_tasks(grid, label, results_root, connectome)
-    if executor != "local":  # submit records the local executor's tasks itself
-        submission.record_plan(todo)
     console = Console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:

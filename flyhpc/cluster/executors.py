@@ -1,28 +1,22 @@
-"""submitit's side of flyhpc: executors, the sbatch parameters of an array, and the job side.
+"""submitit's job side of flyhpc, and the sbatch parameters of an array.
 
-`submit_array` turns one planned array into a submitit Slurm array (or local/debug jobs) and returns
-what submission.json records of it; `run_task` is what every job runs: the task's job ids from
-submitit's `JobEnvironment`, Slurm's signals meaning what Slurm meant (`job_signals`), then
-`worker.run`. Entry points: `submit_array`, `run_task`, `job_info`, `job_name`, `slurm_parameters`,
-`python_command`.
+`run_task` is what every job runs: the task's job ids from submitit's `JobEnvironment`, Slurm's signals
+meaning what Slurm meant (`job_signals`), then `worker.run`; a local job runs its share of an array with
+`local_sequence`. The schedulers (`scheduler.Scheduler`) submit with `python_command` (the job's Python,
+in the backend's image where the profile says so) and `slurm_parameters`. Entry points: `run_task`,
+`run_sequence`, `local_sequence`, `job_info`, `job_name`, `slurm_parameters`, `python_command`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import dataclasses
-import datetime as _dt
 import multiprocessing
-import os
 import shlex
 import sys
-from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from flyhpc.cluster import job_signals
 from flyhpc.cluster.profiles import ClusterProfile
-from flyhpc.errors import ConfigError
 
 
 def run_task(task: Any, force: bool = False) -> dict:
@@ -96,84 +90,13 @@ def slurm_parameters(profile: ClusterProfile, array: Any, run_label: str) -> dic
     return params
 
 
-def _executor(profile: ClusterProfile, folder: Path, python: str):
-    import submitit
-
-    from flyhpc.cluster.job_folder import guarded
-
-    if profile.executor == "slurm":  # jobs start in job_folder.main: the folder and pickle are checked first
-        return guarded(submitit.SlurmExecutor)(folder=folder, python=python, max_num_timeout=0)
-    if profile.executor == "local":
-        return guarded(submitit.LocalExecutor)(folder=folder)
-    return submitit.DebugExecutor(folder=folder)  # runs in this process: no pickle is loaded
-
-
-def submit_array(prof: ClusterProfile, results_root: str | Path, run_label: str, array: Any, folder: Path,
-                 job_fn: Callable | None) -> dict:
-    """Submit one planned array (`slurm.ArrayPlan`) with submitit's files in `folder` (`job_folder.folder_for`);
-    return its submission.json entry."""
-    binds = [str(Path(results_root).resolve()), str(folder)]
-    python = python_command(prof, array, binds)
-    ex = _executor(prof, folder, python)
-    entry: dict[str, Any] = {
-        "submitted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "executor": prof.executor, "backend": array.backend, "time_min": array.time_min,
-        "resources": dataclasses.asdict(array.resources), "image": array.image, "python": python,
-        "tasks": [t.key for t in array.tasks], "jobs": [], "folder": str(folder),
-    }
-    if prof.executor == "slurm":
-        params = slurm_parameters(prof, array, run_label)
-        try:
-            ex.update_parameters(**params)
-        except ValueError as exc:
-            raise ConfigError(f"profile {prof.name!r} ({prof.source}): {exc}") from None
-        jobs = ex.map_array(job_fn or run_task, list(array.tasks))
-        entry["job_id"] = jobs[0].job_id.split("_")[0]
-        entry["array"] = len(jobs) > 1  # submitit sends a one-task list as a plain job
-        entry["parallelism"] = min(prof.array_parallelism, len(jobs))
-        entry["sbatch"] = {k: v for k, v in params.items() if k != "setup"}
-        return entry
-    # local/debug: the tasks run one after the other in `array_parallelism` jobs
-    n_jobs = min(prof.array_parallelism, array.n_tasks)
-    chunks = [list(array.tasks[i::n_jobs]) for i in range(n_jobs)]
-    timeout = sum(prof.limit_for(t.wall_estimate_s(prof.resources(t.backend))).minutes for t in array.tasks)
-    ex.update_parameters(timeout_min=timeout)
-    fn = job_fn or run_task
-    for chunk in chunks:
-        with _std_detached() if prof.executor == "local" else contextlib.nullcontext():
-            job = ex.submit(_local_sequence, fn, chunk)
-        if prof.executor == "debug":
-            job.result()
-        entry["jobs"].append({"job_id": str(job.job_id), "tasks": [t.key for t in chunk]})
-    entry["job_id"] = entry["jobs"][0]["job_id"]
-    return entry
-
-
-@contextlib.contextmanager
-def _std_detached() -> Iterator[None]:
-    """Point this process's stdin/stdout/stderr at /dev/null while a local job starts, so that the job (which
-    inherits them; its tasks write their own logs) does not keep them open: `flyhpc submit | tail` would
-    otherwise wait for every task to end."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    saved = [os.dup(fd) for fd in (0, 1, 2)]
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        yield
-    finally:
-        for fd, copy in zip((0, 1, 2), saved):
-            os.dup2(copy, fd)
-            os.close(copy)
-        os.close(null)
-
-
-def _local_sequence(fn: Callable, tasks: Sequence[Any]) -> list[str]:
+def local_sequence(fn: Callable, tasks: Sequence[Any]) -> list[str]:
+    """A local job: `run_sequence`, or for another job function (a check task, a test hook) the tasks in this
+    process, still one outcome each."""
     if fn is run_task:
         return run_sequence(tasks)
     out = []
-    for task in tasks:  # a test hook: same process, still one outcome per task
+    for task in tasks:
         try:
             fn(task)
             out.append("done")

@@ -1,12 +1,13 @@
 """Running tasks (benchmark grid points, screen chunks) at scale: plan arrays, submit, resubmit, cancel, wait.
 
 Groups tasks into one array per (backend, resource set, time limit, image), split at the site's
-MaxArraySize and throttled with `%N`; `executors` submits them (each array task runs
-`executors.run_task` -> `worker.run`, inside the backend's Apptainer image when the profile says
-so). Refuses to submit tasks the scheduler still holds (unless forced), a label made for another
-experiment, and a submission file or job folder someone else could have written (submitit's folder is
-private to the user and outside the results: `job_folder`). Knows nothing about neurons. Entry points:
-`plan`, `submit`, `resubmit`, `cancel`, `wait`, `ArrayPlan`, `SubmitPlan`.
+MaxArraySize and throttled with `%N`; the profile's scheduler (`schedulers.scheduler_for`: Slurm or
+this machine) submits them (each array task runs `executors.run_task` -> `worker.run`, inside the
+backend's Apptainer image when the profile says so) and cancels them. Refuses to submit tasks the
+scheduler still holds (unless forced), a label made for another experiment, and a submission file or
+job folder someone else could have written (submitit's folder is private to the user and outside the
+results: `job_folder`). Knows nothing about neurons. Entry points: `plan`, `submit`, `resubmit`,
+`cancel`, `wait`, `ArrayPlan`, `SubmitPlan`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
-import re
-import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +22,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from flyhpc import __version__
 from flyhpc.bundle import BundlePaths
-from flyhpc.cluster import executors, job_folder, status
+from flyhpc.cluster import executors, job_folder, schedulers, status
 from flyhpc.cluster.profiles import ClusterProfile, Resources
 from flyhpc.cluster.submission import (git_revision, load_submission, profile_record, task_from_dict, updated_record,
                                       write_record)
 from flyhpc.drive import DRIVE_VERSION
-from flyhpc.errors import Busy, ConfigError, FlyhpcError, TaskFailed
+from flyhpc.errors import Busy, ConfigError, TaskFailed
 from flyhpc.files import is_output_error, label_lock, output_error
 
 
@@ -107,7 +104,8 @@ def plan(tasks: Sequence[Any], profile: ClusterProfile, container: bool = True, 
     if len(labels) != 1:
         raise ConfigError(f"tasks of several run labels/results roots in one submission: {sorted(labels)}")
     (label, root), = labels
-    container = container and profile.container and profile.executor == "slurm"
+    scheduler = schedulers.scheduler_for(profile)
+    container = container and profile.container and scheduler.supports_containers
     groups: dict[tuple, list[Any]] = {}
     done: list[str] = []
     clamped: dict[str, int] = {}
@@ -129,7 +127,7 @@ def plan(tasks: Sequence[Any], profile: ClusterProfile, container: bool = True, 
         groups.setdefault(key, []).append(task)
     arrays: list[ArrayPlan] = []
     for (backend, res, time_min, image), members in groups.items():
-        size = profile.max_array_size if profile.executor == "slurm" else len(members)
+        size = scheduler.max_array_size or len(members)
         for start in range(0, len(members), size):
             arrays.append(ArrayPlan(backend, res, time_min, image, tuple(members[start:start + size])))
     return SubmitPlan(label, root, profile, container, tuple(arrays), tuple(done), clamped)
@@ -208,7 +206,7 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False, 
             try:
                 write_record(paths, record)
             except Exception:
-                _cancel_submitted(new, Path(folder))  # jobs without a record would run unjudged
+                _cancel_submitted(new)  # jobs without a record would run unjudged
                 raise
             if refused is not None:
                 raise TaskFailed(f"{refused}; {len(new)} of {len(sp.arrays)} array(s) went out (job(s) "
@@ -224,61 +222,29 @@ def submit(sp: SubmitPlan, job_fn: Callable | None = None, force: bool = False, 
 
 def _submit_arrays(sp: SubmitPlan, folder: Path, job_fn: Callable | None) -> tuple[list[dict], Exception | None]:
     """Submit the plan's arrays in order until one is refused: (entries of those that went out, the refusal)."""
+    scheduler = schedulers.scheduler_for(sp.profile)
+    binds = [str(Path(sp.results_root).resolve())]
     out: list[dict] = []
     for n, array in enumerate(sp.arrays):
-        before = _job_files(folder)
         try:
-            out.append(executors.submit_array(sp.profile, sp.results_root, sp.run_label, array, folder, job_fn))
+            out.append(scheduler.submit_array(array, folder, job_fn, label=sp.run_label, binds=binds,
+                                              what=f"array {n + 1} of {len(sp.arrays)} of run label {sp.run_label!r}"))
         except Exception as exc:
-            _remove_new_job_files(folder, before)
-            return out, _submit_error(exc, sp, n, folder)
+            return out, _submit_error(exc, folder)
     return out, None
 
 
-_SUBMITTER_FILE = re.compile(r"^(\.submission_file_)?[0-9a-f]{32}\.(pkl|sh)$")  # submitit's names before sbatch
-
-
-def _job_files(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-
-
-def _remove_new_job_files(folder: Path, before: set[str]) -> None:
-    """Remove the pickles and sbatch scripts submitit wrote for an array that did not go out (only names
-    submitit gives them before a job id exists: running jobs' logs and results are never touched)."""
-    for name in _job_files(folder) - before:
-        if _SUBMITTER_FILE.match(name):
-            with contextlib.suppress(OSError):
-                (folder / name).unlink()
-
-
-def _submit_error(exc: Exception, sp: SubmitPlan, n: int, folder: Path) -> Exception:
-    """The error an array that did not go out stands for (sbatch's own words kept)."""
-    if isinstance(exc, FlyhpcError):
-        return exc
+def _submit_error(exc: Exception, folder: Path) -> Exception:
+    """The error an array that did not go out stands for (the scheduler's own words kept)."""
     if isinstance(exc, OSError) and is_output_error(exc):
         return output_error(exc, exc.filename or f"the job files in {folder}")
-    import submitit
-
-    if isinstance(exc, (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError)):
-        words = " ".join(str(exc).split())
-        return ConfigError(f"sbatch refused array {n + 1} of {len(sp.arrays)} of run label {sp.run_label!r} "
-                           f"(profile {sp.profile.name!r}, {sp.profile.source}): {words}")
     return exc
 
 
-def _cancel_submitted(subs: list[dict], folder: Path) -> None:
-    """Cancel jobs that went out but could not be recorded (best effort: scancel, SIGTERM for local jobs)."""
-    ids = [s["job_id"] for s in subs if s["executor"] == "slurm"]
-    if ids:
-        with contextlib.suppress(OSError):
-            subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
-    for sub in subs:
-        for job in sub.get("jobs", []):
-            pid = int(job["job_id"])
-            if sub["executor"] == "local" and _local_pid_is_ours(pid, folder.resolve()):
-                for member in [pid, *_descendants(pid)]:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(member, signal.SIGTERM)
+def _cancel_submitted(subs: list[dict]) -> None:
+    """Cancel jobs that went out but could not be recorded (best effort)."""
+    for scheduler, entries in schedulers.by_scheduler(subs):
+        scheduler.abort(entries)
 
 
 def resubmit(results_root: str | Path, run_label: str, states: Sequence[str], profile: ClusterProfile | None = None,
@@ -350,32 +316,9 @@ def _refuse_capped(sp: SubmitPlan, before: dict[str, int], time_factor: float) -
                           "--profile with a higher cap")
 
 
-def _local_pid_is_ours(pid: int, folder: Path) -> bool:
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
-    return "submitit.local._local" in cmd and str(folder) in cmd
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
-    out, todo = [], list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        out.append(child)
-        todo += children.get(child, [])
-    return out
-
-
 def cancel(results_root: str | Path, run_label: str) -> list[str]:
-    """Cancel the label's jobs that are still queued or running (scancel; SIGTERM for local jobs).
+    """Cancel the label's jobs that are still queued or running (each submission's scheduler: scancel; SIGTERM for
+    local jobs).
 
     Only Slurm jobs that the controller (squeue) still holds AND whose job name is this label's
     (`executors.job_name`) are cancelled: job ids of a recreated cluster that now belong to
@@ -386,34 +329,13 @@ def cancel(results_root: str | Path, run_label: str) -> list[str]:
     list[str]
         The job ids signalled.
     """
-    from flyhpc.cluster import sacct
-
     paths = BundlePaths(results_root, run_label)
     record = load_submission(results_root, run_label, trusted=True)
-    subs = [s for s in record["submissions"] if s["executor"] == "slurm"]
     done: list[str] = []
-    if subs:
-        states = sacct.queued([s["job_id"] for s in subs])
-        ids = set()
-        for sub in subs:
-            expected = sub.get("sbatch", {}).get("job_name") or executors.job_name(run_label, sub["backend"])
-            ids |= {js.job_id.split("_")[0] for js in states.values()
-                    if js.job_id.split("_")[0] == sub["job_id"] and js.name == expected
-                    and js.category in ("pending", "running")}
-        if ids:
-            proc = subprocess.run(["scancel", *sorted(ids)], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise Busy(f"scancel {' '.join(sorted(ids))} failed: {proc.stderr.strip()}; try again")
-            done += sorted(ids)
-    for sub in record["submissions"]:
-        for job in sub.get("jobs", []):
-            pid = int(job["job_id"])
-            folder = Path(sub.get("folder") or paths.label_dir / "slurm")  # slurm/: labels submitted before 2026-12
-            if sub["executor"] == "local" and _local_pid_is_ours(pid, folder.resolve()):
-                for member in [pid, *_descendants(pid)]:  # the job and the per-task processes it started
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(member, signal.SIGTERM)
-                done.append(str(pid))
+    for scheduler, entries in schedulers.by_scheduler(record["submissions"]):
+        # submitit's folder; slurm/ in the label folder for labels submitted before 2026-12
+        done += scheduler.cancel([dict(e, folder=e.get("folder") or str(paths.label_dir / "slurm")) for e in entries],
+                                 run_label)
     return done
 
 

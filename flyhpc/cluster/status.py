@@ -1,33 +1,31 @@
-"""The state of every planned task of a label: the scheduler's view (one sacct call) joined with the files.
+"""The state of every planned task of a label: the schedulers' view (one query each) joined with the files.
 
 `status` is the one function that decides a task's state, for `flyhpc status`, `submit`, `resubmit`,
 `collect` and `verify`. The files are the truth for success (`results.records.disk_state`): a task whose
 record says success and whose parquet passes the check is done whatever the scheduler says; a task
-the scheduler still holds is pending or running; otherwise the record's error or signal, or the
-scheduler's final state (timeout, cancelled, out-of-memory, failed), explains it, and a damaged
-file is "corrupt". Damage to the label itself (a screen plan whose sha256 is not the planned one, a task
-removed from submission.json) is listed in `StatusReport.damaged`. Exit codes for scripts:
-`StatusReport.exit_code`. Imports no submitit and submits nothing. Entry points: `status`, `StatusReport`,
-`TaskStatus`, `label_damage`, `EXIT_*` (the states themselves: `flyhpc.results.states`).
+the scheduler still holds is pending or running (each submission's own scheduler says which:
+`schedulers.recorded`; sacct for Slurm, the job's process for the local executor); otherwise the
+record's error or signal, or the scheduler's final state (timeout, cancelled, out-of-memory, failed),
+explains it, and a damaged file is "corrupt". Damage to the label itself (a screen plan whose sha256 is
+not the planned one, a task removed from submission.json) is listed in `StatusReport.damaged`. Exit
+codes for scripts: `StatusReport.exit_code`. Imports no submitit and submits nothing. Entry points:
+`status`, `StatusReport`, `TaskStatus`, `label_damage`, `EXIT_*` (the states themselves:
+`flyhpc.results.states`).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from typing import Callable
 
-from flyhpc.cluster import sacct
+from flyhpc.cluster import schedulers
+from flyhpc.cluster.scheduler import Scheduler, Seen
 from flyhpc.cluster.submission import load_submission, lost_tasks, task_from_dict
 from flyhpc.bundle import BundlePaths
 from flyhpc.results.records import disk_state
 from flyhpc.results.states import ACTIVE, TASK_STATES, UNFINISHED
-from flyhpc.errors import FlyhpcError, SchedulerUnavailable
 from flyhpc.files import sha256_file
 
 
@@ -87,43 +85,6 @@ class StatusReport:
         return [r for r in self.rows if r.state in states]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own finished child) is not alive
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
-
-
-def _recent(sub: dict, grace_s: float = 300.0) -> bool:
-    # slurmdbd learns about a new job a moment after sbatch returns; until then sacct has no row.
-    try:
-        submitted = _dt.datetime.fromisoformat(sub["submitted_at"])
-    except (KeyError, ValueError):
-        return False
-    return (_dt.datetime.now(_dt.timezone.utc) - submitted).total_seconds() < grace_s
-
-
-def _written_by(path: Path, job_id: str, sub: dict) -> bool:
-    """The task record was written by this local job (its job id, started after the submission).
-
-    A record this job did not write is an earlier attempt's, which the job will replace when it reaches
-    the task. Decided from the record, not from file times: a file server's clock (a future mtime) must
-    not turn a queued task into a failed or corrupt one.
-    """
-    try:
-        rec = json.loads(path.read_text())
-        return str(rec.get("job_id", "")) == job_id and str(rec.get("started_utc", "")) >= \
-            _dt.datetime.fromisoformat(sub["submitted_at"]).astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OSError, ValueError, KeyError, AttributeError):
-        return False
-
-
 def _record_prefix_state(reason: str) -> str:
     return "timeout" if reason.startswith("timeout") else "cancelled"
 
@@ -161,22 +122,6 @@ def _log(paths: BundlePaths, task, sub: dict, sid: str, disk: str) -> str:
     return str(paths.log(task)) if paths.log(task).is_file() else ""
 
 
-def _query(ids: list[str], retry_s: float, on_retry: Callable[[str], None] | None) -> dict:
-    """sacct once; transient failures retried with doubling waits for up to `retry_s` seconds."""
-    delay, waited = 2.0, 0.0
-    while True:
-        try:
-            return sacct.query(ids)
-        except FlyhpcError as exc:
-            if waited + delay > retry_s or isinstance(exc, SchedulerUnavailable):
-                raise
-            if on_retry:
-                on_retry(f"{exc}; retrying in {delay:.0f} s")
-            time.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 60.0)
-
-
 def status(results_root: str | Path, run_label: str, *, deep: bool = False, retry_s: float = 0.0,
            on_retry: Callable[[str], None] | None = None, require_scheduler: bool = True,
            hashes: dict[Path, str] | None = None) -> StatusReport:
@@ -204,63 +149,34 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
     """
     record = load_submission(results_root, run_label)
     paths = BundlePaths(results_root, run_label)
-    latest: dict[str, tuple[dict, str]] = {}  # task key -> (submission, scheduler id), newest wins
-    local_alive: dict[str, bool] = {}
+    latest: dict[str, tuple[dict, Scheduler, str]] = {}  # task key -> (submission, its scheduler, job id), newest wins
     for sub in record["submissions"]:
-        if sub["executor"] == "slurm":
-            for index, key in enumerate(sub["tasks"]):
-                latest[key] = (sub, f"{sub['job_id']}_{index}" if sub.get("array") else sub["job_id"])
-        else:
-            for job in sub.get("jobs", []):
-                local_alive.setdefault(job["job_id"], sub["executor"] == "local" and _pid_alive(int(job["job_id"])))
-                for key in job["tasks"]:
-                    latest[key] = (sub, job["job_id"])
-    slurm_ids = [sid for sub, sid in latest.values() if sub["executor"] == "slurm"]
-    sched, sched_error, controller_asked = {}, "", False
-    if slurm_ids:
-        try:
-            sched = _query(slurm_ids, retry_s, on_retry)
-        except FlyhpcError as exc:
-            if require_scheduler:
-                raise
-            sched_error = f"scheduler not reachable ({exc})"
-        unaccounted = [sid for sid in slurm_ids if sid not in sched]
-        if unaccounted and not sched_error:
-            # slurmdbd records jobs a moment (under load: minutes) after the controller knows them;
-            # squeue is the controller's own view, with the final state of jobs that ended lately.
-            try:
-                sched.update(sacct.queued(unaccounted, ended=True))
-                controller_asked = True
-            except FlyhpcError:
-                pass
+        scheduler = schedulers.recorded(sub)
+        for key, sid in scheduler.task_jobs(sub) if scheduler else ():
+            latest[key] = (sub, scheduler, sid)
+    asked: dict[str, tuple[Scheduler, list[str]]] = {}
+    for _sub, scheduler, sid in latest.values():
+        asked.setdefault(scheduler.name, (scheduler, []))[1].append(sid)
+    seen = {name: scheduler.states(ids, retry_s=retry_s, on_retry=on_retry, require=require_scheduler)
+            for name, (scheduler, ids) in asked.items()}  # one query per scheduler
 
     rows: list[TaskStatus] = []
-    first_waiting: set[str] = set()
     hashes = hashes or {}
     for key, data in record["tasks"].items():
         task = task_from_dict(data)
-        sub, sid = latest.get(key, ({}, ""))
+        sub, scheduler, sid = latest.get(key, ({}, None, ""))
         parquet = paths.parquet(task)
         disk, reason = disk_state(paths.record(task), parquet, key=key, deep=deep, parquet_sha256=hashes.get(parquet),
                                   required=task.record_keys)
-        js = sched.get(sid) if sub.get("executor") == "slurm" else None
+        said = seen[scheduler.name] if scheduler else Seen({})
+        js = said.jobs.get(sid)
         node = js.node if js else ""
         if disk == "done":
             rows.append(TaskStatus(key, task.backend, "done", sid, node=node))
             continue
-        if sub.get("executor") == "slurm":
-            if js:
-                cat = js.category
-            else:  # no accounting row and not queued (or the controller could not be asked)
-                cat = "pending" if _recent(sub) and not sched_error and not controller_asked else "missing"
-            if sched_error and disk == "missing":
-                reason = f"no task record; {sched_error}"
-        elif sub.get("executor") == "local" and local_alive.get(sid) and (
-                disk in ("missing", "stale") or not _written_by(paths.record(task), sid, sub)):
-            cat = "running" if sid not in first_waiting else "pending"
-            first_waiting.add(sid)
-        else:
-            cat = None
+        cat = scheduler.task_state(sub, sid, said, disk, paths.record(task)) if scheduler else None
+        if said.error and disk == "missing":
+            reason = f"no task record; {said.error}"
         state, why = _combine(disk, reason, cat, js)
         log = "" if state in ACTIVE else _log(paths, task, sub, sid, disk)
         rows.append(TaskStatus(key, task.backend, state, sid, why, log, node))
