@@ -16,9 +16,9 @@ Each backend writes `check-<backend>-<host>.json` (everything) and `check-<backe
 output folder, with `gpu_verified` (false for "cpu fallback" and "build only", with the reason); `collect` gathers
 the JSONs of a folder (one per image and site) into one table. A check fails (non-zero exit) when a scenario fails, a
 backend asked for by name cannot run, a part raises, or parity fails; with `--require-gpu` also when a GPU backend
-was not verified on a GPU (`check_verdicts.unverified_gpus`). `submit_script` writes the sbatch array that runs it
-once per GPU image of a cluster profile (with `--require-gpu`).
-Entry points: `check_backend`, `CheckPlan`, `write_report`, `collect`, `submit_script`.
+was not verified on a GPU (`check_verdicts.unverified_gpus`). On a cluster, `check_submit` runs it once per GPU
+backend (with `--require-gpu`) through the profile's scheduler.
+Entry points: `check_backend`, `CheckPlan`, `write_report`, `collect`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import json
 import math
 import os
 import platform
-import shlex
 import shutil
 import socket
 import subprocess
@@ -369,56 +368,6 @@ def collect(folder: Path) -> tuple[str, list[dict]]:
     return "\n".join(rows) + "\n", reports
 
 
-def submit_script(profile, backend_names: Sequence[str], out_dir: Path, time_min: int = 30,
-                  extra_args: Sequence[str] = ()) -> str:
-    """The sbatch script of an array with one task per backend's image: task i runs
-    `flyhpc check --backend <backend i> --out OUT` inside that image (apptainer exec --nv, the profile's binds).
-
-    Resources: the largest of the backends' (GPUs, CPUs, memory) in the profile; partition, account, qos,
-    extra [sbatch] options and setup lines from the profile.
-
-    Raises
-    ------
-    ConfigError
-        If a backend has no image in the profile while the profile runs in containers.
-    """
-    out_dir = Path(out_dir).resolve()
-    res = [profile.resources(b) for b in backend_names]
-    header = ["#!/bin/bash", "#SBATCH --job-name=flyhpc.check", f"#SBATCH --array=0-{len(backend_names) - 1}",
-              f"#SBATCH --time={int(time_min)}", f"#SBATCH --cpus-per-task={max(r.cpus for r in res)}",
-              f"#SBATCH --mem={int(max(r.mem_gb for r in res) * 1024)}M",
-              f"#SBATCH --output={out_dir}/check-%A_%a.log"]
-    gpus = max(r.gpus for r in res)
-    if gpus:
-        header.append(f"#SBATCH --gres=gpu:{gpus}")
-    for key in ("partition", "account", "qos"):
-        if getattr(profile, key):
-            header.append(f"#SBATCH --{key}={getattr(profile, key)}")
-    for key, value in dict(profile.sbatch).items():
-        header.append(f"#SBATCH --{key.replace('_', '-')}={value}")
-    commands = []
-    for name in backend_names:
-        args = ["check", "--backend", name, "--out", str(out_dir), *extra_args]
-        if backends.get(name).caps.device == "gpu":
-            args.append("--require-gpu")  # a node or image that hides its GPU fails instead of falling back quietly
-        if profile.container:
-            image = profile.image_path(name)
-            if not image:
-                raise ConfigError(f"check submit: profile {profile.name!r} runs in containers but names no image for "
-                                  f"{name!r} ([backends.{name}] image = ...)")
-            binds = ",".join(dict.fromkeys([*profile.binds, str(out_dir)]))
-            cmd = [*shlex.split(profile.apptainer), "--bind", binds, image, "flyhpc", *args]
-        else:
-            cmd = [profile.python, "-m", "flyhpc", *args]
-        commands.append(" ".join(shlex.quote(c) for c in cmd))
-    cases = "\n".join(f"  {i}) {c} ;;" for i, c in enumerate(commands))
-    setup = "\n".join(profile.slurm_setup)
-    folder = shlex.quote(str(out_dir))
-    return ("\n".join(header) + "\n" + (setup + "\n" if setup else "")
-            + f"mkdir -p {folder} && cd {folder}  # data/ (the synthetic connectome) goes here\n"
-            + f'case "$SLURM_ARRAY_TASK_ID" in\n{cases}\nesac\n')
-
-
 def default_backends(include_unavailable: bool = False) -> list[str]:
     """Every registered backend whose probe passes here (all of them with `include_unavailable`)."""
     out = []
@@ -435,7 +384,7 @@ def default_backends(include_unavailable: bool = False) -> list[str]:
 
 
 def gpu_backends() -> list[str]:
-    """The registered backends that need a GPU (one array task each in `submit_script`)."""
+    """The registered backends that need a GPU (one array task each in `check submit`)."""
     return [n for n in backends.names() if backends.get(n).caps.device == "gpu"]
 
 

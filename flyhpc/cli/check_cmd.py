@@ -1,17 +1,16 @@
-"""`flyhpc check`: self-test of the backends here; `check collect DIR`: one table of many; `check submit`: the
-sbatch array that runs it once per GPU image of a cluster profile. Parses flags, calls flyhpc.check. No logic.
+"""`flyhpc check`: self-test of the backends here; `check collect DIR`: one table of many; `check submit`: run it
+once per GPU backend of a cluster profile, through its scheduler (`flyhpc.check_submit`). Parses flags, calls
+flyhpc.check and flyhpc.check_submit. No logic.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
-from flyhpc.errors import BackendUnavailable, ConfigError, SchedulerUnavailable
+from flyhpc.errors import BackendUnavailable, ConfigError
 
 CHECK_HELP = """Check the backends of this environment (default: every backend whose probe passes here): the 13
 contract scenarios, the full-scale synthetic sugar run (1 s; n_run 1 and 4) against native, and a timing grid
@@ -99,30 +98,25 @@ def collect_cmd(folder):
 @check.command("submit")
 @click.option("--profile", "profile_name", required=True, help="Cluster profile (jobs/clusters/<name>.toml or a path).")
 @click.option("--backend", "backend_names", multiple=True, help="Backend (repeat); default: every GPU backend.")
+@click.option("--part", "parts", multiple=True, type=click.Choice(["contract", "parity", "timing"]),
+              help="Part to run (repeat); default: all three.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder (shared with the nodes) for the reports and logs.")
+              help="Folder (shared with the nodes) for the reports.")
 @click.option("--time-min", type=int, default=45, show_default=True, help="Time limit of each array task, minutes.")
-@click.option("--dry-run", is_flag=True, help="Print the sbatch script, submit nothing.")
-def submit_cmd(profile_name, backend_names, out_dir, time_min, dry_run):
-    """Run `flyhpc check` on a cluster as ONE Slurm array, one task per GPU image; then `flyhpc check collect OUT`."""
-    from flyhpc import check as lib
+@click.option("--dry-run", is_flag=True, help="Print the arrays and each task's command, submit nothing.")
+def submit_cmd(profile_name, backend_names, parts, out_dir, time_min, dry_run):
+    """Run `flyhpc check` on a cluster, one array task per backend (one array per image), through the profile's
+    scheduler as benchmark tasks go; then `flyhpc check collect OUT`."""
+    from flyhpc import check as lib, check_submit
     from flyhpc.cluster.profiles import load_profile
 
     profile = load_profile(profile_name)
     names = list(backend_names) or lib.gpu_backends()
-    script = lib.submit_script(profile, names, out_dir, time_min)
+    arrays = check_submit.plan_arrays(profile, names, out_dir, time_min, [a for p in parts for a in ("--part", p)])
     if dry_run:
-        click.echo(script, nl=False)
+        click.echo(check_submit.describe(profile, arrays), nl=False)
         return
-    from flyhpc.files import write_text_atomic
-
-    if shutil.which("sbatch") is None:
-        raise SchedulerUnavailable("sbatch not found on PATH: `flyhpc check submit` runs on a Slurm login node")
-    path = out_dir / "check.sbatch"
-    write_text_atomic(path, script)
-    proc = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True)
-    if proc.returncode:
-        path.unlink(missing_ok=True)  # nothing went out: leave nothing behind
-        raise ConfigError(f"sbatch refused {path}: {proc.stderr.strip()}")
-    click.echo(f"submitted array {proc.stdout.strip()} ({len(names)} task(s): {', '.join(names)}); "
-               f"then: flyhpc check collect {out_dir}")
+    entries, folder = check_submit.submit(profile, arrays, out_dir)
+    jobs = ", ".join(e["job_id"] for e in entries)
+    click.echo(f"submitted {len(names)} task(s) ({', '.join(names)}): job(s) {jobs}; then: flyhpc check collect "
+               f"{out_dir}; job scripts and logs in {folder}")

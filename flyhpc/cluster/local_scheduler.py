@@ -45,12 +45,16 @@ class LocalScheduler(Scheduler):
         with _std_detached():
             return ex.submit(executors.local_sequence, job_fn, chunk)
 
+    def parameters(self, array: Any, label: str) -> dict[str, Any]:
+        # the tasks are dealt to this many jobs; a job runs its share in turn, so it may need every task's time
+        return {"jobs": min(self.parallel_workers, array.n_tasks), "timeout_min": array.time_min * array.n_tasks}
+
     def _submit(self, entry: dict, array: Any, folder: Path, python: str, job_fn: Callable, label: str,
                 what: str) -> None:
         ex = self._executor(folder)
-        n_jobs = min(self.parallel_workers, array.n_tasks)
-        chunks = [list(array.tasks[i::n_jobs]) for i in range(n_jobs)]
-        ex.update_parameters(timeout_min=array.time_min * array.n_tasks)  # a job may get every task, in turn
+        params = self.parameters(array, label)
+        chunks = [list(array.tasks[i::params["jobs"]]) for i in range(params["jobs"])]
+        ex.update_parameters(timeout_min=params["timeout_min"])
         for chunk in chunks:
             job = self._start(ex, job_fn, chunk)
             entry["jobs"].append({"job_id": str(job.job_id), "tasks": [t.key for t in chunk]})

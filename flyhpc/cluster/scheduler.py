@@ -68,6 +68,14 @@ class Scheduler(ABC):
         """The most tasks one array may hold (None: no limit)."""
         return None
 
+    def ensure_available(self) -> None:
+        """Raise SchedulerUnavailable unless this machine can submit to the scheduler (before anything is written)."""
+
+    @abstractmethod
+    def parameters(self, array: Any, label: str) -> dict[str, Any]:
+        """What the scheduler is told about one planned array (Slurm: the sbatch parameters), as `submit_array`
+        passes it to submitit."""
+
     def submit_array(self, array: Any, folder: Path, job_fn: Callable | None = None, *, label: str,
                      binds: Sequence[str] = (), what: str = "the array") -> dict:
         """Submit one planned array (`slurm.ArrayPlan`: backend, resources, time_min, image, tasks) with submitit's

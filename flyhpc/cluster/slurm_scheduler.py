@@ -32,6 +32,15 @@ class SlurmScheduler(Scheduler):
     def max_array_size(self) -> int | None:
         return self.profile.max_array_size if self.profile else None
 
+    def ensure_available(self) -> None:
+        if shutil.which("sbatch") is None:
+            where = f"profile {self.profile.name!r} ({self.profile.source})" if self.profile else "this profile"
+            raise SchedulerUnavailable(f"sbatch not found on PATH: {where} submits to Slurm; submit from a login "
+                                       "node, or use a profile with executor = \"local\"")
+
+    def parameters(self, array: Any, label: str) -> dict[str, Any]:
+        return executors.slurm_parameters(self.profile, array, label)
+
     def _submit(self, entry: dict, array: Any, folder: Path, python: str, job_fn: Callable, label: str,
                 what: str) -> None:
         import submitit
@@ -41,14 +50,12 @@ class SlurmScheduler(Scheduler):
         prof = self.profile
         # jobs start in job_folder.main: the folder and pickle are checked first
         ex = guarded(submitit.SlurmExecutor)(folder=folder, python=python, max_num_timeout=0)
-        params = executors.slurm_parameters(prof, array, label)
+        params = self.parameters(array, label)
         try:
             ex.update_parameters(**params)
         except ValueError as exc:
             raise ConfigError(f"profile {prof.name!r} ({prof.source}): {exc}") from None
-        if shutil.which("sbatch") is None:
-            raise SchedulerUnavailable(f"sbatch not found on PATH: profile {prof.name!r} ({prof.source}) submits to "
-                                       "Slurm; submit from a login node, or use a profile with executor = \"local\"")
+        self.ensure_available()
         try:
             jobs = ex.map_array(job_fn, list(array.tasks))
         except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as exc:

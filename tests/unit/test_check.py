@@ -1,8 +1,9 @@
 """`flyhpc check`: the contract part passes a correct backend and fails a broken one (exit 4), GPU backends without
 a GPU take their CPU path or only build (gpu_verified false; --require-gpu exits 4 and names a container started
 without --nv), parity is judged per trial (a doubled, tripled or trial-scrambled copy of a real native result fails,
-a step-shifted one is "not identical" with its first difference named), timing on a small network, the Slurm array
-script, and the reports written (`check collect` and `check submit` themselves: tests/unit/cli/test_check_cmd.py).
+a step-shifted one is "not identical" with its first difference named), timing on a small network, the arrays
+`check submit` plans, and the reports written (`check collect` and `check submit` themselves:
+tests/unit/cli/test_check_cmd.py; submitted to the real Slurm: tests/integration/test_schedulers.py).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from flyhpc import backends, check, check_verdicts, contract
+from flyhpc import backends, check, check_submit, check_verdicts, contract
 from flyhpc.backends.native.backend import NativeBackend
 from flyhpc.cli import cli
+from flyhpc.cluster import executors
 from flyhpc.cluster.profiles import profile_from_dict
+from flyhpc.errors import ConfigError
 from flyhpc.spikes import SpikeTable
 
 BROKEN = f"{__name__}:LateNativeBackend"
@@ -179,19 +182,36 @@ def test_one_missing_spike_is_named_and_judged():
     assert check_verdicts.parity_metrics(silent, silent, 1.0, 2, dt_ms=0.1)["verdict"] == "identical"
 
 
-def test_submit_script_is_one_array_task_per_gpu_image(tmp_path):
+def test_check_submit_plans_one_array_task_per_gpu_image(tmp_path):
     profile = profile_from_dict({
         "cluster": {"executor": "slurm", "partition": "gpu", "account": "fly", "container": True,
                     "image_dir": "/img", "binds": ["/project"], "slurm_setup": ["module load apptainer"]},
         "default": {"gpus": 1, "cpus": 8, "mem_gb": 64},
         "backends": {b: {"image": f"flyhpc-{b}.sif"} for b in check.gpu_backends()}}, "site")
-    script = check.submit_script(profile, check.gpu_backends(), tmp_path, time_min=40)
+    arrays = check_submit.plan_arrays(profile, check.gpu_backends(), tmp_path, time_min=40)
     assert sorted(check.gpu_backends()) == ["brian2cuda", "brian2genn", "genn", "nestgpu"]
-    assert "#SBATCH --array=0-3" in script and "#SBATCH --gres=gpu:1" in script and "#SBATCH --time=40" in script
-    assert "#SBATCH --partition=gpu" in script and "module load apptainer" in script
-    for i, b in enumerate(check.gpu_backends()):
-        assert f"  {i}) apptainer exec --nv --bind /project,{tmp_path} /img/flyhpc-{b}.sif flyhpc check --backend {b} " \
-               f"--out {tmp_path} --require-gpu ;;" in script
+    assert [(a.backend, a.image, a.time_min, a.resources.gpus) for a in arrays] == [
+        (b, f"/img/flyhpc-{b}.sif", 40, 1) for b in check.gpu_backends()]
+    for array, b in zip(arrays, check.gpu_backends()):
+        (task,) = array.tasks
+        assert task.args == ("check", "--backend", b, "--out", str(tmp_path), "--require-gpu")
+        params = executors.slurm_parameters(profile, array, check_submit.LABEL)
+        assert params["job_name"] == f"flyhpc.check.{b}" and params["gres"] == "gpu:1" and params["time"] == 40
+        assert params["partition"] == "gpu" and params["setup"] == ["module load apptainer"]
+        assert executors.python_command(profile, array, [str(tmp_path)]) == \
+            f"apptainer exec --nv --bind /project,{tmp_path} /img/flyhpc-{b}.sif python"
+
+
+def test_check_submit_without_containers_is_one_array_of_the_largest_resources(tmp_path):
+    profile = profile_from_dict({"cluster": {"executor": "slurm"}, "default": {"gpus": 0, "cpus": 2, "mem_gb": 4},
+                                 "backends": {"genn": {"gpus": 1, "cpus": 4, "mem_gb": 2, "image": "g.sif"}}}, "site")
+    (array,) = check_submit.plan_arrays(profile, ["native", "genn"], tmp_path, time_min=10)
+    assert array.backend == "native+genn" and array.image == ""
+    assert (array.resources.gpus, array.resources.cpus, array.resources.mem_gb) == (1, 4, 4)
+    assert [t.args[-1] for t in array.tasks] == [str(tmp_path), "--require-gpu"]
+    container = dataclasses.replace(profile, container=True)
+    with pytest.raises(ConfigError, match="names no image for 'native'"):
+        check_submit.plan_arrays(container, ["genn", "native"], tmp_path)
 
 
 def test_timing_grid_runs_cheapest_first_and_stops_at_the_time_budget(tmp_path):
