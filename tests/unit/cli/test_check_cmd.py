@@ -1,7 +1,8 @@
 """`flyhpc check`, `check collect`, `check submit` (flyhpc/cli/check_cmd.py): the flags reach the check, the
 reports land in --out, and the exit codes: 0 passed, 4 a failed report, 2 bad input, 3 no sbatch. The
-contract part runs for real on the native backend; `check submit` stops before sbatch (--dry-run, no sbatch
-on PATH, or a stand-in sbatch script: Slurm is not part of the unit tests; tests/integration has the real one).
+contract part runs for real on the native backend; `check submit` goes through submitit and stops at sbatch
+(--dry-run, no sbatch on PATH, or a stand-in sbatch script: Slurm is not part of the unit tests;
+tests/integration/test_schedulers.py submits to the real one).
 The checks' own verdicts are tested in tests/unit/test_check.py."""
 
 from __future__ import annotations
@@ -64,16 +65,18 @@ def test_collect_of_passed_reports_exits_0(tmp_path):
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
-def test_submit_dry_run_prints_the_script_and_submits_nothing(tmp_path):
+def test_submit_dry_run_prints_the_arrays_and_submits_nothing(tmp_path):
     result = _invoke("check", "submit", "--profile", "example-site", "--out", tmp_path, "--backend", "genn",
-                     "--backend", "nestgpu", "--time-min", "30", "--dry-run")
+                     "--backend", "nestgpu", "--part", "contract", "--time-min", "30", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("#!") and "#SBATCH --array=0-1" in result.output
-    assert "#SBATCH --time=30" in result.output and "flyhpc-genn.sif" in result.output
-    assert "flyhpc check --backend nestgpu" in result.output and "brian2cuda" not in result.output
-    assert list(tmp_path.iterdir()) == []
+    assert result.output.startswith("check on profile example-site (slurm): 2 task(s) in 2 array(s)")
+    assert "'job_name': 'flyhpc.check.genn'" in result.output and "'time': 30" in result.output
+    assert "--bind /project/flybrain,/scratch," in result.output and "flyhpc-genn.sif python" in result.output
+    assert f"task 0: python -m flyhpc check --backend nestgpu --out {tmp_path} --part contract --require-gpu" \
+        in result.output
+    assert "brian2cuda" not in result.output and list(tmp_path.iterdir()) == []
     default = _invoke("check", "submit", "--profile", "example-site", "--out", tmp_path, "--dry-run")
-    assert "#SBATCH --array=0-3" in default.output  # every GPU backend
+    assert "4 task(s) in 4 array(s)" in default.output  # every GPU backend, each in its image
 
 
 def test_submit_needs_a_profile_and_an_out_folder(tmp_path):
@@ -83,9 +86,11 @@ def test_submit_needs_a_profile_and_an_out_folder(tmp_path):
 
 
 def test_submit_without_sbatch_is_exit_3_and_writes_nothing(tmp_path):
-    out = _invoke("check", "submit", "--profile", "example-site", "--out", tmp_path, env={"PATH": str(tmp_path)})
-    assert out.exit_code == 3 and out.output == (
-        "Error: sbatch not found on PATH: `flyhpc check submit` runs on a Slurm login node\n")
+    out_dir = tmp_path / "out"
+    out = _invoke("check", "submit", "--profile", "example-site", "--out", out_dir,
+                  env={"PATH": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert out.exit_code == 3 and out.output.startswith(
+        "Error: sbatch not found on PATH: profile 'example-site' (") and "submits to Slurm" in out.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -95,21 +100,28 @@ def _stand_in_sbatch(folder, script: str):
     path = folder / "sbatch"
     path.write_text("#!/bin/sh\n" + script)
     path.chmod(0o755)
-    return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+    return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}", "XDG_CACHE_HOME": str(folder.parent / "cache")}
 
 
 @pytest.mark.parametrize("accepted", [True, False])
-def test_submit_writes_the_script_and_reports_what_sbatch_says(tmp_path, accepted):
+def test_submit_goes_out_through_submitit_and_reports_what_sbatch_says(tmp_path, accepted):
     out_dir = tmp_path / "out"
-    answer = 'echo "4242"\n' if accepted else 'echo "sbatch: error: invalid partition specified: gpu" >&2\nexit 1\n'
+    answer = ('echo "Submitted batch job 4242"\n' if accepted else
+              'echo "sbatch: error: invalid partition specified: gpu" >&2\nexit 1\n')
     result = _invoke("check", "submit", "--profile", "example-site", "--out", out_dir, "--backend", "genn",
                      env=_stand_in_sbatch(tmp_path / "bin", answer))
+    (folder,) = (tmp_path / "cache" / "flyhpc" / "submitit").iterdir()  # submitit's files: private, not in --out
     if accepted:
         assert result.exit_code == 0, result.output
-        assert result.output == f"submitted array 4242 (1 task(s): genn); then: flyhpc check collect {out_dir}\n"
-        assert "#SBATCH --array=0-0" in (out_dir / "check.sbatch").read_text()
+        assert result.output == (f"submitted 1 task(s) (genn): job(s) 4242; then: flyhpc check collect {out_dir}; "
+                                 f"job scripts and logs in {folder}\n")
+        script = next(folder.glob("*.sh")).read_text()  # the sbatch script submitit wrote for the job
+        assert "#SBATCH --job-name=flyhpc.check.genn" in script and "#SBATCH --gres=gpu:1" in script
+        assert "flyhpc-genn.sif python -u -m flyhpc.cluster.job_folder" in script
+        assert (folder / "4242_submitted.pkl").is_file() and list(out_dir.iterdir()) == []
     else:
         assert result.exit_code == 2
-        assert result.output == (f"Error: sbatch refused {out_dir / 'check.sbatch'}: sbatch: error: invalid partition "
-                                 "specified: gpu\n")
-        assert not (out_dir / "check.sbatch").exists()
+        error = result.output.split("Error: ")[1]  # sbatch's own stderr (passed through by submitit) comes first
+        assert error.startswith("sbatch refused check array 1 of 1 (genn) (profile 'example-site', ")
+        assert error.endswith("): sbatch: error: invalid partition specified: gpu\n")
+        assert list(folder.iterdir()) == []  # the job files of an array that did not go out are removed
