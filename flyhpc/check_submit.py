@@ -1,4 +1,4 @@
-"""`flyhpc check submit`: `flyhpc check` once per backend on a cluster, as tasks of submitit arrays.
+"""`flyhpc check submit`: `flyhpc check` once per backend on a cluster, as tasks of the scheduler's arrays.
 
 Each backend is a `CheckTask`; the tasks go out through the profile's scheduler
 (`cluster.schedulers.scheduler_for`), like benchmark tasks: one array per image (the backends that share
@@ -7,7 +7,7 @@ of its backends in the profile, with the profile's partition, account, qos, [sba
 lines; the job's Python is the one in the backend's image when the profile runs containers (apptainer
 command and binds from the profile, the output folder bound too). In the job `run_check_task` runs
 `flyhpc check --backend X --out OUT` (GPU backends with `--require-gpu`) in the output folder, so every
-backend writes its check-<backend>-<host>.json/.md there for `flyhpc check collect OUT`. submitit's files
+backend writes its check-<backend>-<host>.json/.md there for `flyhpc check collect OUT`. The job files
 (job scripts, pickles, the jobs' logs) go to the user's private folder (`cluster.job_folder`).
 Entry points: `CheckTask`, `plan_arrays`, `describe`, `submit`, `run_check_task`.
 """
@@ -94,7 +94,8 @@ def describe(profile: ClusterProfile, arrays: Sequence[ArrayPlan]) -> str:
 
 
 def submit(profile: ClusterProfile, arrays: Sequence[ArrayPlan], out_dir: Path) -> tuple[list[dict], Path]:
-    """Submit the arrays of `plan_arrays`; returns their entries (job ids) and submitit's folder.
+    """Submit the arrays of `plan_arrays`; returns their entries (job ids) and the folder of
+    their job files (scripts, logs).
 
     Raises
     ------
