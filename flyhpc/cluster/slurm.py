@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from flyhpc import __version__
 from flyhpc.bundle import BundlePaths
-from flyhpc.cluster import executors, job_folder, schedulers, status
+from flyhpc.cluster import job_folder, schedulers, status
 from flyhpc.cluster.profiles import ClusterProfile, Resources
 from flyhpc.cluster.submission import (git_revision, load_submission, profile_record, task_from_dict, updated_record,
                                       write_record)
@@ -66,10 +66,6 @@ class SubmitPlan:
     @property
     def n_tasks(self) -> int:
         return sum(a.n_tasks for a in self.arrays)
-
-    def sbatch_parameters(self, array: ArrayPlan) -> dict[str, Any]:
-        """The submitit Slurm parameters of one array (what goes into its sbatch script)."""
-        return executors.slurm_parameters(self.profile, array, self.run_label)
 
 
 def plan(tasks: Sequence[Any], profile: ClusterProfile, container: bool = True, time_factor: float = 1.0,
