@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from flyhpc import contract
 from flyhpc.cluster import job_folder, job_signals
 from flyhpc.cluster.profiles import Resources, profile_from_dict
 from flyhpc.cluster.schedulers import scheduler_for
@@ -141,10 +142,11 @@ def test_check_submit_runs_the_check_as_submitit_jobs_on_slurm(tmp_path):
     assert len(reports) == 1 and reports[0].with_suffix(".md").is_file()
     report = json.loads(reports[0].read_text())
     assert report["status"] == "passed" and list(report["parts"]) == ["contract"]
-    assert report["parts"]["contract"]["passed"] == report["parts"]["contract"]["n_scenarios"] == 13
+    n = len(contract.SCENARIOS)
+    assert report["parts"]["contract"]["passed"] == report["parts"]["contract"]["n_scenarios"] == n
     calls = (tmp_path / "apptainer.log").read_text()
     assert f"image {tmp_path / 'images' / 'flyhpc-test.sif'}" in calls and f"--bind {out}" in calls
 
     collected = subprocess.run([*cli, "collect", str(out)], capture_output=True, text=True, env=env, timeout=120)
     assert collected.returncode == 0, collected.stderr
-    assert "| native |" in collected.stdout and "13/13" in collected.stdout
+    assert "| native |" in collected.stdout and f"{n}/{n}" in collected.stdout
