@@ -2,7 +2,7 @@
 
 Generates a reference file (brian2cpp) with ~17,250 spikes per trial-second over ~500 active
 neurons (about 55 million spikes) and a perturbed copy (pytorch: 1 % dropped, 10 % shifted by
-1-5 steps, 1 % added), both with flyhpc.spikes.write_spikes into a bundle layout; then runs each
+1-5 steps, 1 % added), both with flyhpc.results.spikes.write_spikes into a bundle layout; then runs each
 comparison in its own process and reports wall seconds and peak RSS (getrusage of the child).
 The spike files are deleted afterwards unless --keep. Not a test: CI never runs it.
 
@@ -48,7 +48,7 @@ def _perturb(rng, step, neuron, n_steps: int, neurons: np.ndarray):
 def generate(bundle_dir: Path, trials: int, t_run_s: float, seed: int = 0) -> dict[str, int]:
     """Write the two spike files; return their spike counts."""
     from flyhpc.bundle import file_stem
-    from flyhpc.spikes import SpikeTable, write_spikes
+    from flyhpc.results.spikes import SpikeTable, write_spikes
 
     rng = np.random.default_rng(seed)
     n_steps = int(round(t_run_s * 10_000))

@@ -62,7 +62,7 @@ def _seed_style(spec, n_steps: int) -> float:
 
 def _child(args) -> None:
     from flyhpc.pipeline import PhaseTimer, simulate
-    from flyhpc.spikes import write_spikes
+    from flyhpc.results.spikes import write_spikes
 
     spec, drive = _prepare(args.data_dir, args.t_run, args.n_run)
     if args.child == "seed":

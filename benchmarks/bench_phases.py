@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     from flyhpc.backends.native.backend import NativeBackend
     from flyhpc.files import sha256_file
-    from flyhpc.spikes import rates, summarize, write_spikes
+    from flyhpc.results.spikes import rates, summarize, write_spikes
 
     spec, results = _tile_results(args.data_dir, args.trials, args.seconds, args.tile_trials)
     backend = NativeBackend()

@@ -3,7 +3,7 @@
 Generates a collected label like a real run leaves it: brian2cpp, native and pytorch at t_run 1 and 100 s,
 n_run 1 and 32 (one round); ~17,250 spikes per trial-second over ~500 of 138,639 neurons, so each
 100 s x 32 file holds ~55 million spikes. native's spikes equal brian2cpp's, pytorch drops 1 %. Files go
-through flyhpc.spikes.write_spikes, records as the worker writes them, the plan as `flyhpc bench` records
+through flyhpc.results.spikes.write_spikes, records as the worker writes them, the plan as `flyhpc bench` records
 it, then the real `flyhpc collect`. Then `flyhpc report` runs in a child process: wall seconds and its
 peak RSS (getrusage of that child). Optionally also times the report of an existing label (--label).
 Deletes the generated bundle unless --keep. Not a test: CI never runs it.
@@ -31,7 +31,7 @@ SIM_S_PER_TRIAL_S = {"brian2cpp": 7.2, "native": 0.07, "pytorch": 2.7}  # docs/N
 
 
 def _spikes(rng, t_run_s: float, trials: int, neurons: np.ndarray, rates_hz: np.ndarray):
-    from flyhpc.spikes import SpikeTable
+    from flyhpc.results.spikes import SpikeTable
 
     n_steps = int(round(t_run_s * 10_000))
     parts = []
@@ -50,7 +50,7 @@ def generate(root: Path, trials: int, t_run_s: float, seed: int = 0) -> dict[str
     from flyhpc.bundle import BundlePaths
     from flyhpc.cluster.submission import record_plan
     from flyhpc.files import sha256_file, write_json_atomic
-    from flyhpc.spikes import SpikeTable, write_spikes
+    from flyhpc.results.spikes import SpikeTable, write_spikes
     from flyhpc.tasks import BenchmarkTask
 
     rng = np.random.default_rng(seed)

@@ -43,7 +43,7 @@ from flyhpc.backends.base import env_options, make_options
 from flyhpc.check_verdicts import describe_difference, gpu_verification, no_gpu_reason, parity_cell, parity_markdown, \
     parity_metrics
 from flyhpc.errors import ConfigError
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 PARTS = ("contract", "parity", "timing")
 PARITY_T_RUN_S = 1.0

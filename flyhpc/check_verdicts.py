@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 
 from flyhpc.compare.metrics import compare_counts
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 SEED_PARITY = {"jaccard": 0.957, "pearson": 0.9997}  # the seed's GeNN vs Brian2 (seed-spec §5)
 COUNT_TOLERANCE = {"total": 0.02, "trial": 0.05}  # |count ratio - 1|: a window read twice or trials mixed up fail

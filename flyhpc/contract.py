@@ -33,7 +33,7 @@ import numpy as np
 from flyhpc.drive import Drive, TrialDrive, make_drive
 from flyhpc.model import Experiment, Params
 from flyhpc.network import NetworkSpec
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 PARAMS = Params()
 CONTRACT_N = 18

@@ -31,7 +31,7 @@ from flyhpc.errors import BackendUnavailable, ConfigError, DataError, FlyhpcErro
 from flyhpc.files import atomic_path, sha256_file, write_json_atomic
 from flyhpc.model import Experiment, Params, validate_run
 from flyhpc.network import NetworkSpec, build_network
-from flyhpc.spikes import SpikeSummary, SpikeTable, rates, summarize, write_spikes
+from flyhpc.results.spikes import SpikeSummary, SpikeTable, rates, summarize, write_spikes
 from flyhpc.timing import PhaseTimer, host_state
 
 

@@ -23,9 +23,9 @@ ROOT_NAMES = {"__version__"}  # what `from flyhpc import ...` may take that is n
 # (layer name, module prefixes). A module belongs to the first layer with a prefix matching it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("flyhpc", "flyhpc.errors", "flyhpc.files", "flyhpc.config_paths", "flyhpc.timing")),  # "flyhpc": __init__ only
-    ("model and data", ("flyhpc.model", "flyhpc.presets", "flyhpc.data", "flyhpc.drive", "flyhpc.network",
-                        "flyhpc.spikes", "flyhpc.contract")),
     ("result files", ("flyhpc.results",)),
+    ("model and data", ("flyhpc.model", "flyhpc.presets", "flyhpc.data", "flyhpc.drive", "flyhpc.network",
+                        "flyhpc.contract")),
     ("backends", ("flyhpc.backends",)),
     ("one run", ("flyhpc.pipeline", "flyhpc.bundle")),
     ("tasks", ("flyhpc.kinds", "flyhpc.tasks", "flyhpc.worker", "flyhpc.screens")),

@@ -26,7 +26,7 @@ from flyhpc.collect import CollectReport, VerifyReport, label_paths
 from flyhpc.errors import ConfigError, DataError, TaskFailed
 from flyhpc.files import sha256_file
 from flyhpc.results.records import read_record
-from flyhpc.spikes import SpikeTable, rates, read_spikes
+from flyhpc.results.spikes import SpikeTable, rates, read_spikes
 
 
 class ScreenResults:

@@ -27,7 +27,7 @@ from flyhpc.errors import ConfigError
 from flyhpc.files import atomic_path
 from flyhpc.model import Experiment, make_experiment
 from flyhpc.screens.expand import resolve_neurons
-from flyhpc.spikes import read_spikes
+from flyhpc.results.spikes import read_spikes
 
 Ids = int | Iterable[int]
 

@@ -41,7 +41,7 @@ from flyhpc.errors import ConfigError, UnsupportedFeature
 from flyhpc.files import build_lock
 from flyhpc.model import Params
 from flyhpc.network import NetworkSpec
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 WINDOW_ENV = "GENN_RECORDING_WINDOW_STEPS"
 MAX_SLOTS_ENV = "GENN_RECORDING_WINDOW_MAX_SLOTS"

@@ -22,7 +22,7 @@ from flyhpc.drive import Drive
 from flyhpc.errors import BackendUnavailable, ConfigError, UnsupportedFeature
 from flyhpc.model import ResolvedExperiment
 from flyhpc.network import NetworkSpec
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 _DTYPES = {"float64": "float64", "float32": "float32"}
 

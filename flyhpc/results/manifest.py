@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 
-from flyhpc.spikes import SCHEMA_VERSION
+from flyhpc.results.spikes import SCHEMA_VERSION
 from flyhpc.timing import disturbance, sim_share
 
 SEED_COLUMNS = ("framework", "n_run", "t_run", "setup_time", "build_time", "sim_time", "total_time",

@@ -26,7 +26,7 @@ from flyhpc.screens.engine import ScreenRunner
 from flyhpc.screens.expand import ScreenExperiment, base_experiment, concrete_axes, expand, resolve_neurons
 from flyhpc.screens.results import ChunkFiles, ChunkTables, neuron_rates
 from flyhpc.screens.spec import Screen
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 ROUND = 1  # screens run round 1, like `flyhpc run`
 

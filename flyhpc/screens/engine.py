@@ -23,7 +23,7 @@ from flyhpc.drive import experiment_drive, make_drive
 from flyhpc.errors import BackendUnavailable
 from flyhpc.model import Experiment, Params
 from flyhpc.network import build_network
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 
 @dataclass(frozen=True)

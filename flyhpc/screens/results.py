@@ -1,6 +1,6 @@
 """A chunk's results: per-neuron rates of every experiment (tidy parquet), the readout table and a summary.
 
-Rates are computed as `flyhpc.spikes.rates` does (count / t_run per trial; mean and std with ddof=1 over
+Rates are computed as `flyhpc.results.spikes.rates` does (count / t_run per trial; mean and std with ddof=1 over
 trials, NaN std for one trial), for every neuron that spiked at least once and for every neuron the experiment
 drives or silences (spiking or not: `role` "driven" or "silenced", else ""), with the spike count of each
 trial (`trial_spikes`, what the paired effects of `flyhpc.screens.effects` need). Files, each written
@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from flyhpc.files import atomic_path
 from flyhpc.screens.engine import ExperimentRun
 from flyhpc.screens.expand import ScreenExperiment
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 TIDY_SCHEMA = pa.schema([
     ("experiment_key", pa.string()),
@@ -76,7 +76,7 @@ def _from_counts(neuron_index: np.ndarray, per_trial: np.ndarray, t_run_s: float
 
 
 def neuron_rates(spikes: SpikeTable, n_run: int, t_run_s: float, n_neurons: int = 0) -> NeuronRates:
-    """Per-neuron spike counts and rates over trials 0 .. n_run - 1, arithmetic as `flyhpc.spikes.rates`.
+    """Per-neuron spike counts and rates over trials 0 .. n_run - 1, arithmetic as `flyhpc.results.spikes.rates`.
 
     With `n_neurons` (the connectome's) and many spikes, the active neurons come from one bincount over all
     neurons and the per-trial counts from a second over the active ones, instead of sorting the spikes (the

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
@@ -32,9 +31,10 @@ from flyhpc import backends
 from flyhpc.bundle import BundlePaths, check_label
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError, DataError
-from flyhpc.files import atomic_path, sha256_file, write_text_atomic
+from flyhpc.files import sha256_file, write_text_atomic
 from flyhpc.kinds import CollectOutputs, fields_of
 from flyhpc.results.manifest import SCREEN_MANIFEST_COLUMNS, chunk_row
+from flyhpc.results.spikes import write_experiment_spikes
 from flyhpc.screens.cost import CostModel, experiment_cost_s, plan_chunks
 from flyhpc.screens.expand import ScreenExperiment
 from flyhpc.screens.plan_file import read_plan
@@ -237,25 +237,6 @@ def _file_entry(path: Path) -> dict[str, Any]:
     return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def _write_spikes(path: Path, spikes: dict, flywire_ids: np.ndarray, dt_ms: float) -> None:
-    """Every kept spike of the chunk: experiment_key, trial, time_ms, neuron_index, flywire_id."""
-    keys = list(spikes)
-    sizes = np.array([len(spikes[k]) for k in keys], np.int64)
-    which = np.repeat(np.arange(len(keys), dtype=np.int32), sizes)
-    cat = lambda attr, dtype: (np.concatenate([getattr(spikes[k], attr) for k in keys]) if keys  # noqa: E731
-                               else np.zeros(0, dtype))
-    neuron = cat("neuron", np.int32)
-    table = pa.table({
-        "experiment_key": pa.DictionaryArray.from_arrays(pa.array(which), pa.array(keys, pa.string())),
-        "trial": pa.array(cat("trial", np.int32), pa.int32()),
-        "time_ms": pa.array(cat("step", np.int64) * dt_ms, pa.float64()),
-        "neuron_index": pa.array(neuron, pa.int32()),
-        "flywire_id": pa.array(flywire_ids[neuron], pa.int64()),
-    })
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-
-
 def progress_path(parquet: Path) -> Path:
     """Where a running chunk says how many of its experiments are done: `<stem>.progress` beside its parquet."""
     return parquet.with_suffix(".progress")
@@ -339,7 +320,7 @@ def execute_chunk(task: ScreenTask, parquet: Path, log: Callable[[str], None], o
     t_spikes = time.perf_counter()
     if task.keep_spikes:
         spikes_path = parquet.parent / f"{task.stem}_spikes.parquet"
-        _write_spikes(spikes_path, outcome.spikes or {}, conn.flywire_ids, Params().dt_ms)
+        write_experiment_spikes(spikes_path, outcome.spikes or {}, conn.flywire_ids, Params().dt_ms)
         extra.append(spikes_path)
     spikes_s = time.perf_counter() - t_spikes
     if outcome.files.rates != parquet:

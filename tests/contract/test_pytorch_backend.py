@@ -21,7 +21,7 @@ from flyhpc.drive import make_drive  # noqa: E402
 from flyhpc.errors import ConfigError, UnsupportedFeature  # noqa: E402
 from flyhpc.model import Experiment, Params  # noqa: E402
 from flyhpc.network import NetworkSpec, build_network  # noqa: E402
-from flyhpc.spikes import SpikeTable  # noqa: E402
+from flyhpc.results.spikes import SpikeTable  # noqa: E402
 
 from tests.contract.conftest import hand_drive, spikes_of, tiny_spec  # noqa: E402
 

@@ -25,7 +25,7 @@ from flyhpc.cluster.submission import record_plan
 from flyhpc.collect import collect as collect_label
 from flyhpc.screens.plan_file import write_plan
 from flyhpc.screen_submission import plan_screen
-from flyhpc.spikes import read_spikes
+from flyhpc.results.spikes import read_spikes
 from tests.integration.test_quick_grid import write_tiny_connectome
 
 QUIET = 299  # no outgoing synapse in the test network

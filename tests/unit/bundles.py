@@ -9,7 +9,7 @@ from flyhpc.bundle import BundlePaths
 from flyhpc.results.records import disk_state
 from flyhpc.cluster import submission
 from flyhpc.files import sha256_file, write_json_atomic
-from flyhpc.spikes import SpikeTable, write_spikes
+from flyhpc.results.spikes import SpikeTable, write_spikes
 from flyhpc.tasks import BenchmarkTask
 
 SEED_18 = ["framework", "n_run", "t_run", "setup_time", "build_time", "sim_time", "total_time", "realtime_ratio",

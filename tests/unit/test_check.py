@@ -21,7 +21,7 @@ from flyhpc.cli import cli
 from flyhpc.cluster import executors
 from flyhpc.cluster.profiles import profile_from_dict
 from flyhpc.errors import ConfigError
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 BROKEN = f"{__name__}:LateNativeBackend"
 

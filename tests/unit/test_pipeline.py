@@ -16,7 +16,7 @@ from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import FlyhpcError
 from flyhpc.model import Experiment
 from flyhpc.pipeline import run_experiment
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 from flyhpc.tasks import BenchmarkTask
 
 from tests.integration.test_quick_grid import write_tiny_connectome

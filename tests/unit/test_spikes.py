@@ -6,7 +6,7 @@ import pytest
 
 from flyhpc.errors import DataError
 from flyhpc.files import sha256_file
-from flyhpc.spikes import SpikeTable, parquet_metadata, rates, read_spikes, summarize, write_spikes
+from flyhpc.results.spikes import SpikeTable, parquet_metadata, rates, read_spikes, summarize, write_spikes
 
 IDS = np.array([100, 200, 300, 400], dtype=np.int64)
 
@@ -39,7 +39,7 @@ def test_identical_spikes_give_identical_bytes(tmp_path):
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
-    import flyhpc.spikes as spikes
+    import flyhpc.results.spikes as spikes
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
@@ -80,7 +80,7 @@ def _reference_file(path, table, ids, dt_ms, exp_name, metadata):
     """The spike parquet as flyhpc wrote it before the row-group writer (one pa.Table, Arrow schema stored)."""
     import pyarrow as pa
 
-    from flyhpc.spikes import SCHEMA_VERSION, SPIKE_SCHEMA
+    from flyhpc.results.spikes import SCHEMA_VERSION, SPIKE_SCHEMA
 
     time_ms = table.step.astype(np.float64) * dt_ms
     arrow = pa.Table.from_arrays([
@@ -102,7 +102,7 @@ def _random_table(n, seed=0):
 def test_file_reads_back_as_the_previous_format(tmp_path, monkeypatch, n):
     """Schema (types, nullability, metadata) and every value as the one-table writer had them; several row
     groups (made small here) come out as one table."""
-    import flyhpc.spikes as spikes
+    import flyhpc.results.spikes as spikes
 
     monkeypatch.setattr(spikes, "ROW_GROUP_ROWS", 1000)
     table = _random_table(n)
@@ -115,7 +115,7 @@ def test_file_reads_back_as_the_previous_format(tmp_path, monkeypatch, n):
 
 
 def test_many_row_groups_are_byte_identical_every_time(tmp_path, monkeypatch):
-    import flyhpc.spikes as spikes
+    import flyhpc.results.spikes as spikes
 
     monkeypatch.setattr(spikes, "ROW_GROUP_ROWS", 256)
     table = _random_table(5_000, seed=3)

@@ -47,7 +47,7 @@ from flyhpc.drive import Drive
 from flyhpc.errors import FlyhpcError
 from flyhpc.files import build_lock, write_json_atomic
 from flyhpc.network import NetworkSpec
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 # Bump when the generated project changes shape for the same inputs (equations, names, layout).
 BUILD_FORMAT = 1

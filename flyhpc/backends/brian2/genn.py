@@ -34,7 +34,7 @@ from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import ConfigError, FlyhpcError
 from flyhpc.files import build_lock
 from flyhpc.network import NetworkSpec
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 GENN_PATH_ENVS = ("BRIAN2GENN_GENN_PATH", "GENN_PATH")
 

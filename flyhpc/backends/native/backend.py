@@ -24,7 +24,7 @@ from flyhpc.drive import Drive
 from flyhpc.errors import ConfigError
 from flyhpc.model import ResolvedExperiment
 from flyhpc.network import NetworkSpec
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from flyhpc.backends.nestgpu.trial import RECORD_OFFSET_STEPS
 from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import ConfigError, TaskFailed, UnsupportedFeature
 from flyhpc.network import NetworkSpec
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 
 LIB_ENV = "NESTGPU_LIB"  # nestgpu.py loads the library this names when it is imported
 MAX_EVENTS_PER_RETRIEVAL = 3999  # NEST GPU's per-neuron spike-time buffer between retrievals

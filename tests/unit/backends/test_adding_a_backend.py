@@ -25,7 +25,7 @@ from flyhpc.drive import Drive, TrialDrive
 from flyhpc.errors import ConfigError
 from flyhpc.images import image_name
 from flyhpc.network import NetworkSpec
-from flyhpc.spikes import SpikeTable
+from flyhpc.results.spikes import SpikeTable
 from tests.contract.conftest import CONTRACT_STEPS, contract_spec, hand_drive
 from tests.contract.test_backend_contract import SCENARIOS, contract_runs_of
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flyhpc.bundle import BundlePaths
-from flyhpc.spikes import SpikeTable, write_spikes
+from flyhpc.results.spikes import SpikeTable, write_spikes
 
 IDS = np.array([100, 101, 102, 103], dtype=np.int64)
 A = [(0, 10, 0), (0, 50, 0), (0, 90, 0), (0, 20, 1), (1, 30, 0), (1, 40, 2)]  # (trial, step, neuron index)

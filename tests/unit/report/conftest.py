@@ -1,6 +1,6 @@
 """A generated, collected label for the report tests: three backends, two rounds, a failure and a missing task.
 
-Records and parquets are written as the worker writes them (real parquets via flyhpc.spikes, the
+Records and parquets are written as the worker writes them (real parquets via flyhpc.results.spikes, the
 record fields the worker sets), the plan is recorded as `flyhpc bench` records it, and the real
 `flyhpc.collect.collect` writes manifest.csv, benchmark-results.csv and checksums. brian2cpp and
 native get identical spikes; pytorch loses a few; timings differ per backend, round and point.
@@ -14,7 +14,7 @@ import pytest
 from flyhpc import collect
 from flyhpc.bundle import BundlePaths
 from flyhpc.files import sha256_file, write_json_atomic
-from flyhpc.spikes import SpikeTable, write_spikes
+from flyhpc.results.spikes import SpikeTable, write_spikes
 from tests.unit.bundles import make_task, plan
 
 LABEL = "lab"

@@ -19,7 +19,7 @@ from flyhpc.report import activity, paper, scan, speed
 from flyhpc.report.label import load_label
 from flyhpc.report.parity import parity
 from flyhpc.report.scan import StatsCache, scan_spikes
-from flyhpc.spikes import SpikeTable, write_spikes
+from flyhpc.results.spikes import SpikeTable, write_spikes
 from tests.unit.bundles import make_task, plan
 
 from .conftest import IDS, LABEL, spikes_for

@@ -3,7 +3,7 @@
 300-neuron generated network, 0.2 s x 2 trials: the base experiment and four silencing experiments (the two most
 active neurons of the base run, two rates), in both silence modes, on native and pytorch (one network changed in
 place per experiment: the backends' experiment hook), each compared spike for spike with the parquet of `flyhpc
-run`, and rate for rate with `flyhpc.spikes.rates`; the same screen, smaller, on brian2cpp (no hook: a build per
+run`, and rate for rate with `flyhpc.results.spikes.rates`; the same screen, smaller, on brian2cpp (no hook: a build per
 experiment); then a single-neuron activation screen against `pipeline.run_experiment`. Checks the chunk's three
 files and their metadata too.
 """
@@ -21,7 +21,7 @@ from flyhpc.cli import cli
 from flyhpc.pipeline import run_experiment
 from flyhpc.screens import load_screen, plan_experiments, run_chunk
 from flyhpc.screens.results import TIDY_COLUMNS
-from flyhpc.spikes import SpikeTable, rates, read_spikes
+from flyhpc.results.spikes import SpikeTable, rates, read_spikes
 
 SCREEN = """
 [screen]

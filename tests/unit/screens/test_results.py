@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flyhpc.screens.results import neuron_rates
-from flyhpc.spikes import SpikeTable, rates
+from flyhpc.results.spikes import SpikeTable, rates
 
 
 @pytest.mark.parametrize("n_run", [1, 3])

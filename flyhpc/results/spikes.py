@@ -5,8 +5,9 @@ The parquet has one row per spike, sorted by (trial, time_ms, neuron_index), col
 t (s), time_ms, trial, neuron_index, flywire_id, exp_name; identical spikes give a
 byte-identical file. Tens of millions of spikes are handled without per-spike Python: an
 already sorted table is not sorted again, and the file is written one row group at a time while
-a second thread prepares the next one. Entry points: `SpikeTable`, `write_spikes`, `read_spikes`,
-`rates`, `summarize`.
+a second thread prepares the next one. A screen chunk's kept spikes use the same columns (less `t` and
+`exp_name`) keyed by experiment (`write_experiment_spikes`). Entry points: `SpikeTable`, `write_spikes`,
+`write_experiment_spikes`, `read_spikes`, `rates`, `summarize`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ SPIKE_SCHEMA = pa.schema([
     ("flywire_id", pa.int64()),
     ("exp_name", pa.string()),
 ])
+# A screen chunk's kept spikes (`--keep-spikes`): the same columns, less `t` and `exp_name`, each row keyed by
+# its experiment (a dictionary column first).
+EXPERIMENT_SPIKE_SCHEMA = pa.schema([pa.field("experiment_key", pa.dictionary(pa.int32(), pa.string()))] +
+                                    [SPIKE_SCHEMA.field(n) for n in ("trial", "time_ms", "neuron_index", "flywire_id")])
 # What is handed to the parquet writer: exp_name as a one-entry dictionary (written as is, never
 # materialised per row). The file keeps no Arrow schema, so it reads back as SPIKE_SCHEMA.
 _WRITE_SCHEMA = SPIKE_SCHEMA.set(5, pa.field("exp_name", pa.dictionary(pa.int32(), pa.string())))
@@ -242,3 +247,23 @@ def summarize(table: SpikeTable, t_run_s: float, n_run: int) -> SpikeSummary:
         spikes_per_trial_second=len(table) / (t_run_s * n_run),
         active_per_trial_mean=float(np.mean(per_trial_active)) if per_trial_active else 0.0,
     )
+
+
+def write_experiment_spikes(path, spikes: dict, flywire_ids: np.ndarray, dt_ms: float) -> None:
+    """Every kept spike of a screen chunk (`spikes`: experiment key -> the experiment's trial/step/neuron arrays),
+    atomically, in `EXPERIMENT_SPIKE_SCHEMA`."""
+    keys = list(spikes)
+    sizes = np.array([len(spikes[k]) for k in keys], np.int64)
+    which = np.repeat(np.arange(len(keys), dtype=np.int32), sizes)
+    cat = lambda attr, dtype: (np.concatenate([getattr(spikes[k], attr) for k in keys]) if keys  # noqa: E731
+                               else np.zeros(0, dtype))
+    neuron = cat("neuron", np.int32)
+    table = pa.table({
+        "experiment_key": pa.DictionaryArray.from_arrays(pa.array(which), pa.array(keys, pa.string())),
+        "trial": pa.array(cat("trial", np.int32), pa.int32()),
+        "time_ms": pa.array(cat("step", np.int64) * dt_ms, pa.float64()),
+        "neuron_index": pa.array(neuron, pa.int32()),
+        "flywire_id": pa.array(flywire_ids[neuron], pa.int64()),
+    }, schema=EXPERIMENT_SPIKE_SCHEMA)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
