@@ -134,18 +134,17 @@ def _number(value, spec: str) -> str:
 
 def _print_effects(console: Console, report, top: int = 10) -> None:
     """The experiments with the largest effect, from a complete screen label's effects.csv."""
-    import pandas as pd
     from rich.table import Table
 
     from flyhpc.bundle import display_path
+    from flyhpc.results.tables import read_effects
 
     from flyhpc.screens.effects import ALPHA
 
     effects_csv = next((p for p in report.files if p.name == "effects.csv"), None)
     if effects_csv is None:
         return
-    frame = pd.read_csv(effects_csv, dtype={"experiment_key": str, "top_neuron": str}, nrows=top,
-                        keep_default_na=False)
+    frame = read_effects(effects_csv, nrows=top, empty_as_nan=False)
     table = Table(title=f"largest paired effects on {frame['measured_on'].iloc[0] if len(frame) else '-'} "
                         f"({display_path(effects_csv)}; significant: q < {ALPHA} within the experiment)")
     for col in ("rank", "experiment", "significant Hz", "neurons sig/tested", "effect Hz ± se", "own Hz",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,6 +24,7 @@ from flyhpc.compare.io import SpikeFile, neuron_counts, open_spike_file
 from flyhpc.compare.metrics import CountMetrics, TimingMetrics, compare_counts, match_times
 from flyhpc.errors import ConfigError
 from flyhpc.files import write_json_atomic, write_text_atomic
+from flyhpc.results.records import record_beside
 
 REFERENCE = "brian2cpp"
 PAPER_T_RUN_S = (0.1, 1.0, 10.0, 100.0)
@@ -69,15 +69,8 @@ def _bundle(results_root: str | Path, run_label: str) -> BundlePaths:
 
 
 def _framework(paths: BundlePaths, parquet: Path, backend: str) -> str:
-    rec = parquet.with_suffix(".json")
-    if rec.is_file():
-        try:
-            name = json.loads(rec.read_text()).get("framework")
-            if name:
-                return str(name)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            pass
-    return framework_name(backend)
+    name = record_beside(parquet).get("framework")
+    return str(name) if name else framework_name(backend)
 
 
 def _check_backend(key: str, flag: str = "--backend") -> str:
@@ -146,9 +139,7 @@ def ground_truth(results_root, run_label: str, round_: int = 1, t_run_s: float =
                           f"{gt_path} does not exist")
     gt = open_spike_file(gt_path, t_run_s)
     gt_counts = neuron_counts(gt)
-    experiment = ""
-    if gt_path.with_suffix(".json").is_file():
-        experiment = json.loads(gt_path.with_suffix(".json").read_text()).get("experiment", "")
+    experiment = record_beside(gt_path).get("experiment", "")
     result: dict[str, Any] = {
         "ground_truth": _framework(paths, gt_path, REFERENCE), "experiment": experiment,
         "t_run_sec": float(t_run_s), "n_run": n_run, "run_label": run_label, "round": round_,

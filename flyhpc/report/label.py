@@ -8,7 +8,6 @@ is a one-line ConfigError saying what to run. Entry points: `load_label`, `Label
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from typing import Any
 from flyhpc.bundle import BundlePaths
 from flyhpc.pipeline import framework_name
 from flyhpc.errors import ConfigError
+from flyhpc.results.records import record_beside
+from flyhpc.results.tables import read_rows
 
 _KEY_RE = re.compile(r"^(?P<label>[^/]+)/(?P<round>round_\d+)/(?P<stem>[^@/]+)(@.*)?$")
 
@@ -68,12 +69,6 @@ class LabelData:
         return [t.record for t in self.tasks if t.record]
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        return list(reader.fieldnames or []), list(reader)
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
@@ -100,11 +95,11 @@ def load_label(results_root: str | Path, label: str) -> LabelData:
         if not path.is_file():
             raise ConfigError(f"run label {label!r} is not collected: {path} does not exist; "
                               f"run `flyhpc collect {label}` first")
-    columns, manifest = _read_csv(paths.manifest)
+    columns, manifest = read_rows(paths.manifest)
     if "state" not in columns or "task_key" not in columns:
         raise ConfigError(f"{paths.manifest} was written by an older flyhpc (no state/task_key columns); "
                           f"run `flyhpc collect {label}` again")
-    _, results = _read_csv(paths.results_csv)
+    _, results = read_rows(paths.results_csv)
     nodes = {r.get("spike_path") or _result_key(r): r.get("node", "") for r in results}
     tasks = [_task_row(paths, row, nodes) for row in manifest]
     if not any(t.state == "done" for t in tasks):
@@ -133,7 +128,7 @@ def _task_row(paths: BundlePaths, row: dict[str, str], nodes: dict[str, str]) ->
     match = _KEY_RE.match(row.get("task_key", ""))
     stem = match.group("stem") if match else f"{backend}_t{t_run_s}s_n{n_run}"
     parquet = paths.round_dir(rnd) / f"{stem}.parquet"
-    record = _read_json(parquet.with_suffix(".json")) if parquet.with_suffix(".json").is_file() else {}
+    record = record_beside(parquet)
     if record.get("key") not in (None, row.get("task_key")):
         record = {}  # a record of another task under the same file name says nothing about this one
     node = nodes.get(row.get("spike_path") or "", "") or nodes.get(_result_key(row), "") or record.get("node", "")

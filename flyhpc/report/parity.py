@@ -9,7 +9,6 @@ Entry points: `parity`, `Parity`, `ParityRow`, `Scatter`.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 from flyhpc.compare.metrics import compare_counts
 from flyhpc.report.label import LabelData, TaskRow
 from flyhpc.report.scan import StatsCache
+from flyhpc.results.tables import read_rows
 
 PARITY_COLUMNS = ("backend", "framework", "round", "t_run_s", "n_run", "spikes_reference", "spikes_backend",
                   "spike_count_ratio", "active_jaccard", "rate_pearson_r", "identical_spikes", "source")
@@ -87,8 +87,7 @@ def _compare_outputs(data: LabelData, backend: str) -> dict[tuple[int, float, in
     path = data.paths.comparisons / f"{backend}_vs_brian2_rate_summary.csv"
     if not path.is_file():
         return {}
-    with open(path, newline="") as fh:
-        return {(int(r["round"]), float(r["t_run"]), int(r["n_run"])): r for r in csv.DictReader(fh)}
+    return {(int(r["round"]), float(r["t_run"]), int(r["n_run"])): r for r in read_rows(path)[1]}
 
 
 def _fresh(row: dict[str, str] | None, summary: Path, ref: TaskRow, task: TaskRow) -> bool:

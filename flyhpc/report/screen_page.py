@@ -11,7 +11,6 @@ figure as PNG and SVG, each table as CSV, report.html last. Entry point: `build_
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,8 @@ from matplotlib.figure import Figure
 
 from flyhpc import __version__
 from flyhpc.bundle import BundlePaths
+from flyhpc.results.records import record_beside
+from flyhpc.results.tables import read_effects
 from flyhpc.errors import ConfigError
 from flyhpc.report.build import ReportResult, ReportWriter
 from flyhpc.report.page import Page, Section, TableBlock, render_page
@@ -89,8 +90,7 @@ def _base_figure(base: pd.DataFrame) -> Figure:
 
 
 def _provenance(paths: BundlePaths, meta: dict[str, str], manifest: pd.DataFrame) -> list[dict[str, str]]:
-    records = [json.loads(paths.label_dir.joinpath(Path(p).with_suffix(".json")).read_text())
-               for p in manifest["rates_path"].dropna() if p]
+    records = [record_beside(paths.label_dir / p) for p in manifest["rates_path"].dropna() if p]
     first = records[0] if records else {}
     items = [("screen", meta.get("flyhpc.screen", "")), ("plan sha256", meta.get("flyhpc.plan_sha256", "")),
              ("t_run × n_run", f"{meta.get('flyhpc.t_run_s', '')} s × {meta.get('flyhpc.n_run', '')}"),
@@ -118,8 +118,7 @@ def build_screen_report(results_root: str | Path, label: str, out_dir: Path | No
     if not (paths.screen_effects.is_file() and paths.screen_neuron_effects.is_file()):
         raise ConfigError(f"screen label {label!r} has no effects yet: run `flyhpc collect {label}` once every chunk "
                           f"is done ({paths.screen_effects} is missing)")
-    effects = pd.read_csv(paths.screen_effects, dtype={"experiment_key": str, "top_neuron": str}, keep_default_na=False,
-                          na_values=[""])
+    effects = read_effects(paths.screen_effects)
     neurons = pd.read_parquet(paths.screen_neuron_effects)
     meta = {k.decode(): v.decode() for k, v in (pq.read_schema(paths.screen_rates).metadata or {}).items()}
     base_key = meta.get("flyhpc.base_key", "")

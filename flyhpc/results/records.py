@@ -6,7 +6,7 @@ after the parquet; `header` builds the fields every record starts with (the one 
 the task's kind adds its own and what it measured. `read_record` reads one (refusing one that lacks the
 fields every record has, or its kind's); `disk_state` is the one judgement of a task from its files alone,
 used by status, submit, resubmit, collect and verify through `flyhpc.cluster.status.status`. Writes nothing.
-Entry points: `header`, `read_record`, `disk_state`, `RECORD_FORMAT`, `REQUIRED`.
+Entry points: `header`, `read_record`, `record_beside`, `disk_state`, `RECORD_FORMAT`, `REQUIRED`.
 """
 
 from __future__ import annotations
@@ -60,6 +60,16 @@ def read_record(path: Path, required: Sequence[str] = ()) -> dict[str, Any]:
     if missing:
         raise DataError(f"{path}: task record lacks {', '.join(missing)}")
     return data
+
+
+def record_beside(parquet: Path) -> dict[str, Any]:
+    """The record beside a parquet (`<stem>.json`), or {} where there is none or it is not a readable JSON object:
+    for readers that only show what a record says (report, compare); judging a task is `disk_state`'s."""
+    try:
+        data = json.loads(Path(parquet).with_suffix(".json").read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def disk_state(record_path: Path, parquet_path: Path, *, key: str | None = None, deep: bool = False,

@@ -1,9 +1,9 @@
-"""Writing a label's tables: CSV text, files rewritten only when their bytes change, CSVs concatenated, and the
+"""A label's tables: CSV text, files rewritten only when their bytes change, CSVs concatenated, and the
 global results CSV that several labels share.
 
 Every table a collect writes goes through here, so a second collect of an unchanged label leaves every file (and
-its mtime) alone. Entry points: `csv_text`, `write_if_changed`, `write_bytes_if_changed`, `concat_csv`,
-`upsert_rows`.
+its mtime) alone; `read_rows` and `read_effects` read them back. Entry points: `csv_text`, `write_if_changed`,
+`write_bytes_if_changed`, `concat_csv`, `upsert_rows`, `read_rows`, `read_effects`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,22 @@ def csv_text(columns, rows) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A CSV file's columns and rows (every value a string): manifest.csv, benchmark-results.csv, ..."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def read_effects(path: Path, nrows: int | None = None, empty_as_nan: bool = True):
+    """A screen label's effects.csv as a pandas DataFrame in its ranked order (the first `nrows` rows); keys and
+    neuron ids stay strings, an empty cell is NaN (or "" without `empty_as_nan`, for text output)."""
+    import pandas as pd
+
+    return pd.read_csv(path, dtype={"experiment_key": str, "top_neuron": str}, nrows=nrows, keep_default_na=False,
+                       na_values=[""] if empty_as_nan else None)
 
 
 def write_if_changed(path: Path, text: str) -> None:
