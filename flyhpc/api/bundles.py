@@ -111,7 +111,7 @@ class Bundle:
 
         self.paths = paths
         self.label = paths.run_label
-        self.kind = label_kind(paths.results_root, paths.run_label).kind  # "screen" or "benchmark"
+        self.kind = label_kind(paths.results_root, paths.run_label).kind  # its name in flyhpc.kinds.KINDS
 
     @property
     def tasks(self) -> pd.DataFrame:
@@ -141,7 +141,7 @@ class Bundle:
     @property
     def screen(self) -> ScreenResults:
         """The merged files of a collected screen label (ConfigError for a benchmark label)."""
-        if self.kind != "screen":
+        if not self.paths.screen_plan.is_file():  # as `require_benchmark`: a label without a screen plan
             raise ConfigError(f"run label {self.label!r} holds benchmark tasks, not a screen: see Bundle.benchmark")
         return ScreenResults(self.paths)
 
