@@ -142,12 +142,14 @@ def run(task: Task, force: bool = False, on_phase: Callable[[str], None] | None 
 
 def _from_signal(exc: BaseException, signalled: str) -> bool:
     """The exception is the signal's own, or wraps it: compiled code (numba) that the signal handler's
-    exception interrupted surfaces it as a SystemError caused by it."""
+    exception interrupted surfaces it as a SystemError, caused by it — or, when the handler's exception was
+    lost on the way out of the compiled call (seen under heavy load), as a SystemError alone. A SystemError
+    is the interpreter's, never the task's: after a signal it is the signal's."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
             return False
-        if str(seen) and str(seen).splitlines()[0] in signalled:
+        if isinstance(seen, SystemError) or (str(seen) and str(seen).splitlines()[0] in signalled):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -15,7 +15,7 @@ from flyhpc import __version__, config_paths, errors
 from flyhpc.cli import FlyhpcGroup, cli
 
 COMMANDS = {"backends", "bench", "cancel", "check", "collect", "compare", "data", "images", "report", "resubmit",
-            "run", "screen", "status", "submit", "verify"}
+            "run", "screen", "status", "submit", "verify", "wheelhouse"}
 ERRORS = sorted((cls for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.FlyhpcError)),
                 key=lambda cls: cls.__name__)
 

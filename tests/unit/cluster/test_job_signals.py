@@ -127,6 +127,23 @@ def test_an_exception_that_wraps_the_signal_adds_nothing_to_the_reason(tmp_path,
         worker.run(task, job=worker.JobInfo(interruption=lambda: cancelled))
     assert read_record(BundlePaths(tmp_path, "sys").record(task))["status"] == cancelled
 
+    def lost_on_the_way_out(*_args, **_kw):  # the handler's exception lost in the compiled call: no chain
+        raise SystemError("CPUDispatcher(<function lazy_trial>) returned a result with an exception set")
+
+    monkeypatch.setattr(worker, "_execute", lost_on_the_way_out)
+    with pytest.raises(SystemError):
+        worker.run(task, force=True, job=worker.JobInfo(interruption=lambda: cancelled))
+    assert read_record(BundlePaths(tmp_path, "sys").record(task))["status"] == cancelled
+
+    def task_error(*_args, **_kw):  # the task's own error after the signal is still named
+        raise ValueError("a bad value")
+
+    monkeypatch.setattr(worker, "_execute", task_error)
+    with pytest.raises(ValueError):
+        worker.run(task, force=True, job=worker.JobInfo(interruption=lambda: cancelled))
+    assert read_record(BundlePaths(tmp_path, "sys").record(task))["status"] == \
+        f"{cancelled}; the task then failed: ValueError: a bad value"
+
 
 # A real process: the task "runs" (its pipeline is replaced by a sleep that marks when it started) and the disk
 # is slow (os.fsync marks, then waits 2 s before the real fsync), so the test can send Slurm's second SIGTERM of a
