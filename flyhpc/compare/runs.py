@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from flyhpc.errors import ConfigError
 from flyhpc.screens.effects import paired_effects
-from flyhpc.screens.results import TIDY_SCHEMA
+from flyhpc.results.screen_tables import TIDY_SCHEMA
 from flyhpc.results.spikes import read_spikes
 
 _MUST_AGREE = ("t_run_s", "n_run", "seed", "round", "connectome_digest", "drive_version")

@@ -29,13 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.special import stdtr
 
+from flyhpc.results.screen_tables import ROLES
+
 ALPHA = 0.05  # false-discovery rate of the per-experiment Benjamini-Hochberg procedure
 EFFECT_COLUMNS = ("rank", "experiment_key", "experiment_name", "significant_effect_hz", "n_significant", "n_tested",
                   "effect_hz", "effect_se_hz", "own_change_hz", "measured_on", "top_neuron", "top_change_hz",
                   "top_change_se_hz", "top_q", "spikes", "active_neurons")
 NEURON_EFFECT_COLUMNS = ("experiment_key", "neuron_index", "flywire_id", "label", "base_rate_hz", "rate_hz",
                          "change_hz", "change_se_hz", "t", "p", "q", "significant")
-_ROLES = ("", "driven", "silenced")
 _BLOCK_ROWS = 4_000_000  # base rows paired per block of experiments (bounds memory for screens with a busy base)
 
 
@@ -66,7 +67,7 @@ def _rows(experiments: pd.DataFrame, rates: pa.Table, n_run: int) -> _Rows:
     pos = pd.Index(experiments["experiment_key"]).get_indexer(rates.column("experiment_key").to_numpy())
     keep = pos >= 0
     counts = rates.column("trial_spikes").combine_chunks().flatten().to_numpy().astype(np.int64).reshape(-1, n_run)
-    role = pc.index_in(rates.column("role"), value_set=pa.array(_ROLES)).to_numpy(zero_copy_only=False)
+    role = pc.index_in(rates.column("role"), value_set=pa.array(ROLES)).to_numpy(zero_copy_only=False)
     return _Rows(pos.astype(np.int64), rates.column("neuron_index").to_numpy().astype(np.int64),
                  rates.column("flywire_id").to_numpy().astype(np.int64), np.asarray(role, np.int8),
                  counts).take(keep)
@@ -146,7 +147,7 @@ def paired_effects(experiments: pd.DataFrame, rates: pa.Table, *, base_key: str,
     experiments
         One row per experiment in plan order: experiment_key, experiment_name, spikes, active_neurons.
     rates
-        The screen's tidy rates (`flyhpc.screens.results.TIDY_SCHEMA`: role and trial_spikes included).
+        The screen's tidy rates (`flyhpc.results.screen_tables.TIDY_SCHEMA`: role and trial_spikes included).
     base_key
         The base experiment's key ("" when the screen has none: compare with silence).
     readout

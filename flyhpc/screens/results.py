@@ -4,10 +4,11 @@ Rates are computed as `flyhpc.results.spikes.rates` does (count / t_run per tria
 trials, NaN std for one trial), for every neuron that spiked at least once and for every neuron the experiment
 drives or silences (spiking or not: `role` "driven" or "silenced", else ""), with the spike count of each
 trial (`trial_spikes`, what the paired effects of `flyhpc.screens.effects` need). Files, each written
-atomically: `<stem>.parquet` (one row per (experiment, neuron), columns `TIDY_COLUMNS`, experiments in chunk
-order then neurons by index), `<stem>_experiments.csv` (one row per experiment, spiking or not, with its
-timings) and, when the screen has readout neurons, `<stem>_readout.csv` (experiments x readout neurons, mean
-rates in Hz). Entry points: `NeuronRates`, `neuron_rates`, `ChunkTables`, `ChunkFiles`, `TIDY_COLUMNS`, `ROLES`.
+atomically: `<stem>.parquet` (one row per (experiment, neuron), experiments in chunk order then neurons by
+index), `<stem>_experiments.csv` (one row per experiment, spiking or not, with its timings) and, when the
+screen has readout neurons, `<stem>_readout.csv` (experiments x readout neurons, mean rates in Hz); their
+schemas are declared in `flyhpc.results.screen_tables`. Entry points: `NeuronRates`, `neuron_rates`,
+`ChunkTables`, `ChunkFiles`.
 """
 
 from __future__ import annotations
@@ -21,26 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flyhpc.files import atomic_path
+from flyhpc.results.screen_tables import ROLES, SUMMARY_COLUMNS, TIDY_SCHEMA
 from flyhpc.screens.engine import ExperimentRun
 from flyhpc.screens.expand import ScreenExperiment
 from flyhpc.results.spikes import SpikeTable
-
-TIDY_SCHEMA = pa.schema([
-    ("experiment_key", pa.string()),
-    ("experiment_name", pa.string()),
-    ("neuron_index", pa.int32()),
-    ("flywire_id", pa.int64()),
-    ("spikes", pa.int64()),
-    ("rate_mean_hz", pa.float64()),
-    ("rate_std_hz", pa.float64()),
-    ("n_trials", pa.int32()),
-    ("role", pa.string()),
-    ("trial_spikes", pa.list_(pa.int32())),
-])
-ROLES = ("", "driven", "silenced")  # a row's role: code 0, 1, 2
-TIDY_COLUMNS = tuple(TIDY_SCHEMA.names)
-SUMMARY_COLUMNS = ("experiment_key", "experiment_name", "n_trials", "spikes", "active_neurons", "drive_s",
-                   "prepare_s", "engine_s", "collect_s", "rates_s")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from flyhpc.bundle import file_stem
 from flyhpc.cli import cli
 from flyhpc.pipeline import run_experiment
 from flyhpc.screens import load_screen, plan_experiments, run_chunk
-from flyhpc.screens.results import TIDY_COLUMNS
+from flyhpc.results.screen_tables import TIDY_COLUMNS
 from flyhpc.results.spikes import SpikeTable, rates, read_spikes
 
 SCREEN = """

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from flyhpc.screens.effects import ALPHA, EFFECT_COLUMNS, NEURON_EFFECT_COLUMNS, Readout, paired_effects
-from flyhpc.screens.results import TIDY_SCHEMA
+from flyhpc.results.screen_tables import TIDY_SCHEMA
 
 EXPERIMENTS = pd.DataFrame({"experiment_key": ["b", "x", "y", "z"], "experiment_name": ["base", "X", "Y", "Z"],
                             "spikes": [0, 0, 0, 0], "active_neurons": [0, 0, 0, 0]})
