@@ -247,7 +247,8 @@ def make_experiment(experiment: str | None = None, activate: Sequence[int] = (),
         everything `Experiment` refuses.
     """
     if experiment and len(activate):
-        raise ConfigError("give either an experiment preset or neurons to activate, not both")
+        raise ConfigError("give either an experiment preset (--experiment, experiment=) or neurons to activate "
+                          "(--activate, activate=), not both")
     if experiment:
         exp = preset(experiment)
         if len(activate2) or len(silence) or rate_hz is not None:
@@ -258,7 +259,7 @@ def make_experiment(experiment: str | None = None, activate: Sequence[int] = (),
     if not len(activate):
         raise ConfigError(f"give an experiment preset ({'|'.join(PRESETS)}) or neurons to activate with a rate")
     if rate_hz is None:
-        raise ConfigError("neurons to activate need a rate in Hz")
+        raise ConfigError("neurons to activate need a rate in Hz (--rate HZ, rate_hz=)")
     return Experiment(name="custom", key="custom", activate=tuple(activate), rate_hz=rate_hz,
                       activate2=tuple(activate2), rate2_hz=rate2_hz, silence=tuple(silence), by=by,
                       silence_mode=silence_mode)

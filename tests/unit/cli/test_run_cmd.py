@@ -92,8 +92,9 @@ def test_silence_and_its_mode_reach_the_record(conn, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--experiment", "sugar", "--activate", "1", "--rate", "5"], "give either --experiment or --activate, not both"),
-    (["--activate", "1"], "--activate needs --rate HZ"),
+    (["--experiment", "sugar", "--activate", "1", "--rate", "5"],
+     "give either an experiment preset (--experiment, experiment=) or neurons to activate (--activate, activate=)"),
+    (["--activate", "1"], "neurons to activate need a rate in Hz (--rate HZ, rate_hz=)"),
     (["--activate", "1,x", "--rate", "5"], "'1,x': expected integers separated by commas or spaces"),
     (["--by", "index", "--activate", "1", "--rate", "5", "--option", "engine"], "expected KEY=VALUE, got 'engine'"),
     (["--by", "index", "--activate", "1", "--rate", "5", "--option", "=1"], "expected KEY=VALUE, got '=1'"),
