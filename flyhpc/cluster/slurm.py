@@ -269,6 +269,9 @@ def resubmit(results_root: str | Path, run_label: str, states: Sequence[str], pr
     if bad:
         raise ConfigError(f"resubmit cannot take tasks that are {', '.join(sorted(bad))}")
     record = load_submission(results_root, run_label, trusted=True)
+    for sub in record["submissions"]:  # the label's job folders, whatever the tasks' states: nothing goes out
+        if sub.get("folder") and Path(sub["folder"]).is_dir():  # from a folder others could change
+            job_folder.check(Path(sub["folder"]))
     report = status.status(results_root, run_label, deep=True, retry_s=retry_s, on_retry=on_retry)
     if profile is None:
         prof = record.get("profile")
