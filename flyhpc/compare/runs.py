@@ -65,22 +65,30 @@ def _check_pair(a: dict, b: dict, path_a: Path, path_b: Path) -> None:
 
 
 def _tidy(key: str, spikes: pd.DataFrame, record: dict, n_run: int, t_run_s: float) -> pa.Table:
-    """One run's spikes as the screen's tidy rates (trial_spikes per neuron, roles from the record)."""
-    own = {**{n: "driven" for n in record.get("driven_neurons", [])},
-           **{n: "silenced" for n in record.get("silenced_neurons", [])}}
+    """One run's spikes as the screen's tidy rates (trial_spikes per neuron, roles from the record); counted
+    with one bincount, so a 32 x 100 s file (58 M spikes) costs no per-spike Python."""
+    driven = np.asarray(record.get("driven_neurons", []), np.int64)
+    silenced = np.asarray(record.get("silenced_neurons", []), np.int64)
     neuron = spikes["neuron_index"].to_numpy(np.int64)
-    rows = np.union1d(neuron, np.array(sorted(own), np.int64))
-    counts = np.zeros((rows.size, n_run), np.int64)
-    np.add.at(counts, (np.searchsorted(rows, neuron), spikes["trial"].to_numpy(np.int64)), 1)
-    ids = dict(zip(neuron.tolist(), spikes["flywire_id"].to_numpy(np.int64).tolist()))
+    active, first = np.unique(neuron, return_index=True)
+    rows = np.union1d(active, np.union1d(driven, silenced))
+    row = np.searchsorted(rows, neuron)
+    counts = np.bincount(row * n_run + spikes["trial"].to_numpy(np.int64),
+                         minlength=rows.size * n_run).reshape(rows.size, n_run)
+    flywire = np.full(rows.size, -1, np.int64)  # a quiet driven or silenced neuron: no spike names its id
+    flywire[np.searchsorted(rows, active)] = spikes["flywire_id"].to_numpy(np.int64)[first]
+    role = np.full(rows.size, "", dtype=object)
+    role[np.searchsorted(rows, driven)] = "driven"
+    role[np.searchsorted(rows, silenced)] = "silenced"
+    offsets = pa.array(np.arange(rows.size + 1, dtype=np.int32) * n_run)
     return pa.table({
         "experiment_key": [key] * rows.size, "experiment_name": [key] * rows.size,
-        "neuron_index": pa.array(rows, pa.int32()), "flywire_id": pa.array([ids.get(n, -1) for n in rows.tolist()],
-                                                                              pa.int64()),
+        "neuron_index": pa.array(rows, pa.int32()), "flywire_id": pa.array(flywire, pa.int64()),
         "spikes": counts.sum(axis=1), "rate_mean_hz": counts.mean(axis=1) / t_run_s,
         "rate_std_hz": np.full(rows.size, np.nan), "n_trials": pa.array(np.full(rows.size, n_run), pa.int32()),
-        "role": [own.get(n, "") for n in rows.tolist()],
-        "trial_spikes": pa.array(counts.tolist(), pa.list_(pa.int32()))}, schema=TIDY_SCHEMA)
+        "role": pa.array(role.tolist(), pa.string()),
+        "trial_spikes": pa.ListArray.from_arrays(offsets, pa.array(counts.ravel().astype(np.int32)))},
+        schema=TIDY_SCHEMA)
 
 
 def _first_difference(a: pd.DataFrame, b: pd.DataFrame) -> dict | None:
