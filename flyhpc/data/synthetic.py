@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flyhpc.data.connectome import Sources, read_completeness
 from flyhpc.errors import ConfigError, DataError
 from flyhpc.files import atomic_path, write_json_atomic
 from flyhpc.model import PRESETS
+from flyhpc.results.parquet import write_parquet
 
 FULL_SCALE_EDGES = 15_091_983
 PACKAGED_IDS = Path(__file__).resolve().parents[1] / "resources" / "flywire_783_root_ids.gz"
@@ -268,14 +268,14 @@ def generate(out_dir, n_neurons: int | None = None, n_edges: int = FULL_SCALE_ED
         "Presynaptic_Index": pa.array(pre.astype(np.int32)), "Postsynaptic_Index": pa.array(post.astype(np.int32)),
         "Connectivity": pa.array(counts.astype(np.int32)), "Excitatory": pa.array(sign.astype(np.int8)),
         "Excitatory x Connectivity": pa.array((sign * counts).astype(np.int32)),
-    }).replace_schema_metadata({"flyhpc.data.synthetic": "true", "flyhpc.synthetic_params": json.dumps(meta)})
+    })
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / COMPLETENESS) as tmp:
         with open(tmp, "w", newline="") as fh:
             fh.write(",Completed\n")
             fh.write("".join(f"{i},True\n" for i in ids.tolist()))
-    with atomic_path(out_dir / CONNECTIVITY) as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
+    write_parquet(out_dir / CONNECTIVITY, table,
+                  {"flyhpc.data.synthetic": "true", "flyhpc.synthetic_params": json.dumps(meta)})
     write_json_atomic(out_dir / META_FILE, meta)
     return Sources(completeness=out_dir / COMPLETENESS, connectivity=out_dir / CONNECTIVITY, source=source)
 

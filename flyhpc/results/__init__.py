@@ -1,7 +1,7 @@
 """The bundle's file formats and their readers, in one package: what a result file holds and how it is read.
 
 `states` (task states and record statuses, declared once), `records` (the task record: its fields, reading it,
-judging a task from its files). Writes nothing but what a caller hands it; imports no backend, no Slurm and
-no task kind, so every layer above (the run pipeline, the worker, status, collect, verify, report, compare)
-reads results through it.
+judging a task from its files), `parquet` (the one parquet writer). Writes nothing but what a caller hands it;
+imports no backend, no Slurm and no task kind, so every layer above (the run pipeline, the worker, status,
+collect, verify, report, compare) reads results through it.
 """

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flyhpc.errors import DataError
-from flyhpc.files import atomic_path
+from flyhpc.results.parquet import parquet_writer, write_parquet
 
 SCHEMA_VERSION = "1"
 SPIKE_SCHEMA = pa.schema([
@@ -175,8 +175,7 @@ def write_spikes(path, table: SpikeTable, flywire_ids: np.ndarray, dt_ms: float,
     """
     meta = {"flyhpc.spike_schema_version": SCHEMA_VERSION, "flyhpc.spike_time_column": "time_ms",
             "flyhpc.spike_time_unit": "ms", **(metadata or {})}
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, _WRITE_SCHEMA, **_WRITE_OPTIONS) as writer:
-        writer.add_key_value_metadata({k: str(v) for k, v in sorted(meta.items())})
+    with parquet_writer(path, _WRITE_SCHEMA, meta, **_WRITE_OPTIONS) as writer:
         for group in _row_groups(table, flywire_ids, dt_ms, exp_name):
             writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
 
@@ -265,5 +264,4 @@ def write_experiment_spikes(path, spikes: dict, flywire_ids: np.ndarray, dt_ms: 
         "neuron_index": pa.array(neuron, pa.int32()),
         "flywire_id": pa.array(flywire_ids[neuron], pa.int64()),
     }, schema=EXPERIMENT_SPIKE_SCHEMA)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+    write_parquet(path, table)

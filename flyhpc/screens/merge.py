@@ -13,7 +13,6 @@ collect is removed). Idempotent: a second run writes identical bytes. Entry poin
 from __future__ import annotations
 
 import contextlib
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flyhpc.bundle import BundlePaths
+from flyhpc.results.parquet import parquet_bytes
 from flyhpc.results.tables import concat_csv, write_bytes_if_changed, write_if_changed
 from flyhpc.screens.effects import EFFECT_COLUMNS, Readout, paired_effects
 from flyhpc.screens.plan_file import read_plan
@@ -29,10 +29,7 @@ from flyhpc.screens.plan_file import read_plan
 def _merged_rates(parts: list[Path], plan_meta: dict[str, str]) -> bytes:
     tables = [pq.read_table(p) for p in parts]
     table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables]).combine_chunks()
-    table = table.replace_schema_metadata(plan_meta)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", write_statistics=True)
-    return buf.getvalue()
+    return parquet_bytes(table, plan_meta)
 
 
 def drop_merged(paths: BundlePaths) -> list[Path]:
@@ -70,8 +67,6 @@ def write_merged(paths: BundlePaths, chunks: list) -> list[Path]:
                                       t_run_s=chunks[0].t_run_s, readout=readout)
     write_if_changed(paths.screen_effects, effects.to_csv(index=False, columns=list(EFFECT_COLUMNS),
                                                           float_format="%.6g", lineterminator="\n"))
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(neurons, preserve_index=False).replace_schema_metadata(meta), buf,
-                   compression="zstd")
-    write_bytes_if_changed(paths.screen_neuron_effects, buf.getvalue())
+    write_bytes_if_changed(paths.screen_neuron_effects,
+                           parquet_bytes(pa.Table.from_pandas(neurons, preserve_index=False), meta))
     return [*written, paths.screen_effects, paths.screen_neuron_effects]

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from flyhpc.errors import DataError
 from flyhpc.files import atomic_path
 from flyhpc.model import Experiment
+from flyhpc.results.parquet import parquet_bytes
 from flyhpc.screens.expand import ScreenExperiment
 from flyhpc.screens.spec import NeuronList, Screen
 
@@ -90,10 +91,8 @@ def plan_bytes(screen: Screen, experiments: Sequence[ScreenExperiment]) -> bytes
         pa.array([list(x.activate2) for x in exps], _IDS),
         pa.array([x.rate2_hz for x in exps], pa.float64()),
         pa.array([list(x.silence) for x in exps], _IDS),
-    ], schema=PLAN_SCHEMA).replace_schema_metadata({"flyhpc.screen": _screen_json(screen, base)})
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue()
+    ], schema=PLAN_SCHEMA)
+    return parquet_bytes(table, {"flyhpc.screen": _screen_json(screen, base)})
 
 
 def write_plan(path: Path, content: bytes) -> str:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flyhpc.files import atomic_path
+from flyhpc.results.parquet import write_parquet
 from flyhpc.results.screen_tables import ROLES, SUMMARY_COLUMNS, TIDY_SCHEMA
 from flyhpc.screens.engine import ExperimentRun
 from flyhpc.screens.expand import ScreenExperiment
@@ -155,8 +155,7 @@ class ChunkTables:
         out_dir = Path(out_dir)
         files = ChunkFiles(rates=out_dir / f"{stem}.parquet", experiments=out_dir / f"{stem}_experiments.csv",
                            readout=out_dir / f"{stem}_readout.csv" if self._readout_labels else None)
-        with atomic_path(files.rates) as tmp:
-            pq.write_table(self.rates_table(metadata), tmp, compression="zstd", write_statistics=True)
+        write_parquet(files.rates, self.rates_table(metadata))
         with atomic_path(files.experiments) as tmp:
             pd.DataFrame(self._summary, columns=list(SUMMARY_COLUMNS)).to_csv(tmp, index=False)
         if files.readout:
