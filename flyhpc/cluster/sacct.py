@@ -108,20 +108,29 @@ def query(job_ids: list[str], timeout_s: float = 30.0) -> dict[str, JobState]:
     Busy
         sacct fails or does not answer in `timeout_s` (slurmdbd down; its stderr is in the message; exit 75).
     """
-    ids = sorted({str(j).split("_")[0] for j in job_ids if j})
-    if not ids:
+    proc = _ask("sacct", "`flyhpc status` needs Slurm accounting (slurmdbd)",
+                ["-X", "-n", "-P", "-o", ",".join(FIELDS)], job_ids, timeout_s)
+    if proc is None:
         return {}
-    exe = shutil.which("sacct")
-    if exe is None:
-        raise SchedulerUnavailable("sacct not found on PATH: `flyhpc status` needs Slurm accounting (slurmdbd)")
-    cmd = [exe, "-X", "-n", "-P", "-o", ",".join(FIELDS), "-j", ",".join(ids)]
-    proc = _run(cmd, timeout_s)
     if proc.returncode != 0:
-        raise Busy(f"sacct failed ({' '.join(cmd)}): {proc.stderr.strip()}")
+        raise Busy(f"sacct failed ({' '.join(proc.args)}): {proc.stderr.strip()}")
     return parse(proc.stdout)
 
 
-def _run(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+def _ask(tool: str, needed_by: str, options: list[str], job_ids: list[str],
+         timeout_s: float) -> subprocess.CompletedProcess | None:
+    """Run `tool <options> -j <the jobs' ids, array indices dropped>`; None where no id is given (nothing to ask).
+
+    Raises SchedulerUnavailable where `tool` is not on PATH (`needed_by` says what needs it), Busy where it does
+    not answer within `timeout_s`.
+    """
+    ids = sorted({str(j).split("_")[0] for j in job_ids if j})
+    if not ids:
+        return None
+    exe = shutil.which(tool)
+    if exe is None:
+        raise SchedulerUnavailable(f"{tool} not found on PATH: {needed_by}")
+    cmd = [exe, *options, "-j", ",".join(ids)]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -141,18 +150,14 @@ def queued(job_ids: list[str], timeout_s: float = 30.0, ended: bool = False) -> 
     SchedulerUnavailable, Busy
         `squeue` is not installed; it fails for another reason than "no such job" or does not answer.
     """
-    ids = sorted({str(j).split("_")[0] for j in job_ids if j})
-    if not ids:
+    proc = _ask("squeue", "`flyhpc cancel` needs the Slurm client commands",
+                ["-h", "-r", *(["-t", "all"] if ended else []), "-o", "%i|%T|%j"], job_ids, timeout_s)
+    if proc is None:
         return {}
-    exe = shutil.which("squeue")
-    if exe is None:
-        raise SchedulerUnavailable("squeue not found on PATH: `flyhpc cancel` needs the Slurm client commands")
-    cmd = [exe, "-h", "-r", *(["-t", "all"] if ended else []), "-o", "%i|%T|%j", "-j", ",".join(ids)]
-    proc = _run(cmd, timeout_s)
     if proc.returncode != 0:
         if "Invalid job id" in proc.stderr:
             return {}  # none of them is known to the controller any more
-        raise Busy(f"squeue failed ({' '.join(cmd)}): {proc.stderr.strip()}")
+        raise Busy(f"squeue failed ({' '.join(proc.args)}): {proc.stderr.strip()}")
     out: dict[str, JobState] = {}
     for line in proc.stdout.splitlines():
         job_id, _, rest = line.partition("|")
