@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -113,13 +113,14 @@ class NoOptions:
     """Backends without options."""
 
 
-def import_probe(*modules: str) -> Probe:
-    """Whether `modules` import here (in order), with their versions; allocates nothing, never raises.
+def import_probe(*modules: str, tools: Sequence[tuple[str, Callable[[], str | None], str]] = ()) -> Probe:
+    """Whether `modules` import here (in order), with their versions, then `tools`; allocates nothing, never raises.
 
     The first module that fails gives ok=False and "<last module> cannot be imported: <error>" (the last
     module is the simulator; the ones before it are what it is built on). Versions: {module: __version__,
     or "unknown"}. A module that exits the process on import (nestgpu without its library) counts as failing.
-    Backends add their own checks (compilers, tools, devices) after it.
+    `tools` are the backend's own checks (compilers, tools), in order once every module imports: (versions key,
+    or "" to store nothing; a finder returning what it found, e.g. a path, or None; the reason when it finds none).
     """
     versions: dict[str, str] = {}
     for module in modules:
@@ -129,6 +130,12 @@ def import_probe(*modules: str) -> Probe:
             detail = str(exc) if isinstance(exc, Exception) else repr(exc)
             return Probe(False, f"{modules[-1]} cannot be imported: {detail}", versions)
         versions[module] = str(getattr(imported, "__version__", "unknown"))
+    for key, find, reason in tools:
+        found = find()
+        if not found:
+            return Probe(False, reason, versions)
+        if key:
+            versions[key] = found
     return Probe(True, "", versions)
 
 

@@ -194,17 +194,13 @@ class Brian2CppBackend(Backend):
     @classmethod
     def probe(cls) -> Probe:
         """Brian2's version and whether a C++ compiler is on PATH; imports brian2, allocates nothing."""
-        probe = import_probe("brian2")
-        if not probe.ok:
-            return probe
-        versions = dict(probe.versions)
-        compiler = os.environ.get("CXX") or next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
-        if not compiler or not shutil.which(compiler.split()[0]):
-            return Probe(False, "no C++ compiler on PATH (g++, c++ or clang++; or set CXX)", versions)
-        versions["cxx"] = compiler
-        if not shutil.which("make"):
-            return Probe(False, "'make' is not on PATH (Brian2 standalone builds with make)", versions)
-        return Probe(True, "", versions)
+        def compiler() -> str | None:
+            cxx = os.environ.get("CXX") or next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+            return cxx if cxx and shutil.which(cxx.split()[0]) else None
+
+        return import_probe("brian2", tools=(
+            ("cxx", compiler, "no C++ compiler on PATH (g++, c++ or clang++; or set CXX)"),
+            ("", lambda: shutil.which("make"), "'make' is not on PATH (Brian2 standalone builds with make)")))
 
     # -- build ---------------------------------------------------------------------------------
     def _build(self, spec: NetworkSpec, n_steps: int, probe: Probe) -> BuildReport:

@@ -111,17 +111,9 @@ class Brian2CudaBackend(Brian2CppBackend):
     @classmethod
     def probe(cls) -> Probe:
         """Brian2 and Brian2CUDA versions and whether nvcc is on PATH; never raises."""
-        probe = import_probe("brian2", "brian2cuda")
-        if not probe.ok:
-            return probe
-        versions = dict(probe.versions)
-        nvcc = shutil.which("nvcc")
-        if not nvcc:
-            return Probe(False, "nvcc is not on PATH (Brian2CUDA compiles with nvcc)", versions)
-        versions["nvcc"] = nvcc
-        if not shutil.which("make"):
-            return Probe(False, "'make' is not on PATH", versions)
-        return Probe(True, "", versions)
+        return import_probe("brian2", "brian2cuda", tools=(
+            ("nvcc", lambda: shutil.which("nvcc"), "nvcc is not on PATH (Brian2CUDA compiles with nvcc)"),
+            ("", lambda: shutil.which("make"), "'make' is not on PATH")))
 
     def _openmp_threads(self) -> int:
         return 0  # the CUDA device has no OpenMP threads; keeps the build key independent of CPUs

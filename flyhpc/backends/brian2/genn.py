@@ -80,16 +80,11 @@ class Brian2GeNNBackend(Backend):
     @classmethod
     def probe(cls) -> Probe:
         """Brian2 / Brian2GeNN versions and GeNN 4.9's path; never raises."""
-        probe = import_probe("brian2", "brian2genn")
-        if not probe.ok:
-            return probe
-        versions = dict(probe.versions)
         path = genn_path()
-        if not path or not Path(path, "bin", "genn-buildmodel.sh").is_file():
-            return Probe(False, f"GeNN 4.9 not found: set {' or '.join(GENN_PATH_ENVS)} to a GeNN install "
-                                f"with bin/genn-buildmodel.sh (got {path!r})", versions)
-        versions["genn_path"] = path
-        return Probe(True, "", versions)
+        return import_probe("brian2", "brian2genn", tools=(
+            ("genn_path", lambda: path if path and Path(path, "bin", "genn-buildmodel.sh").is_file() else None,
+             f"GeNN 4.9 not found: set {' or '.join(GENN_PATH_ENVS)} to a GeNN install with bin/genn-buildmodel.sh "
+             f"(got {path!r})"),))
 
     def _build_probe(self) -> Probe:
         """The probe, and GeNN 4.9's libraries for this mode: GeNN builds them at a model's first use only into a
