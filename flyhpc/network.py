@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flyhpc.data.connectome import Connectome
+from flyhpc.data.connectome import Connectome, CsrSizes
 from flyhpc.errors import ConfigError
 from flyhpc.model import SILENCE_MODES, DriveSet, Experiment, Params
 
 
 @dataclass(frozen=True)
-class NetworkSpec:
+class NetworkSpec(CsrSizes):
     """A network ready to simulate.
 
     indptr/indices/weights_mv: CSR by presynaptic neuron after silencing (weights in mV, float64;
@@ -43,14 +43,6 @@ class NetworkSpec:
     experiment: Experiment | None
     connectome_source: str
     connectome_digest: str
-
-    @property
-    def n_neurons(self) -> int:
-        return int(self.flywire_ids.shape[0])
-
-    @property
-    def n_edges(self) -> int:
-        return int(self.indices.shape[0])
 
     @property
     def pre_indices(self) -> np.ndarray:

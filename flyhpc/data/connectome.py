@@ -3,7 +3,7 @@
 Owns the neuron order (row order of the Completeness CSV = neuron index), the merge of repeated
 (pre, post) rows (their signed counts add up), and the cache keyed by the sources' sha256 — never a
 pickle. Knows nothing about simulators or drive. Entry points: `Connectome`, `load_connectome`,
-`read_completeness`, `connectome_from_edges`, `locate_sources`.
+`read_completeness`, `connectome_from_edges`, `locate_sources`, `CsrSizes`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,20 @@ EDGE_COLUMNS = ("Presynaptic_Index", "Postsynaptic_Index", "Excitatory x Connect
 CACHE_FORMAT = 1
 
 
+class CsrSizes:
+    """`n_neurons` and `n_edges` of a CSR graph held as `flywire_ids` (one per row) and `indices` (one per edge)."""
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.flywire_ids.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.indices.shape[0])
+
+
 @dataclass(frozen=True)
-class Connectome:
+class Connectome(CsrSizes):
     """Neuron ids and signed synapse counts as CSR by presynaptic neuron.
 
     `indptr` (int64, n+1), `indices` (int32 postsynaptic rows, ascending within a row) and
@@ -42,14 +54,6 @@ class Connectome:
     counts: np.ndarray
     source: str
     digest: str
-
-    @property
-    def n_neurons(self) -> int:
-        return int(self.flywire_ids.shape[0])
-
-    @property
-    def n_edges(self) -> int:
-        return int(self.indices.shape[0])
 
     @property
     def is_synthetic(self) -> bool:
