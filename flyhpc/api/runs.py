@@ -172,38 +172,24 @@ def run(activate: Ids | None = None, rate_hz: float | None = None, activate2: Id
     return RunResult(experiment=exp, spikes=spikes, rates=outcome.rates, record=record, files=files)
 
 
+def _of_data(name: str, doc: str) -> property:
+    """A read-only attribute of `ConnectomeInfo` that is its Connectome's `name`."""
+    return property(lambda self: getattr(self.data, name), doc=doc)
+
+
 @dataclass(frozen=True, repr=False)
 class ConnectomeInfo:
     """A loaded connectome: its neurons (FlyWire ids in row order), edges, where it came from, and lookups."""
 
     data: Connectome
 
-    @property
-    def flywire_ids(self) -> np.ndarray:
-        """FlyWire root ids (int64) in row order: row index i is neuron `flywire_ids[i]`."""
-        return self.data.flywire_ids
-
-    @property
-    def n_neurons(self) -> int:
-        return self.data.n_neurons
-
-    @property
-    def n_edges(self) -> int:
-        return self.data.n_edges
-
-    @property
-    def source(self) -> str:
-        """"flywire-783", a folder, or "synthetic:<neurons>n:<edges>e:seed<k>"."""
-        return self.data.source
-
-    @property
-    def digest(self) -> str:
-        """sha256 over the source files (what records and task keys carry)."""
-        return self.data.digest
-
-    @property
-    def synthetic(self) -> bool:
-        return self.data.is_synthetic
+    flywire_ids = _of_data("flywire_ids", "FlyWire root ids (int64) in row order: row index i is neuron "
+                                          "`flywire_ids[i]`.")
+    n_neurons = _of_data("n_neurons", "Neurons (rows).")
+    n_edges = _of_data("n_edges", "(pre, post) pairs.")
+    source = _of_data("source", '"flywire-783", a folder, or "synthetic:<neurons>n:<edges>e:seed<k>".')
+    digest = _of_data("digest", "sha256 over the source files (what records and task keys carry).")
+    synthetic = _of_data("is_synthetic", "True for the generated stand-in, not the real FlyWire data.")
 
     @property
     def neurons(self) -> pd.DataFrame:
