@@ -4,7 +4,7 @@ A kind is a frozen task class (`flyhpc.tasks.BenchmarkTask`: a grid point; `flyh
 chunk of a screen) that the worker, submission.json, status, collect and the command line handle only through
 `Task`: none of them tests a kind by its name. `KINDS` maps each name to a "module:Class" string, imported on
 first use (as the backend registry does), so a benchmark label never loads the screen code. Entry points:
-`Task`, `CollectOutputs`, `KINDS`, `kind`, `task_from_dict`, `task_to_dict`, `DEFAULT_KIND`.
+`Task`, `TaskName`, `CollectOutputs`, `KINDS`, `kind`, `task_from_dict`, `task_to_dict`, `DEFAULT_KIND`.
 """
 
 from __future__ import annotations
@@ -109,6 +109,14 @@ class Task(Protocol):
     @classmethod
     def repair(cls, results_root: str | Path, run_label: str, record: dict) -> str: ...  # fix the label's own files
     # (`record`: its submission.json); says what was done
+
+
+class TaskName:
+    """The `Task.name` every kind shares: `<label>/<folder>/<stem>`, unique inside a label."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.run_label}/{self.folder}/{self.stem}"
 
 
 def kind(name: str) -> type:

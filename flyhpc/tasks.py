@@ -24,7 +24,7 @@ from flyhpc import backends, config_paths
 from flyhpc.bundle import check_label, file_stem
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError
-from flyhpc.kinds import CollectOutputs, fields_of
+from flyhpc.kinds import CollectOutputs, TaskName, fields_of
 from flyhpc.pipeline import framework_name
 from flyhpc.results.manifest import (GLOBAL_KEY, MANIFEST_COLUMNS, RESULT_COLUMNS, done_row, planned_row, result_order,
                                      result_row)
@@ -99,7 +99,7 @@ def _option_pairs(options: Any, where: str) -> tuple[tuple[str, Any], ...]:
 
 
 @dataclass(frozen=True)
-class BenchmarkTask:
+class BenchmarkTask(TaskName):
     """One benchmark point: a backend, an experiment, t_run x n_run, a round, in one run label.
 
     Small and picklable (the cluster package sends it to the job). `t_run_s` is stored as a float, so 1 and
@@ -168,11 +168,6 @@ class BenchmarkTask:
     def folder(self) -> str:
         """The task's folder inside its label: `round_XX`."""
         return f"round_{self.round:02d}"
-
-    @property
-    def name(self) -> str:
-        """Human name, unique inside a label: `<label>/round_XX/<stem>`."""
-        return f"{self.run_label}/{self.folder}/{self.stem}"
 
     @property
     def trials(self) -> int:

@@ -32,7 +32,7 @@ from flyhpc.bundle import BundlePaths, check_label
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError, DataError
 from flyhpc.files import sha256_file, write_text_atomic
-from flyhpc.kinds import CollectOutputs, fields_of
+from flyhpc.kinds import CollectOutputs, TaskName, fields_of
 from flyhpc.results.manifest import SCREEN_MANIFEST_COLUMNS, chunk_row
 from flyhpc.results.spikes import write_experiment_spikes
 from flyhpc.screens.cost import CostModel, experiment_cost_s, plan_chunks
@@ -45,7 +45,7 @@ CHUNK_FOLDER = "chunks"
 
 
 @dataclass(frozen=True)
-class ScreenTask:
+class ScreenTask(TaskName):
     """Experiments `first` .. `stop - 1` of the label's screen plan (`plan_sha256`), run in one process.
 
     `cost_s` is the planned estimate of the task's wall seconds on one core (setup included): it sets the
@@ -92,11 +92,6 @@ class ScreenTask:
     def stem(self) -> str:
         """File stem of the chunk's parquet, record and log: `chunk_00012`."""
         return f"chunk_{self.chunk:05d}"
-
-    @property
-    def name(self) -> str:
-        """Human name, unique inside a label: `<label>/chunks/chunk_00012`."""
-        return f"{self.run_label}/{CHUNK_FOLDER}/{self.stem}"
 
     @functools.cached_property
     def fingerprint(self) -> str:
