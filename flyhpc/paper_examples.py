@@ -45,6 +45,12 @@ def _example(name: str, blob_sha1: str, size_bytes: int, sha256: str, experiment
                        description=description)
 
 
+def _silenced(neuron: int, blob_sha1: str, size_bytes: int, sha256: str) -> ExampleFile:
+    """A silencing example: sugar at 100 Hz with `neuron`'s outgoing synapses removed (`sugarR-<neuron>.parquet`)."""
+    return _example(f"sugarR-{neuron}.parquet", blob_sha1, size_bytes, sha256, "",
+                    f"sugar at 100 Hz, {neuron} silenced (outgoing synapses)")
+
+
 # Blob ids and sizes from the upstream git tree at UPSTREAM_COMMIT; sha256 of copies whose blob id matches.
 # The silencing examples ran at 100 Hz: example.ipynb sets r_poi = 100 Hz before them (their MN9 rates, 63-71 Hz,
 # sit beside sugarR_100Hz's 67 Hz, not sugarR's 93 Hz).
@@ -55,15 +61,12 @@ EXAMPLES: tuple[ExampleFile, ...] = (
     _example("sugarR_100Hz.parquet", "bd76730d5e991d64b756f354a749f94ffb874c64", 557_849,
              "93722ec03c3faa5a85790d77ed16bdd7f1e38a7c847ed0bc3af3dc2e4d0c3d34", "",
              "the 21 sugar GRNs at 100 Hz"),
-    _example("sugarR-720575940617937543.parquet", "1cdeee4a3d4aa5b16602ac0a1e76f1db14e19f9b", 537_629,
-             "e0d39699bd979a5761138dbab964dbfe1c55feb945349cd24bc1c1f9a925753b", "",
-             "sugar at 100 Hz, 720575940617937543 silenced (outgoing synapses)"),
-    _example("sugarR-720575940621754367.parquet", "17942838fe14639269fdff3636ebadbc13645436", 553_968,
-             "f7d7cd7386663cbce864d6ca132ce5992d0cdb65f281b30768c3afe0804514a6", "",
-             "sugar at 100 Hz, 720575940621754367 silenced (outgoing synapses)"),
-    _example("sugarR-720575940622695448.parquet", "b4524c7d29476f0816b5162b8ebb4839d4e040fc", 578_825,
-             "c6b5e102249e23c30989ad66ad897d81a6453681ba3756dd30c83e956aee803e", "",
-             "sugar at 100 Hz, 720575940622695448 silenced (outgoing synapses)"),
+    _silenced(720575940617937543, "1cdeee4a3d4aa5b16602ac0a1e76f1db14e19f9b", 537_629,
+              "e0d39699bd979a5761138dbab964dbfe1c55feb945349cd24bc1c1f9a925753b"),
+    _silenced(720575940621754367, "17942838fe14639269fdff3636ebadbc13645436", 553_968,
+              "f7d7cd7386663cbce864d6ca132ce5992d0cdb65f281b30768c3afe0804514a6"),
+    _silenced(720575940622695448, "b4524c7d29476f0816b5162b8ebb4839d4e040fc", 578_825,
+              "c6b5e102249e23c30989ad66ad897d81a6453681ba3756dd30c83e956aee803e"),
 )
 
 
