@@ -36,6 +36,20 @@ def _threshold(step, anchor, u0, g0, pow_a, coef_c, u_th, found):
     return count
 
 
+@njit(cache=True, nogil=True, inline="always")  # inlined in the inner loops (called, the engine ran ~10 % slower)
+def _advance(t, step, anchor, u0, g0, pow_a, pow_b, coef_c, last):
+    """Re-anchor neuron t's state at `step` (where it is anchored earlier), before an input is added to it."""
+    if anchor[t] < step:
+        k = step - anchor[t]
+        if k > last:
+            k = last
+        u = u0[t] * pow_a[k] + g0[t] * coef_c[k]
+        g = g0[t] * pow_b[k]
+        u0[t] = u
+        g0[t] = g
+        anchor[t] = step
+
+
 @njit(cache=True, nogil=True)
 def clock_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
                 delay_steps, n_steps, kick_steps, kick_neurons):
@@ -83,30 +97,14 @@ def clock_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, 
                     t = indices[e]
                     if frozen_until[t] >= step or weights[e] == 0:  # a 0 mV input touches nothing
                         continue
-                    if anchor[t] < step:
-                        k = step - anchor[t]
-                        if k > last:
-                            k = last
-                        u = u0[t] * pow_a[k] + g0[t] * coef_c[k]
-                        g = g0[t] * pow_b[k]
-                        u0[t] = u
-                        g0[t] = g
-                        anchor[t] = step
+                    _advance(t, step, anchor, u0, g0, pow_a, pow_b, coef_c, last)
                     g0[t] = g0[t] + weights[e] * weight_unit
         while kp < n_kicks and kick_steps[kp] == step:
             t = kick_neurons[kp]
             kp += 1
             if frozen_until[t] >= step or kick_mv == 0.0:
                 continue
-            if anchor[t] < step:
-                k = step - anchor[t]
-                if k > last:
-                    k = last
-                u = u0[t] * pow_a[k] + g0[t] * coef_c[k]
-                g = g0[t] * pow_b[k]
-                u0[t] = u
-                g0[t] = g
-                anchor[t] = step
+            _advance(t, step, anchor, u0, g0, pow_a, pow_b, coef_c, last)
             u0[t] = u0[t] + kick_mv
     starts[n_steps] = n_rec
     return rec[:n_rec].copy(), starts, anchor, u0, g0
