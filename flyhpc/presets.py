@@ -19,6 +19,11 @@ _CAVE = ("v783 successor of the paper's v630 id (FlyWire CAVE chunkedgraph get_l
          "timestamp, same cell type; as recorded by a third-party port of the paper)")
 
 
+def _sweep(first_hz: int, last_hz: int, step_hz: int) -> tuple[float, ...]:
+    """The rates of one of the paper's sweeps, `first_hz` to `last_hz` inclusive."""
+    return tuple(float(f) for f in range(first_hz, last_hz + 1, step_hz))
+
+
 @dataclass(frozen=True)
 class NeuronSet:
     """One of the paper's activation sets.
@@ -52,7 +57,7 @@ _SUGAR = NeuronSet(
          720575940639332736, 720575940616885538, 720575940639198653, 720575940639259967, 720575940617937543,
          720575940632425919, 720575940633143833, 720575940612670570, 720575940628853239, 720575940629176663,
          720575940611875570),
-    rate_hz=200.0, rates_hz=tuple(float(f) for f in range(10, 201, 10)),
+    rate_hz=200.0, rates_hz=_sweep(10, 200, 10),
     source="figures.ipynb Figure 1 D `neu_sugar` (right labellar sugar GRNs; example.ipynb `neu_sugar`)",
     rate_source="Figure 1 D ranks the responding neurons at 200 Hz (`sugarR_200Hz`); example.ipynb `sugarR`",
     successors={720575940620900446: 720575940639259967},
@@ -65,7 +70,7 @@ _BITTER = NeuronSet(
          720575940645743412, 720575940627578156, 720575940622298631, 720575940621008895, 720575940629146711,
          720575940610259370, 720575940610481370, 720575940619028208, 720575940614281266, 720575940613061118,
          720575940604027168),
-    rate_hz=200.0, rates_hz=tuple(float(f) for f in range(0, 201, 20)),
+    rate_hz=200.0, rates_hz=_sweep(0, 200, 20),
     source="figures.ipynb Figure 3 A `neu_bitter` (set 2 against the sugar GRNs)",
     rate_source="the top of Figure 3 A's sweep (0-200 Hz in 20 Hz steps)",
     successors={720575940618600651: 720575940619072513}, successor_source=_CAVE)
@@ -76,7 +81,7 @@ _IR94E = NeuronSet(
          720575940612920386, 720575940614273292, 720575940628198503, 720575940626241636, 720575940619387814,
          720575940624604560, 720575940615274425, 720575940610683315, 720575940627265265, 720575940624079544,
          720575940629211607, 720575940615089369, 720575940631082124),
-    rate_hz=200.0, rates_hz=tuple(float(f) for f in range(0, 201, 20)),
+    rate_hz=200.0, rates_hz=_sweep(0, 200, 20),
     source="figures.ipynb Figure 3 B `neu_ir94e` (set 2 against the sugar GRNs)",
     rate_source="the top of Figure 3 B's sweep (0-200 Hz in 20 Hz steps)")
 
@@ -86,7 +91,7 @@ _WATER = NeuronSet(
          720575940616177458, 720575940660292225, 720575940622486922, 720575940613786774, 720575940629852866,
          720575940625861168, 720575940613996959, 720575940617857694, 720575940644965399, 720575940625203504,
          720575940630553415, 720575940635172191, 720575940634796536),
-    rate_hz=260.0, rates_hz=tuple(float(f) for f in range(20, 261, 20)),
+    rate_hz=260.0, rates_hz=_sweep(20, 260, 20),
     source="figures.ipynb Figure 4 A `neu_water` (right labellar water GRNs)",
     rate_source="Figure 4 A ranks the responding neurons at 260 Hz (`waterR_260Hz`)")
 
