@@ -4,7 +4,7 @@
 parquet + record + log per task, manifest, checksums, results CSV, lock, submission); what the files
 hold and what they say about a task is `flyhpc.results` (formats and readers). Writes nothing (see
 collect.py, worker.py) and imports no backend. Entry points: `BundlePaths`, `check_label`, `file_stem`,
-`display_path`.
+`round_folder`, `display_path`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ def check_label(run_label: str) -> str:
 def file_stem(backend: str, t_run_s: float, n_run: int) -> str:
     """The seed's file stem of a task, t_run always written as a float: `brian2cpp_t1.0s_n1`."""
     return f"{backend}_t{float(t_run_s)}s_n{int(n_run)}"
+
+
+def round_folder(round_: int) -> str:
+    """The folder of a round's benchmark tasks inside their label: `round_01`."""
+    return f"round_{int(round_):02d}"
 
 
 class TaskFiles(NamedTuple):
@@ -102,7 +107,7 @@ class BundlePaths:
                               f"{self.run_label}`")
 
     def round_dir(self, round_: int) -> Path:
-        return self.label_dir / f"round_{int(round_):02d}"
+        return self.label_dir / round_folder(round_)
 
     def task_files(self, folder: str, stem: str) -> TaskFiles:
         """The parquet, record and log of the task whose files are `<folder>/<stem>.*` (the worker's one call)."""

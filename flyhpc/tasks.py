@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from flyhpc import backends, config_paths
-from flyhpc.bundle import check_label, file_stem
+from flyhpc.bundle import check_label, file_stem, round_folder
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError
 from flyhpc.kinds import CollectOutputs, TaskName, fields_of
@@ -167,7 +167,7 @@ class BenchmarkTask(TaskName):
     @property
     def folder(self) -> str:
         """The task's folder inside its label: `round_XX`."""
-        return f"round_{self.round:02d}"
+        return round_folder(self.round)
 
     @property
     def trials(self) -> int:

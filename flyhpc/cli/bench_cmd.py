@@ -66,7 +66,7 @@ def _render(console: Console, outcomes) -> None:
         rec, ph = o.record, o.record.get("phases_s", {})
         ratio = rec.get("realtime_ratio")
         state = o.state + ("*" if o.skipped else "")
-        table.add_row(f"round_{o.task.round:02d}/{o.task.stem}", state if o.state == "done" else f"[red]{state}[/]", str(rec.get("spikes", "-")),
+        table.add_row(f"{o.task.folder}/{o.task.stem}", state if o.state == "done" else f"[red]{state}[/]", str(rec.get("spikes", "-")),
                       str(rec.get("active_neurons", "-")), f"{ph.get('build', 0):.2f}", f"{ph.get('sim', 0):.3f}",
                       f"{ph.get('total', 0):.2f}", f"{ratio:.3g}" if ratio else "-")
     console.print(table)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flyhpc.bundle import BundlePaths
+from flyhpc.bundle import BundlePaths, round_folder
 from flyhpc.pipeline import framework_name
 from flyhpc.errors import ConfigError
 from flyhpc.results.records import record_beside
@@ -43,7 +43,7 @@ class TaskRow:
     @property
     def name(self) -> str:
         """`round_XX/<stem>`: how the page names a task."""
-        return f"round_{self.round:02d}/{self.parquet.stem}"
+        return f"{round_folder(self.round)}/{self.parquet.stem}"
 
 
 @dataclass(frozen=True)
