@@ -26,7 +26,9 @@ from flyhpc.collect import CollectReport, VerifyReport, label_paths
 from flyhpc.errors import ConfigError, DataError, TaskFailed
 from flyhpc.files import sha256_file
 from flyhpc.results.records import read_record
+from flyhpc.results.screen_tables import read_experiments, read_neuron_effects, read_screen_frame
 from flyhpc.results.spikes import SpikeTable, rates, read_spikes
+from flyhpc.results.tables import read_effects, read_manifest_frame, read_results_frame
 
 
 class ScreenResults:
@@ -48,24 +50,24 @@ class ScreenResults:
 
     @functools.cached_property
     def rates(self) -> pd.DataFrame:
-        return pd.read_parquet(self._paths.screen_rates)
+        return read_screen_frame(self._paths.screen_rates)
 
     @functools.cached_property
     def experiments(self) -> pd.DataFrame:
-        return pd.read_csv(self._paths.screen_experiments, dtype={"experiment_key": str})
+        return read_experiments(self._paths.screen_experiments)
 
     @functools.cached_property
     def readout(self) -> pd.DataFrame | None:
         path = self._paths.screen_readout
-        return pd.read_csv(path, dtype={"experiment_key": str}) if path.is_file() else None
+        return read_experiments(path) if path.is_file() else None
 
     @functools.cached_property
     def effects(self) -> pd.DataFrame:
-        return pd.read_csv(self._paths.screen_effects, dtype={"experiment_key": str, "top_neuron": str})
+        return read_effects(self._paths.screen_effects)
 
     @functools.cached_property
     def neuron_effects(self) -> pd.DataFrame:
-        return pd.read_parquet(self._paths.screen_neuron_effects)
+        return read_neuron_effects(self._paths.screen_neuron_effects)
 
     @functools.cached_property
     def record(self) -> dict[str, Any]:
@@ -120,7 +122,7 @@ class Bundle:
         if not self.paths.manifest.is_file():
             raise ConfigError(f"run label {self.label!r} has no {self.paths.manifest.name} yet: run "
                               f"`flyhpc collect {self.label}` or Bundle.collect()")
-        return pd.read_csv(self.paths.manifest, dtype=str, keep_default_na=False)
+        return read_manifest_frame(self.paths.manifest)
 
     def status(self) -> pd.DataFrame:
         """Every planned task's state now (the scheduler and the files: `flyhpc status`), one row per task."""
@@ -136,7 +138,7 @@ class Bundle:
         if not self.paths.results_csv.is_file():
             raise ConfigError(f"run label {self.label!r} has no {self.paths.results_csv.name} yet: run "
                               f"`flyhpc collect {self.label}` or Bundle.collect()")
-        return pd.read_csv(self.paths.results_csv, dtype={"versions": str, "trials": str})
+        return read_results_frame(self.paths.results_csv)
 
     @property
     def screen(self) -> ScreenResults:

@@ -2,7 +2,7 @@
 
 Spike-count ratio, active-set Jaccard/precision/recall, rate Pearson/RMSE/MAE over shared neurons
 (`compare_counts`), and greedy spike-time matching per (trial, neuron) (`match_times`). Reads files
-through `compare.io` only, so memory stays bounded; writes nothing. Entry points: `CountMetrics`,
+through `results.spike_files` only, so memory stays bounded; writes nothing. Entry points: `CountMetrics`,
 `compare_counts`, `pearson`, `TimingMetrics`, `match_times`, `greedy_match`.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flyhpc.compare.io import SpikeFile, iter_trials
+from flyhpc.results.spike_files import SpikeFile, iter_trials, merge_counts
 
 _FLOAT_EPS_MS = 1e-9  # on-grid times like 0.1 * k carry rounding error; |dt| <= tol is tested with this slack
 
@@ -151,8 +151,6 @@ def match_times(fa: SpikeFile, fb: SpikeFile, tol_ms: float) -> tuple[TimingMetr
     (TimingMetrics, counts_a, counts_b)
         The timing metrics and each file's (sorted ids, counts) table, gathered on the same pass.
     """
-    from flyhpc.compare.io import merge_counts
-
     counts = [(np.zeros(0, np.int64), np.zeros(0, np.int64)), (np.zeros(0, np.int64), np.zeros(0, np.int64))]
     hist_v, hist_c = np.zeros(0), np.zeros(0, np.int64)
     sum_dt, matches = 0.0, 0

@@ -20,7 +20,7 @@ import numpy as np
 from flyhpc import backends
 from flyhpc.bundle import BundlePaths
 from flyhpc.pipeline import framework_name
-from flyhpc.compare.io import SpikeFile, neuron_counts, open_spike_file
+from flyhpc.results.spike_files import SpikeFile, neuron_counts, open_spike_file
 from flyhpc.compare.metrics import CountMetrics, TimingMetrics, compare_counts, match_times
 from flyhpc.errors import ConfigError
 from flyhpc.files import write_json_atomic, write_text_atomic

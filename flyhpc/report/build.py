@@ -28,6 +28,7 @@ from flyhpc.report.parity import PARITY_COLUMNS, parity
 from flyhpc.report.references import Reference, resolve_reference
 from flyhpc.report.scan import StatsCache
 from flyhpc.report.tables import csv_text, frame_rows
+from flyhpc.results.spike_files import count_spikes
 
 INDEX = "files.txt"
 
@@ -155,10 +156,8 @@ def _references(args: Sequence[str], results_root: Path, data: LabelData) -> lis
 
 def _rows_to_read(data: LabelData, refs: list[Reference]) -> int:
     """Spike rows the report may read: every done task's, every example file's (from parquet footers)."""
-    import pyarrow.parquet as pq
-
     rows = sum(int(t.record.get("spikes") or 0) for t in data.done)
-    return rows + sum(pq.ParquetFile(path).metadata.num_rows for r in refs for _, path in r.examples)
+    return rows + sum(count_spikes(path) for r in refs for _, path in r.examples)
 
 
 def build_report(results_root: str | Path, label: str, out_dir: Path | None = None, references: Sequence[str] = (),

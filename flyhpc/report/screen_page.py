@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from flyhpc import __version__
 from flyhpc.bundle import BundlePaths
 from flyhpc.results.records import record_beside
-from flyhpc.results.tables import read_effects
+from flyhpc.results.screen_tables import read_neuron_effects, read_screen_frame, screen_metadata
+from flyhpc.results.tables import read_effects, read_manifest_frame
 from flyhpc.errors import ConfigError
 from flyhpc.report.build import ReportResult, ReportWriter
 from flyhpc.report.page import Page, Section, TableBlock, render_page
@@ -119,13 +119,13 @@ def build_screen_report(results_root: str | Path, label: str, out_dir: Path | No
         raise ConfigError(f"screen label {label!r} has no effects yet: run `flyhpc collect {label}` once every chunk "
                           f"is done ({paths.screen_effects} is missing)")
     effects = read_effects(paths.screen_effects)
-    neurons = pd.read_parquet(paths.screen_neuron_effects)
-    meta = {k.decode(): v.decode() for k, v in (pq.read_schema(paths.screen_rates).metadata or {}).items()}
+    neurons = read_neuron_effects(paths.screen_neuron_effects)
+    meta = screen_metadata(paths.screen_rates)
     base_key = meta.get("flyhpc.base_key", "")
-    rates = pd.read_parquet(paths.screen_rates, columns=["experiment_key", "flywire_id", "rate_mean_hz",
-                                                         "rate_std_hz", "role"])
+    rates = read_screen_frame(paths.screen_rates, columns=["experiment_key", "flywire_id", "rate_mean_hz",
+                                                           "rate_std_hz", "role"])
     base = rates[rates["experiment_key"] == base_key]
-    manifest = pd.read_csv(paths.manifest, dtype=str, keep_default_na=False)
+    manifest = read_manifest_frame(paths.manifest)
     out = ReportWriter(Path(out_dir) if out_dir else paths.label_dir / "report")
     out.text("effects.csv", paths.screen_effects.read_text())
     effects_fig = out.figure("effects", _effects_figure(effects),

@@ -1,12 +1,14 @@
-"""The one parquet writer: every parquet flyhpc writes goes through here, written atomically (a temporary file
-renamed onto its name, `flyhpc.files.atomic_path`), zstd, column statistics, key/value metadata sorted (equal
-content gives equal bytes) and row groups of a given size.
+"""Parquet files, written and opened one way. Every parquet flyhpc writes goes through here: atomically (a
+temporary file renamed onto its name, `flyhpc.files.atomic_path`), zstd, column statistics, key/value metadata
+sorted (equal content gives equal bytes), row groups of a given size; and every result parquet is opened here,
+a missing or damaged file a `DataError` that names it.
 
-Used by the spike files (`flyhpc.results.spikes`, row group by row group through `parquet_writer`), a screen's
+Writers: the spike files (`flyhpc.results.spikes`, row group by row group through `parquet_writer`), a screen's
 tables (`flyhpc.screens.results`, `flyhpc.screens.merge`), the screen plan (`flyhpc.screens.plan_file`) and the
-synthetic connectome (`flyhpc.data.synthetic`, one layer up: this module imports nothing of flyhpc but `files`).
-What a file holds is its format module's business; this module knows no schema and reads nothing.
-Entry points: `parquet_writer`, `write_parquet`, `parquet_bytes`.
+synthetic connectome (`flyhpc.data.synthetic`, one layer up: this module imports nothing of flyhpc but `files` and
+`errors`). What a file holds is its format module's business (`spikes`, `spike_files`, `screen_tables`); this one
+knows no schema. Entry points: `parquet_writer`, `write_parquet`, `parquet_bytes`, `open_parquet`, `read_table`,
+`read_metadata`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flyhpc.errors import DataError
 from flyhpc.files import atomic_path
 
 ROW_GROUP_ROWS = 1 << 20  # pyarrow's default today, named so a file's layout never follows a pyarrow upgrade
@@ -72,3 +75,41 @@ def parquet_bytes(table: pa.Table, metadata: Mapping[str, Any] | None = None, ro
     buf = io.BytesIO()
     write_parquet(buf, table, metadata, row_group_rows, **options)
     return buf.getvalue()
+
+
+def open_parquet(path, what: str = "parquet", **options: Any) -> pq.ParquetFile:
+    """A parquet's footer opened (`pyarrow.parquet.ParquetFile`, `options` its keyword arguments); `what` names
+    the kind of file in the error.
+
+    Raises
+    ------
+    DataError
+        The file is missing, truncated or not a parquet (naming it).
+    """
+    try:
+        return pq.ParquetFile(path, **options)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: unreadable {what}, truncated or corrupt ({exc})") from None
+
+
+def read_table(path, columns: list[str] | None = None, what: str = "parquet", **options: Any) -> pa.Table:
+    """A whole parquet (or its `columns`) as an Arrow table; `options`: `pyarrow.parquet.read_table`'s (filters).
+
+    Raises
+    ------
+    DataError
+        The file is missing, truncated, not a parquet or lacks a column asked for (naming it).
+    """
+    try:
+        return pq.read_table(path, columns=columns, **options)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: unreadable {what} ({exc})") from None
+
+
+def read_metadata(path, what: str = "parquet") -> dict[str, str]:
+    """A parquet's key/value metadata as text (what its writer stored, `flyhpc.*` keys and all)."""
+    return {k.decode(): v.decode() for k, v in (open_parquet(path, what).schema_arrow.metadata or {}).items()}

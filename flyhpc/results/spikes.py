@@ -20,10 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from flyhpc.errors import DataError
-from flyhpc.results.parquet import parquet_writer, write_parquet
+from flyhpc.results.parquet import parquet_writer, read_metadata, read_table, write_parquet
 
 SCHEMA_VERSION = "1"
 SPIKE_SCHEMA = pa.schema([
@@ -181,17 +179,14 @@ def write_spikes(path, table: SpikeTable, flywire_ids: np.ndarray, dt_ms: float,
 
 
 def read_spikes(path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a spike parquet; raises DataError naming the file if it is truncated or not a parquet."""
-    try:
-        return pq.read_table(path, columns=columns).to_pandas()
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"{path}: unreadable spike parquet ({exc})") from None
+    """Read a spike parquet (a path or a buffer) whole; raises DataError naming the file if it is missing,
+    truncated or not a parquet. Streaming reads: `flyhpc.results.spike_files`."""
+    return read_table(path, columns, "spike parquet").to_pandas()
 
 
 def parquet_metadata(path) -> dict[str, str]:
     """The key/value metadata flyhpc stored in a spike parquet."""
-    meta = pq.read_schema(path).metadata or {}
-    return {k.decode(): v.decode() for k, v in meta.items()}
+    return read_metadata(path, "spike parquet")
 
 
 def rates(table: SpikeTable, flywire_ids: np.ndarray, t_run_s: float, n_run: int) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 global results CSV that several labels share.
 
 Every table a collect writes goes through here, so a second collect of an unchanged label leaves every file (and
-its mtime) alone; `read_rows` and `read_effects` read them back. Entry points: `csv_text`, `write_if_changed`,
-`write_bytes_if_changed`, `concat_csv`, `upsert_rows`, `read_rows`, `read_effects`.
+its mtime) alone; `read_rows`, `read_effects`, `read_manifest_frame` and `read_results_frame` read them back.
+Entry points: `csv_text`, `write_if_changed`, `write_bytes_if_changed`, `concat_csv`, `upsert_rows`, `read_rows`,
+`read_effects`, `read_manifest_frame`, `read_results_frame`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def read_effects(path: Path, nrows: int | None = None, empty_as_nan: bool = True
 
     return pd.read_csv(path, dtype={"experiment_key": str, "top_neuron": str}, nrows=nrows, keep_default_na=False,
                        na_values=[""] if empty_as_nan else None)
+
+
+def read_manifest_frame(path: Path):
+    """A label's manifest.csv as a pandas DataFrame, every value a string (an empty cell stays "")."""
+    import pandas as pd
+
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def read_results_frame(path: Path):
+    """benchmark-results.csv as a pandas DataFrame; `versions` (JSON) and `trials` (numbers) stay text."""
+    import pandas as pd
+
+    return pd.read_csv(path, dtype={"versions": str, "trials": str})
 
 
 def write_if_changed(path: Path, text: str) -> None:

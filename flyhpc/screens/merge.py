@@ -15,19 +15,18 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flyhpc.bundle import BundlePaths
 from flyhpc.results.parquet import parquet_bytes
+from flyhpc.results.screen_tables import read_experiments, read_screen_table
 from flyhpc.results.tables import concat_csv, write_bytes_if_changed, write_if_changed
 from flyhpc.screens.effects import EFFECT_COLUMNS, Readout, paired_effects
 from flyhpc.screens.plan_file import read_plan
 
 
 def _merged_rates(parts: list[Path], plan_meta: dict[str, str]) -> bytes:
-    tables = [pq.read_table(p) for p in parts]
+    tables = [read_screen_table(p) for p in parts]
     table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables]).combine_chunks()
     return parquet_bytes(table, plan_meta)
 
@@ -60,9 +59,9 @@ def write_merged(paths: BundlePaths, chunks: list) -> list[Path]:
                          concat_csv([p.parent / f"{t.stem}_readout.csv" for p, t in zip(parquets, chunks)]))
         readout = Readout(plan.screen.readout.values, plan.screen.readout.labels, plan.screen.by)
         written.append(paths.screen_readout)
-    experiments = pd.read_csv(paths.screen_experiments, dtype={"experiment_key": str})
-    rates = pq.read_table(paths.screen_rates, columns=["experiment_key", "neuron_index", "flywire_id", "role",
-                                                       "trial_spikes"])
+    experiments = read_experiments(paths.screen_experiments)
+    rates = read_screen_table(paths.screen_rates, ["experiment_key", "neuron_index", "flywire_id", "role",
+                                                   "trial_spikes"])
     effects, neurons = paired_effects(experiments, rates, base_key=plan.base_key, n_run=chunks[0].n_run,
                                       t_run_s=chunks[0].t_run_s, readout=readout)
     write_if_changed(paths.screen_effects, effects.to_csv(index=False, columns=list(EFFECT_COLUMNS),

@@ -25,7 +25,6 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
-import pyarrow.parquet as pq
 
 from flyhpc import backends
 from flyhpc.bundle import BundlePaths, check_label
@@ -34,6 +33,7 @@ from flyhpc.errors import ConfigError, DataError
 from flyhpc.files import sha256_file, write_text_atomic
 from flyhpc.kinds import CollectOutputs, TaskName, fields_of
 from flyhpc.results.manifest import SCREEN_MANIFEST_COLUMNS, chunk_row
+from flyhpc.results.screen_tables import read_screen_table
 from flyhpc.results.spikes import write_experiment_spikes
 from flyhpc.screens.cost import CostModel, experiment_cost_s, plan_chunks
 from flyhpc.screens.expand import ScreenExperiment
@@ -320,7 +320,7 @@ def execute_chunk(task: ScreenTask, parquet: Path, log: Callable[[str], None], o
     spikes_s = time.perf_counter() - t_spikes
     if outcome.files.rates != parquet:
         raise DataError(f"screen chunk wrote {outcome.files.rates}, expected {parquet}")
-    rates = pq.read_table(parquet, columns=["experiment_key", "spikes"])
+    rates = read_screen_table(parquet, ["experiment_key", "spikes"])
     log(f"{outcome.n_experiments} experiments, {outcome.n_trials} trials: engine {outcome.engine_s:.2f} s, "
         f"outside it {outcome.overhead_per_trial_s * 1e3:.3f} ms per experiment-trial")
     host_end = host_state()

@@ -39,12 +39,10 @@ def test_identical_spikes_give_identical_bytes(tmp_path):
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
-    import flyhpc.results.spikes as spikes
-
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(spikes.pq.ParquetWriter, "write_table", boom)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", boom)
     with pytest.raises(RuntimeError):
         write_spikes(tmp_path / "x.parquet", _table(), IDS, 0.1, "n")
     assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flyhpc.compare import metrics
-from flyhpc.compare.io import neuron_counts, open_spike_file
+from flyhpc.results.spike_files import neuron_counts, open_spike_file
 
 from tests.unit.compare.conftest import PEARSON
 

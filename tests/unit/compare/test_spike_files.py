@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flyhpc.compare import metrics
-from flyhpc.compare.io import iter_trials, open_spike_file
+from flyhpc.results.spike_files import iter_trials, open_spike_file
 from flyhpc.errors import DataError
 
 
