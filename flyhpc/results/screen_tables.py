@@ -12,12 +12,14 @@ from __future__ import annotations
 import pyarrow as pa
 
 from flyhpc.results.parquet import read_metadata, read_table
+from flyhpc.results.spikes import SPIKE_SCHEMA
 
+# A neuron is named by the spike parquet's columns, types included (`neuron_index`, `flywire_id`).
 TIDY_SCHEMA = pa.schema([
     ("experiment_key", pa.string()),
     ("experiment_name", pa.string()),
-    ("neuron_index", pa.int32()),
-    ("flywire_id", pa.int64()),
+    SPIKE_SCHEMA.field("neuron_index"),
+    SPIKE_SCHEMA.field("flywire_id"),
     ("spikes", pa.int64()),
     ("rate_mean_hz", pa.float64()),
     ("rate_std_hz", pa.float64()),

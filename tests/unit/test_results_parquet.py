@@ -1,5 +1,6 @@
 """The one parquet writer (flyhpc.results.parquet): sorted metadata whatever the caller's order, the same bytes to a
-file and to a buffer, nothing left behind by a failed write, row groups of the size asked."""
+file and to a buffer, nothing left behind by a failed write, row groups of the size asked; a missing or damaged
+file read through it is a DataError naming the file."""
 
 from __future__ import annotations
 
@@ -47,3 +48,20 @@ def test_the_streaming_writer_keeps_its_metadata_and_groups(tmp_path):
     pf = pq.ParquetFile(tmp_path / "x.parquet")
     assert pf.metadata.num_row_groups == 2 and pf.read().equals(TABLE)
     assert list(pf.schema_arrow.metadata) == [b"a", b"z"]
+
+
+def test_a_missing_or_damaged_file_is_a_data_error_naming_it(tmp_path):
+    from flyhpc.errors import DataError
+    from flyhpc.results.parquet import open_parquet, read_metadata, read_table
+    from flyhpc.results.screen_tables import read_screen_table
+
+    with pytest.raises(DataError, match=r"none\.parquet: screen table not found"):
+        read_screen_table(tmp_path / "none.parquet")
+    write_parquet(tmp_path / "x.parquet", TABLE, {"k": "v"})
+    assert read_metadata(tmp_path / "x.parquet") == {"k": "v"}
+    assert read_table(tmp_path / "x.parquet", ["b"]).column_names == ["b"]
+    with pytest.raises(DataError, match=r"x\.parquet: unreadable parquet .*nope"):
+        read_table(tmp_path / "x.parquet", ["nope"])
+    (tmp_path / "x.parquet").write_bytes((tmp_path / "x.parquet").read_bytes()[:-30])
+    with pytest.raises(DataError, match=r"x\.parquet: unreadable spike parquet, truncated or corrupt"):
+        open_parquet(tmp_path / "x.parquet", "spike parquet")
