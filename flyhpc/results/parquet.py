@@ -94,8 +94,9 @@ def open_parquet(path, what: str = "parquet", **options: Any) -> pq.ParquetFile:
         raise DataError(f"{path}: unreadable {what}, truncated or corrupt ({exc})") from None
 
 
-def read_table(path, columns: list[str] | None = None, what: str = "parquet", **options: Any) -> pa.Table:
-    """A whole parquet (or its `columns`) as an Arrow table; `options`: `pyarrow.parquet.read_table`'s (filters).
+def read_table(path, columns: list[str] | None = None, what: str = "parquet", name=None, **options: Any) -> pa.Table:
+    """A whole parquet (or its `columns`) as an Arrow table; `path` may be a buffer, then `name` names the file in
+    errors; `options`: `pyarrow.parquet.read_table`'s (filters).
 
     Raises
     ------
@@ -105,9 +106,9 @@ def read_table(path, columns: list[str] | None = None, what: str = "parquet", **
     try:
         return pq.read_table(path, columns=columns, **options)
     except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
+        raise DataError(f"{name or path}: {what} not found") from None
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: unreadable {what} ({exc})") from None
+        raise DataError(f"{name or path}: unreadable {what} ({exc})") from None
 
 
 def read_metadata(path, what: str = "parquet") -> dict[str, str]:

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flyhpc.errors import DataError
 from flyhpc.files import atomic_path
 from flyhpc.model import Experiment
-from flyhpc.results.parquet import parquet_bytes
+from flyhpc.results.parquet import parquet_bytes, read_table
 from flyhpc.screens.expand import ScreenExperiment
 from flyhpc.screens.spec import NeuronList, Screen
 
@@ -122,7 +121,7 @@ def read_plan(path: Path, sha256: str, first: int = 0, stop: int | None = None) 
     if _sha256(content) != sha256:
         raise DataError(f"screen plan {path}: sha256 {_sha256(content)[:12]}... is not the planned "
                         f"{sha256[:12]}... (the file changed since the tasks were submitted)")
-    table = pq.read_table(io.BytesIO(content))
+    table = read_table(io.BytesIO(content), what="screen plan", name=path)
     meta = json.loads(table.schema.metadata[b"flyhpc.screen"])
     screen = _screen_from(meta["screen"])
     stop = table.num_rows if stop is None else stop

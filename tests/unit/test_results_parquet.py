@@ -65,3 +65,14 @@ def test_a_missing_or_damaged_file_is_a_data_error_naming_it(tmp_path):
     (tmp_path / "x.parquet").write_bytes((tmp_path / "x.parquet").read_bytes()[:-30])
     with pytest.raises(DataError, match=r"x\.parquet: unreadable spike parquet, truncated or corrupt"):
         open_parquet(tmp_path / "x.parquet", "spike parquet")
+
+
+def test_a_buffer_is_named_by_its_file(tmp_path):
+    import io
+
+    from flyhpc.errors import DataError
+    from flyhpc.results.parquet import read_table
+
+    assert read_table(io.BytesIO(parquet_bytes(TABLE))).equals(TABLE)
+    with pytest.raises(DataError, match=r"^plan\.parquet: unreadable screen plan"):
+        read_table(io.BytesIO(b"not a parquet"), what="screen plan", name="plan.parquet")
