@@ -2,17 +2,14 @@
 
 On every input the neuron is advanced to the current step from its anchor (shared propagator
 tables, the same arithmetic as flyhpc.backends.native.clock), the input is added, and the first step at
-which it will cross the threshold is predicted: a cheap bound rules most neurons out, otherwise
-the continuous closed form u(t) = P a^t + Q b^t locates the candidate step (k = kmin test, then a
-bisection up to the continuous maximum) and the decision itself is always the table value the
-clock engine would compute, v > v_th strictly. Predictions live in a timing wheel of intrusive
-doubly linked lists (one slot per neuron, so the queue never holds more than n_neurons entries and
+which it will cross the threshold is predicted (flyhpc.backends.native.predict: cheap reject bounds, then
+the continuous closed form locates the step the table value decides). Predictions live in a timing wheel of
+intrusive doubly linked lists (one slot per neuron, so the queue never holds more than n_neurons entries and
 nothing stale). When the estimated work per step exceeds a clock-driven step, the trial continues
 clock-driven from the exact current state, and returns to lazy when activity falls.
 State lives in one 32-byte row per neuron (u0, g0, anchor, frozen_until as float64; steps are exact
 integers in float64), prefetched PREFETCH_AHEAD inputs ahead. Weights are read as stored (int16 synapse
-counts or float64 mV) times one unit. A bound by the largest g->u coefficient, then a tabulated peak bound,
-reject most inputs without exp, log or division. An input of exactly 0 mV (a zeroed weight) touches nothing, and a
+counts or float64 mV) times one unit. An input of exactly 0 mV (a zeroed weight) touches nothing, and a
 trial's cost outside its inputs does not grow with n_neurons: the workspace is left at rest by
 putting back only the neurons the trial reached.
 Entry points: `lazy_trial`, `clean_workspace`.
@@ -27,6 +24,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from flyhpc.backends.native.kernel_cache import track_sources
+from flyhpc.backends.native.predict import cannot_cross, peak_ruled_out, predict_crossing, ruled_out
 
 PREFETCH_AHEAD = 16  # inputs between a row's prefetch and its use
 
@@ -59,74 +59,10 @@ def _grow(buf):
     return out
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _shape(p, q, pow_a, pow_b, log_a, log_b, k):
-    """The continuous closed form P a^k + Q b^k (only used to locate candidates, never to decide), with a^k and
-    b^k from the tables where they reach (the same values as exp to an ulp, far inside the margin)."""
-    if k < pow_a.shape[0]:
-        return p * pow_a[k] + q * pow_b[k]
-    return p * math.exp(log_a * k) + q * math.exp(log_b * k)
-
-
 @njit(cache=True, nogil=True)
-def predict_crossing(a0, u0, g0, kmin, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b, kappa):
-    """First step a0 + k (k >= kmin, step < n_steps) where the table value u0 a^k + g0 c_k > u_th; -1 if none.
-
-    Exact: every k skipped has continuous value <= u_th - margin, far below the value's rounding.
-    """
-    kmax = n_steps - 1 - a0
-    if kmin > kmax:
-        return -1
-    last = pow_a.shape[0] - 1
-    if kmin <= last:
-        ea, eb = pow_a[kmin], pow_b[kmin]
-    else:
-        ea, eb = math.exp(log_a * kmin), math.exp(log_b * kmin)
-    # cheap bound: positive terms only decay from kmin on, negative ones only lower the value
-    if _ruled_out(u0, g0, ea, eb, u_th, kappa):
-        return -1
-    p = u0 - kappa * g0
-    q = kappa * g0
-    theta = u_th - 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
-    # {t >= kmin: shape(t) > theta} is one interval (one critical point at most, limit 0 < theta)
-    if _shape(p, q, pow_a, pow_b, log_a, log_b, kmin) > theta:
-        k = kmin
-    else:
-        if p == 0.0:
-            return -1
-        ratio = -q * log_b / (p * log_a)
-        if ratio <= 0.0:
-            return -1
-        t_star = math.log(ratio) / (log_a - log_b)
-        if not (p * log_a * (log_a - log_b) < 0.0 and t_star > kmin):  # a maximum after kmin
-            return -1
-        k_peak = int(math.floor(t_star))
-        if _shape(p, q, pow_a, pow_b, log_a, log_b, k_peak) > theta:
-            lo, hi = kmin, k_peak  # shape(lo) <= theta < shape(hi), increasing in between
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if _shape(p, q, pow_a, pow_b, log_a, log_b, mid) > theta:
-                    hi = mid
-                else:
-                    lo = mid
-            k = hi
-        elif _shape(p, q, pow_a, pow_b, log_a, log_b, k_peak + 1) > theta:
-            k = k_peak + 1
-        else:
-            return -1
-    first = k
-    while k <= kmax:
-        kk = k if k < last else last
-        if u0 * pow_a[kk] + g0 * coef_c[kk] > u_th:
-            return a0 + k
-        if k > first and _shape(p, q, pow_a, pow_b, log_a, log_b, k) <= theta:
-            return -1
-        k += 1
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _unlink(j, pred, nxt, prv, head, mask):
+def _unlink(j, pred, queued, nxt, prv, head, mask):
+    """Take neuron j out of the wheel (queued[j]: the small mirror of pred[j] >= 0)."""
+    queued[j] = 0
     if prv[j] >= 0:
         nxt[prv[j]] = nxt[j]
     else:
@@ -139,7 +75,12 @@ def _unlink(j, pred, nxt, prv, head, mask):
 
 
 @njit(cache=True, nogil=True)
-def _link(j, m, pred, nxt, prv, head, mask):
+def _link(j, m, pred, queued, nxt, prv, head, mask):
+    """Queue neuron j at its predicted step m (slot m & mask of the wheel).
+
+    The wheel keeps `queued` itself (an inline helper doing that and counting the queue measured 4 % slower).
+    """
+    queued[j] = 1
     b = m & mask
     pred[j] = m
     prv[j] = -1
@@ -220,38 +161,6 @@ def _deliver(step, first, stop, rec, indptr, indices, weights, unit, st, pow_a, 
     return n_touched, n_dirty, n_events
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _cannot_cross(u0, g0, u_th, kappa, coef_c_max):
-    """True when every table value u0 a^k + g0 c_k stays <= u_th - margin: a^k <= 1 and 0 <= c_k <= coef_c_max
-    bound it by max(u0, 0) + max(g0, 0) coef_c_max (the first and cheapest reject test, the C peer's)."""
-    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
-    return max(u0, 0.0) + max(g0, 0.0) * coef_c_max <= u_th - margin
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _ruled_out(u0, g0, ea, eb, u_th, kappa):
-    """The cheap bound of `predict_crossing` (scalars only, so inlining costs no reference counting)."""
-    p = u0 - kappa * g0
-    q = kappa * g0
-    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
-    return max(p, 0.0) * ea + max(q, 0.0) * eb <= u_th - margin
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
-    """True when the continuous shape from (u0, g0) stays <= u_th - margin at every t >= 0 (p > 0 > q only),
-    by the tabulated sup of a^t - r b^t (decreasing in r, so the bin's lower edge bounds it)."""
-    p = u0 - kappa * g0
-    q = kappa * g0
-    if not (p > 0.0 and q < 0.0):
-        return False
-    x = (-q / p) * peak_per_ratio
-    if not (x < peak_bound.shape[0]):
-        return False
-    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
-    return p * peak_bound[int(x)] <= u_th - margin
-
-
 @njit(cache=True, nogil=True)
 def _clock_threshold(step, st, pow_a, coef_c, u_th, out, n_out):
     """Clock-driven thresholds of `step`: every neuron evaluated, spikers appended (ascending) to out."""
@@ -321,7 +230,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     (clock_on <= 0: never switches, a pure lazy run).
 
     Synapse e adds weights[e] x weight_unit mV (int16 synapse counts times w_syn, or float64 mV times 1.0).
-    Reject tests before a prediction: `_cannot_cross` (max(u0, 0) + max(g0, 0) coef_c_max), `_ruled_out` (sup
+    Reject tests before a prediction: `cannot_cross` (max(u0, 0) + max(g0, 0) coef_c_max), `ruled_out` (sup
     over k >= 1 of the positive terms), then for
     p > 0 > q the tabulated sup of the continuous shape, p peak_bound[floor(r peak_per_ratio)] with
     r = -q / p (tables.peak_bounds); no exp or log on the common path.
@@ -366,8 +275,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
             while j >= 0:
                 following = nxt[j]
                 if pred[j] == step:
-                    _unlink(j, pred, nxt, prv, head, mask)
-                    queued[j] = 0
+                    _unlink(j, pred, queued, nxt, prv, head, mask)
                     queue -= 1
                     rec[n_rec] = j
                     n_rec += 1
@@ -387,8 +295,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
                 m = predict_crossing(until, u_rst, 0.0, 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
                                      kappa)
                 if m >= 0:
-                    _link(j, m, pred, nxt, prv, head, mask)
-                    queued[j] = 1
+                    _link(j, m, pred, queued, nxt, prv, head, mask)
                     queue += 1
         # 3: synapses (spikes of step - delay in ascending order), then drive kicks
         n_touched = 0
@@ -414,25 +321,22 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
             for i in range(n_touched):
                 t = touched[i]
                 if queued[t]:
-                    _unlink(t, pred, nxt, prv, head, mask)
-                    queued[t] = 0
+                    _unlink(t, pred, queued, nxt, prv, head, mask)
                     queue -= 1
                 u0 = st[t, 0]
                 g0 = st[t, 1]
-                if _cannot_cross(u0, g0, u_th, kappa, coef_c_max):
+                if cannot_cross(u0, g0, u_th, kappa, coef_c_max):
                     continue
-                if _ruled_out(u0, g0, a1, b1, u_th, kappa):
+                if ruled_out(u0, g0, a1, b1, u_th, kappa):
                     continue
-                if _peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
+                if peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
                     continue
                 m = predict_crossing(step, u0, g0, 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
                                      kappa)
                 if m >= 0:
-                    _link(t, m, pred, nxt, prv, head, mask)
-                    queued[t] = 1
+                    _link(t, m, pred, queued, nxt, prv, head, mask)
                     queue += 1
-            if queue > max_queue:
-                max_queue = queue
+            max_queue = max(max_queue, queue)
         # strategy: compare the lazy work of the last block with clock-driven steps
         block_len += 1
         if block_len == window_steps:
@@ -459,14 +363,16 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
                     m = predict_crossing(a0, st[j, 0], st[j, 1], kmin, n_steps, pow_a, pow_b, coef_c,
                                          u_th, log_a, log_b, kappa)
                     if m >= 0:
-                        _link(j, m, pred, nxt, prv, head, mask)
-                        queued[j] = 1
+                        _link(j, m, pred, queued, nxt, prv, head, mask)
                         queue += 1
-                if queue > max_queue:
-                    max_queue = queue
+                max_queue = max(max_queue, queue)
             block_work = 0.0
             block_len = 0
     starts[n_steps] = n_rec
     stats = np.array([clock_steps, switches, max_queue, n_predictions, n_events], np.int64)
     ids, anchor, u0, g0 = _take_state(st, pred, queued, nxt, prv, dirty, n_dirty)
     return rec[:n_rec].copy(), starts.copy(), ids, anchor, u0, g0, stats, rec
+
+
+# numba's cache keys lazy_trial on this file only; it compiles predict.py's functions in (trap: stale code)
+track_sources(lazy_trial, "flyhpc.backends.native.predict")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from flyhpc.drive import TrialDrive
-from flyhpc.backends.native.lazy import predict_crossing
+from flyhpc.backends.native.predict import predict_crossing
 from flyhpc.backends.native.trials import EngineNetwork, LazySettings, run_trial, run_trials
 from flyhpc.backends.native.tables import make_tables
 from flyhpc.errors import ConfigError, UnsupportedFeature
@@ -114,14 +114,14 @@ def test_peak_bounds_cover_the_shape_and_are_tight():
 
 
 def test_peak_reject_never_drops_a_crossing():
-    from flyhpc.backends.native.lazy import _peak_ruled_out
+    from flyhpc.backends.native.predict import peak_ruled_out
     tabs = make_tables(P, 3000)
     rng = np.random.default_rng(8)
     u0 = rng.uniform(-30, 8, 4000)
     g0 = rng.uniform(0, 60, 4000)
     rejected = 0
     for u, g in zip(u0, g0):
-        if _peak_ruled_out(u, g, tabs.u_th_mv, tabs.kappa, tabs.peak_bound, tabs.peak_bins_per_ratio):
+        if peak_ruled_out(u, g, tabs.u_th_mv, tabs.kappa, tabs.peak_bound, tabs.peak_bins_per_ratio):
             rejected += 1
             assert brute_first_crossing(tabs, 0, u, g, 0, 3000) == -1
     assert rejected > 500  # the test exercises the reject path

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from flyhpc.backends.native.lazy import _cannot_cross
+from flyhpc.backends.native.predict import cannot_cross
 from flyhpc.backends.native.tables import make_tables
 from flyhpc.backends.native.trials import EngineNetwork, compact_weights, run_trial
 from flyhpc.model import Params
@@ -66,7 +66,7 @@ def test_cheapest_reject_never_drops_a_crossing(params):
     g0 = rng.uniform(-60, 60, 4000)
     rejected = 0
     for u, g in zip(u0, g0):
-        if _cannot_cross(u, g, tabs.u_th_mv, tabs.kappa, tabs.coef_c_max):
+        if cannot_cross(u, g, tabs.u_th_mv, tabs.kappa, tabs.coef_c_max):
             rejected += 1
             assert brute_first_crossing(tabs, 0, u, g, 0, 3000) == -1
     assert 500 < rejected < 4000  # both outcomes exercised

@@ -1,0 +1,115 @@
+"""Where the lazy engine's neuron next crosses the threshold: the reject bounds and the crossing prediction.
+
+A neuron anchored at (u0, g0) has the table value u0 a^k + g0 c_k after k steps (the clock engine's value,
+flyhpc.backends.native.tables) and the continuous shape u(t) = P a^t + Q b^t with P = u0 - kappa g0, Q = kappa g0.
+Three reject tests, cheapest first, rule most neurons out with no exp, log or division: `cannot_cross`
+(max(u0, 0) + max(g0, 0) max c_k), `ruled_out` (the positive terms from the first step on), `peak_ruled_out`
+(the tabulated sup of the shape, tables.peak_bounds). `predict_crossing` then locates the candidate step on the
+continuous shape (k = kmin test, then a bisection up to its maximum) and decides on the table value, v > v_th
+strictly, so a skipped step is always <= u_th - margin, far below the value's rounding.
+Compiled into `lazy.lazy_trial`, whose numba cache is told of this file (see `kernel_cache`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def cannot_cross(u0, g0, u_th, kappa, coef_c_max):
+    """True when every table value u0 a^k + g0 c_k stays <= u_th - margin: a^k <= 1 and 0 <= c_k <= coef_c_max
+    bound it by max(u0, 0) + max(g0, 0) coef_c_max (the first and cheapest reject test, the C peer's)."""
+    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
+    return max(u0, 0.0) + max(g0, 0.0) * coef_c_max <= u_th - margin
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ruled_out(u0, g0, ea, eb, u_th, kappa):
+    """The cheap bound of `predict_crossing` (scalars only, so inlining costs no reference counting)."""
+    p = u0 - kappa * g0
+    q = kappa * g0
+    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
+    return max(p, 0.0) * ea + max(q, 0.0) * eb <= u_th - margin
+
+
+@njit(cache=True, nogil=True, inline="always")
+def peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
+    """True when the continuous shape from (u0, g0) stays <= u_th - margin at every t >= 0 (p > 0 > q only),
+    by the tabulated sup of a^t - r b^t (decreasing in r, so the bin's lower edge bounds it)."""
+    p = u0 - kappa * g0
+    q = kappa * g0
+    if not (p > 0.0 and q < 0.0):
+        return False
+    x = (-q / p) * peak_per_ratio
+    if not (x < peak_bound.shape[0]):
+        return False
+    margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
+    return p * peak_bound[int(x)] <= u_th - margin
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _shape(p, q, pow_a, pow_b, log_a, log_b, k):
+    """The continuous closed form P a^k + Q b^k (only used to locate candidates, never to decide), with a^k and
+    b^k from the tables where they reach (the same values as exp to an ulp, far inside the margin)."""
+    if k < pow_a.shape[0]:
+        return p * pow_a[k] + q * pow_b[k]
+    return p * math.exp(log_a * k) + q * math.exp(log_b * k)
+
+
+@njit(cache=True, nogil=True)
+def predict_crossing(a0, u0, g0, kmin, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b, kappa):
+    """First step a0 + k (k >= kmin, step < n_steps) where the table value u0 a^k + g0 c_k > u_th; -1 if none.
+
+    Exact: every k skipped has continuous value <= u_th - margin, far below the value's rounding.
+    """
+    kmax = n_steps - 1 - a0
+    if kmin > kmax:
+        return -1
+    last = pow_a.shape[0] - 1
+    if kmin <= last:
+        ea, eb = pow_a[kmin], pow_b[kmin]
+    else:
+        ea, eb = math.exp(log_a * kmin), math.exp(log_b * kmin)
+    # cheap bound: positive terms only decay from kmin on, negative ones only lower the value
+    if ruled_out(u0, g0, ea, eb, u_th, kappa):
+        return -1
+    p = u0 - kappa * g0
+    q = kappa * g0
+    theta = u_th - 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
+    # {t >= kmin: shape(t) > theta} is one interval (one critical point at most, limit 0 < theta)
+    if _shape(p, q, pow_a, pow_b, log_a, log_b, kmin) > theta:
+        k = kmin
+    else:
+        if p == 0.0:
+            return -1
+        ratio = -q * log_b / (p * log_a)
+        if ratio <= 0.0:
+            return -1
+        t_star = math.log(ratio) / (log_a - log_b)
+        if not (p * log_a * (log_a - log_b) < 0.0 and t_star > kmin):  # a maximum after kmin
+            return -1
+        k_peak = int(math.floor(t_star))
+        if _shape(p, q, pow_a, pow_b, log_a, log_b, k_peak) > theta:
+            lo, hi = kmin, k_peak  # shape(lo) <= theta < shape(hi), increasing in between
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if _shape(p, q, pow_a, pow_b, log_a, log_b, mid) > theta:
+                    hi = mid
+                else:
+                    lo = mid
+            k = hi
+        elif _shape(p, q, pow_a, pow_b, log_a, log_b, k_peak + 1) > theta:
+            k = k_peak + 1
+        else:
+            return -1
+    first = k
+    while k <= kmax:
+        kk = k if k < last else last
+        if u0 * pow_a[kk] + g0 * coef_c[kk] > u_th:
+            return a0 + k
+        if k > first and _shape(p, q, pow_a, pow_b, log_a, log_b, k) <= theta:
+            return -1
+        k += 1
+    return -1
