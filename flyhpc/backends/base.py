@@ -306,6 +306,13 @@ class Backend(abc.ABC):
         """Whether the backend changes a built network in place for an experiment (implements `_apply`)."""
         return cls._apply is not Backend._apply
 
+    @classmethod
+    def screen_costs(cls) -> str:
+        """How screen planning estimates a chunk on this backend (`flyhpc.screens.cost.chunk_costs`): "build-once"
+        where it implements the experiment hook (a chunk builds once and changes each experiment in place), else
+        "whole-run" (a build per experiment). A backend with its own measured model overrides it (native)."""
+        return "build-once" if cls.reconfigurable() else "whole-run"
+
     @contextlib.contextmanager
     def experiment(self, resolved: ResolvedExperiment) -> Iterator["Backend"]:
         """Inside, `run` and `spikes` simulate `resolved` on the built network, changed in place (its driven

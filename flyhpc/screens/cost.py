@@ -4,15 +4,16 @@ A deliberately simple, conservative model in seconds on one core (constants meas
 machine with the native engine, docs/NOTES.md "Screens"): per task a fixed setup (interpreter, imports,
 connectome, engine build); per experiment-trial an overhead outside the engine plus engine time that grows
 with the drive (events per trial: the recurrent activity they cause dominates) and scales with the number of
-edges; per experiment with a silence set the silenced rows zeroed and put back. Pure functions, no I/O.
-Entry points: `CostModel`, `experiment_cost_s`, `plan_chunks`.
+edges; per experiment with a silence set the silenced rows zeroed and put back. `chunk_costs` picks the model a
+backend asks for (`Backend.screen_costs`). Pure functions, no I/O.
+Entry points: `CostModel`, `experiment_cost_s`, `chunk_costs`, `plan_chunks`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from flyhpc.errors import ConfigError
 from flyhpc.model import Experiment
@@ -52,6 +53,35 @@ def experiment_cost_s(experiment: Experiment, t_run_s: float, n_run: int, n_edge
     engine = n_run * (t_run_s * model.quiet_trial_second_s + events * model.drive_event_s) * scale
     silence = model.silence_s * scale if experiment.silence else 0.0
     return engine + n_run * model.trial_overhead_s + silence
+
+
+CHUNK_MODELS = ("calibrated", "build-once", "whole-run")  # what `Backend.screen_costs` may answer
+
+
+def chunk_costs(model: str, experiments: Sequence[Experiment], t_run_s: float, n_run: int, n_edges: int,
+                run_wall_s: Callable[[float, int], float] | None) -> tuple[float, list[float]]:
+    """(seconds once per chunk, seconds of each experiment) on a backend whose `screen_costs()` is `model`.
+
+    "calibrated": `CostModel`'s task setup and `experiment_cost_s` (the native engine's; also any backend's when
+    there is no time model `run_wall_s`). `run_wall_s(t_run_s, n_run)` is the profile's wall seconds of a whole
+    run; its part at n_run = 0 is the start and build. "build-once" (the experiment hook: one build per chunk)
+    pays that part once and the rest per experiment; "whole-run" pays a whole run per experiment.
+
+    Raises
+    ------
+    ConfigError
+        A model not in CHUNK_MODELS.
+    """
+    if model not in CHUNK_MODELS:
+        raise ConfigError(f"screen cost model {model!r} (Backend.screen_costs): known: {', '.join(CHUNK_MODELS)}")
+    setup = CostModel().task_setup_s
+    if model == "calibrated" or run_wall_s is None:
+        return setup, [experiment_cost_s(e, t_run_s, n_run, n_edges) for e in experiments]
+    whole = run_wall_s(t_run_s, n_run)
+    if model == "build-once":
+        build = run_wall_s(t_run_s, 0)
+        return build, [whole - build] * len(experiments)
+    return setup, [whole] * len(experiments)
 
 
 def plan_chunks(costs_s: Sequence[float], target_task_s: float = 300.0,

@@ -4,10 +4,9 @@
 a stable key (the plan's sha256, the chunk's experiment range, the connectome and the result-changing options),
 its files under `<label>/chunks/` and the same record rules, so `flyhpc status`, `resubmit`, `cancel`,
 `collect` and `verify` treat both alike (the "screen" kind of `flyhpc.kinds`). `plan_tasks` cuts a plan into chunks that last about `target_task_s`
-(the cost model of `flyhpc.screens.cost` for native; for other backends, which build a network per
-experiment, the profile's per-run estimate). `execute_chunk` is the worker's body for a screen task: the plan's slice,
-the connectome (refused when its digest is not the planned one), `run_chunk` (telling `<stem>.progress` how far
-it got, for `flyhpc status`), and the record fields.
+(costed as the backend asks: `flyhpc.screens.cost.chunk_costs`). `execute_chunk` is the worker's body for a
+screen task: the plan's slice, the connectome (refused when its digest is not the planned one), `run_chunk`
+(telling `<stem>.progress` how far it got, for `flyhpc status`), and the record fields.
 Entry points: `ScreenTask`, `plan_tasks`, `execute_chunk`, `experiments_done`, `progress_path`,
 `CHUNK_FOLDER`.
 """
@@ -35,7 +34,7 @@ from flyhpc.kinds import CollectOutputs, TaskName, fields_of
 from flyhpc.results.manifest import SCREEN_MANIFEST_COLUMNS, chunk_row
 from flyhpc.results.screen_tables import read_screen_table
 from flyhpc.results.spikes import write_experiment_spikes
-from flyhpc.screens.cost import CostModel, experiment_cost_s, plan_chunks
+from flyhpc.screens.cost import chunk_costs, plan_chunks
 from flyhpc.screens.expand import ScreenExperiment
 from flyhpc.screens.plan_file import read_plan
 from flyhpc.screens.spec import Screen
@@ -195,9 +194,10 @@ def plan_tasks(screen: Screen, experiments: Sequence[ScreenExperiment], plan_sha
     (so that `min_tasks` workers have work) when there are enough experiments, none with more than
     `max_per_task` experiments.
 
-    `run_wall_s(t_run_s, n_run)`: wall seconds of one experiment on a backend other than native, usually the
-    profile's time model (a whole run, build included: an upper bound where the backend changes one build in
-    place, as pytorch does); native uses `flyhpc.screens.cost`, calibrated on it.
+    `run_wall_s(t_run_s, n_run)`: wall seconds of a whole run, build included, usually the profile's time model.
+    The backend says how a chunk is costed (`Backend.screen_costs`, `flyhpc.screens.cost.chunk_costs`): native by
+    the cost model calibrated on it; a backend with the experiment hook (pytorch) by one build per chunk plus
+    each experiment's trials; any other by a whole run per experiment.
 
     A target below a task's setup time gives one experiment per task (nothing can be shorter).
 
@@ -208,11 +208,8 @@ def plan_tasks(screen: Screen, experiments: Sequence[ScreenExperiment], plan_sha
     """
     if not experiments:
         raise ConfigError(f"screen {screen.name!r}: the plan has no experiment")
-    setup = CostModel().task_setup_s
-    if screen.backend == "native" or run_wall_s is None:
-        costs = [experiment_cost_s(e.experiment, screen.t_run_s, screen.n_run, n_edges) for e in experiments]
-    else:
-        costs = [run_wall_s(screen.t_run_s, screen.n_run)] * len(experiments)
+    setup, costs = chunk_costs(backends.get(screen.backend).screen_costs(), [e.experiment for e in experiments],
+                               screen.t_run_s, screen.n_run, n_edges, run_wall_s)
     total = math.fsum(costs)
     target = min(target_task_s, setup + total / max(1, min(min_tasks, len(experiments))) * 1.0001)
     chunks = plan_chunks(costs, max(target, setup + 1e-6), setup)

@@ -135,6 +135,11 @@ class NativeBackend(Backend):
             return SpikeTable(trial, step, neuron)
         return SpikeTable.from_arrays(trial, step, neuron)
 
+    @classmethod
+    def screen_costs(cls) -> str:
+        """"calibrated": `flyhpc.screens.cost`'s per-experiment model, measured on this engine."""
+        return "calibrated"
+
     def _apply(self, resolved: ResolvedExperiment) -> None:
         """Driven neurons: 0 refractory steps; silenced neurons: outgoing weights 0 mV (the shared arrays change
         only once the edges are found)."""

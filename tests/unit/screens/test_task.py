@@ -90,3 +90,28 @@ def test_experiments_done_counts_done_chunks_and_the_progress_of_running_ones(tm
     assert experiments_done(tmp_path, "s", rows, by_key) == (137, 300)
     path.write_text("garbage")
     assert experiments_done(tmp_path, "s", rows, by_key) == (100, 300)
+
+
+def test_chunks_are_costed_as_the_backend_asks(conn, write_screen):
+    """pytorch (the experiment hook): one build per chunk, then each experiment's trials; brian2cpp (no hook): a
+    whole run, build included, per experiment; native: the calibrated model whatever the profile says."""
+    from flyhpc import backends
+    from flyhpc.screens.cost import chunk_costs
+
+    screen = load_screen(str(write_screen(SCREEN)))
+    exps = plan_experiments(screen, conn)
+    assert backends.get("pytorch").reconfigurable() and not backends.get("brian2cpp").reconfigurable()
+
+    def wall(t_run_s, n_run):  # a profile's time model: 60 s start and build, 6 s per 1-s trial
+        return 60.0 + n_run * (1.0 + 5.0 * t_run_s)
+
+    hook = _tasks(dataclasses.replace(screen, backend="pytorch"), exps, run_wall_s=wall)
+    assert [t.n_experiments for t in hook] == [90, 90, 90, 30]  # 60 s + 90 x 6 s = 600 s
+    assert [t.cost_s for t in hook] == pytest.approx([600.0, 600.0, 600.0, 240.0])
+    hookless = _tasks(dataclasses.replace(screen, backend="brian2cpp"), exps, run_wall_s=wall)
+    assert [t.n_experiments for t in hookless] == [9] * 33 + [3]  # 3 s setup + 9 x 66 s = 597 s
+    assert hookless[0].cost_s == pytest.approx(CostModel().task_setup_s + 9 * 66.0)
+    native = _tasks(screen, exps, run_wall_s=wall)
+    assert [(t.first, t.stop, t.cost_s) for t in native] == [(t.first, t.stop, t.cost_s) for t in _tasks(screen, exps)]
+    with pytest.raises(ConfigError, match="screen cost model 'per-neuron'"):
+        chunk_costs("per-neuron", [], 1.0, 1, 1, wall)
