@@ -6,14 +6,18 @@ the one run pipeline — load (connectome, network, drive), simulate, write (spi
 rates CSV), return the record — used by `flyhpc run` (`run_experiment`, which adds the JSON record
 beside the parquet) and by the task worker (which adds the task's fields and writes the record into
 the bundle). Knows nothing about Slurm. Entry points: `load_inputs`, `check_inputs`, `simulate`,
-`execute`, `run_experiment`, `framework_name`.
+`execute`, `run_experiment`, `framework_name`. A backend that `streams()` hands each finished trial to a
+`SpikeStream` while later trials still run, so the parquet is written during the sim and the run's spikes are
+never one table in memory; the others hand over one table and `write_spikes` writes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import platform
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +35,7 @@ from flyhpc.errors import BackendUnavailable, ConfigError, DataError, FlyhpcErro
 from flyhpc.files import atomic_path, sha256_file, write_json_atomic
 from flyhpc.model import Experiment, Params, validate_run
 from flyhpc.network import NetworkSpec, build_network
+from flyhpc.results.spike_stream import SpikeCounts, SpikeStream
 from flyhpc.results.spikes import SpikeSummary, SpikeTable, rates, summarize, write_spikes
 from flyhpc.timing import PhaseTimer, host_state
 
@@ -48,13 +53,14 @@ def framework_name(backend: str, device: str = "") -> str:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Spikes of every trial plus what the backend reported about its build and run: `sim_threads` the threads
-    its sim ran on (what the backend reports, else what it was given), `sim_device` "cpu" or "gpu"."""
+    """Spikes of every trial (None: they went to a stream) plus what the backend reported about its build and run:
+    `sim_threads` the threads its sim ran on (what the backend reports, else what it was given), `sim_device`
+    "cpu" or "gpu"."""
 
     backend: str
     precision: str
     drive_mode: str
-    spikes: SpikeTable
+    spikes: SpikeTable | None
     build: BuildReport
     run: RunReport
     options: dict
@@ -64,12 +70,16 @@ class SimulationResult:
 
 def simulate(backend: str | type, spec: NetworkSpec, drive: Drive, timer: PhaseTimer, *,
              n_threads: int | None = None, precision: str | None = None, work_root: Path | None = None,
-             options: Mapping[str, Any] | None = None, probe: Probe | None = None) -> SimulationResult:
+             options: Mapping[str, Any] | None = None, probe: Probe | None = None,
+             stream: SpikeStream | None = None) -> SimulationResult:
     """Run every trial of `drive` on `spec` with one backend, timing build/setup/sim/collect.
 
     `backend`: its registry key, or the class the caller already looked up (`execute`). `options` are backend
     options; they override those of $FLYHPC_BACKEND_OPTIONS key by key. The class is probed once (here, or
-    by the caller: `probe`) and the backend's `build` reuses that probe.
+    by the caller: `probe`) and the backend's `build` reuses that probe. With `stream` (a backend that
+    `streams()`), each trial's checked spikes go to it while later trials run, the sim's CPU seconds spent on
+    that are booked as collect and write (`PhaseTimer.overlap`), the trials left when the sim ends are handed
+    over in `collect`, and the result holds no spikes.
 
     Raises
     ------
@@ -80,6 +90,10 @@ def simulate(backend: str | type, spec: NetworkSpec, drive: Drive, timer: PhaseT
     """
     cls = backends.get(backend) if isinstance(backend, str) else backend
     backend_name = cls.name
+
+    def sink(table: SpikeTable) -> None:
+        _check_spikes(backend_name, table, spec, drive)
+        stream.add(table)
     with timer.phase("setup"):  # importing the simulator counts as setup, so phases add up to total
         probe = probe or cls.probe()
         if not probe.ok:
@@ -92,12 +106,19 @@ def simulate(backend: str | type, spec: NetworkSpec, drive: Drive, timer: PhaseT
         with timer.phase("setup"):
             backend.setup()
         with timer.phase("sim"):
-            run = backend.run(drive)
+            handing_cpu = time.thread_time()  # this thread only hands trials over while the backend's threads run
+            run = backend.run(drive) if stream is None else backend.run(drive, sink)
+            handing_cpu = time.thread_time() - handing_cpu
+        if stream is not None:
+            timer.overlap("write", "sim", stream.write_cpu_s)
+            timer.overlap("collect", "sim", handing_cpu - stream.write_cpu_s)
+            stream.defer()  # the rest of the file is written in `write`
         with timer.phase("collect"):
-            table = backend.spikes()
+            table = backend.spikes() if stream is None else backend.drain()
     finally:
         backend.close()
-    _check_spikes(backend_name, table, spec, drive)
+    if table is not None:
+        _check_spikes(backend_name, table, spec, drive)
     ran_on = str(run.notes.get("device") or cls.caps.device)  # pytorch says where it ran: "cpu" or "cuda:0"
     return SimulationResult(backend=backend_name, precision=backend.precision, drive_mode=cls.caps.drive,
                             spikes=table, build=build, run=run, options=dataclasses.asdict(backend.options),
@@ -112,13 +133,14 @@ def _check_spikes(name: str, table: SpikeTable, spec: NetworkSpec, drive: Drive)
     if len(table) == 0:
         return
     trials = {t.trial for t in drive.trials}
+    first, last = int(table.trial[0]), int(table.trial[-1])  # sorted by trial: one trial (a stream's) or many
     bad = []
     if table.step.min() < 0 or table.step.max() >= drive.n_steps:
         bad.append(f"steps {table.step.min()}..{table.step.max()} outside 0..{drive.n_steps - 1}")
     if table.neuron.min() < 0 or table.neuron.max() >= spec.n_neurons:
         bad.append(f"neuron index outside 0..{spec.n_neurons - 1}")
-    seen = set()
-    for lo in range(0, len(table), _CHECK_CHUNK):  # no full-size temporaries (tens of millions of spikes)
+    seen = {first}
+    for lo in range(0, len(table), _CHECK_CHUNK) if first != last else ():  # no full-size temporaries
         seen.update(np.unique(table.trial[lo:lo + _CHECK_CHUNK]).tolist())
     if not seen <= trials:
         bad.append(f"trials {sorted(seen - trials)} not in the drive")
@@ -201,22 +223,34 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
             raise DataError(f"connectome {conn.source} has digest {conn.digest[:12]}..., but the task was "
                             f"planned for {expected_digest[:12]}... (files changed since submission?)")
     log(f"connectome {conn.source} ({conn.n_neurons} neurons, {conn.n_edges} edges, digest {conn.digest[:12]})")
-    result = simulate(cls, spec, drive, timer, n_threads=n_threads, precision=precision, options=options)
-    rate_frame = None
-    with timer.phase("write"):
-        meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
-                "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(), "flyhpc.backend": backend,
-                "flyhpc.dtype": result.precision, "flyhpc.drive": result.drive_mode,
-                "flyhpc.drive_version": str(drive.version), **(parquet_meta or {})}
-        write_spikes(parquet, result.spikes, spec.flywire_ids, params.dt_ms, file_stem(backend, t_run_s, n_run), meta)
-        if rates_csv is not None:
-            rate_frame = rates(result.spikes, spec.flywire_ids, t_run_s, n_run)
-            with atomic_path(rates_csv) as tmp:
-                rate_frame.to_csv(tmp, index=False)
-        parquet_sha = sha256_file(parquet)
+    meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
+            "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(), "flyhpc.backend": backend,
+            "flyhpc.dtype": precision or cls.caps.precisions[0], "flyhpc.drive": cls.caps.drive,
+            "flyhpc.drive_version": str(drive.version), **(parquet_meta or {})}
+    exp_name, counts, rate_frame = file_stem(backend, t_run_s, n_run), None, None
+    with contextlib.ExitStack() as files:
+        stream = None
+        if cls.streams():  # the file is opened before the sim and filled while it runs
+            with timer.phase("write"):
+                counts = SpikeCounts(spec.n_neurons, n_run, per_neuron=rates_csv is not None)
+                stream = files.enter_context(SpikeStream(parquet, spec.flywire_ids, params.dt_ms, exp_name, meta,
+                                                         counts))
+        result = simulate(cls, spec, drive, timer, n_threads=n_threads, precision=precision, options=options,
+                          stream=stream)
+        with timer.phase("write"):
+            if stream is None:
+                write_spikes(parquet, result.spikes, spec.flywire_ids, params.dt_ms, exp_name, meta)
+            else:
+                stream.finish()
+            if rates_csv is not None:
+                rate_frame = (rates(result.spikes, spec.flywire_ids, t_run_s, n_run) if counts is None
+                              else counts.rates(spec.flywire_ids, t_run_s))
+                with atomic_path(rates_csv) as tmp:
+                    rate_frame.to_csv(tmp, index=False)
+            parquet_sha = sha256_file(parquet)
     timer.finish()
     host_end = host_state()
-    summary = summarize(result.spikes, t_run_s, n_run)
+    summary = summarize(result.spikes, t_run_s, n_run) if counts is None else counts.summary(t_run_s)
     if not summary.spikes and t_run_s >= 0.05 and spec.drive_sets[0].rate_hz > 0:
         log("warning: no spike at all although neurons are driven")
     sim_s = timer.seconds.get("sim", 0.0)
@@ -234,7 +268,8 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
         "n_edges": conn.n_edges, "spikes": summary.spikes, "active_neurons": summary.active_neurons,
         "phases_s": timer.as_dict(), "sim_inner_s": result.run.inner_s, "build_cached": result.build.cached,
         "realtime_ratio": (t_run_s * n_run / sim_s) if sim_s > 0 else None, "threads": n_threads,
-        "phases_cpu_s": timer.cpu_dict(), "sim_threads": result.sim_threads, "sim_device": result.sim_device,
+        "phases_cpu_s": timer.cpu_dict(), "phases_overlapped_cpu_s": {
+            k: round(v, 6) for k, v in sorted(timer.overlapped_cpu.items())}, "sim_threads": result.sim_threads, "sim_device": result.sim_device,
         "load_avg_start": host_start["load_avg"], "load_avg_end": host_end["load_avg"],
         "cpus_usable": host_end["cpus_usable"], "cpu_count": host_end["cpu_count"],
         "versions": dict(result.build.versions), "parquet": parquet.name, "parquet_sha256": parquet_sha,

@@ -52,11 +52,13 @@ def host_state() -> dict[str, Any]:
 @dataclass
 class PhaseTimer:
     """Wall seconds (perf_counter) and CPU seconds (`cpu_seconds`) per named phase; a phase entered twice adds
-    up. `finish` sets `total`: both clocks since the timer was made."""
+    up. `finish` sets `total`: both clocks since the timer was made. `overlap` books work of one phase done
+    while another ran (a streamed run collects and writes during its sim)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
     on_phase: Callable[[str], None] | None = None
     cpu: dict[str, float] = field(default_factory=dict)
+    overlapped_cpu: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._made = (time.perf_counter(), cpu_seconds())
@@ -71,6 +73,15 @@ class PhaseTimer:
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
             self.cpu[name] = self.cpu.get(name, 0.0) + cpu_seconds() - cpu_start
+
+    def overlap(self, name: str, within: str, cpu_s: float) -> None:
+        """`cpu_s` CPU seconds of phase `name` were spent while phase `within` ran: they move from `within`'s CPU
+        seconds to `name`'s (and are kept in `overlapped_cpu`); the wall seconds stay `within`'s, as they were
+        spent at the same time."""
+        cpu_s = max(0.0, min(cpu_s, self.cpu.get(within, 0.0)))
+        self.cpu[within] = self.cpu.get(within, 0.0) - cpu_s
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu_s
+        self.overlapped_cpu[name] = self.overlapped_cpu.get(name, 0.0) + cpu_s
 
     def finish(self) -> None:
         """Set `total` to the wall and CPU seconds since the timer was made."""

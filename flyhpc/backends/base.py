@@ -5,7 +5,9 @@ caller times: `build` (code generation and compilation, cached where possible), 
 (network construction and upload), `run` (all trials of the drive; the only timed simulation),
 `spikes` (collect off the device), `close`. `Backend` owns that lifecycle (benchopt's pattern): its
 concrete stages probe, check the call order and the step counts, cache the spikes, and call the
-plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close`. A backend that can change its built
+plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close`. A backend that finishes trials one by one
+can implement the optional pair `_run_streamed` / `_drain`: `run(drive, sink)` then hands each trial's spikes to
+`sink` while later trials still run, and `drain()` (the collect stage) hands over the rest. A backend that can change its built
 network in place implements the optional pair `_apply` / `_restore`: `experiment(resolved)` then runs many
 experiments on one build (screens). Backend options (each backend's `Options` dataclass) come from the caller
 or from $FLYHPC_BACKEND_OPTIONS, a JSON object {backend: {option: value}} that a site sets in its module or job
@@ -172,6 +174,7 @@ class Backend(abc.ABC):
         self._ran = False
         self._spikes: SpikeTable | None = None
         self._applied: ResolvedExperiment | None = None
+        self._streamed = False  # the last run handed its spikes to a sink (`drain`, not `spikes`)
 
     # -- the plug-in's part ----------------------------------------------------------------------
     @classmethod
@@ -224,6 +227,16 @@ class Backend(abc.ABC):
         """Put back what the last `_apply` changed, exactly (overridden together with `_apply`)."""
         raise NotImplementedError
 
+    def _run_streamed(self, drive: Drive, sink: Callable[[SpikeTable], None]) -> RunReport:
+        """Optional: `_run`, handing every trial's spikes to `sink` (one SpikeTable per trial, in drive order, on
+        the calling thread) while later trials still run; the trials finished when the last one ends are kept
+        for `_drain`, so that the sim's time holds no hand-over that could come after it."""
+        raise NotImplementedError  # not called: `run` refuses a sink for a backend that does not override it
+
+    def _drain(self) -> None:
+        """Hand the trials the last `_run_streamed` kept to its sink, in order (overridden together with it)."""
+        raise NotImplementedError
+
     # -- the lifecycle -----------------------------------------------------------------------------
     def build(self, spec: NetworkSpec, n_steps: int) -> BuildReport:
         """Generate and compile what simulating `spec` for `n_steps` needs (reuse a cached build).
@@ -258,15 +271,23 @@ class Backend(abc.ABC):
             self._setup()
             self._set_up = True
 
-    def run(self, drive: Drive) -> RunReport:
+    def run(self, drive: Drive, sink: Callable[[SpikeTable], None] | None = None) -> RunReport:
         """Simulate every trial of `drive`; return when the device is idle. No I/O of ours inside.
+
+        With `sink` (a backend that `streams()`), each trial's spikes go to `sink(table)` in drive order while
+        later trials still run, and `drain()` hands over those left when the sim ended (not `spikes()`).
 
         Raises
         ------
         ConfigError
             If `build` was not called, the drive's n_steps differs from the build's, the drive has no
             trial, or (from the backend) an event names a step or neuron outside the network.
+        UnsupportedFeature
+            For a sink given to a backend that does not stream.
         """
+        if sink is not None and not self.streams():
+            raise UnsupportedFeature(f"backend {self.name!r} cannot hand over trials while it runs; "
+                                     "run without a sink and take spikes()")
         self._require_build("run")
         if drive.n_steps != self._n_steps:
             raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps but the build "
@@ -274,10 +295,26 @@ class Backend(abc.ABC):
         if drive.n_trials < 1:
             raise ConfigError(f"backend {self.name!r}: the drive has no trial")
         self.setup()
-        self._spikes, self._ran = None, False
-        report = self._run(drive)
+        self._spikes, self._ran, self._streamed = None, False, sink is not None
+        if sink is None:
+            report = self._run(drive)
+        else:
+            applied = self._applied
+            report = self._run_streamed(drive, lambda table: sink(_heard(table, applied)))
         self._ran = True
         return report
+
+    def drain(self) -> None:
+        """The collect stage of a run given a sink: hand the trials still held to it, in order.
+
+        Raises
+        ------
+        ConfigError
+            If the last run was not given a sink, or did not complete.
+        """
+        if not (self._ran and self._streamed):
+            raise ConfigError(f"backend {self.name!r}: drain() without a completed run(drive, sink)")
+        self._drain()
 
     def spikes(self) -> SpikeTable:
         """Spikes of the last `run`, trial numbers as in the drive, sorted by (trial, step, neuron).
@@ -290,6 +327,8 @@ class Backend(abc.ABC):
         if self._spikes is None:
             if not self._ran:
                 raise ConfigError(f"backend {self.name!r}: spikes() called before run()")
+            if self._streamed:
+                raise ConfigError(f"backend {self.name!r}: the last run handed its spikes to a sink (drain())")
             self._spikes = _heard(self._collect(), self._applied)
         return self._spikes
 
@@ -298,8 +337,13 @@ class Backend(abc.ABC):
         self._applied = None  # the network goes: nothing to put back
         self._close()
         self._spec, self._n_steps = None, None
-        self._set_up = self._ran = False
+        self._set_up = self._ran = self._streamed = False
         self._spikes = None
+
+    @classmethod
+    def streams(cls) -> bool:
+        """Whether `run` can hand trials to a sink while later ones run (implements `_run_streamed`)."""
+        return cls._run_streamed is not Backend._run_streamed
 
     @classmethod
     def reconfigurable(cls) -> bool:

@@ -165,15 +165,20 @@ def _row_groups(table: SpikeTable, flywire_ids: np.ndarray, dt_ms: float, exp_na
         yield pending.result()
 
 
+def file_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
+    """A spike parquet's key/value metadata: the schema's own keys and the caller's (`parquet_writer` sorts them)."""
+    return {"flyhpc.spike_schema_version": SCHEMA_VERSION, "flyhpc.spike_time_column": "time_ms",
+            "flyhpc.spike_time_unit": "ms", **(metadata or {})}
+
+
 def write_spikes(path, table: SpikeTable, flywire_ids: np.ndarray, dt_ms: float, exp_name: str,
                  metadata: dict[str, str] | None = None) -> None:
     """Write the spike parquet atomically (zstd, fixed row groups of ROW_GROUP_ROWS, deterministic metadata).
 
     The bytes depend only on the spikes, the names and the metadata (not on the threads that prepare them).
+    `flyhpc.results.spike_stream.SpikeStream` writes the same bytes from trials handed over one by one.
     """
-    meta = {"flyhpc.spike_schema_version": SCHEMA_VERSION, "flyhpc.spike_time_column": "time_ms",
-            "flyhpc.spike_time_unit": "ms", **(metadata or {})}
-    with parquet_writer(path, _WRITE_SCHEMA, meta, **_WRITE_OPTIONS) as writer:
+    with parquet_writer(path, _WRITE_SCHEMA, file_metadata(metadata), **_WRITE_OPTIONS) as writer:
         for group in _row_groups(table, flywire_ids, dt_ms, exp_name):
             writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
 
@@ -194,12 +199,19 @@ def rates(table: SpikeTable, flywire_ids: np.ndarray, t_run_s: float, n_run: int
 
     Only neurons with at least one spike are listed, sorted by mean rate (highest first).
     """
-    if len(table) == 0:
+    n = len(flywire_ids)
+    per_trial = (np.bincount(table.trial.astype(np.int64) * n + table.neuron, minlength=n_run * n).reshape(n_run, n)
+                 if len(table) else None)
+    return rates_from_counts(per_trial, flywire_ids, t_run_s, n_run)
+
+
+def rates_from_counts(per_trial: np.ndarray | None, flywire_ids: np.ndarray, t_run_s: float,
+                      n_run: int) -> pd.DataFrame:
+    """`rates` from each trial's spike count per neuron (`per_trial`: n_run x n_neurons; None: no spike)."""
+    if per_trial is None or not per_trial.any():
         return pd.DataFrame({"neuron_index": np.zeros(0, np.int32), "flywire_id": np.zeros(0, np.int64),
                              "spikes": np.zeros(0, np.int64), "rate_mean_hz": np.zeros(0),
                              "rate_std_hz": np.zeros(0)})
-    n = len(flywire_ids)
-    per_trial = np.bincount(table.trial.astype(np.int64) * n + table.neuron, minlength=n_run * n).reshape(n_run, n)
     active = np.flatnonzero(per_trial.sum(axis=0))
     r = per_trial[:, active] / t_run_s
     std = r.std(axis=0, ddof=1) if n_run > 1 else np.full(active.size, np.nan)
@@ -221,7 +233,7 @@ class SpikeSummary:
     active_per_trial_mean: float
 
 
-def _n_distinct(neurons: np.ndarray) -> int:
+def n_distinct(neurons: np.ndarray) -> int:
     """Number of distinct neuron indices (>= 0), by a presence mask: linear, unlike np.unique's sort or hash."""
     if neurons.size == 0:
         return 0
@@ -234,10 +246,10 @@ def _n_distinct(neurons: np.ndarray) -> int:
 
 def summarize(table: SpikeTable, t_run_s: float, n_run: int) -> SpikeSummary:
     """Total spikes, active neurons (union over trials), and per-trial-second activity."""
-    per_trial_active = [_n_distinct(table.of_trial(k).neuron) for k in range(n_run)]
+    per_trial_active = [n_distinct(table.of_trial(k).neuron) for k in range(n_run)]
     return SpikeSummary(
         spikes=len(table),
-        active_neurons=_n_distinct(table.neuron),
+        active_neurons=n_distinct(table.neuron),
         spikes_per_trial_second=len(table) / (t_run_s * n_run),
         active_per_trial_mean=float(np.mean(per_trial_active)) if per_trial_active else 0.0,
     )

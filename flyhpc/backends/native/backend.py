@@ -5,7 +5,8 @@ trial while activity is high); "clock" is the compiled clock-driven loop. Both a
 bit-identical to each other. It must not draw random numbers, read files or time itself. It implements the
 experiment hook (`Backend.experiment`): driven neurons' refractory steps to 0 and silenced neurons' outgoing
 weights to 0 mV in place, put back afterwards (O(out-degree); exact, as both engines drop a 0 mV input without
-touching its target), so a screen builds the network and compiles the kernels once.
+touching its target), so a screen builds the network and compiles the kernels once. It streams
+(`Backend._run_streamed`): trials finish in drive order per thread and go to the sink as the next ones run.
 Entry points: `NativeBackend` (key "native"), `NativeOptions`.
 """
 
@@ -54,7 +55,8 @@ class NativeOptions:
 
 
 class NativeBackend(Backend):
-    """flyhpc's numba engines: one trial per thread, spikes kept in memory until `spikes()`."""
+    """flyhpc's numba engines: one trial per thread, spikes kept in memory until `spikes()` (or handed to a sink
+    trial by trial: `run(drive, sink)`)."""
 
     name: ClassVar[str] = "native"
     Options: ClassVar[type] = NativeOptions
@@ -67,6 +69,7 @@ class NativeBackend(Backend):
         self._net = None
         self._results = None
         self._undo = None  # what `_restore` puts back: (driven, their refractory steps, edges, their weights)
+        self._sink = None  # a streamed run's sink, for `_drain`
 
     @classmethod
     def probe(cls) -> Probe:
@@ -95,18 +98,40 @@ class NativeBackend(Backend):
         ConfigError
             If an event names a step or neuron outside the network.
         """
+        return self._run_trials(drive, None)
+
+    def _run_streamed(self, drive: Drive, sink) -> RunReport:
+        """`_run`, each finished trial's spikes to `sink` as a one-trial table while later trials run."""
+        stats = []
+
+        def hand_over(result) -> None:
+            stats.append(result.stats)
+            sink(_trial_table(result))
+
+        self._sink = sink
+        return self._run_trials(drive, hand_over, stats)
+
+    def _run_trials(self, drive: Drive, hand_over, stats=None) -> RunReport:
         from flyhpc.backends.native.trials import LazySettings, run_trials
 
         opts = self.options
         settings = LazySettings(clock_on=float(opts.clock_on), clock_off=float(opts.clock_off))
         threads = max(1, min(self.n_threads, drive.n_trials))
-        self._results = run_trials(self._net, drive.trials, opts.engine, threads, settings)
+        self._results = run_trials(self._net, drive.trials, opts.engine, threads, settings, hand_over)
+        stats = (stats or []) + [r.stats for r in self._results]
         notes = {"engine": opts.engine, "dtype": self.precision, "device": "cpu", "threads": str(threads)}
         for key in ("clock_steps", "switches", "max_queue", "synaptic_events"):
-            values = [r.stats[key] for r in self._results if key in r.stats]
+            values = [s[key] for s in stats if key in s]
             if values:
                 notes[key] = ",".join(str(v) for v in values)
         return RunReport(inner_s=None, notes=notes)
+
+    def _drain(self) -> None:
+        """The trials finished when the streamed sim ended, to its sink (each let go of once handed over)."""
+        results, self._results = self._results or [], None
+        for k in range(len(results)):
+            result, results[k] = results[k], None
+            self._sink(_trial_table(result))
 
     def _collect(self) -> SpikeTable:
         """The per-trial results as one table (and let go of them, each once copied): columns allocated once and
@@ -165,6 +190,7 @@ class NativeBackend(Backend):
         self._net = None
         self._results = None
         self._undo = None
+        self._sink = None
 
 
 STEP_CHUNK = 1 << 16
@@ -185,6 +211,14 @@ def _malloc_trim():
     """The C library's malloc_trim, looked up once (find_library runs ldconfig), or None."""
     name = ctypes.util.find_library("c")
     return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+def _trial_table(result) -> SpikeTable:
+    """One trial's spikes as a table (in order: steps ascending, neurons ascending within a step)."""
+    n = result.spike_neurons.size
+    step = np.empty(n, np.int64)
+    _fill_steps(step, result.step_starts)
+    return SpikeTable(np.full(n, result.trial, np.int32), step, result.spike_neurons)
 
 
 def _fill_steps(out: np.ndarray, step_starts: np.ndarray) -> None:

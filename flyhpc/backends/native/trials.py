@@ -266,18 +266,35 @@ def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
 
 
 def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int = 1,
-               settings: LazySettings = LazySettings()) -> list[TrialResult]:
+               settings: LazySettings = LazySettings(), hand_over=None) -> list[TrialResult]:
     """Simulate every trial, `n_threads` at a time (results in the order of `trials`).
 
-    Every drive is checked once, before any work (errors as `run_trial`).
+    Every drive is checked once, before any work (errors as `run_trial`). With `hand_over`, each finished trial
+    goes to `hand_over(result)` on the calling thread, in the order of `trials`, while later trials still run;
+    the trials that are finished when the last one ends are returned instead (the caller hands them over after
+    the sim), so a trial handed over is never held here.
     """
     _check_engine(engine)
     jobs = [(tr.trial, *_check_drive(net, tr)) for tr in trials]
     workers = max(1, min(int(n_threads), len(jobs)))
-    if workers == 1:
+    if workers == 1 and hand_over is None:
         return [_run_checked(net, *job, engine, settings) for job in jobs]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flyhpc-native") as pool:
-        return list(pool.map(lambda job: _run_checked(net, *job, engine, settings), jobs))
+        futures = [pool.submit(_run_checked, net, *job, engine, settings) for job in jobs]
+        if hand_over is None:
+            return [f.result() for f in futures]
+        try:
+            for k in range(len(futures)):
+                result = futures[k].result()
+                if all(f.done() for f in futures[k + 1:]):  # the sim is over: the rest is the caller's
+                    return [result] + [f.result() for f in futures[k + 1:]]
+                futures[k] = None  # handed over: not kept alive by the list
+                hand_over(result)
+                del result
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failed hand-over: no trial starts after it
+            raise
+    return []  # no trial at all
 
 
 def warm_up() -> None:
