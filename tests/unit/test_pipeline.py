@@ -66,3 +66,26 @@ def test_impossible_spikes_are_named_chunk_by_chunk(monkeypatch):
     bad = SpikeTable.from_arrays([0, 0, 1, 1, 1, 1, 7], [1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3, 4, 0, 1])
     with pytest.raises(FlyhpcError, match=r"trials \[7\] not in the drive"):
         pipeline._check_spikes("native", bad, spec, drive)
+
+
+def test_a_streamed_run_writes_the_same_files_and_books_its_overlap(tmp_path, monkeypatch):
+    """native hands trials to the spike file while later ones run: the same parquet (several row groups), rates
+    and summary as the whole-table path, and the sim's CPU seconds spent on them are booked as collect/write."""
+    from flyhpc.backends.native.backend import NativeBackend
+    from flyhpc.files import sha256_file
+    from flyhpc.results import spikes
+
+    monkeypatch.setattr(spikes, "ROW_GROUP_ROWS", 100)
+    conn = write_tiny_connectome(tmp_path / "conn")
+    run = dict(backend="native", experiment=EXPERIMENT, t_run_s=0.2, n_run=4, connectome=str(conn),
+               data_dir=tmp_path / "data", n_threads=2)
+    streamed = run_experiment(out_dir=tmp_path / "streamed", **run)
+    monkeypatch.setattr(NativeBackend, "streams", classmethod(lambda cls: False))
+    whole = run_experiment(out_dir=tmp_path / "whole", **run)
+    for name in ("native_t0.2s_n4.parquet", "native_t0.2s_n4_rates.csv"):
+        assert sha256_file(tmp_path / "streamed" / name) == sha256_file(tmp_path / "whole" / name), name
+    assert pq.ParquetFile(tmp_path / "whole" / "native_t0.2s_n4.parquet").metadata.num_row_groups > 2
+    assert streamed.summary == whole.summary and streamed.rates.equals(whole.rates)
+    overlapped, cpu = streamed.record["phases_overlapped_cpu_s"], streamed.record["phases_cpu_s"]
+    assert set(overlapped) == {"collect", "write"} and whole.record["phases_overlapped_cpu_s"] == {}
+    assert overlapped["write"] <= cpu["write"] and overlapped["collect"] <= cpu["collect"] and cpu["sim"] >= 0

@@ -64,6 +64,16 @@ def test_a_phase_counts_the_cpu_of_its_children():
     assert len(host["load_avg"]) == 3 and 1 <= host["cpus_usable"] <= host["cpu_count"]
 
 
+def test_overlapped_work_moves_cpu_not_wall():
+    """A streamed run's hand-overs during the sim: their CPU seconds become collect's and write's (never more than
+    the sim had), the wall seconds stay the sim's."""
+    timer = PhaseTimer(seconds={"sim": 2.0}, cpu={"sim": 3.0, "write": 0.5})
+    timer.overlap("write", "sim", 0.25)
+    timer.overlap("collect", "sim", 5.0)
+    assert timer.cpu == {"sim": 0.0, "write": 0.75, "collect": 2.75} and timer.seconds == {"sim": 2.0}
+    assert timer.overlapped_cpu == {"write": 0.25, "collect": 2.75}
+
+
 @pytest.fixture
 def spinner():
     """A busy loop pinned to this process's first CPU, already spinning; that CPU's number."""

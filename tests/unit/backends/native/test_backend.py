@@ -11,6 +11,7 @@ from flyhpc.drive import make_drive
 from flyhpc.errors import ConfigError, UnsupportedFeature
 from flyhpc.model import Experiment, Params
 from flyhpc.network import build_network
+from flyhpc.results.spikes import SpikeTable
 
 from tests.unit.backends.networks import busy_connectome
 
@@ -74,3 +75,33 @@ def test_misuse_is_named():
     backend.build(spec, 100)
     with pytest.raises(ConfigError, match="drive has 50 steps but the build was made for 100"):
         backend.run(make_drive(spec, 50, 1))
+
+
+def test_a_streamed_run_hands_over_the_same_spikes_trial_by_trial():
+    spec = small_spec()
+    drive = make_drive(spec, 2000, n_trials=4, base_seed=4, first_trial=5)
+    backend = NativeBackend(n_threads=2)
+    backend.build(spec, 2000)
+    backend.run(drive)
+    whole = backend.spikes()
+    handed = []
+    report = backend.run(drive, handed.append)
+    during_sim = len(handed)
+    backend.drain()
+    assert during_sim < len(handed) == 4 and [int(t.trial[0]) for t in handed] == [5, 6, 7, 8]
+    assert SpikeTable.concat(handed).equals(whole) and report.notes["threads"] == "2"
+    assert len(report.notes["synaptic_events"].split(",")) == 4  # every trial's stats, handed over or not
+    with pytest.raises(ConfigError, match="handed its spikes to a sink"):
+        backend.spikes()
+    backend.run(drive)
+    with pytest.raises(ConfigError, match="drain\\(\\) without a completed run"):
+        backend.drain()
+    backend.close()
+
+
+def test_only_a_streaming_backend_takes_a_sink():
+    from flyhpc.backends.brian2.cpp import Brian2CppBackend
+
+    assert NativeBackend.streams() and not Brian2CppBackend.streams()
+    with pytest.raises(UnsupportedFeature, match="'brian2cpp' cannot hand over trials"):
+        Brian2CppBackend(n_threads=1).run(make_drive(small_spec(), 100, 1), print)

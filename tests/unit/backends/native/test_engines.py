@@ -368,3 +368,31 @@ def test_each_drive_is_checked_once(active_net, monkeypatch):
     assert calls == [0, 1, 2]
     with pytest.raises(ConfigError, match="unknown engine"):
         run_trials(net, trials, "fast")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_finished_trials_are_handed_over_in_order_and_the_last_ones_returned(active_net, threads):
+    _, net, _ = active_net
+    trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=10 + k, trial=7 + k) for k in range(4)]
+    whole = run_trials(net, trials, "lazy", n_threads=threads)
+    handed = []
+    rest = run_trials(net, trials, "lazy", n_threads=threads, hand_over=handed.append)
+    assert rest and [r.trial for r in handed + rest] == [7, 8, 9, 10]  # the last trial is never handed over
+    assert all(same_state(a, b) for a, b in zip(whole, handed + rest))
+
+
+def test_a_failed_hand_over_starts_no_trial_queued_after_it(active_net, monkeypatch):
+    import flyhpc.backends.native.trials as trials_module
+
+    _, net, _ = active_net
+    trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=10 + k, trial=k) for k in range(8)]
+    ran = []
+    real = trials_module._run_checked
+    monkeypatch.setattr(trials_module, "_run_checked", lambda *a: ran.append(a[1]) or real(*a))
+
+    def refuse(result):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_trials(net, trials, "lazy", n_threads=1, hand_over=refuse)
+    assert len(ran) <= 3  # trial 0, the one running when it was handed over, at most one more
