@@ -94,6 +94,7 @@ def simulate(backend: str | type, spec: NetworkSpec, drive: Drive, timer: PhaseT
     def sink(table: SpikeTable) -> None:
         _check_spikes(backend_name, table, spec, drive)
         stream.add(table)
+
     with timer.phase("setup"):  # importing the simulator counts as setup, so phases add up to total
         probe = probe or cls.probe()
         if not probe.ok:
