@@ -60,7 +60,8 @@ class SpikeCounts:
 
 class SpikeStream:
     """A spike parquet written trial by trial, atomically: nothing is at `path` until `finish` (and nothing is
-    left when the `with` block that holds the stream raises). `add` is the sink a streaming backend calls.
+    left when the `with` block that holds the stream raises). `add` is the sink a streaming backend calls. The
+    file is opened at the first row group (or at `finish`), so a run that fails before it touches no folder.
 
     `write_cpu_s`: CPU seconds of the calling thread spent making and writing row groups so far (the caller
     tells the sim's share from the rest). After `defer()`, `add` only keeps rows; `finish` writes them.
@@ -68,7 +69,7 @@ class SpikeStream:
 
     def __init__(self, path, flywire_ids: np.ndarray, dt_ms: float, exp_name: str,
                  metadata: dict[str, str] | None = None, counts: SpikeCounts | None = None):
-        self._ids, self._dt_ms, self.counts = flywire_ids, dt_ms, counts
+        self._path, self._meta, self._ids, self._dt_ms, self.counts = path, metadata, flywire_ids, dt_ms, counts
         self._name = pa.array([exp_name], pa.string())
         self._zeros = pa.array(np.zeros(spikes.ROW_GROUP_ROWS, np.int32))
         self._pending: list[SpikeTable] = []
@@ -78,8 +79,7 @@ class SpikeStream:
         self.write_cpu_s = 0.0
         self._groups = 0
         self._files = contextlib.ExitStack()  # the writer's block, left in `finish` (or on an error: `__exit__`)
-        self._writer = self._files.enter_context(parquet_writer(path, spikes._WRITE_SCHEMA,
-                                                                spikes.file_metadata(metadata), **spikes._WRITE_OPTIONS))
+        self._writer = None
 
     def __enter__(self) -> "SpikeStream":
         return self
@@ -129,6 +129,9 @@ class SpikeStream:
         self.write_cpu_s += time.thread_time() - start
 
     def _write_group(self, group: SpikeTable) -> None:
+        if self._writer is None:
+            self._writer = self._files.enter_context(parquet_writer(
+                self._path, spikes._WRITE_SCHEMA, spikes.file_metadata(self._meta), **spikes._WRITE_OPTIONS))
         self._writer.write_table(spikes._row_group(group, self._ids, self._dt_ms, self._name, self._zeros, 0),
                                  row_group_size=spikes.ROW_GROUP_ROWS)
         self._groups += 1

@@ -75,3 +75,12 @@ def test_nothing_is_at_the_path_before_finish(tmp_path, monkeypatch):
         assert not (tmp_path / "s.parquet").exists() and stream.write_cpu_s > 0  # full groups already written
         stream.finish()
     assert spikes.read_spikes(tmp_path / "s.parquet").shape[0] == 150
+
+
+def test_a_run_that_fails_before_its_first_row_group_touches_no_folder(tmp_path):
+    target = tmp_path / "out" / "s.parquet"
+    with pytest.raises(RuntimeError, match="bad option"):
+        with SpikeStream(target, IDS, 0.1, "n") as stream:
+            stream.add(_trials([10])[0])
+            raise RuntimeError("bad option")
+    assert not (tmp_path / "out").exists()
