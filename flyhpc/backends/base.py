@@ -5,9 +5,8 @@ caller times: `build` (code generation and compilation, cached where possible), 
 (network construction and upload), `run` (all trials of the drive; the only timed simulation),
 `spikes` (collect off the device), `close`. `Backend` owns that lifecycle (benchopt's pattern): its
 concrete stages probe, check the call order and the step counts, cache the spikes, and call the
-plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close`. A backend that finishes trials one by one
-can implement the optional pair `_run_streamed` / `_drain`: `run(drive, sink)` then hands each trial's spikes to
-`sink` while later trials still run, and `drain()` (the collect stage) hands over the rest. A backend that can change its built
+plug-in's hooks `_build`, `_setup`, `_run`, `_collect`, `_close` (optional pair `_run_streamed` / `_drain`:
+`run(drive, sink)` hands trials over while later ones run, `drain()` the rest). A backend that can change its built
 network in place implements the optional pair `_apply` / `_restore`: `experiment(resolved)` then runs many
 experiments on one build (screens). Backend options (each backend's `Options` dataclass) come from the caller
 or from $FLYHPC_BACKEND_OPTIONS, a JSON object {backend: {option: value}} that a site sets in its module or job
@@ -228,9 +227,8 @@ class Backend(abc.ABC):
         raise NotImplementedError
 
     def _run_streamed(self, drive: Drive, sink: Callable[[SpikeTable], None]) -> RunReport:
-        """Optional: `_run`, handing every trial's spikes to `sink` (one SpikeTable per trial, in drive order, on
-        the calling thread) while later trials still run; the trials finished when the last one ends are kept
-        for `_drain`, so that the sim's time holds no hand-over that could come after it."""
+        """Optional: `_run`, handing each trial's spikes to `sink` (a one-trial SpikeTable, drive order, the calling
+        thread) while later trials run; keeps those finished when the last one ends for `_drain` (not in the sim)."""
         raise NotImplementedError  # not called: `run` refuses a sink for a backend that does not override it
 
     def _drain(self) -> None:
@@ -272,10 +270,9 @@ class Backend(abc.ABC):
             self._set_up = True
 
     def run(self, drive: Drive, sink: Callable[[SpikeTable], None] | None = None) -> RunReport:
-        """Simulate every trial of `drive`; return when the device is idle. No I/O of ours inside.
-
-        With `sink` (a backend that `streams()`), each trial's spikes go to `sink(table)` in drive order while
-        later trials still run, and `drain()` hands over those left when the sim ended (not `spikes()`).
+        """Simulate every trial of `drive`; return when the device is idle. No I/O of ours inside. With `sink` (a
+        backend that `streams()`), each trial's spikes go to `sink(table)` in drive order while later trials still
+        run, and `drain()` hands over those left when the sim ended (not `spikes()`).
 
         Raises
         ------
@@ -286,8 +283,7 @@ class Backend(abc.ABC):
             For a sink given to a backend that does not stream.
         """
         if sink is not None and not self.streams():
-            raise UnsupportedFeature(f"backend {self.name!r} cannot hand over trials while it runs; "
-                                     "run without a sink and take spikes()")
+            raise UnsupportedFeature(f"backend {self.name!r} cannot hand over trials while it runs; take spikes()")
         self._require_build("run")
         if drive.n_steps != self._n_steps:
             raise ConfigError(f"backend {self.name!r}: drive has {drive.n_steps} steps but the build "
@@ -305,13 +301,8 @@ class Backend(abc.ABC):
         return report
 
     def drain(self) -> None:
-        """The collect stage of a run given a sink: hand the trials still held to it, in order.
-
-        Raises
-        ------
-        ConfigError
-            If the last run was not given a sink, or did not complete.
-        """
+        """The collect stage of a run given a sink: hand the trials still held to it, in order (ConfigError if the
+        last run was not given a sink, or did not complete)."""
         if not (self._ran and self._streamed):
             raise ConfigError(f"backend {self.name!r}: drain() without a completed run(drive, sink)")
         self._drain()
