@@ -24,7 +24,7 @@ from flyhpc.errors import ConfigError
 from flyhpc.model import PRESETS, Experiment, Params
 from flyhpc.screens.engine import ScreenRunner
 from flyhpc.screens.expand import ScreenExperiment, base_experiment, concrete_axes, expand, resolve_neurons
-from flyhpc.screens.results import ChunkFiles, ChunkTables, neuron_rates
+from flyhpc.screens.results import ChunkFiles, ChunkTables, experiment_counts, neuron_rates
 from flyhpc.screens.spec import Screen
 from flyhpc.results.spikes import SpikeTable
 
@@ -72,8 +72,9 @@ def plan_experiments(screen: Screen, conn: Connectome, params: Params = Params()
 @dataclass(frozen=True)
 class ChunkOutcome:
     """What `run_chunk` wrote and where its time went (seconds, summed over experiments): `setup_s` building the
-    runner, `drive_s`, `prepare_s`, `engine_s` (the simulation), `collect_s`, `rates_s` (per-neuron rates),
-    `write_s`, `total_s`; `spikes` by experiment key when asked for (`keep_spikes`)."""
+    runner, `drive_s`, `prepare_s`, `engine_s` (the simulation), `collect_s`, `rates_s` (per-neuron spike
+    counts), `write_s` (the chunk's rates, computed at once, and its files), `total_s`; `spikes` by experiment
+    key when asked for (`keep_spikes`)."""
 
     files: ChunkFiles
     n_experiments: int
@@ -111,17 +112,16 @@ def run_chunk(screen: Screen, experiments: Sequence[ScreenExperiment], conn: Con
     readout = resolve_neurons(screen.readout.values, screen.by, conn.flywire_ids, f"{screen.path} [screen].readout")
     runner = ScreenRunner(screen.backend, conn, params, screen.n_steps, options=options, n_threads=n_threads)
     setup_s = time.perf_counter() - t_start
-    tables = ChunkTables(conn.flywire_ids, screen.n_run, readout, screen.readout.labels)
+    tables = ChunkTables(conn.flywire_ids, screen.n_run, screen.t_run_s, readout, screen.readout.labels)
     sums = dict.fromkeys(("drive_s", "prepare_s", "engine_s", "collect_s", "rates_s"), 0.0)
     kept: dict[str, SpikeTable] = {}
     with runner:
         for exp in experiments:
             run = runner.run(exp.experiment, screen.n_run, screen.seed, ROUND)
             t0 = time.perf_counter()
-            rates = neuron_rates(run.spikes, screen.n_run, screen.t_run_s, conn.n_neurons).with_roles(
-                run.driven, run.silenced, screen.t_run_s)
+            counts = experiment_counts(run.spikes, screen.n_run, conn.n_neurons, run.driven, run.silenced)
             rates_s = time.perf_counter() - t0
-            tables.add(exp, rates, run, rates_s)
+            tables.add(exp, counts, run, rates_s)
             for key in ("drive_s", "prepare_s", "engine_s", "collect_s"):
                 sums[key] += getattr(run, key)
             sums["rates_s"] += rates_s

@@ -1,11 +1,14 @@
-"""Per-neuron rates of one experiment: the counting and the sorting path give the same numbers as `spikes.rates`."""
+"""Per-neuron rates of one experiment: the counting and the sorting path give the same numbers as `spikes.rates`;
+an experiment's counts and a chunk's rates, computed at once, equal each experiment's own."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from flyhpc.screens.results import neuron_rates
+from flyhpc.screens.engine import ExperimentRun
+from flyhpc.screens.expand import ScreenExperiment
+from flyhpc.screens.results import ChunkTables, experiment_counts, neuron_rates
 from flyhpc.results.spikes import SpikeTable, rates
 
 
@@ -24,3 +27,55 @@ def test_both_counting_paths_equal_spikes_rates(n_run):
         np.testing.assert_array_equal(got.rate_mean_hz, want["rate_mean_hz"].to_numpy())
         np.testing.assert_array_equal(got.rate_std_hz, want["rate_std_hz"].to_numpy())
     assert dense.neuron_index.dtype == np.int32 and (dense.neuron_index % 2 == 0).all()
+
+
+@pytest.mark.parametrize("n_run", [1, 3])
+def test_experiment_counts_both_paths_add_the_perturbed_rows(n_run):
+    rng = np.random.default_rng(6)
+    n_neurons = 50
+    table = SpikeTable.from_arrays(rng.integers(0, n_run, 400), rng.integers(0, 1000, 400),
+                                   rng.integers(0, n_neurons, 400) // 2 * 2)  # only even neurons spike
+    driven, silenced = np.array([3, 4], np.int32), np.array([7, 49], np.int32)  # 3, 7, 49 never spike
+    sparse = experiment_counts(table, n_run, 0, driven, silenced)
+    dense = experiment_counts(table, n_run, n_neurons, driven, silenced)  # 400 * 8 > 50: the counting path
+    spiking = neuron_rates(table, n_run, 0.1)
+    want = np.union1d(spiking.neuron_index, [3, 4, 7, 49])
+    for got in (sparse, dense):
+        np.testing.assert_array_equal(got.neuron_index, want)
+        assert got.neuron_index.dtype == np.int32 and got.per_trial.shape == (n_run, want.size)
+        np.testing.assert_array_equal(got.per_trial[:, np.searchsorted(want, spiking.neuron_index)],
+                                      spiking.per_trial)
+        assert got.per_trial[:, np.searchsorted(want, [3, 7, 49])].sum() == 0
+        np.testing.assert_array_equal(got.role, np.where(np.isin(want, driven), 1, np.where(np.isin(want, silenced),
+                                                                                            2, 0)))
+
+
+def test_a_chunks_rates_equal_each_experiments_own():
+    rng = np.random.default_rng(8)
+    n_run, t_run_s, n_neurons = 4, 0.7, 30
+    tables = ChunkTables(np.arange(1000, 1000 + n_neurons, dtype=np.int64), n_run, t_run_s, np.array([2, 5], np.int32),
+                         ("two", "five"))
+    wanted = []
+    for k in range(6):
+        size = int(rng.integers(0, 60))
+        table = SpikeTable.from_arrays(rng.integers(0, n_run, size), rng.integers(0, 100, size),
+                                       rng.integers(0, n_neurons, size))
+        counts = experiment_counts(table, n_run, n_neurons, np.array([k], np.int32), np.zeros(0, np.int32))
+        run = ExperimentRun(spikes=table, drive_s=0.1, prepare_s=0.2, engine_s=0.3, collect_s=0.4,
+                            driven=np.array([k]), silenced=np.zeros(0, np.int32))
+        tables.add(ScreenExperiment(key=f"e{k}", name=f"n{k}", experiment=None), counts, run, 0.5)
+        wanted.append((counts, neuron_rates(table, n_run, t_run_s)))
+    got, summary, readout = tables._tables(None)
+    lo = 0
+    for k, (counts, own) in enumerate(wanted):
+        rows = got.slice(lo, counts.neuron_index.size).to_pydict()
+        lo += counts.neuron_index.size
+        pos = np.searchsorted(counts.neuron_index, own.neuron_index)
+        assert rows["neuron_index"] == counts.neuron_index.tolist()
+        np.testing.assert_array_equal(np.array(rows["rate_mean_hz"])[pos], own.rate_mean_hz)
+        np.testing.assert_array_equal(np.array(rows["rate_std_hz"])[pos], own.rate_std_hz)
+        assert summary["spikes"][k] == own.spikes.sum() and summary["active_neurons"][k] == own.spikes.size
+        for col, row in enumerate((2, 5)):
+            hit = own.neuron_index == row
+            assert readout[k, col] == (own.rate_mean_hz[hit][0] if hit.any() else 0.0)
+    assert lo == got.num_rows and summary["rates_s"].tolist() == [0.5] * 6
