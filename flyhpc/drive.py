@@ -19,7 +19,9 @@ here. Entry points: `TrialDrive`, `Drive`, `make_drive`, `experiment_drive`, `tr
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,13 +64,28 @@ class Drive:
         return len(self.trials)
 
 
+@functools.lru_cache(maxsize=1024)
+def _trial_key(base_seed: int, round_: int, trial: int) -> np.ndarray:
+    """The Philox key of one trial (read-only; a screen's experiments share their trials' keys)."""
+    key = np.random.SeedSequence([DRIVE_VERSION, base_seed, round_, trial]).generate_state(2, np.uint64)
+    key.flags.writeable = False
+    return key
+
+
+_LOCAL = threading.local()
+
+
 class _Streams:
-    """Neuron j's uniforms of one trial: a Philox4x64 whose state is set to (trial key, counter (0, 0, j, s))."""
+    """Neuron j's uniforms of one trial: a Philox4x64 whose state is set to (trial key, counter (0, 0, j, s)).
+
+    The Philox object is this thread's, reused (creating one seeds it from the OS first): every draw sets its
+    whole state."""
 
     def __init__(self, base_seed: int, round_: int, trial: int):
-        self._key = np.random.SeedSequence([DRIVE_VERSION, int(base_seed), int(round_), int(trial)]).generate_state(
-            2, np.uint64)
-        self._bits = np.random.Philox(key=self._key)
+        self._key = _trial_key(int(base_seed), int(round_), int(trial))
+        self._bits = getattr(_LOCAL, "bits", None)
+        if self._bits is None:
+            self._bits = _LOCAL.bits = np.random.Philox(key=self._key)
 
     def uniforms(self, neuron: int, stream: int, count: int) -> np.ndarray:
         """The first `count` uniforms in [0, 1) (53-bit) of `neuron`'s `stream`."""
@@ -139,6 +156,8 @@ def _trial_drive(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_:
     steps_parts, neuron_parts = [], []
     for drive_set in drive_sets:
         neurons = np.asarray(drive_set.indices, dtype=np.int32)
+        if not neurons.size:  # an empty set (an experiment's unused second set) adds nothing
+            continue
         steps, counts = _set_steps(streams, neurons, drive_set.rate_hz * dt_s, n_steps)
         steps_parts.append(steps)
         neuron_parts.append(np.repeat(neurons, counts))

@@ -162,6 +162,8 @@ class Experiment:
         n = len(flywire_ids)
 
         def to_index(values: tuple[int, ...], label: str) -> np.ndarray:
+            if not values:
+                return np.zeros(0, np.int32)
             arr = np.asarray(values, dtype=np.int64)
             if self.by == "index":
                 bad = arr[(arr < 0) | (arr >= n)]
