@@ -271,6 +271,20 @@ def test_switching_back_and_forth_keeps_identity(active_net):
     assert same_state(clock, flappy)
 
 
+def test_quiet_stretches_are_passed_with_the_same_spikes_and_switches(active_net):
+    """One neuron driven in short bursts with long quiet gaps (an atlas trial): the lazy engine passes the gaps
+    in one step each, yet a block whose burst was busy enough still switches to clock-driven at its end."""
+    _, net, _ = active_net
+    steps = np.concatenate([np.arange(start, start + 40, 2) for start in (100, 1100, 2100)]).astype(np.int64)
+    trial = TrialDrive(0, steps, np.zeros(steps.size, np.int32))
+    clock = run_trial(net, trial, "clock")
+    flappy = run_trial(net, trial, "lazy", LazySettings(clock_on=1e-4, clock_off=1e-5, window_steps=64))
+    quiet = run_trial(net, trial, "lazy")
+    assert clock.spike_neurons.size > 10 and same_state(clock, flappy) and same_state(clock, quiet)
+    assert flappy.stats["switches"] >= 2 and 0 < flappy.stats["clock_steps"] < net.n_steps // 2
+    assert quiet.stats["clock_steps"] == 0
+
+
 def test_threads_give_the_same_trials_in_order(active_net):
     _, net, _ = active_net
     trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=10 + k, trial=7 + k) for k in range(3)]
