@@ -11,7 +11,7 @@ State lives in one 32-byte row per neuron (u0, g0, anchor, frozen_until as float
 integers in float64), prefetched PREFETCH_AHEAD inputs ahead. Weights are read as stored (int16 synapse
 counts or float64 mV) times one unit. An input of exactly 0 mV (a zeroed weight) touches nothing, and a
 trial's cost outside its inputs does not grow with n_neurons: the workspace is left at rest by
-putting back only the neurons the trial reached, and a lazy stretch with nothing queued, in flight or
+putting back only the neurons the trial reached, and a lazy stretch with nothing queued, delivered or
 kicked is passed in one step (`_quiet_until`; a one-neuron atlas trial is mostly such stretches).
 Entry points: `lazy_trial`, `clean_workspace`.
 """
@@ -182,16 +182,23 @@ def _quiet_until(step, n_steps, queue, n_rec, starts, delay_steps, kick_steps, k
                  window_steps):
     """The first step from `step` on at which the lazy scheme may have work (`step` itself if it may).
 
-    Nothing happens before it: no neuron queued, no spike of the last `delay_steps` steps still to deliver, no
-    kick. A block end in between decides nothing only when the block's work is 0 (no switch to clock-driven at
-    per_step 0), so with work in the block the quiet stretch stops before the step that ends the block.
+    Nothing happens before it: no neuron queued, no kick, no delivery (the next one is delay_steps after the first
+    step since step - delay_steps that spiked; steps passed record no spike). A block end in between decides
+    nothing only when the block's work is 0 (no switch to clock-driven at per_step 0), so with work in the block
+    the quiet stretch stops before the step that ends the block.
     """
     if queue > 0:
         return step
-    src = step - delay_steps
-    if n_rec > starts[src if src > 0 else 0]:  # spikes of steps src .. step - 1 are still in flight
-        return step
     stop = kick_steps[kp] if kp < kick_steps.shape[0] else n_steps
+    src = step - delay_steps
+    if src < 0:
+        src = 0
+    if n_rec > starts[src]:  # spikes of steps src .. step - 1 are in flight: the first of them is delivered next
+        for s in range(src, step):
+            if (starts[s + 1] if s + 1 < step else n_rec) > starts[s]:
+                if s + delay_steps < stop:
+                    stop = s + delay_steps
+                break
     if block_work > 0.0:
         stop = min(stop, step + window_steps - block_len - 1)
     return stop
@@ -244,7 +251,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     st .. dirty are a reusable workspace (sizes (n, 4), n, n, n, n, n, n_steps + 1, any, n) that must
     come in clean (`clean_workspace`) and is left clean: only the rows of the neurons an input reached
     (the `dirty` list) are read out and put back to rest, so a quiet trial costs nothing per neuron
-(and, lazy, nothing per step where nothing is queued, in flight or kicked).
+(and, lazy, nothing per step where nothing is queued, delivered or kicked).
 
     Mode switch: over each block of `window_steps` steps the work of the lazy scheme is estimated as
     predict_cost x (neurons touched) + (synaptic events); the trial goes clock-driven when that
@@ -286,10 +293,10 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     block_len = 0
     step = 0
     while step < n_steps:
-        if not clock:  # nothing queued, in flight or kicked before `stop`: those steps only record no spike
+        if not clock:  # nothing queued, delivered or kicked before `stop`: those steps only record no spike
             stop = _quiet_until(step, n_steps, queue, n_rec, starts, delay_steps, kick_steps, kp, block_work,
                                 block_len, window_steps)
-            if stop > step:
+            if stop > step:  # never beyond a step with work: `stop` is processed below
                 starts[step:stop] = n_rec
                 block_len = (block_len + stop - step) % window_steps if window_steps > 0 else block_len + stop - step
                 step = stop
