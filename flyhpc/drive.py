@@ -134,9 +134,12 @@ def _set_steps(streams: _Streams, neurons: np.ndarray, p: float, n_steps: int) -
         return np.zeros(0, np.int64), np.zeros(neurons.size, np.int64)
     if p <= CANDIDATE_P:
         pairs = _candidate_pairs(n_steps)
-        u = np.empty((neurons.size, 2 * pairs))
-        for row, neuron in enumerate(neurons.tolist()):
-            u[row] = streams.uniforms(neuron, _STREAM_CANDIDATES, 2 * pairs)
+        if neurons.size == 1:
+            u = streams.uniforms(int(neurons[0]), _STREAM_CANDIDATES, 2 * pairs)[np.newaxis, :]
+        else:
+            u = np.empty((neurons.size, 2 * pairs))
+            for row, neuron in enumerate(neurons.tolist()):
+                u[row] = streams.uniforms(neuron, _STREAM_CANDIDATES, 2 * pairs)
         candidates = _candidates(u)
         if (candidates[:, -1] >= n_steps).all():
             kick = (candidates < n_steps) & (u[:, 1::2] * CANDIDATE_P < p)
@@ -163,6 +166,8 @@ def _trial_drive(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_:
         neuron_parts.append(np.repeat(neurons, counts))
     if not steps_parts:
         return TrialDrive(trial, np.zeros(0, np.int64), np.zeros(0, np.int32))
+    if len(steps_parts) == 1 and counts.size == 1:  # one neuron (an atlas): its steps are in order already
+        return TrialDrive(trial=trial, steps=steps, neurons=neuron_parts[0])
     steps = np.concatenate(steps_parts)
     neurons = np.concatenate(neuron_parts)
     if n_steps >= 2**31:  # beyond what a packed key holds (2^31 steps of 0.1 ms = 59 h)

@@ -193,7 +193,7 @@ def _quiet_until(step, n_steps, queue, n_rec, starts, delay_steps, kick_steps, k
     src = step - delay_steps
     if src < 0:
         src = 0
-    if n_rec > starts[src]:  # spikes of steps src .. step - 1 are in flight: the first of them is delivered next
+    if src < step and n_rec > starts[src]:  # spikes of steps src .. step - 1 are in flight: the first is delivered next
         for s in range(src, step):
             if (starts[s + 1] if s + 1 < step else n_rec) > starts[s]:
                 if s + delay_steps < stop:
@@ -277,7 +277,6 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     a1 = pow_a[1] if last >= 1 else math.exp(log_a)
     b1 = pow_b[1] if last >= 1 else math.exp(log_b)
     head = np.full(wheel, -1, np.int32)
-    starts[:] = 0
     n_rec = 0
     n_dirty = 0
     kp = 0
