@@ -138,6 +138,8 @@ class NativeBackend(Backend):
         filled trial by trial, without per-trial temporaries. Each trial's spikes come in order (steps ascending,
         neurons ascending within a step), so with trial ids ascending the table is sorted as it stands."""
         results, self._results = self._results, None
+        if len(results) == 1:  # one trial (a screen's usual run): its own arrays, no copy
+            return _trial_table(results[0])
         total = sum(r.spike_neurons.size for r in results)
         ids = [r.trial for r in results]
         trial, step, neuron = np.empty(total, np.int32), np.empty(total, np.int64), np.empty(total, np.int32)
