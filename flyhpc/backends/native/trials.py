@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from flyhpc.drive import TrialDrive
 from flyhpc.backends.native.clock import clock_trial
@@ -168,12 +169,23 @@ class TrialResult:
         return self._full(self.state_g0_mv, 0.0)
 
 
+@njit(cache=True, nogil=True)
+def _drive_fits(steps, neurons, n_steps, n_neurons):
+    """Whether the events' steps ascend inside 0 .. n_steps - 1 and their neurons lie in 0 .. n_neurons - 1."""
+    last = 0
+    for i in range(steps.shape[0]):
+        if steps[i] < last or steps[i] >= n_steps or neurons[i] < 0 or neurons[i] >= n_neurons:
+            return False
+        last = steps[i]
+    return True
+
+
 def _check_drive(net: EngineNetwork, trial: TrialDrive) -> tuple[np.ndarray, np.ndarray]:
     steps = np.ascontiguousarray(trial.steps, dtype=np.int64)
     neurons = np.ascontiguousarray(trial.neurons, dtype=np.int32)
     if steps.shape != neurons.shape:
         raise ConfigError(f"drive trial {trial.trial}: {steps.size} steps but {neurons.size} neurons")
-    if steps.size:  # extremes first: a valid drive (every trial of a screen) costs a few reductions
+    if steps.size and not _drive_fits(steps, neurons, net.n_steps, net.n_neurons):  # one pass; the error below
         if steps.min() < 0 or steps.max() >= net.n_steps:
             bad = steps[(steps < 0) | (steps >= net.n_steps)]
             raise ConfigError(f"drive trial {trial.trial}: event steps {bad[:5].tolist()} outside "
@@ -229,7 +241,7 @@ def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings):
                              float(settings.clock_off), int(settings.window_steps), float(settings.predict_cost), *ws)
     _LOCAL.lazy_clean = True
     *arrays, stats = out
-    return (*arrays, dict(zip(STAT_NAMES, (int(x) for x in stats))))
+    return (*arrays, dict(zip(STAT_NAMES, stats.tolist())))
 
 
 def _run_clock(net: EngineNetwork, common: tuple):
