@@ -73,7 +73,7 @@ def plan_experiments(screen: Screen, conn: Connectome, params: Params = Params()
 class ChunkOutcome:
     """What `run_chunk` wrote and where its time went (seconds, summed over experiments): `setup_s` building the
     runner, `drive_s`, `prepare_s`, `engine_s` (the simulation), `collect_s`, `rates_s` (per-neuron spike
-    counts), `write_s` (the chunk's rates, computed at once, and its files), `total_s`; `spikes` by experiment
+    counts), `write_s` (the chunk's rates, computed when it is written, and its files), `total_s`; `spikes` by experiment
     key when asked for (`keep_spikes`)."""
 
     files: ChunkFiles

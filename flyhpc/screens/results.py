@@ -8,7 +8,7 @@ atomically: `<stem>.parquet` (one row per (experiment, neuron), experiments in c
 index), `<stem>_experiments.csv` (one row per experiment, spiking or not, with its timings) and, when the
 screen has readout neurons, `<stem>_readout.csv` (experiments x readout neurons, mean rates in Hz); their
 schemas are declared in `flyhpc.results.screen_tables`. Per experiment only its integer counts are kept
-(`experiment_counts`); the rates of a whole chunk are computed at once when it is written. Entry points:
+(`experiment_counts`); the rates are computed when the chunk is written. Entry points:
 `NeuronRates`, `neuron_rates`, `ExperimentCounts`, `experiment_counts`, `ChunkTables`, `ChunkFiles`.
 """
 
@@ -42,8 +42,9 @@ class NeuronRates:
 
 
 def _rates(per_trial: np.ndarray, t_run_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(spikes, mean rate, std rate) of every column of an (n_run x neurons) count table. Column by column the
-    same arithmetic for any number of columns, so one call over a whole chunk equals one per experiment."""
+    """(spikes, mean rate, std rate) of every column of an (n_run x neurons) count table. With one trial the
+    same for any number of columns; with more, numpy's summation order can depend on the table's shape (a
+    single column of 8 or more trials is summed pairwise), so each experiment's own table is given."""
     r = per_trial / t_run_s
     std = r.std(axis=0, ddof=1) if per_trial.shape[0] > 1 else np.full(per_trial.shape[1], np.nan)
     return per_trial.sum(axis=0), r.mean(axis=0), std
@@ -123,8 +124,9 @@ class ChunkFiles:
 
 
 class ChunkTables:
-    """Collects each experiment's counts and timings, in order; `write` computes every rate, the readout rows and
-    the summary of the whole chunk at once (per column the arithmetic of `neuron_rates`) and writes the files."""
+    """Collects each experiment's counts and timings, in order; `write` computes every rate (at once for one trial,
+    else per experiment: the arithmetic of `neuron_rates`), the readout rows and the summary, and writes the
+    files."""
 
     def __init__(self, flywire_ids: np.ndarray, n_run: int, t_run_s: float, readout_rows: np.ndarray | None = None,
                  readout_labels: tuple[str, ...] = ()):
@@ -154,8 +156,13 @@ class ChunkTables:
             return (which, np.zeros(0, np.int32), np.zeros((self._n_run, 0), np.int64), empty.astype(np.int64),
                     empty, empty, np.zeros(0, np.int8))
         per_trial = np.concatenate([c.per_trial for c in self._counts], axis=1)
-        return (which, np.concatenate([c.neuron_index for c in self._counts]), per_trial,
-                *_rates(per_trial, self._t_run_s), np.concatenate([c.role for c in self._counts]))
+        if self._n_run == 1:  # one value per column: the same numbers from one call
+            rates = _rates(per_trial, self._t_run_s)
+        else:  # numpy sums 8 or more values pairwise in an order that depends on the table's shape: per experiment
+            parts = [_rates(c.per_trial, self._t_run_s) for c in self._counts]
+            rates = tuple(np.concatenate([part[k] for part in parts]) for k in range(3))
+        return (which, np.concatenate([c.neuron_index for c in self._counts]), per_trial, *rates,
+                np.concatenate([c.role for c in self._counts]))
 
     def rates_table(self, metadata: dict[str, str] | None = None) -> pa.Table:
         """The tidy table of every experiment added so far (metadata: the parquet's key/value pairs)."""
