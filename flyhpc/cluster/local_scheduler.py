@@ -4,7 +4,7 @@ DebugExecutor (executor = "debug").
 An array's tasks are dealt to `array_parallelism` jobs, each a process that runs its share one after
 the other (`executors.local_sequence`), every task in a fresh interpreter; the debug executor runs them
 in this process before `submit_array` returns. A local job's id is its process id: it is alive while
-that process is, and of its tasks the first one without a record of its own (`_written_by`) is running,
+that process is, and of its tasks the first one without a record of its own (`Scheduler.wrote`) is running,
 the later ones wait. Cancel sends SIGTERM to the job's process and every process under it, only when
 the process is submitit's job of this label's folder. Entry points: `LocalScheduler`, `DebugScheduler`.
 """
@@ -12,8 +12,6 @@ the process is submitit's job of this label's folder. Entry points: `LocalSchedu
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import json
 import os
 import signal
 import sys
@@ -69,7 +67,7 @@ class LocalScheduler(Scheduler):
         return Seen({pid: JobState(pid, "RUNNING") for pid in dict.fromkeys(job_ids) if _pid_alive(int(pid))})
 
     def task_state(self, entry: dict, job_id: str, seen: Seen, disk: str, record: Path) -> str | None:
-        if job_id not in seen.jobs or (disk not in ("missing", "stale") and _written_by(record, job_id, entry)):
+        if job_id not in seen.jobs or (disk not in ("missing", "stale") and self.wrote(entry, job_id, record)):
             return None  # the job has ended, or it has done this task: the files say how
         state = "pending" if job_id in seen.busy else "running"
         seen.busy.add(job_id)
@@ -126,22 +124,6 @@ def _pid_alive(pid: int) -> bool:
         return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return True
-
-
-def _written_by(path: Path, job_id: str, entry: dict) -> bool:
-    """The task record was written by this local job (its job id, started after the submission).
-
-    A record this job did not write is an earlier attempt's, which the job will replace when it reaches
-    the task. Decided from the record, not from file times: a file server's clock (a future mtime) must
-    not turn a queued task into a failed or corrupt one.
-    """
-    try:
-        rec = json.loads(path.read_text())
-        submitted = _dt.datetime.fromisoformat(entry["submitted_at"]).astimezone(_dt.timezone.utc)
-        return str(rec.get("job_id", "")) == job_id and \
-            str(rec.get("started_utc", "")) >= submitted.strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OSError, ValueError, KeyError, AttributeError):
-        return False
 
 
 def _local_pid_is_ours(pid: int, folder: Path) -> bool:

@@ -2,8 +2,9 @@
 
 A `Scheduler` submits one planned array of tasks through submitit (`submit_array`), says which of its
 jobs holds each task of a recorded submission (`task_jobs`), what it knows of those jobs (`states`: a
-`Seen`), what that means for a task whose files are not done (`task_state`), and cancels a recorded
-submission's jobs (`cancel`; `abort`: jobs that went out but could not be recorded). One class per
+`Seen`), what that means for a task whose files are not done (`task_state`), whether a task's record is
+its job's own (`wrote`: one rule for all schedulers), and cancels a recorded submission's jobs (`cancel`;
+`abort`: jobs that went out but could not be recorded). One class per
 scheduler, like submitit's executors (`slurm_scheduler`, `local_scheduler`), chosen by
 `schedulers.scheduler_for(profile)` or, for a recorded submission, `schedulers.recorded`: callers ask the
 scheduler and never compare executor names. Entry points: `Scheduler`, `Seen`.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ class Scheduler(ABC):
 
     name: ClassVar[str]  # the profile's `executor` value, and what submission.json records of each array
     supports_containers: ClassVar[bool] = False  # jobs may run in the backend's Apptainer image
+    clock_slack_s: ClassVar[float] = 0.0  # how far the job's clock may lag the submitting machine's (`wrote`)
 
     def __init__(self, profile: ClusterProfile | None = None):
         self.profile = profile
@@ -130,6 +133,24 @@ class Scheduler(ABC):
     def task_state(self, entry: dict, job_id: str, seen: Seen, disk: str, record: Path) -> str | None:
         """The scheduler's word on a task whose files are not done (`bundle.disk_state` says `disk`, its record
         file is `record`): pending, running, or how its job ended; None where the scheduler has none."""
+
+    def wrote(self, entry: dict, job_id: str, record: Path) -> bool:
+        """The task record `record` was written by this job of the recorded submission `entry`: the record names the
+        job's id (`worker.JobInfo.job_id`, the id `task_jobs` gives) and started after the submission.
+
+        A record the job did not write is an earlier attempt's: the job replaces it when it reaches the task, and
+        if the job ends first the record says nothing of it. Decided from the record, not from file times: a file
+        server's clock (a future mtime) must not turn a queued task into a failed or corrupt one. The start time
+        guards against a job id used again (a local process id, a recreated cluster's numbering).
+        """
+        try:
+            rec = json.loads(Path(record).read_text())
+            submitted = _dt.datetime.fromisoformat(entry["submitted_at"]).astimezone(_dt.timezone.utc)
+            earliest = submitted - _dt.timedelta(seconds=self.clock_slack_s)
+            return str(rec.get("job_id", "")) == job_id and \
+                str(rec.get("started_utc", "")) >= earliest.strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            return False
 
     @abstractmethod
     def cancel(self, entries: Sequence[dict], run_label: str) -> list[str]:

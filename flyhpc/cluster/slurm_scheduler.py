@@ -27,6 +27,7 @@ class SlurmScheduler(Scheduler):
 
     name = "slurm"
     supports_containers = True
+    clock_slack_s = 300.0  # a compute node's clock against the login node's (a job may start within a second)
 
     @property
     def max_array_size(self) -> int | None:

@@ -6,7 +6,10 @@ record says success and whose parquet passes the check is done whatever the sche
 the scheduler still holds is pending or running (each submission's own scheduler says which:
 `schedulers.recorded`; sacct for Slurm, the job's process for the local executor); otherwise the
 record's error or signal, or the scheduler's final state (timeout, cancelled, out-of-memory, failed),
-explains it, and a damaged file is "corrupt". Damage to the label itself (a screen plan whose sha256 is
+explains it, and a damaged file is "corrupt". A record that the task's latest job did not write
+(`Scheduler.wrote`) is an earlier attempt's: once that job has ended without writing one, the
+scheduler's verdict on it decides (a local job that ended leaves none: missing), and the reason names
+the job and quotes the earlier record. Damage to the label itself (a screen plan whose sha256 is
 not the planned one, a task removed from submission.json) is listed in `StatusReport.damaged`. Exit
 codes for scripts: `StatusReport.exit_code`. Imports no submitit and submits nothing. Entry points:
 `status`, `StatusReport`, `TaskStatus`, `label_damage`, `EXIT_*` (the states themselves:
@@ -112,6 +115,18 @@ def _combine(disk: str, reason: str, cat: str | None, js) -> tuple[str, str]:
     return "missing", reason
 
 
+def _earlier_attempt(reason: str, cat: str | None, js, sid: str) -> tuple[str, str]:
+    """(state, reason) of a task whose latest job `sid` ended without writing its record, the record on disk
+    (saying `reason`) being an earlier attempt's: the scheduler's verdict on that job (`cat`, `js`)."""
+    state = cat if cat in ("timeout", "cancelled", "out-of-memory", "failed") else "missing"
+    if js:
+        ended = (f"job {sid} ended {js.state} (exit {js.exit_code}, elapsed {js.elapsed}, node {js.node}) "
+                 "without a record of the task")
+    else:  # an ended local job leaves nothing; Slurm forgot it
+        ended = f"job {sid} ended before it reached the task"
+    return state, f"{ended}; the earlier attempt's record says {reason}"
+
+
 def _log(paths: BundlePaths, task, sub: dict, sid: str, disk: str) -> str:
     """The task's log ('' for a task that never started); for a task without a record (its job failed before
     the task started, or was killed), the job's stderr in its submitit folder when there is one (submitit
@@ -177,8 +192,11 @@ def status(results_root: str | Path, run_label: str, *, deep: bool = False, retr
         cat = scheduler.task_state(sub, sid, said, disk, paths.record(task)) if scheduler else None
         if said.error and disk == "missing":
             reason = f"no task record; {said.error}"
-        state, why = _combine(disk, reason, cat, js)
-        log = "" if state in ACTIVE else _log(paths, task, sub, sid, disk)
+        # an error or signal record its latest job, now ended, did not write: an earlier attempt's
+        earlier = (disk in ("error", "interrupted") and scheduler is not None and cat not in ACTIVE
+                   and not said.error and not scheduler.wrote(sub, sid, paths.record(task)))
+        state, why = _earlier_attempt(reason, cat, js, sid) if earlier else _combine(disk, reason, cat, js)
+        log = "" if state in ACTIVE else _log(paths, task, sub, sid, "missing" if earlier else disk)
         rows.append(TaskStatus(key, task.backend, state, sid, why, log, node))
 
     counts: dict[str, dict[str, int]] = {}

@@ -198,6 +198,73 @@ def test_slurm_saying_timeout_wins_over_a_record_that_says_cancelled(tmp_path, m
     plan(task)
     _slurm_submission(tmp_path, [task], datetime.now(timezone.utc).isoformat())
     fake_result(task, status="cancelled: SIGTERM (scancel, or Slurm ending the job)")
+    _by_job(BundlePaths(tmp_path, "lab").record(task), "900_0", _utc_now())  # the job's own record
     monkeypatch.setattr(sacct, "query", lambda ids, **_: {"900_0": sacct.JobState("900_0", "TIMEOUT", "0:0")})
     (row,) = status(tmp_path, "lab").rows
     assert row.state == "timeout" and row.reason.startswith("TIMEOUT says Slurm; the task's record: cancelled: SIGTERM")
+
+
+def _utc_now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def test_a_resubmitted_slurm_job_that_ended_first_is_judged_by_its_own_end(tmp_path, monkeypatch):
+    """Resubmitted, then cancelled before it reached a task: the failed record on disk (dated in the future, as a
+    file server's clock may) is the earlier attempt's, so the task is cancelled as its latest job was, and the
+    reason says both; a record the latest job wrote keeps its own word."""
+    from datetime import datetime, timezone
+    from flyhpc.cluster import sacct
+
+    ran, unreached = make_task(tmp_path, t=0.1), make_task(tmp_path, t=0.2)
+    plan(ran, unreached)
+    paths = BundlePaths(tmp_path, "lab")
+    for task, job in ((ran, "800_0"), (unreached, "800_1")):  # the first attempt: both failed
+        fake_result(task, status="error: ConfigError: bad precision")
+        _by_job(paths.record(task), job, "2026-12-01T00:00:00Z")
+    _slurm_submission(tmp_path, [ran, unreached], datetime.now(timezone.utc).isoformat())
+    fake_result(ran, status="error: RuntimeError: boom")  # the resubmission's first task failed again
+    _by_job(paths.record(ran), "900_0", _utc_now())
+    future = time.time() + 3600
+    os.utime(paths.record(unreached), (future, future))
+    monkeypatch.setattr(sacct, "query", lambda ids, **_: {
+        "900_0": sacct.JobState("900_0", "FAILED", "1:0"),
+        "900_1": sacct.JobState("900_1", "CANCELLED by 0", "0:0", node="None assigned")})
+    report = status(tmp_path, "lab")
+    rows = {r.key: r for r in report.rows}
+    assert (rows[ran.key].state, rows[ran.key].reason) == ("failed", "error: RuntimeError: boom")
+    assert rows[unreached.key].state == "cancelled" and rows[unreached.key].job_id == "900_1"
+    assert rows[unreached.key].reason.startswith("job 900_1 ended CANCELLED by 0 (exit 0:0, ")
+    assert rows[unreached.key].reason.endswith(
+        "without a record of the task; the earlier attempt's record says error: ConfigError: bad precision")
+    assert report.exit_code == EXIT_UNFINISHED
+
+    monkeypatch.setattr(sacct, "query", lambda ids, **_: {"900_0": sacct.JobState("900_0", "FAILED", "1:0"),
+                                                          "900_1": sacct.JobState("900_1", "PENDING")})
+    assert _states(tmp_path)[unreached.key] == ("pending", "")  # still queued: waiting, not the old failure
+
+
+def test_an_ended_local_job_that_never_reached_a_task_leaves_it_missing_not_failed(tmp_path):
+    """A local job leaves nothing once it has ended: a task whose record an earlier job wrote is missing, and the
+    reason says the latest job ended before it reached it and what the earlier record said (exit 4)."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # the id of a process that has ended
+    task = make_task(tmp_path)
+    plan(task)
+    paths = BundlePaths(tmp_path, "lab")
+    fake_result(task, status="timeout: SIGUSR2 (Slurm's pre-timeout warning) at X, then SIGTERM")
+    _by_job(paths.record(task), gone, "2026-12-01T00:00:00Z")  # the same job id, but before the resubmission
+    record = json.loads(paths.submission.read_text())
+    record["submissions"].append({"submitted_at": "2026-12-07T06:00:00+00:00", "executor": "local",
+                                  "backend": "brian2cpp", "tasks": [task.key],
+                                  "jobs": [{"job_id": gone, "tasks": [task.key]}]})
+    paths.submission.write_text(json.dumps(record))
+    report = status(tmp_path, "lab")
+    assert [(r.state, r.reason) for r in report.rows] == [(
+        "missing", f"job {gone} ended before it reached the task; the earlier attempt's record says "
+                   "timeout: SIGUSR2 (Slurm's pre-timeout warning) at X, then SIGTERM")]
+    assert report.exit_code == EXIT_UNFINISHED
+    _by_job(paths.record(task), gone, "2026-12-07T06:00:01Z")  # the latest job's own record: its word stands
+    assert _states(tmp_path)[task.key][0] == "timeout"
