@@ -59,7 +59,7 @@ def _run_isolated(task: Any) -> str:
 
 def run_sequence(tasks: Sequence[Any]) -> list[str]:
     """Local executor job: run tasks one after the other, each in its own process; one outcome each."""
-    return [_run_isolated(t) for t in tasks]
+    return local_sequence(run_task, tasks)
 
 
 def python_command(profile: ClusterProfile, array: Any, binds: Sequence[str]) -> str:
@@ -91,17 +91,25 @@ def slurm_parameters(profile: ClusterProfile, array: Any, run_label: str) -> dic
 
 
 def local_sequence(fn: Callable, tasks: Sequence[Any]) -> list[str]:
-    """A local job: `run_sequence`, or for another job function (a check task, a test hook) the tasks in this
-    process, still one outcome each."""
-    if fn is run_task:
-        return run_sequence(tasks)
+    """A local job's share of an array, one task after the other, one outcome each: every task in a fresh
+    interpreter (`run_task`), or for another job function (a check task, a test hook) in this process.
+
+    A SIGTERM (`flyhpc cancel`) ends the task it reached as it ends a Slurm task, and the job: no later task
+    starts (submitit's job side would ignore the signal and go on with them).
+    """
     out = []
-    for task in tasks:
-        try:
-            fn(task)
-            out.append("done")
-        except Exception as exc:
-            out.append(f"error: {exc}")
+    with job_signals.ending_job() as ending:
+        for task in tasks:
+            if ending():
+                out.append("not started: the job received SIGTERM")
+            elif fn is run_task:
+                out.append(_run_isolated(task))
+            else:
+                try:
+                    fn(task)
+                    out.append("done")
+                except Exception as exc:
+                    out.append(f"error: {exc}")
     return out
 
 

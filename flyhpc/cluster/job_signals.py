@@ -9,8 +9,9 @@ replaces both: USR2 is noted (the task goes on: it may still finish), the first 
 worker writes a record that says `timeout: ...` (TERM after the warning, or at the job's end time,
 SLURM_JOB_END_TIME) or `cancelled: ...` (TERM alone, before it), with the signal named, and removes
 its partial files. `interruption()` gives the record status for an exception raised after the
-warning (a child process that died of it). Entry points: `install`, `interruption`,
-`TaskInterrupted`, `reset`.
+warning (a child process that died of it). A local job running its tasks one after the other notes a
+TERM too (`ending_job`), so that it starts no further task. Entry points: `install`, `interruption`,
+`TaskInterrupted`, `reset`, `ending_job`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from flyhpc.errors import FlyhpcError
 
 _warned_at: float | None = None
 _term_signal: str | None = None
 _term_at: float | None = None
+_job_ending = False  # a TERM reached this process (`reset` keeps it: a local job starts no further task)
 
 
 class TaskInterrupted(FlyhpcError):
@@ -44,12 +46,37 @@ def _on_usr2(signum: int, _frame: Any) -> None:
 
 def _on_term(signum: int, _frame: Any) -> None:
     global _term_signal, _term_at
+    _note_term(signum, _frame)
     first = _term_signal is None
     _term_signal = signal.Signals(signum).name
     if first:
         _term_at = time.time()
         raise TaskInterrupted(interruption() or "")
     print(f"flyhpc: received {_term_signal} again; the task is already ending", file=sys.stderr, flush=True)
+
+
+def _note_term(_signum: int, _frame: Any) -> None:
+    global _job_ending
+    _job_ending = True
+
+
+@contextlib.contextmanager
+def ending_job() -> Iterator[Callable[[], bool]]:
+    """While a local job runs its share of an array: SIGTERM (`flyhpc cancel` signals the job and every process
+    under it) is noted instead of ignored, as submitit's job side would, and the callable it yields says whether
+    one came (also to a task that ran in this process with `install`), so that the job starts no further task.
+    The previous handler comes back after (the debug executor runs its jobs in the caller's process)."""
+    global _job_ending
+    _job_ending = False
+    try:
+        previous = signal.signal(signal.SIGTERM, _note_term)
+    except ValueError:  # not in the main thread: nothing to note
+        yield lambda: False
+        return
+    try:
+        yield lambda: _job_ending
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _past_end_time(now: float) -> bool:

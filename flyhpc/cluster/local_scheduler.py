@@ -4,9 +4,10 @@ DebugExecutor (executor = "debug").
 An array's tasks are dealt to `array_parallelism` jobs, each a process that runs its share one after
 the other (`executors.local_sequence`), every task in a fresh interpreter; the debug executor runs them
 in this process before `submit_array` returns. A local job's id is its process id: it is alive while
-that process is, and of its tasks the first one without a record of its own (`Scheduler.wrote`) is running,
-the later ones wait. Cancel sends SIGTERM to the job's process and every process under it, only when
-the process is submitit's job of this label's folder. Entry points: `LocalScheduler`, `DebugScheduler`.
+that process is, and of its tasks the first one without a record of its own (`Scheduler.wrote`) is
+running, the later ones wait. Cancel sends SIGTERM to the job's process and every process under it, only
+when the process is submitit's job of this label's folder: the task it reached ends, and no later one
+starts. Entry points: `LocalScheduler`, `DebugScheduler`.
 """
 
 from __future__ import annotations

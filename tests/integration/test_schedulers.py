@@ -117,6 +117,24 @@ def test_a_scheduler_submits_an_array_reports_its_jobs_and_cancels_them(tmp_path
     assert scheduler.cancel([entry], "contract") == []  # nothing left to cancel
 
 
+def test_a_cancelled_local_job_starts_none_of_its_later_tasks(tmp_path, monkeypatch):
+    """A local job runs its share of an array in turn; cancel signals its processes: the task it reached ends,
+    and the job starts none after it (submitit's job side would ignore the TERM and go on with them)."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    profile = profile_from_dict({"cluster": {"executor": "local", "array_parallelism": 1,
+                                             "private_dir": str(tmp_path / "private")}}, "test", "test")
+    scheduler = scheduler_for(profile)
+    tasks = (Nap("a", str(tmp_path)), Nap("b", str(tmp_path), sleep_s=0.0))
+    array = ArrayPlan("test", Resources(cpus=1, mem_gb=0.25), 2, "", tasks)
+    entry = scheduler.submit_array(array, job_folder.folder_for(profile, tmp_path, "contract"), nap, label="contract")
+    (job,) = {j for _, j in scheduler.task_jobs(entry)}  # one job runs both, a then b
+    _until("a started", lambda: (tmp_path / "a.started").is_file())
+    assert scheduler.cancel([entry], "contract") == [job]
+    _until("the job ended", lambda: not scheduler.states([job]).jobs)
+    time.sleep(1.0)  # nothing of it is left to start b
+    assert not list(tmp_path.glob("b.*")) and not list(tmp_path.glob("*.finished"))
+
+
 @pytest.mark.slurm
 @pytest.mark.skipif(bool(_REASON), reason=_REASON or "")
 def test_check_submit_runs_the_check_as_submitit_jobs_on_slurm(tmp_path):
