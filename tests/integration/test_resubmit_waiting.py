@@ -12,12 +12,14 @@ and collect exit 0.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,8 +35,9 @@ ON_SLURM = [pytest.mark.slurm] + ([pytest.mark.skip(reason=_REASON)] if _REASON 
 
 
 def gated_run(task):
-    """Test job function: the task that starts first notes its key and waits for the gate file; then the real task."""
-    from flyhpc.cluster import executors
+    """Test job function: the task that starts first notes its key and waits for the gate file (SIGTERM ends it
+    while it waits, as it ends `run_task`); every task then runs for real."""
+    from flyhpc.cluster import executors, job_signals
 
     gate = Path(os.environ["FLYHPC_TEST_GATE"])
     try:
@@ -42,6 +45,7 @@ def gated_run(task):
             fh.write(task.key)
     except FileExistsError:
         return executors.run_task(task)
+    job_signals.install()
     deadline = time.monotonic() + 120
     while not gate.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -60,17 +64,22 @@ def _until(what: str, check, timeout_s: float = 120.0):
     return value
 
 
-@pytest.mark.parametrize("kind", [pytest.param("slurm", marks=ON_SLURM), "local"])
-def test_a_resubmitted_task_waiting_its_turn_is_pending_not_its_old_failure(tmp_path, kind, monkeypatch):
+@contextlib.contextmanager
+def resubmitted_with_one_held(tmp_path: Path, kind: str, label: str, job_fn, monkeypatch):
+    """Two tiny tasks of `label` fail (their jobs inherit FLYHPC_PRECISION=bogus), are resubmitted with
+    array_parallelism 1 and `job_fn`, and the first to start is held at the gate; yields once it is, with the
+    other task's old failed record dated an hour ahead (a file server's clock). The gate opens and the label's
+    jobs are cancelled on the way out, so a held job never outlives the test."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("FLYHPC_THREADS", "1")
+    monkeypatch.setenv("COLUMNS", "400")  # the status table: one line per row
     monkeypatch.setenv("FLYHPC_TEST_GATE", str(tmp_path / "gate"))
     if kind == "slurm":
         prof = _profile(tmp_path, array_parallelism=1)
     else:
         prof = profile_from_dict({"cluster": {"executor": "local", "array_parallelism": 1,
                                               "private_dir": str(tmp_path / "private")}}, "test", "test")
-    root, label = tmp_path / "results", f"wait_{kind}"
+    root = tmp_path / "results"
     todo = _tasks(label, root, 2)
     paths = BundlePaths(root, label)
     try:
@@ -79,8 +88,9 @@ def test_a_resubmitted_task_waiting_its_turn_is_pending_not_its_old_failure(tmp_
         monkeypatch.delenv("FLYHPC_PRECISION")
         first = _until("both tasks failed", lambda: (r := status.status(root, label)).active == 0 and r)
         assert [r.state for r in first.rows] == ["failed", "failed"], first.rows
+        assert "bogus" in first.rows[0].reason, first.rows
 
-        sp, _ = slurm.resubmit(root, label, ("failed",), profile=prof, job_fn=gated_run)
+        sp, _ = slurm.resubmit(root, label, ("failed",), profile=prof, job_fn=job_fn)
         assert [len(a.tasks) for a in sp.arrays] == [2]
         held = _until("a task is held at the gate", lambda: (tmp_path / "held").is_file()
                       and (tmp_path / "held").read_text())
@@ -88,8 +98,19 @@ def test_a_resubmitted_task_waiting_its_turn_is_pending_not_its_old_failure(tmp_
         old = paths.record(waiting)
         assert disk_state(old, paths.parquet(waiting), key=waiting.key)[0] == "error"  # the old attempt's record
         future = time.time() + 3600
-        os.utime(old, (future, future))  # a file server's clock ahead: still not this job's record
+        os.utime(old, (future, future))  # a file server's clock ahead: still not the latest job's record
+        yield SimpleNamespace(root=root, label=label, paths=paths, prof=prof, held=held, waiting=waiting,
+                              old_reason=first.rows[0].reason)
+    finally:
+        (tmp_path / "gate").write_text("open\n")
+        if (root / label / "submission.json").is_file():
+            slurm.cancel(root, label)
 
+
+@pytest.mark.parametrize("kind", [pytest.param("slurm", marks=ON_SLURM), "local"])
+def test_a_resubmitted_task_waiting_its_turn_is_pending_not_its_old_failure(tmp_path, kind, monkeypatch):
+    with resubmitted_with_one_held(tmp_path, kind, f"wait_{kind}", gated_run, monkeypatch) as case:
+        root, label, paths, prof, held, waiting = case.root, case.label, case.paths, case.prof, case.held, case.waiting
         report = status.status(root, label)
         states = {r.key: (r.state, r.reason) for r in report.rows}
         assert states[waiting.key] == ("pending", ""), report.rows
@@ -113,7 +134,3 @@ def test_a_resubmitted_task_waiting_its_turn_is_pending_not_its_old_failure(tmp_
         assert _cli("collect", label, "--results-root", str(root)).returncode == 0
         with open(paths.results_csv) as fh:
             assert sorted(r["status"] for r in csv.DictReader(fh)) == ["success", "success"]
-    finally:
-        (tmp_path / "gate").write_text("open\n")  # a held job never outlives the test
-        if (root / label / "submission.json").is_file():
-            slurm.cancel(root, label)

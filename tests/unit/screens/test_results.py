@@ -12,12 +12,17 @@ from flyhpc.screens.results import ChunkTables, experiment_counts, neuron_rates
 from flyhpc.results.spikes import SpikeTable, rates
 
 
+def _even_neuron_spikes(seed: int, n_run: int, n_neurons: int) -> SpikeTable:
+    """400 random spikes over n_run trials and 1000 steps, of the even neurons only."""
+    rng = np.random.default_rng(seed)
+    return SpikeTable.from_arrays(rng.integers(0, n_run, 400), rng.integers(0, 1000, 400),
+                                  rng.integers(0, n_neurons, 400) // 2 * 2)
+
+
 @pytest.mark.parametrize("n_run", [1, 3])
 def test_both_counting_paths_equal_spikes_rates(n_run):
-    rng = np.random.default_rng(5)
     n_neurons = 50
-    table = SpikeTable.from_arrays(rng.integers(0, n_run, 400), rng.integers(0, 1000, 400),
-                                   rng.integers(0, n_neurons, 400) // 2 * 2)  # only even neurons spike
+    table = _even_neuron_spikes(5, n_run, n_neurons)
     sparse = neuron_rates(table, n_run, 0.1)
     dense = neuron_rates(table, n_run, 0.1, n_neurons=n_neurons)  # 400 * 8 > 50: the counting path
     want = rates(table, np.arange(n_neurons, dtype=np.int64), 0.1, n_run).sort_values("neuron_index")
@@ -31,10 +36,8 @@ def test_both_counting_paths_equal_spikes_rates(n_run):
 
 @pytest.mark.parametrize("n_run", [1, 3])
 def test_experiment_counts_both_paths_add_the_perturbed_rows(n_run):
-    rng = np.random.default_rng(6)
     n_neurons = 50
-    table = SpikeTable.from_arrays(rng.integers(0, n_run, 400), rng.integers(0, 1000, 400),
-                                   rng.integers(0, n_neurons, 400) // 2 * 2)  # only even neurons spike
+    table = _even_neuron_spikes(6, n_run, n_neurons)
     driven, silenced = np.array([3, 4], np.int32), np.array([7, 49], np.int32)  # 3, 7, 49 never spike
     sparse = experiment_counts(table, n_run, 0, driven, silenced)
     dense = experiment_counts(table, n_run, n_neurons, driven, silenced)  # 400 * 8 > 50: the counting path
