@@ -10,6 +10,8 @@ Nothing here imports a simulator.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -62,10 +64,19 @@ def backend_key(request) -> str:
         cls = backends.get(key)
     except Exception as exc:  # BackendUnavailable / import error: report, do not fail
         pytest.skip(f"{key}: {exc}")
-    probe = cls.probe()
-    if not probe.ok:
-        pytest.skip(f"{key}: {probe.reason}")
+    skip_unless_runnable(cls, key)
     return key
+
+
+def skip_unless_runnable(cls, key: str) -> None:
+    """Skip a backend whose probe fails here (a GPU simulator); under FLYHPC_REQUIRE_CPU_BACKENDS=1 (.ci/run) a CPU
+    backend that cannot run fails instead, so its contract cannot quietly vanish from a green run."""
+    probe = cls.probe()
+    if probe.ok:
+        return
+    if cls.caps.device == "cpu" and os.environ.get("FLYHPC_REQUIRE_CPU_BACKENDS") == "1":
+        pytest.fail(f"FLYHPC_REQUIRE_CPU_BACKENDS=1 but the CPU backend {key} cannot run: {probe.reason}")
+    pytest.skip(f"{key}: {probe.reason}")
 
 
 @pytest.fixture(scope="session")

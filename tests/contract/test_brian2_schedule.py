@@ -20,6 +20,7 @@ b2 = pytest.importorskip("brian2")
 
 from flyhpc.backends.brian2.network import build_brian_network, spike_steps  # noqa: E402
 from flyhpc.model import Params  # noqa: E402
+from tests.contract.conftest import skip_unless_runnable  # noqa: E402
 
 from tests.contract.conftest import CONTRACT_STEPS, HAND_TRIALS, contract_spec, hand_drive, tiny_spec  # noqa: E402
 
@@ -194,9 +195,7 @@ def test_refractory_zero_equals_kicks_only(contract_trial0):
 def standalone(build_root):
     from flyhpc.backends.brian2.cpp import Brian2CppBackend
 
-    probe = Brian2CppBackend.probe()
-    if not probe.ok:
-        pytest.skip(probe.reason)
+    skip_unless_runnable(Brian2CppBackend, "brian2cpp")
     spec = contract_spec()
     drive = hand_drive(CONTRACT_STEPS, HAND_TRIALS)
     backend = Brian2CppBackend(n_threads=1, work_root=build_root)
