@@ -23,13 +23,14 @@ from flyhpc.results.records import read_record
 from flyhpc.results.states import ACTIVE, ERROR_PREFIX, INTERRUPTED_PREFIXES
 from flyhpc.results.tables import csv_text, write_if_changed
 
+
 @dataclass(frozen=True)
 class CollectReport:
     """What `collect` found (the label's status, every parquet hashed) and wrote; `disturbed`: (task key,
     reason) of each done task whose sim timing was disturbed (`flyhpc.timing.disturbance`)."""
 
     run_label: str
-    status: Any  # slurm_status.StatusReport
+    status: Any  # flyhpc.cluster.status.StatusReport
     rows: int
     files: list[Path]
     disturbed: list[tuple[str, str]] = field(default_factory=list)
@@ -38,6 +39,7 @@ class CollectReport:
     def exit_code(self) -> int:
         """0 when every planned task is done and intact; else the status exit code (4 or 75)."""
         return self.status.exit_code
+
 
 @dataclass
 class VerifyReport:

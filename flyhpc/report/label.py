@@ -8,7 +8,6 @@ is a one-line ConfigError saying what to run. Entry points: `load_label`, `Label
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from flyhpc.bundle import BundlePaths, round_folder
 from flyhpc.pipeline import framework_name
 from flyhpc.errors import ConfigError
-from flyhpc.results.records import record_beside
+from flyhpc.results.records import read_json_object, record_beside
 from flyhpc.results.tables import read_rows
 
 _KEY_RE = re.compile(r"^(?P<label>[^/]+)/(?P<round>round_\d+)/(?P<stem>[^@/]+)(@.*)?$")
@@ -69,14 +68,6 @@ class LabelData:
         return [t.record for t in self.tasks if t.record]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def load_label(results_root: str | Path, label: str) -> LabelData:
     """Read a collected label.
 
@@ -107,7 +98,7 @@ def load_label(results_root: str | Path, label: str) -> LabelData:
         raise ConfigError(f"run label {label!r} has no done task ({len(tasks)} planned: {counts}); "
                           f"see `flyhpc status {label}`, then `flyhpc resubmit {label} --failed --missing` "
                           f"and `flyhpc collect {label}`")
-    submission = _read_json(paths.submission) if paths.submission.is_file() else {}
+    submission = read_json_object(paths.submission)
     return LabelData(label, paths, tasks, results, submission)
 
 

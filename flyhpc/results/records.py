@@ -65,8 +65,13 @@ def read_record(path: Path, required: Sequence[str] = ()) -> dict[str, Any]:
 def record_beside(parquet: Path) -> dict[str, Any]:
     """The record beside a parquet (`<stem>.json`), or {} where there is none or it is not a readable JSON object:
     for readers that only show what a record says (report, compare); judging a task is `disk_state`'s."""
+    return read_json_object(Path(parquet).with_suffix(".json"))
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file's object, or {} where the file is missing, unreadable or not a JSON object."""
     try:
-        data = json.loads(Path(parquet).with_suffix(".json").read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -88,13 +88,9 @@ def upsert_rows(path: Path, rows: list[dict[str, str]], columns: Sequence[str], 
     reading to writing, so none overwrites another's rows.
     """
     with rewrite_lock(path):
-        existing: list[dict[str, str]] = []
         columns = list(columns)
-        if path.is_file():
-            with open(path, newline="") as fh:
-                reader = csv.DictReader(fh)
-                columns += [c for c in (reader.fieldnames or []) if c not in columns]
-                existing = list(reader)
+        found, existing = read_rows(path) if path.is_file() else ([], [])
+        columns += [c for c in found if c not in columns]
         new = {tuple(r.get(k, "") for k in key): r for r in rows}
         merged = []
         for row in existing:
