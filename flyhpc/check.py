@@ -43,6 +43,7 @@ from flyhpc.backends.base import env_options, make_options
 from flyhpc.check_verdicts import describe_difference, gpu_verification, no_gpu_reason, parity_cell, parity_markdown, \
     parity_metrics
 from flyhpc.errors import ConfigError
+from flyhpc.results.records import read_json_object
 from flyhpc.results.spikes import SpikeTable
 
 PARTS = ("contract", "parity", "timing")
@@ -346,14 +347,24 @@ def failed(report: dict, asked: bool) -> bool:
     return report["status"] == "failed" or (asked and report["status"] == "unavailable")
 
 
+SUBMITTED = "submitted-checks.json"  # {"backends": [...]}: the checks `check submit` sent out to write here
+
+
 def collect(folder: Path) -> tuple[str, list[dict]]:
-    """One Markdown table of every check-*.json in `folder` (a site's reports), and the reports themselves."""
+    """One Markdown table of every check-*.json in `folder` (a site's reports), and the reports themselves; a
+    backend `check submit` sent out (SUBMITTED) without a report of its own gets a row saying so (its job ended
+    before writing one), so a folder missing a report never reads as all passed."""
     reports = []
     for path in sorted(Path(folder).glob("check-*.json")):
         try:
             reports.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             reports.append({"backend": path.stem, "host": "?", "status": f"unreadable: {exc}", "parts": {}})
+    reported = {r.get("backend") for r in reports}
+    for name in read_json_object(Path(folder) / SUBMITTED).get("backends", []):
+        if name not in reported:
+            reports.append({"backend": name, "host": "?", "parts": {},
+                            "status": f"missing: submitted, but no check-{name}-*.json (see its job's log)"})
     rows = ["| backend | host | GPU | mode | GPU verified | status | contract | parity (n_run: verdict, worst J, r) | "
             "sim s, t_run 1 s x n_run 1 |", "|---|---|---|---|---|---|---|---|---|"]
     for r in reports:

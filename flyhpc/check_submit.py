@@ -7,7 +7,8 @@ of its backends in the profile, with the profile's partition, account, qos, [sba
 lines; the job's Python is the one in the backend's image when the profile runs containers (apptainer
 command and binds from the profile, the output folder bound too). In the job `run_check_task` runs
 `flyhpc check --backend X --out OUT` (GPU backends with `--require-gpu`) in the output folder, so every
-backend writes its check-<backend>-<host>.json/.md there for `flyhpc check collect OUT`. The job files
+backend writes its check-<backend>-<host>.json/.md there for `flyhpc check collect OUT`, and the folder's
+`submitted-checks.json` lists the backends sent out (collect fails on one without a report). The job files
 (job scripts, pickles, the jobs' logs) go to the user's private folder (`cluster.job_folder`).
 Entry points: `CheckTask`, `plan_arrays`, `describe`, `submit`, `run_check_task`.
 """
@@ -21,11 +22,14 @@ from pathlib import Path
 from typing import Sequence
 
 from flyhpc import backends
+from flyhpc.check import SUBMITTED
 from flyhpc.cluster import job_folder, job_signals
 from flyhpc.cluster.profiles import ClusterProfile
 from flyhpc.cluster.schedulers import scheduler_for
 from flyhpc.cluster.slurm import ArrayPlan
 from flyhpc.errors import ConfigError, TaskFailed
+from flyhpc.files import write_json_atomic
+from flyhpc.results.records import read_json_object
 
 LABEL = "check"  # the jobs' names: flyhpc.check.<backends>
 
@@ -115,12 +119,21 @@ def submit(profile: ClusterProfile, arrays: Sequence[ArrayPlan], out_dir: Path) 
         try:
             entries.append(scheduler.submit_array(array, folder, run_check_task, label=LABEL, binds=[str(out)],
                                                   what=f"check array {n + 1} of {len(arrays)} ({array.backend})"))
+            _note_submitted(out, [t.backend for t in array.tasks])
         except Exception as exc:
             if not entries:
                 raise
             raise TaskFailed(f"{exc}; job(s) {', '.join(e['job_id'] for e in entries)} went out and write into "
                              f"{out}") from None
     return entries, folder
+
+
+def _note_submitted(out: Path, names: Sequence[str]) -> None:
+    """Add `names` to the folder's list of checks sent out (`check.SUBMITTED`): `check collect` fails on one of them
+    that never wrote its report."""
+    path = out / SUBMITTED
+    before = read_json_object(path).get("backends", [])
+    write_json_atomic(path, {"backends": sorted(set(before) | set(names))})
 
 
 def run_check_task(task: CheckTask) -> None:
@@ -131,7 +144,8 @@ def run_check_task(task: CheckTask) -> None:
     Raises
     ------
     TaskFailed
-        The check exited non-zero (its report says why): the job fails.
+        The check exited non-zero (its report says why): the Slurm job fails (the local executor records it as
+        the task's outcome); the verdict is `flyhpc check collect`'s, from the reports.
     """
     from flyhpc.backends.brian2.child_signals import ignoring_argv
 

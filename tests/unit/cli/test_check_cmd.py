@@ -13,6 +13,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from flyhpc.check import SUBMITTED
 from flyhpc.cli import cli
 
 
@@ -63,6 +64,14 @@ def test_collect_of_passed_reports_exits_0(tmp_path):
     assert result.exit_code == 0 and "| genn | node7 |" in result.output
     missing = _invoke("check", "collect", tmp_path / "nowhere")
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_collect_fails_on_a_submitted_backend_without_a_report(tmp_path):
+    _report(tmp_path, "genn", "passed")
+    (tmp_path / SUBMITTED).write_text(json.dumps({"backends": ["genn", "nestgpu"]}))
+    result = _invoke("check", "collect", tmp_path)
+    assert result.exit_code == 4 and "| genn | node7 |" in result.output
+    assert "| nestgpu | ? | none | - | no | missing: submitted, but no check-nestgpu-*.json" in result.output
 
 
 def test_submit_dry_run_prints_the_arrays_and_submits_nothing(tmp_path):
@@ -118,7 +127,8 @@ def test_submit_goes_out_through_submitit_and_reports_what_sbatch_says(tmp_path,
         script = next(folder.glob("*.sh")).read_text()  # the sbatch script submitit wrote for the job
         assert "#SBATCH --job-name=flyhpc.check.genn" in script and "#SBATCH --gres=gpu:1" in script
         assert "flyhpc-genn.sif python -u -m flyhpc.cluster.job_folder" in script
-        assert (folder / "4242_submitted.pkl").is_file() and list(out_dir.iterdir()) == []
+        assert (folder / "4242_submitted.pkl").is_file() and list(out_dir.iterdir()) == [out_dir / SUBMITTED]
+        assert json.loads((out_dir / SUBMITTED).read_text()) == {"backends": ["genn"]}  # collect wants its report
     else:
         assert result.exit_code == 2
         error = result.output.split("Error: ")[1]  # sbatch's own stderr (passed through by submitit) comes first
