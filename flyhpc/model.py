@@ -219,7 +219,6 @@ def _show(values: Sequence[int], limit: int = 8) -> str:
 
 
 SUGAR_IDS = NEURON_SETS["sugar"].ids
-P9_IDS = NEURON_SETS["p9"].ids
 
 # The paper's activation sets (flyhpc.presets: ids, sources, rates), sugar and p9 first: the synthetic
 # generator seeds its pathways from those two alone (flyhpc.data.synthetic.SEEDED_PRESETS).

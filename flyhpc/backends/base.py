@@ -270,7 +270,7 @@ class Backend(abc.ABC):
             self._set_up = True
 
     def run(self, drive: Drive, sink: Callable[[SpikeTable], None] | None = None) -> RunReport:
-        """Simulate every trial of `drive`; return when the device is idle. No I/O of ours inside. With `sink` (a
+        """Simulate every trial of `drive`; return when the device is idle. No I/O of ours inside but what `sink` does. With `sink` (a
         backend that `streams()`), each trial's spikes go to `sink(table)` in drive order while later trials still
         run, and `drain()` hands over those left when the sim ended (not `spikes()`).
 

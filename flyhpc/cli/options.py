@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from flyhpc.model import PRESETS
+
 _OPTIONS = (
     click.option("--paper", is_flag=True, help="The paper grid (jobs/grids/paper.toml): t_run 0.1 1 10 100 s x "
                                                "n_run 1 4 8 16 32 x 5 rounds."),
@@ -21,7 +23,7 @@ _OPTIONS = (
     click.option("--n-run", type=int, multiple=True, help="Trials per task (repeat)."),
     click.option("--rounds", type=int, help="Total rounds of the grid (rounds run: round-start..rounds)."),
     click.option("--round-start", type=int, help="First round to run (resume); never runs past --rounds."),
-    click.option("--experiment", help="Preset (sugar, p9, bitter, ir94e, water: flyhpc/presets.py) or "
+    click.option("--experiment", help=f"Preset ({', '.join(PRESETS)}: flyhpc/presets.py) or "
                                         "'index:I,J,...@RATE'."),
     click.option("--seed", type=int, help="Base seed of the drive."),
 )

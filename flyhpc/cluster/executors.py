@@ -4,7 +4,7 @@
 meaning what Slurm meant (`job_signals`), then `worker.run`; a local job runs its share of an array with
 `local_sequence`. The schedulers (`scheduler.Scheduler`) submit with `python_command` (the job's Python,
 in the backend's image where the profile says so) and `slurm_parameters`. Entry points: `run_task`,
-`run_sequence`, `local_sequence`, `job_info`, `job_name`, `slurm_parameters`, `python_command`.
+`local_sequence`, `job_info`, `job_name`, `slurm_parameters`, `python_command`.
 """
 
 from __future__ import annotations
@@ -55,11 +55,6 @@ def _run_isolated(task: Any) -> str:
             return "done"
         except Exception as exc:  # the worker left an error record; go on with the next task
             return f"error: {exc}"
-
-
-def run_sequence(tasks: Sequence[Any]) -> list[str]:
-    """Local executor job: run tasks one after the other, each in its own process; one outcome each."""
-    return local_sequence(run_task, tasks)
 
 
 def python_command(profile: ClusterProfile, array: Any, binds: Sequence[str]) -> str:

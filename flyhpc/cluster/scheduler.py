@@ -131,7 +131,7 @@ class Scheduler(ABC):
 
     @abstractmethod
     def task_state(self, entry: dict, job_id: str, seen: Seen, disk: str, record: Path) -> str | None:
-        """The scheduler's word on a task whose files are not done (`bundle.disk_state` says `disk`, its record
+        """The scheduler's word on a task whose files are not done (`results.records.disk_state` says `disk`, its record
         file is `record`): pending, running, or how its job ended; None where the scheduler has none."""
 
     def wrote(self, entry: dict, job_id: str, record: Path) -> bool:

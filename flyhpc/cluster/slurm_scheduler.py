@@ -3,7 +3,8 @@
 An array goes out as one submitit array (`map_array`; a one-task list as a plain job) with the sbatch
 parameters of `executors.slurm_parameters`, its jobs starting in `job_folder.main`. Job states come from
 one sacct call (retried with doubling waits), and from squeue for jobs slurmdbd has not recorded yet;
-a task whose job neither knows is pending for a few minutes after its submission, then missing. Cancel
+a task whose job neither knows is pending for a few minutes after its submission if squeue could not be
+asked, else missing. Cancel
 signals only jobs squeue still holds under the label's job name. Entry point: `SlurmScheduler`.
 """
 

@@ -164,10 +164,6 @@ class ChunkTables:
         return (which, np.concatenate([c.neuron_index for c in self._counts]), per_trial, *rates,
                 np.concatenate([c.role for c in self._counts]))
 
-    def rates_table(self, metadata: dict[str, str] | None = None) -> pa.Table:
-        """The tidy table of every experiment added so far (metadata: the parquet's key/value pairs)."""
-        return self._tables(metadata)[0]
-
     def _tables(self, metadata: dict[str, str] | None) -> tuple[pa.Table, pd.DataFrame, np.ndarray]:
         """The tidy table, the summary frame and the (experiments x readout neurons) mean rates."""
         which, rows, per_trial, spikes, mean, std, roles = self._columns()

@@ -251,7 +251,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     st .. dirty are a reusable workspace (sizes (n, 4), n, n, n, n, n, n_steps + 1, any, n) that must
     come in clean (`clean_workspace`) and is left clean: only the rows of the neurons an input reached
     (the `dirty` list) are read out and put back to rest, so a quiet trial costs nothing per neuron
-(and, lazy, nothing per step where nothing is queued, delivered or kicked).
+    (and, lazy, nothing per step where nothing is queued, delivered or kicked).
 
     Mode switch: over each block of `window_steps` steps the work of the lazy scheme is estimated as
     predict_cost x (neurons touched) + (synaptic events); the trial goes clock-driven when that
