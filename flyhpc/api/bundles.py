@@ -26,8 +26,9 @@ from flyhpc.collect import CollectReport, VerifyReport, label_paths
 from flyhpc.errors import ConfigError, DataError, TaskFailed
 from flyhpc.files import sha256_file
 from flyhpc.results.records import read_record
-from flyhpc.results.screen_tables import read_experiments, read_neuron_effects, read_screen_frame
-from flyhpc.results.spikes import SpikeTable, rates, read_spikes
+from flyhpc.results.screen_tables import (read_experiments, read_neuron_effects, read_screen_frame,
+                                          screen_metadata)
+from flyhpc.results.spikes import rates_from_counts, read_spikes
 from flyhpc.results.tables import read_effects, read_manifest_frame, read_results_frame
 
 
@@ -94,14 +95,12 @@ class ScreenResults:
     def paper(self) -> pd.DataFrame:
         from flyhpc.screens.plan_file import read_plan
 
-        plan = read_plan(self._paths.screen_plan, sha256_file(self._paths.screen_plan))
-        frame = self.rates
-
-        def ours(key: str):
-            rows = frame[frame["experiment_key"] == key].set_index("flywire_id")["rate_mean_hz"]
-            return lambda fid: float(rows.get(fid, 0.0))
-
-        items = [(e.experiment, e.name, ours(e.key)) for e in plan.experiments]
+        # the plan as merged into screen.parquet (its sha256 there): read and checked once, not hashed first
+        merged = screen_metadata(self._paths.screen_rates).get("flyhpc.plan_sha256")
+        plan = read_plan(self._paths.screen_plan, merged or sha256_file(self._paths.screen_plan))
+        by = self.rates.set_index(["experiment_key", "flywire_id"])["rate_mean_hz"]  # indexed once, not per experiment
+        items = [(e.experiment, e.name, lambda fid, key=e.key: float(by.get((key, fid), 0.0)))
+                 for e in plan.experiments]
         return beside_paper(items, synthetic=self.synthetic, connectome=self.record.get("connectome_source", ""))
 
 
@@ -177,14 +176,16 @@ class Bundle:
         frame = read_spikes(self.paths.parquet(t), columns=["trial", "neuron_index", "flywire_id"])
         trials = np.asarray(rec["trials"], np.int64)
         if frame.empty:
-            return rates(SpikeTable.from_arrays([], [], []), np.zeros(0, np.int64), rec["t_run_s"], rec["n_run"])
+            return rates_from_counts(None, np.zeros(0, np.int64), rec["t_run_s"], rec["n_run"])
         ids = np.zeros(int(frame["neuron_index"].max()) + 1, np.int64)
         ids[frame["neuron_index"].to_numpy()] = frame["flywire_id"].to_numpy()
         position = np.searchsorted(trials, frame["trial"].to_numpy())  # trials renumbered 0..n_run-1
         if not np.array_equal(trials[np.minimum(position, trials.size - 1)], frame["trial"].to_numpy()):
             raise DataError(f"{self.paths.parquet(t)}: spikes in trials its record does not list")
-        table = SpikeTable.from_arrays(position, np.zeros(len(frame), np.int64), frame["neuron_index"].to_numpy())
-        return rates(table, ids, rec["t_run_s"], rec["n_run"])
+        n = ids.size  # counted per (trial, neuron) straight away: rates need no spike order
+        per_trial = np.bincount(position * n + frame["neuron_index"].to_numpy(),
+                                minlength=rec["n_run"] * n).reshape(rec["n_run"], n)
+        return rates_from_counts(per_trial, ids, rec["t_run_s"], rec["n_run"])
 
     def collect(self) -> CollectReport:
         """`flyhpc collect` of the label (manifest, checksums, merged files); its `exit_code` says if complete."""
