@@ -99,7 +99,8 @@ def hashed_status(paths: BundlePaths, deep: bool = False) -> tuple[dict[str, Any
     """Every planned task of the label (key -> task), the sha256 of every task parquet there, and the
     label's status judged with those hashes (no scheduler needed; `deep` also hashes a chunk's other files)."""
     from flyhpc.cluster.status import status
-    from flyhpc.cluster.submission import load_submission, task_from_dict
+    from flyhpc.cluster.submission import load_submission
+    from flyhpc.kinds import task_from_dict
 
     planned = {k: task_from_dict(v)
                for k, v in load_submission(paths.results_root, paths.run_label)["tasks"].items()}

@@ -105,7 +105,8 @@ def warn_if_clamped(console: Console, sp) -> None:
 def _experiments_counter(results_root, run_label):
     """report -> (units done, planned) where the label's kind counts more than tasks (a screen: experiments, chunks
     as far as they got); else None."""
-    from flyhpc.cluster.submission import label_kind, load_submission, task_from_dict
+    from flyhpc.cluster.submission import label_kind, load_submission
+    from flyhpc.kinds import task_from_dict
 
     kind = label_kind(results_root, run_label)
     tasks = {k: task_from_dict(v) for k, v in load_submission(results_root, run_label)["tasks"].items()}

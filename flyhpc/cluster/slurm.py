@@ -24,11 +24,11 @@ from flyhpc import __version__
 from flyhpc.bundle import BundlePaths
 from flyhpc.cluster import job_folder, schedulers, status
 from flyhpc.cluster.profiles import ClusterProfile, Resources
-from flyhpc.cluster.submission import (git_revision, load_submission, profile_record, task_from_dict, updated_record,
-                                      write_record)
+from flyhpc.cluster.submission import git_revision, load_submission, profile_record, updated_record, write_record
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import Busy, ConfigError, TaskFailed
 from flyhpc.files import is_output_error, label_lock, output_error
+from flyhpc.kinds import task_from_dict
 
 
 @dataclass(frozen=True)

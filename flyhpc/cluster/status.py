@@ -25,11 +25,12 @@ from typing import Callable
 
 from flyhpc.cluster import schedulers
 from flyhpc.cluster.scheduler import Scheduler, Seen
-from flyhpc.cluster.submission import load_submission, lost_tasks, task_from_dict
+from flyhpc.cluster.submission import load_submission, lost_tasks
 from flyhpc.bundle import BundlePaths
 from flyhpc.results.records import disk_state
 from flyhpc.results.states import ACTIVE, TASK_STATES, UNFINISHED
 from flyhpc.files import sha256_file
+from flyhpc.kinds import task_from_dict
 
 
 # Exit codes of status / collect / verify (README "Exit codes"): every task done; some task ended

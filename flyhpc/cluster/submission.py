@@ -24,7 +24,7 @@ from flyhpc.bundle import BundlePaths
 from flyhpc.cluster.profiles import ClusterProfile
 from flyhpc.errors import ConfigError
 from flyhpc.files import check_private, label_lock, write_json_atomic, write_text_atomic
-from flyhpc.kinds import DEFAULT_KIND, kind, task_from_dict, task_to_dict  # noqa: F401 - task_from_dict re-exported
+from flyhpc.kinds import DEFAULT_KIND, kind, task_to_dict
 
 
 def git_revision() -> str:

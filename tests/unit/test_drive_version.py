@@ -13,7 +13,8 @@ from flyhpc import backends, worker
 from flyhpc.cluster import slurm
 from flyhpc.cluster.profiles import load_profile
 from flyhpc.cluster.status import status
-from flyhpc.cluster.submission import check_identity, label_identity, record_plan, task_from_dict, task_to_dict
+from flyhpc.cluster.submission import check_identity, label_identity, record_plan
+from flyhpc.kinds import task_from_dict, task_to_dict
 from flyhpc.drive import DRIVE_VERSION
 from flyhpc.errors import ConfigError, TaskFailed
 from flyhpc.tasks import experiment_digest

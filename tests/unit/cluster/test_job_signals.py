@@ -26,8 +26,9 @@ from tests.integration.test_quick_grid import write_tiny_connectome
 
 RUNNER = """
 import json, sys
-from flyhpc.cluster import executors, submission
-executors.run_task(submission.task_from_dict(json.loads(sys.argv[1])))
+from flyhpc.cluster import executors
+from flyhpc.kinds import task_from_dict
+executors.run_task(task_from_dict(json.loads(sys.argv[1])))
 """
 
 
@@ -152,7 +153,8 @@ SLOW_DISK = """
 import json, os, sys, time
 from pathlib import Path
 from flyhpc import worker
-from flyhpc.cluster import executors, submission
+from flyhpc.cluster import executors
+from flyhpc.kinds import task_from_dict
 
 marks = Path(sys.argv[2])
 def task_runs(*args, **kwargs):
@@ -166,7 +168,7 @@ def slow_fsync(fd):
         time.sleep(2)
     real_fsync(fd)
 os.fsync = slow_fsync
-executors.run_task(submission.task_from_dict(json.loads(sys.argv[1])))
+executors.run_task(task_from_dict(json.loads(sys.argv[1])))
 """
 
 

@@ -14,7 +14,8 @@ from flyhpc.cluster.profiles import load_profile, profile_from_dict
 
 
 def test_backend_options_are_checked_and_travel_with_planned_tasks(tmp_path):
-    from flyhpc.cluster import slurm, submission
+    from flyhpc import kinds
+    from flyhpc.cluster import slurm
     from flyhpc.tasks import BenchmarkTask
 
     prof = profile_from_dict({"backends": {"genn": {"cpus": 2, "options": {"genn_backend": "single_threaded_cpu"}}}},
@@ -32,7 +33,7 @@ def test_backend_options_are_checked_and_travel_with_planned_tasks(tmp_path):
     planned = {t.backend: t for a in slurm.plan(tasks, prof).arrays for t in a.tasks}
     assert planned["genn"].backend_options == (("genn_backend", "single_threaded_cpu"),)
     assert planned["pytorch"].backend_options == ()
-    again = submission.task_from_dict(json.loads(json.dumps(dataclasses.asdict(planned["genn"]))))
+    again = kinds.task_from_dict(json.loads(json.dumps(dataclasses.asdict(planned["genn"]))))
     assert again == planned["genn"] and again.name == tasks[0].name
     assert again.key != tasks[0].key  # genn_backend changes results: part of the key
 

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from flyhpc.cluster.submission import check_identity, label_identity, task_from_dict, task_to_dict
+from flyhpc.cluster.submission import check_identity, label_identity
+from flyhpc.kinds import task_from_dict, task_to_dict
 from flyhpc.errors import ConfigError
 from flyhpc.screens import load_screen, plan_experiments
 from flyhpc.screens.cost import CostModel
