@@ -117,7 +117,7 @@ def _apply_inputs(step, targets, du, dg, unit, st, pow_a, pow_b, coef_c, touched
             _prefetch_row(st, targets[i + PREFETCH_AHEAD])
         if du == 0.0 and dg[i] == 0.0:
             continue
-        t = targets[i]
+        t = np.uint32(targets[i])  # unsigned indices (t, k, counts): no wraparound code, ~8 % of the engine
         a0 = st[t, 2]
         if a0 >= f_step:
             if a0 > f_step or st[t, 3] >= f_step:
@@ -126,17 +126,18 @@ def _apply_inputs(step, targets, du, dg, unit, st, pow_a, pow_b, coef_c, touched
             g = st[t, 1]
         else:
             if a0 < 0.0:
-                dirty[n_dirty] = t
+                dirty[np.uint64(n_dirty)] = t
                 n_dirty += 1
             k = step - int(a0)
             if k > last:
                 k = last
+            ku = np.uint64(k)
             u0 = st[t, 0]
             g0 = st[t, 1]
-            u = u0 * pow_a[k] + g0 * coef_c[k]
-            g = g0 * pow_b[k]
+            u = u0 * pow_a[ku] + g0 * coef_c[ku]
+            g = g0 * pow_b[ku]
             st[t, 2] = f_step
-            touched[n_touched] = t
+            touched[np.uint64(n_touched)] = t
             n_touched += 1
         if du != 0.0:
             u = u + du
@@ -356,7 +357,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
         if not clock:
             n_predictions += n_touched
             for i in range(n_touched):
-                t = touched[i]
+                t = np.uint32(touched[i])  # unsigned: no wraparound code
                 if queued[t]:
                     _unlink(t, pred, queued, nxt, prv, head, mask)
                     queue -= 1
