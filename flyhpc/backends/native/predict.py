@@ -4,8 +4,9 @@ A neuron anchored at (u0, g0) has the table value u0 a^k + g0 c_k after k steps 
 flyhpc.backends.native.tables) and the continuous shape u(t) = P a^t + Q b^t with P = u0 - kappa g0, Q = kappa g0.
 Three reject tests, cheapest first, rule most neurons out with no exp, log or division: `cannot_cross`
 (max(u0, 0) + max(g0, 0) max c_k), `ruled_out` (the positive terms from the first step on), `peak_ruled_out`
-(the tabulated sup of the shape, tables.peak_bounds). `predict_crossing` then locates the candidate step on the
-continuous shape (k = kmin test, then a bisection up to its maximum) and decides on the table value, v > v_th
+(the tabulated sup of the shape, tables.peak_bounds). `predict_crossing` then reads the table values of the next
+SCAN_STEPS steps, and beyond them locates the candidate step on the continuous shape (k = kmin test, then a
+bisection up to its maximum) and decides on the table value, v > v_th
 strictly, so a skipped step is always <= u_th - margin, far below the value's rounding.
 Compiled into `lazy.lazy_trial`, whose numba cache is told of this file (see `kernel_cache`).
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 import math
 
 from numba import njit
+
+SCAN_STEPS = 24  # table values read one by one before the search (cheaper than log + bisection there)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -75,6 +78,17 @@ def predict_crossing(a0, u0, g0, kmin, n_steps, pow_a, pow_b, coef_c, u_th, log_
     # cheap bound: positive terms only decay from kmin on, negative ones only lower the value
     if ruled_out(u0, g0, ea, eb, u_th, kappa):
         return -1
+    # most crossings come within a few steps (sugar: median 14): read those table values first, the
+    # definition itself; the search below then starts after them
+    k = kmin
+    stop = min(kmax, kmin + SCAN_STEPS - 1)
+    while k <= stop:
+        if u0 * pow_a[min(k, last)] + g0 * coef_c[min(k, last)] > u_th:
+            return a0 + k
+        k += 1
+    if k > kmax:
+        return -1
+    kmin = k
     p = u0 - kappa * g0
     q = kappa * g0
     theta = u_th - 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
