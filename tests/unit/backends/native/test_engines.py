@@ -3,6 +3,8 @@ contract, exact threshold prediction on adversarial near-threshold cases, and th
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -402,9 +404,18 @@ def test_a_failed_hand_over_starts_no_trial_queued_after_it(active_net, monkeypa
     trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=10 + k, trial=k) for k in range(8)]
     ran = []
     real = trials_module._run_checked
-    monkeypatch.setattr(trials_module, "_run_checked", lambda *a: ran.append(a[1]) or real(*a))
+    failed = threading.Event()
+
+    def run(*a):  # later trials wait for the hand-over to fail (a fast engine would otherwise finish them all)
+        ran.append(a[1])
+        if a[1] > 0:
+            failed.wait(10)
+        return real(*a)
+
+    monkeypatch.setattr(trials_module, "_run_checked", run)
 
     def refuse(result):
+        failed.set()
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
