@@ -5,7 +5,9 @@ trial while activity is high); "clock" is the compiled clock-driven loop. Both a
 bit-identical to each other. It must not draw random numbers, read files or time itself. It implements the
 experiment hook (`Backend.experiment`): driven neurons' refractory steps to 0 and silenced neurons' outgoing
 weights to 0 mV in place, put back afterwards (O(out-degree); exact, as both engines drop a 0 mV input without
-touching its target), so a screen builds the network and compiles the kernels once. It streams
+touching its target), so a screen builds the network and compiles the kernels once. Inside the hook each
+trial first runs with the driven neurons alone and is kept where `undriven` proves that no undriven neuron
+could have fired (most of an atlas), else runs again in full. It streams
 (`Backend._run_streamed`): trials finish in drive order per thread and go to the sink as the next ones run.
 Entry points: `NativeBackend` (key "native"), `NativeOptions`.
 """
@@ -70,6 +72,8 @@ class NativeBackend(Backend):
         self._results = None
         self._undo = None  # what `_restore` puts back: (driven, their refractory steps, edges, their weights)
         self._sink = None  # a streamed run's sink, for `_drain`
+        self._scratch = None  # `_run_driven_first`'s per-neuron scratch arrays
+        self.driven_only = [0, 0]  # trials run driven-only first, and of those kept (no full run needed)
 
     @classmethod
     def probe(cls) -> Probe:
@@ -117,7 +121,10 @@ class NativeBackend(Backend):
         opts = self.options
         settings = LazySettings(clock_on=float(opts.clock_on), clock_off=float(opts.clock_off))
         threads = max(1, min(self.n_threads, drive.n_trials))
-        self._results = run_trials(self._net, drive.trials, opts.engine, threads, settings, hand_over)
+        if hand_over is None and self._undo is not None:
+            self._results = self._run_driven_first(drive, opts.engine, threads, settings)
+        else:
+            self._results = run_trials(self._net, drive.trials, opts.engine, threads, settings, hand_over)
         stats = (stats or []) + [r.stats for r in self._results]
         notes = {"engine": opts.engine, "dtype": self.precision, "device": "cpu", "threads": str(threads)}
         for key in ("clock_steps", "switches", "max_queue", "synaptic_events"):
@@ -125,6 +132,49 @@ class NativeBackend(Backend):
             if values:
                 notes[key] = ",".join(str(v) for v in values)
         return RunReport(inner_s=None, notes=notes)
+
+    def _run_driven_first(self, drive: Drive, engine: str, threads: int, settings) -> list:
+        """An experiment's trials: those whose kicks forecast that no undriven neuron fires run with the driven
+        neurons alone (`undriven`) and are kept where their spikes prove it; the others run in full."""
+        from flyhpc.backends.native import undriven
+        from flyhpc.backends.native.trials import _check_drive, run_trials
+
+        net, driven = self._net, self._undo[0]  # sorted, no repeats (Experiment refuses a neuron in both sets)
+        if not driven.size:
+            return run_trials(net, drive.trials, engine, threads, settings)
+        kicks = [_check_drive(net, trial) for trial in drive.trials]  # the forecast reads them: checked first
+        if self._scratch is None:
+            n = net.n_neurons
+            self._scratch = (np.zeros(n, np.uint8), np.full(n, -1, np.int64), np.zeros(n))
+        is_driven, slot, acc = self._scratch
+        edges = undriven.outgoing_to_others(net.indptr, net.indices, driven, is_driven)
+        if edges.size * sum(steps.size for steps, _ in kicks) < undriven.MIN_SKIPPED * len(kicks):
+            return run_trials(net, drive.trials, engine, threads, settings)  # too few deliveries to skip: no gain
+        t = net.tables
+
+        def quiet(test, neurons, steps) -> bool:
+            return test(neurons, steps, driven, slot, net.indptr, net.indices, net.weights_mv, net.weight_unit_mv,
+                        edges, t.pow_a, t.pow_b, t.coef_c, t.coef_c_max, t.u_th_mv, acc)
+
+        alone = [k for k, (steps, neurons) in enumerate(kicks) if quiet(undriven.undriven_stay_below, neurons, steps)]
+        results = [None] * drive.n_trials
+        if alone:
+            weights = net.weights_mv[edges]
+            net.weights_mv[edges] = 0
+            try:
+                tried = run_trials(net, [drive.trials[k] for k in alone], engine, threads, settings)
+            finally:
+                net.weights_mv[edges] = weights
+            for k, result in zip(alone, tried):
+                if quiet(undriven.spikes_stay_below, result.spike_neurons, result.step_starts):
+                    results[k] = result
+        full = [k for k, result in enumerate(results) if result is None]
+        self.driven_only[0] += len(alone)
+        self.driven_only[1] += drive.n_trials - len(full)
+        if full:
+            for k, result in zip(full, run_trials(net, [drive.trials[k] for k in full], engine, threads, settings)):
+                results[k] = result
+        return results
 
     def _drain(self) -> None:
         """The trials finished when the streamed sim ended, to its sink (each let go of once handed over)."""
@@ -193,6 +243,7 @@ class NativeBackend(Backend):
         self._results = None
         self._undo = None
         self._sink = None
+        self._scratch = None
 
 
 STEP_CHUNK = 1 << 16
