@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +32,11 @@ DRIVE_VERSION = 2  # 1: one generator per experiment (digest-keyed), unpaired; 2
 CANDIDATE_P = 0.05  # per-step probability of the candidate steps; rates above it read the per-step stream too
 _LOG_Q = math.log1p(-CANDIDATE_P)
 _STREAM_CANDIDATES, _STREAM_STEPS = 0, 1
-_EMPTY_BUFFER = np.zeros(4, np.uint64)
+_UNIT = 1.0 / 9007199254740992.0  # 2^-53: uniform = (64-bit draw >> 11) * 2^-53
+# 53-bit uniforms this close to a gap threshold leave their neuron to numpy: an error of e ulp in log1p moves a
+# threshold by under 0.75 e uniforms (2^-53), so any log1p within ~500 ulp (glibc, SVML: a few) gives the table's
+# gap to every uniform farther away
+_WINDOW = 1024
 
 
 @dataclass(frozen=True)
@@ -72,28 +75,25 @@ def _trial_key(base_seed: int, round_: int, trial: int) -> np.ndarray:
     return key
 
 
-_LOCAL = threading.local()
+@functools.cache
+def _kernel():
+    """flyhpc.drive_kernel, imported on the first draw (it imports numba: 0.2 s that a module importing this one
+    only for its types should not pay)."""
+    from flyhpc import drive_kernel
+
+    return drive_kernel
 
 
 class _Streams:
-    """Neuron j's uniforms of one trial: a Philox4x64 whose state is set to (trial key, counter (0, 0, j, s)).
-
-    The Philox object is this thread's, reused (creating one seeds it from the OS first): every draw sets its
-    whole state."""
+    """Neuron j's uniforms of one trial: the Philox4x64 stream of (trial key, counter (0, 0, j, s))."""
 
     def __init__(self, base_seed: int, round_: int, trial: int):
-        self._key = _trial_key(int(base_seed), int(round_), int(trial))
-        self._bits = getattr(_LOCAL, "bits", None)
-        if self._bits is None:
-            self._bits = _LOCAL.bits = np.random.Philox(key=self._key)
+        self.key = _trial_key(int(base_seed), int(round_), int(trial))
 
     def uniforms(self, neuron: int, stream: int, count: int) -> np.ndarray:
         """The first `count` uniforms in [0, 1) (53-bit) of `neuron`'s `stream`."""
-        # buffer_pos 4 = an empty buffer: the first value comes from the counter set here
-        self._bits.state = {"bit_generator": "Philox", "buffer": _EMPTY_BUFFER, "buffer_pos": 4, "has_uint32": 0,
-                            "uinteger": 0, "state": {"counter": np.array([0, 0, neuron, stream], np.uint64),
-                                                     "key": self._key}}
-        return (self._bits.random_raw(count) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+        bits = _kernel().raw(self.key, np.array([0, 0, neuron, stream], np.uint64), count)
+        return (bits >> np.uint64(11)) * _UNIT
 
 
 def _candidate_pairs(n_steps: int) -> int:
@@ -102,9 +102,33 @@ def _candidate_pairs(n_steps: int) -> int:
     return int(mean + 6.0 * math.sqrt(mean) + 16)
 
 
+def _gaps(u: np.ndarray) -> np.ndarray:
+    """Geometric(P) gaps by inversion of gap uniforms, with numpy's log1p: the definition of a gap."""
+    return np.floor(np.log1p(-u) / _LOG_Q).astype(np.int64) + 1
+
+
 def _candidates(u: np.ndarray) -> np.ndarray:
-    """Candidate steps from the gap halves of (gap, mark) uniform pairs (last axis): geometric(P) gaps by inversion."""
-    return np.cumsum(np.floor(np.log1p(-u[..., 0::2]) / _LOG_Q).astype(np.int64) + 1, axis=-1) - 1
+    """Candidate steps from the gap halves of (gap, mark) uniform pairs (last axis)."""
+    return np.cumsum(_gaps(u[..., 0::2]), axis=-1) - 1
+
+
+@functools.cache
+def _gap_table() -> tuple[np.ndarray, np.ndarray]:
+    """Where `_gaps` steps, for the compiled draw: (thresholds, first_gap).
+
+    thresholds[k] (k >= 1) is the least r in [0, 2^53) whose uniform r * 2^-53 has a gap above k, found by
+    bisection with `_gaps` itself (so with this machine's np.log1p); thresholds[0] = 0 and a last sentinel
+    2^62. first_gap[b] is the gap - 1 at r = b * 2^41 (4,096 buckets)."""
+    top = int(_gaps(np.array([(2**53 - 1) * _UNIT]))[0]) - 1  # the largest gap - 1 (716 at P = 0.05)
+    want = np.arange(1, top + 1)
+    lo, hi = np.zeros(top, np.int64), np.full(top, 2**53, np.int64)  # _gaps(lo) <= want < _gaps(hi)
+    for _ in range(53):
+        mid = (lo + hi) // 2
+        past = _gaps(mid * _UNIT) > want
+        lo, hi = np.where(past, lo, mid), np.where(past, mid, hi)
+    thresholds = np.concatenate([[0], hi, [2**62]]).astype(np.int64)
+    first_gap = np.searchsorted(thresholds[:-1], np.arange(4096, dtype=np.int64) << 41, side="right") - 1
+    return thresholds, first_gap.astype(np.int32)
 
 
 def _neuron_steps(streams: _Streams, neuron: int, p: float, n_steps: int) -> np.ndarray:
@@ -128,32 +152,63 @@ def _neuron_steps(streams: _Streams, neuron: int, p: float, n_steps: int) -> np.
 def _set_steps(streams: _Streams, neurons: np.ndarray, p: float, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """`_neuron_steps` of every neuron of one set, one after the other: (steps, counts per neuron), same values.
 
-    The usual case (p <= P, every neuron's first draw passes n_steps) is computed for the whole set at once;
-    otherwise it falls through to neuron after neuron."""
+    Compiled (flyhpc.drive_kernel.draw_set: the same streams, gaps looked up in `_gap_table`); a neuron with
+    a gap uniform within `_WINDOW` of a threshold (about 1e-11 per gap) is drawn by `_neuron_steps`, so the
+    gaps are np.log1p's wherever another log1p could round across an integer."""
     if p <= 0.0 or n_steps <= 0 or not neurons.size:
         return np.zeros(0, np.int64), np.zeros(neurons.size, np.int64)
-    if p <= CANDIDATE_P:
-        pairs = _candidate_pairs(n_steps)
-        if neurons.size == 1:
-            u = streams.uniforms(int(neurons[0]), _STREAM_CANDIDATES, 2 * pairs)[np.newaxis, :]
-        else:
-            u = np.empty((neurons.size, 2 * pairs))
-            for row, neuron in enumerate(neurons.tolist()):
-                u[row] = streams.uniforms(neuron, _STREAM_CANDIDATES, 2 * pairs)
-        candidates = _candidates(u)
-        if (candidates[:, -1] >= n_steps).all():
-            kick = (candidates < n_steps) & (u[:, 1::2] * CANDIDATE_P < p)
-            return candidates[kick], kick.sum(axis=1)
-    parts = [_neuron_steps(streams, neuron, p, n_steps) for neuron in neurons.tolist()]
+    steps, counts, unsure = _kernel().draw_set(streams.key, neurons, p, n_steps, CANDIDATE_P, *_gap_table(),
+                                               _WINDOW)
+    if not unsure.any():
+        return steps, counts
+    parts = np.split(steps, np.cumsum(counts)[:-1])
+    for row in np.flatnonzero(unsure).tolist():
+        parts[row] = _neuron_steps(streams, int(neurons[row]), p, n_steps)
     return np.concatenate(parts), np.array([part.size for part in parts], np.int64)
 
 
 def trial_drive(spec: NetworkSpec, n_steps: int, base_seed: int, round_: int, trial: int) -> TrialDrive:
     """The drive events of one trial (same arguments, same events, on any machine)."""
-    return _trial_drive(spec.drive_sets, spec.params.dt_ms, n_steps, base_seed, round_, trial)
+    return _trials(spec.drive_sets, spec.params.dt_ms, n_steps, base_seed, round_, trial, 1)[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _trial_keys(base_seed: int, round_: int, first_trial: int, n_trials: int) -> np.ndarray:
+    """The Philox keys of trials first_trial .. first_trial + n_trials - 1, one row each (read-only)."""
+    keys = np.array([_trial_key(base_seed, round_, t) for t in range(first_trial, first_trial + n_trials)],
+                    np.uint64).reshape(n_trials, 2)
+    keys.flags.writeable = False
+    return keys
+
+
+def _trials(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int, first_trial: int,
+            n_trials: int) -> tuple[TrialDrive, ...]:
+    """`_trial_drive` of trials first_trial .. first_trial + n_trials - 1, the same events, all in one compiled
+    call (flyhpc.drive_kernel.draw_trials); a trial it leaves unsure is drawn by `_trial_drive`."""
+    trials = range(first_trial, first_trial + n_trials)
+    dt_s = dt_ms / 1000.0
+    sets = [(np.asarray(s.indices, dtype=np.int32), s.rate_hz * dt_s) for s in drive_sets]
+    sets = [(neurons, p) for neurons, p in sets if neurons.size and p > 0.0]
+    if not sets or n_steps <= 0 or n_steps >= 2**31:  # no events, or beyond what a packed (step, neuron) holds
+        return tuple(_trial_drive(drive_sets, dt_ms, n_steps, base_seed, round_, t) for t in trials)
+    if len(sets) == 1:
+        neurons, p = sets[0][0], np.full(sets[0][0].size, sets[0][1])
+    else:
+        neurons = np.concatenate([neurons for neurons, _ in sets])
+        p = np.concatenate([np.full(neurons.size, p) for neurons, p in sets])
+    keys = _trial_keys(int(base_seed), int(round_), int(first_trial), int(n_trials))
+    steps, events, ends, unsure = _kernel().draw_trials(keys, neurons, p, n_steps, CANDIDATE_P, *_gap_table(),
+                                                        _WINDOW)
+    out, lo = [], 0
+    for trial, hi, redraw in zip(trials, ends.tolist(), unsure.tolist()):
+        out.append(_trial_drive(drive_sets, dt_ms, n_steps, base_seed, round_, trial) if redraw
+                   else TrialDrive(trial=trial, steps=steps[lo:hi], neurons=events[lo:hi]))
+        lo = hi
+    return tuple(out)
 
 
 def _trial_drive(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int, trial: int) -> TrialDrive:
+    """One trial, set after set (`_set_steps`), then sorted by (step, neuron)."""
     streams = _Streams(base_seed, round_, trial)
     dt_s = dt_ms / 1000.0
     steps_parts, neuron_parts = [], []
@@ -188,6 +243,5 @@ def experiment_drive(drive_sets: tuple[DriveSet, ...], params: Params, n_steps: 
                      base_seed: int = 0, round_: int = 1, first_trial: int = 0) -> Drive:
     """`make_drive` without a NetworkSpec: the drive depends only on the driven neurons (row indices), their
     rates and dt, not on the network it drives (screens reuse one network for many experiments)."""
-    trials = tuple(_trial_drive(drive_sets, params.dt_ms, n_steps, base_seed, round_, t)
-                   for t in range(first_trial, first_trial + n_trials))
+    trials = _trials(drive_sets, params.dt_ms, n_steps, base_seed, round_, first_trial, n_trials)
     return Drive(n_steps=n_steps, base_seed=int(base_seed), round=int(round_), trials=trials)

@@ -24,8 +24,8 @@ ROOT_NAMES = {"__version__"}  # what `from flyhpc import ...` may take that is n
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("flyhpc", "flyhpc.errors", "flyhpc.files", "flyhpc.config_paths", "flyhpc.timing")),  # "flyhpc": __init__ only
     ("result files", ("flyhpc.results",)),
-    ("model and data", ("flyhpc.model", "flyhpc.presets", "flyhpc.data", "flyhpc.drive", "flyhpc.network",
-                        "flyhpc.contract")),
+    ("model and data", ("flyhpc.model", "flyhpc.presets", "flyhpc.data", "flyhpc.drive", "flyhpc.drive_kernel",
+                        "flyhpc.network", "flyhpc.contract")),
     ("backends", ("flyhpc.backends",)),
     ("one run", ("flyhpc.pipeline", "flyhpc.bundle")),
     ("tasks", ("flyhpc.kinds", "flyhpc.tasks", "flyhpc.worker", "flyhpc.screens")),

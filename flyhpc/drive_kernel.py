@@ -1,0 +1,249 @@
+"""Compiled drawing for flyhpc.drive: numpy's Philox4x64-10 stream bit for bit, and the walk that turns it into trains.
+
+`raw(key, counter, count)` returns what numpy's `np.random.Philox(key=key)` with state counter `counter` and an
+empty buffer (buffer_pos 4) returns from `random_raw(count)`: the counter is incremented (with carry from
+word 0 up to word 3) before each block of four outputs, so the first block is that of counter + 1
+(numpy/random/src/philox/philox.h, `philox_next`, `philox4x64_R`; tests/unit/test_drive_kernel.py checks
+it against numpy itself). `draw_set` draws drive version 2's trains of one drive set (flyhpc.drive defines
+them) without calling log1p: a gap's index floor(log1p(-u) / log1p(-P)) is looked up among the 53-bit
+uniforms at which numpy's own np.log1p makes it step (`thresholds`, found by flyhpc.drive with numpy), and a
+neuron with a uniform within `window` of such a step is left to numpy (`unsure`), so the trains are numpy's
+whatever log1p this machine's numpy uses (numpy 2.3 on AVX512 uses SVML's, which differs from glibc's — and
+numba's math.log1p — in the last bit for ~4 % of these arguments). Entry points: `raw`, `draw_set`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+_M0, _M1 = np.uint64(0xD2E7470EE14C6C93), np.uint64(0xCA5A826395121157)  # Philox4x64 multipliers
+_W0, _W1 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBB67AE8584CAA73B)  # key bumps (Weyl constants)
+_ZERO, _ONE, _SHIFT = np.uint64(0), np.uint64(1), np.uint64(11)
+_UNIT = 1.0 / 9007199254740992.0  # 2^-53: a uniform is (raw >> 11) * 2^-53, as flyhpc.drive's numpy code
+
+
+@intrinsic
+def _mulhilo(typingctx, a, b):
+    """(high, low) 64-bit halves of the 128-bit product a * b of two uint64."""
+    if a != types.uint64 or b != types.uint64:
+        return None
+    sig = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        wide, word = ir.IntType(128), ir.IntType(64)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), word)
+        return context.make_tuple(builder, signature.return_type, [high, builder.trunc(product, word)])
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _round(c0, c1, c2, c3, k0, k1):
+    """One Philox4x64 round (`_philox4x64round`)."""
+    hi0, lo0 = _mulhilo(_M0, c0)
+    hi1, lo1 = _mulhilo(_M1, c2)
+    return hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+
+
+@njit(cache=True, nogil=True)
+def _increment(c0, c1, c2, c3):
+    """counter + 1, word 0 lowest, carrying as numpy does."""
+    c0 += _ONE
+    if c0 == _ZERO:
+        c1 += _ONE
+        if c1 == _ZERO:
+            c2 += _ONE
+            if c2 == _ZERO:
+                c3 += _ONE
+    return c0, c1, c2, c3
+
+
+@njit(cache=True, nogil=True)
+def _fill(buf, c0, c1, c2, c3, k0, k1):
+    """The next 4 outputs of the stream at counter (c0, c1, c2, c3) into buf: the Philox4x64-10 block of
+    counter + 1 (`philox_next`, `philox4x64_R`); returns counter + 1."""
+    counter = _increment(c0, c1, c2, c3)
+    c0, c1, c2, c3 = counter
+    for _ in range(10):
+        c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+        k0 += _W0
+        k1 += _W1
+    buf[0], buf[1], buf[2], buf[3] = c0, c1, c2, c3
+    return counter
+
+
+@njit(cache=True, nogil=True)
+def raw(key, counter, count):
+    """The first `count` uint64 of the Philox stream of `key` (2 uint64) from `counter` (4 uint64)."""
+    out = np.empty(count, np.uint64)
+    buf = np.empty(4, np.uint64)
+    c0, c1, c2, c3 = counter[0], counter[1], counter[2], counter[3]
+    for i in range(0, count, 4):
+        c0, c1, c2, c3 = _fill(buf, c0, c1, c2, c3, key[0], key[1])
+        for k in range(min(4, count - i)):
+            out[i + k] = buf[k]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _grow(buf):
+    out = np.empty(max(1024, buf.shape[0] * 2), buf.dtype)
+    out[:buf.shape[0]] = buf
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _uniform(bits):
+    """(bits >> 11) * 2^-53, converted through int64 (one instruction; the value is below 2^53, so exact)."""
+    return np.float64(np.int64(bits >> _SHIFT)) * _UNIT
+
+
+@njit(cache=True, nogil=True)
+def _gap(bits, thresholds, first_gap, window):
+    """(gap, unsure) of a 64-bit draw: gap = 1 + the index k with thresholds[k] <= bits >> 11 < thresholds[k + 1];
+    unsure when bits >> 11 lies within `window` of either threshold."""
+    r = np.int64(bits >> _SHIFT)
+    k = np.int64(first_gap[r >> 41])  # the index at the start of r's 2^41-wide bucket (4,096 buckets)
+    while thresholds[k + 1] <= r:
+        k += 1
+    return k + 1, (r - thresholds[k] < window) | (thresholds[k + 1] - r <= window)
+
+
+@njit(cache=True, nogil=True)
+def _walk(k0, k1, j, p, candidate_p, n_steps, steps, n_out, candidates, buf, thresholds, first_gap, window):
+    """Append neuron j's kick steps to steps[n_out:]: (steps, new n_out, candidates, unsure). `candidates` is
+    scratch for p > candidate_p; the arrays grow as needed (hence returned). An unsure neuron appends nothing.
+
+    Candidate stream (counter (0, 0, j, 0)): (gap, mark) pairs, candidates at the cumulative gaps minus one, up to
+    the first at or past n_steps; with p <= candidate_p a candidate is a kick where mark * candidate_p < p, else
+    every candidate is one and so is each other step whose per-step uniform (counter (0, 0, j, 1)) is below
+    (p - candidate_p) / (1 - candidate_p)."""
+    start, step, n_cand, bad, done = n_out, np.int64(-1), 0, False, False
+    c0, c1, c2, c3 = _ZERO, _ZERO, np.uint64(j), _ZERO
+    while not done:
+        c0, c1, c2, c3 = _fill(buf, c0, c1, c2, c3, k0, k1)
+        for pair in range(2):
+            gap, bad = _gap(buf[2 * pair], thresholds, first_gap, window)
+            step += gap
+            if bad or step >= n_steps:
+                done = True
+                break
+            if p > candidate_p:
+                if n_cand == candidates.shape[0]:
+                    candidates = _grow(candidates)
+                candidates[n_cand] = step
+                n_cand += 1
+            else:  # written always, kept where a kick (no branch to mispredict)
+                if n_out == steps.shape[0]:
+                    steps = _grow(steps)
+                steps[n_out] = step
+                n_out += _uniform(buf[2 * pair + 1]) * candidate_p < p
+    if bad:
+        return steps, start, candidates, True
+    if p > candidate_p:  # merge the candidates with the per-step stream's kicks
+        above = (p - candidate_p) / (1.0 - candidate_p)
+        c0, c1, c2, c3 = _ZERO, _ZERO, np.uint64(j), _ONE
+        next_cand, ci = (candidates[0] if n_cand else n_steps), 0
+        for base in range(0, n_steps, 4):
+            c0, c1, c2, c3 = _fill(buf, c0, c1, c2, c3, k0, k1)
+            for k in range(min(4, n_steps - base)):
+                s = base + k
+                candidate = s == next_cand
+                if candidate:
+                    ci += 1
+                    next_cand = candidates[ci] if ci < n_cand else n_steps
+                if n_out == steps.shape[0]:
+                    steps = _grow(steps)
+                steps[n_out] = s
+                n_out += candidate | (_uniform(buf[k]) < above)
+    return steps, n_out, candidates, False
+
+
+@njit(cache=True, nogil=True)
+def draw_set(key, neurons, p, n_steps, candidate_p, thresholds, first_gap, window):
+    """Kick steps of each neuron of one set, neuron after neuron: (steps, counts per neuron, unsure per neuron).
+    An unsure neuron gets no steps here (flyhpc.drive draws it with numpy)."""
+    steps, candidates, buf = np.empty(1024, np.int64), np.empty(0, np.int64), np.empty(4, np.uint64)
+    counts = np.zeros(neurons.size, np.int64)
+    unsure = np.zeros(neurons.size, np.bool_)
+    n_out = 0
+    for row in range(neurons.size):
+        start = n_out
+        steps, n_out, candidates, bad = _walk(key[0], key[1], neurons[row], p, candidate_p, n_steps, steps, n_out,
+                                              candidates, buf, thresholds, first_gap, window)
+        counts[row], unsure[row] = n_out - start, bad
+    return steps[:n_out].copy(), counts, unsure
+
+
+@njit(cache=True, nogil=True)
+def _merge_runs(keys, bounds):
+    """Sort keys, whose runs keys[bounds[i]:bounds[i + 1]] (bounds[0] = 0, bounds[-1] = keys.size) are each sorted:
+    pairwise merges of neighbouring runs, between keys and a scratch copy, until one run is left. bounds is
+    overwritten."""
+    src, dst = keys, np.empty_like(keys)
+    n_runs = bounds.size - 1
+    while n_runs > 1:
+        n_new = 0
+        for r in range(0, n_runs, 2):
+            lo, mid, hi = bounds[r], bounds[min(r + 1, n_runs)], bounds[min(r + 2, n_runs)]
+            i, k, o = lo, mid, lo
+            while i < mid and k < hi:  # branch-free: the comparison is a coin flip the CPU cannot predict
+                a, b = src[i], src[k]
+                take = b < a
+                dst[o] = b if take else a
+                k += take
+                i += not take
+                o += 1
+            dst[o:o + mid - i] = src[i:mid]
+            o += mid - i
+            dst[o:o + hi - k] = src[k:hi]
+            bounds[n_new] = lo
+            n_new += 1
+        bounds[n_new] = bounds[n_runs]
+        n_runs = n_new
+        src, dst = dst, src
+    if src is not keys:
+        keys[:] = src
+
+
+@njit(cache=True, nogil=True)
+def draw_trials(keys, neurons, p, n_steps, candidate_p, thresholds, first_gap, window):
+    """The events of one trial per Philox key (row of `keys`), each sorted by (step, neuron): neuron neurons[r]
+    kicked with probability p[r] per step (n_steps < 2^31). Returns (steps, neurons, trial ends, unsure): trial i's
+    events are [ends[i - 1], ends[i]); an unsure trial has none here (flyhpc.drive draws it with numpy)."""
+    n_trials, n_rows = keys.shape[0], neurons.size
+    steps, candidates, buf = np.empty(1024, np.int64), np.empty(0, np.int64), np.empty(4, np.uint64)
+    ends, unsure = np.zeros(n_trials, np.int64), np.zeros(n_trials, np.bool_)
+    bounds = np.zeros(n_rows + 1, np.int64)  # the trial's runs, from its first event
+    n_out = 0
+    for t in range(n_trials):
+        start = n_out
+        for row in range(n_rows):
+            bounds[row] = n_out - start
+            steps, n_out, candidates, bad = _walk(keys[t, 0], keys[t, 1], neurons[row], p[row], candidate_p, n_steps,
+                                                  steps, n_out, candidates, buf, thresholds, first_gap, window)
+            if bad:
+                unsure[t] = True
+                n_out = start
+                break
+        ends[t] = n_out
+        if unsure[t] or n_rows == 1:
+            continue
+        bounds[n_rows] = n_out - start
+        events = steps[start:n_out]
+        for row in range(n_rows):  # (step << 32) | neuron: each neuron's steps are a sorted run
+            events[bounds[row]:bounds[row + 1]] = (events[bounds[row]:bounds[row + 1]] << 32) | neurons[row]
+        _merge_runs(events, bounds)
+    out = np.empty(n_out, np.int32)
+    for t in range(n_trials):
+        lo = ends[t - 1] if t else 0
+        if n_rows == 1:
+            out[lo:ends[t]] = neurons[0]
+        else:
+            out[lo:ends[t]] = steps[lo:ends[t]] & 0xFFFFFFFF
+            steps[lo:ends[t]] >>= 32
+    return steps[:n_out].copy(), out, ends, unsure
