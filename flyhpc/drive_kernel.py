@@ -4,14 +4,14 @@
 empty buffer (buffer_pos 4) returns from `random_raw(count)`: the counter is incremented (with carry from
 word 0 up to word 3) before each block of four outputs, so the first block is that of counter + 1
 (numpy/random/src/philox/philox.h, `philox_next`, `philox4x64_R`; tests/unit/test_drive_kernel.py checks
-it against numpy itself). `draw_set` draws drive version 2's trains of one drive set (flyhpc.drive defines
-them) without calling log1p: a gap's index floor(log1p(-u) / log1p(-P)) is looked up among the 53-bit
-uniforms at which numpy's own np.log1p makes it step (`thresholds`, found by flyhpc.drive with numpy), and a
-neuron with a uniform within `window` of such a step is left to numpy (`unsure`), so the trains are numpy's
-whatever log1p this machine's numpy uses (numpy 2.3 on AVX512 uses SVML's, which differs from glibc's — and
-numba's math.log1p — in the last bit for ~4 % of these arguments). Entry points: `raw`, `draw_set`.
+it against numpy itself). `draw_trials` (whole trials, sorted) and `draw_set` (one set, neuron after neuron)
+draw drive version 2's trains as flyhpc.drive defines them, without calling log1p: a gap's index
+floor(log1p(-u) / log1p(-P)) is looked up among the 53-bit uniforms at which numpy's own np.log1p makes it step
+(`thresholds`, found by flyhpc.drive with numpy), and a neuron with a uniform within `window` of such a step is
+left to numpy (`unsure`), so the trains are numpy's whatever log1p this machine's numpy uses (numpy 2.3 on
+AVX512 uses SVML's, which differs from glibc's — and numba's math.log1p — in the last bit for ~4 % of these
+arguments; measured). Entry points: `raw`, `draw_trials`, `draw_set`.
 """
-
 from __future__ import annotations
 
 import numpy as np
@@ -91,6 +91,7 @@ def raw(key, counter, count):
 
 @njit(cache=True, nogil=True)
 def _grow(buf):
+    """A copy of buf with twice the room (at least 1,024)."""
     out = np.empty(max(1024, buf.shape[0] * 2), buf.dtype)
     out[:buf.shape[0]] = buf
     return out
@@ -123,6 +124,7 @@ def _walk(k0, k1, j, p, candidate_p, n_steps, steps, n_out, candidates, buf, thr
     every candidate is one and so is each other step whose per-step uniform (counter (0, 0, j, 1)) is below
     (p - candidate_p) / (1 - candidate_p)."""
     start, step, n_cand, bad, done = n_out, np.int64(-1), 0, False, False
+    per_step = not p <= candidate_p  # as flyhpc.drive tests it (a NaN rate takes this way there too)
     c0, c1, c2, c3 = _ZERO, _ZERO, np.uint64(j), _ZERO
     while not done:
         c0, c1, c2, c3 = _fill(buf, c0, c1, c2, c3, k0, k1)
@@ -132,7 +134,7 @@ def _walk(k0, k1, j, p, candidate_p, n_steps, steps, n_out, candidates, buf, thr
             if bad or step >= n_steps:
                 done = True
                 break
-            if p > candidate_p:
+            if per_step:
                 if n_cand == candidates.shape[0]:
                     candidates = _grow(candidates)
                 candidates[n_cand] = step
@@ -144,7 +146,7 @@ def _walk(k0, k1, j, p, candidate_p, n_steps, steps, n_out, candidates, buf, thr
                 n_out += _uniform(buf[2 * pair + 1]) * candidate_p < p
     if bad:
         return steps, start, candidates, True
-    if p > candidate_p:  # merge the candidates with the per-step stream's kicks
+    if per_step:  # merge the candidates with the per-step stream's kicks
         above = (p - candidate_p) / (1.0 - candidate_p)
         c0, c1, c2, c3 = _ZERO, _ZERO, np.uint64(j), _ONE
         next_cand, ci = (candidates[0] if n_cand else n_steps), 0
@@ -191,7 +193,7 @@ def _merge_runs(keys, bounds):
         for r in range(0, n_runs, 2):
             lo, mid, hi = bounds[r], bounds[min(r + 1, n_runs)], bounds[min(r + 2, n_runs)]
             i, k, o = lo, mid, lo
-            while i < mid and k < hi:  # branch-free: the comparison is a coin flip the CPU cannot predict
+            while i < mid and k < hi:  # a select, not a branch: which run gives the next key is unpredictable
                 a, b = src[i], src[k]
                 take = b < a
                 dst[o] = b if take else a
