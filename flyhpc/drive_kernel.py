@@ -64,15 +64,19 @@ def _increment(c0, c1, c2, c3):
 
 @njit(cache=True, nogil=True)
 def _fill(buf, c0, c1, c2, c3, k0, k1):
-    """The next 4 outputs of the stream at counter (c0, c1, c2, c3) into buf: the Philox4x64-10 block of
-    counter + 1 (`philox_next`, `philox4x64_R`); returns counter + 1."""
-    counter = _increment(c0, c1, c2, c3)
-    c0, c1, c2, c3 = counter
+    """The next 8 outputs of the stream at counter (c0, c1, c2, c3) into buf: the Philox4x64-10 blocks of
+    counter + 1 and counter + 2 (`philox_next`, `philox4x64_R`), their rounds interleaved (two independent
+    multiply chains: the CPU runs them side by side); returns counter + 2."""
+    a0, a1, a2, a3 = _increment(c0, c1, c2, c3)
+    b0, b1, b2, b3 = _increment(a0, a1, a2, a3)
+    counter = b0, b1, b2, b3
     for _ in range(10):
-        c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+        a0, a1, a2, a3 = _round(a0, a1, a2, a3, k0, k1)
+        b0, b1, b2, b3 = _round(b0, b1, b2, b3, k0, k1)
         k0 += _W0
         k1 += _W1
-    buf[0], buf[1], buf[2], buf[3] = c0, c1, c2, c3
+    buf[0], buf[1], buf[2], buf[3] = a0, a1, a2, a3
+    buf[4], buf[5], buf[6], buf[7] = b0, b1, b2, b3
     return counter
 
 
@@ -80,11 +84,11 @@ def _fill(buf, c0, c1, c2, c3, k0, k1):
 def raw(key, counter, count):
     """The first `count` uint64 of the Philox stream of `key` (2 uint64) from `counter` (4 uint64)."""
     out = np.empty(count, np.uint64)
-    buf = np.empty(4, np.uint64)
+    buf = np.empty(8, np.uint64)
     c0, c1, c2, c3 = counter[0], counter[1], counter[2], counter[3]
-    for i in range(0, count, 4):
+    for i in range(0, count, 8):
         c0, c1, c2, c3 = _fill(buf, c0, c1, c2, c3, key[0], key[1])
-        for k in range(min(4, count - i)):
+        for k in range(min(8, count - i)):
             out[i + k] = buf[k]
     return out
 
@@ -128,7 +132,7 @@ def _walk(k0, k1, j, p, candidate_p, n_steps, steps, n_out, candidates, buf, thr
     c0, c1, c2, c3 = _ZERO, _ZERO, np.uint64(j), _ZERO
     while not done:
         c0, c1, c2, c3 = _fill(buf, c0, c1, c2, c3, k0, k1)
-        for pair in range(2):
+        for pair in range(4):
             gap, bad = _gap(buf[2 * pair], thresholds, first_gap, window)
             step += gap
             if bad or step >= n_steps:
@@ -150,9 +154,9 @@ def _walk(k0, k1, j, p, candidate_p, n_steps, steps, n_out, candidates, buf, thr
         above = (p - candidate_p) / (1.0 - candidate_p)
         c0, c1, c2, c3 = _ZERO, _ZERO, np.uint64(j), _ONE
         next_cand, ci = (candidates[0] if n_cand else n_steps), 0
-        for base in range(0, n_steps, 4):
+        for base in range(0, n_steps, 8):
             c0, c1, c2, c3 = _fill(buf, c0, c1, c2, c3, k0, k1)
-            for k in range(min(4, n_steps - base)):
+            for k in range(min(8, n_steps - base)):
                 s = base + k
                 candidate = s == next_cand
                 if candidate:
@@ -169,7 +173,7 @@ def _walk(k0, k1, j, p, candidate_p, n_steps, steps, n_out, candidates, buf, thr
 def draw_set(key, neurons, p, n_steps, candidate_p, thresholds, first_gap, window):
     """Kick steps of each neuron of one set, neuron after neuron: (steps, counts per neuron, unsure per neuron).
     An unsure neuron gets no steps here (flyhpc.drive draws it with numpy)."""
-    steps, candidates, buf = np.empty(1024, np.int64), np.empty(0, np.int64), np.empty(4, np.uint64)
+    steps, candidates, buf = np.empty(1024, np.int64), np.empty(0, np.int64), np.empty(8, np.uint64)
     counts = np.zeros(neurons.size, np.int64)
     unsure = np.zeros(neurons.size, np.bool_)
     n_out = 0
@@ -182,31 +186,28 @@ def draw_set(key, neurons, p, n_steps, candidate_p, thresholds, first_gap, windo
 
 
 @njit(cache=True, nogil=True)
-def _merge_runs(keys, bounds):
-    """Sort keys, whose runs keys[bounds[i]:bounds[i + 1]] (bounds[0] = 0, bounds[-1] = keys.size) are each sorted:
-    pairwise merges of neighbouring runs, between keys and a scratch copy, until one run is left. bounds is
-    overwritten."""
+def _sort_by_step(keys, n_steps):
+    """Stable sort of packed keys (step << 32) | neuron by step: LSD radix passes of at most 11 bits of the step
+    (one or two passes for up to 2^22 steps), between keys and a scratch copy."""
+    bits = 1
+    while (1 << bits) < n_steps:
+        bits += 1
+    passes = (bits + 10) // 11
+    width = (bits + passes - 1) // passes
+    mask = (1 << width) - 1
     src, dst = keys, np.empty_like(keys)
-    n_runs = bounds.size - 1
-    while n_runs > 1:
-        n_new = 0
-        for r in range(0, n_runs, 2):
-            lo, mid, hi = bounds[r], bounds[min(r + 1, n_runs)], bounds[min(r + 2, n_runs)]
-            i, k, o = lo, mid, lo
-            while i < mid and k < hi:  # a select, not a branch: which run gives the next key is unpredictable
-                a, b = src[i], src[k]
-                take = b < a
-                dst[o] = b if take else a
-                k += take
-                i += not take
-                o += 1
-            dst[o:o + mid - i] = src[i:mid]
-            o += mid - i
-            dst[o:o + hi - k] = src[k:hi]
-            bounds[n_new] = lo
-            n_new += 1
-        bounds[n_new] = bounds[n_runs]
-        n_runs = n_new
+    count = np.empty(1 << width, np.int64)
+    for shift in range(32, 32 + bits, width):
+        count[:] = 0
+        for key in src:
+            count[(key >> shift) & mask] += 1
+        total = 0
+        for digit in range(count.size):
+            count[digit], total = total, total + count[digit]
+        for key in src:
+            digit = (key >> shift) & mask
+            dst[count[digit]] = key
+            count[digit] += 1
         src, dst = dst, src
     if src is not keys:
         keys[:] = src
@@ -218,28 +219,25 @@ def draw_trials(keys, neurons, p, n_steps, candidate_p, thresholds, first_gap, w
     kicked with probability p[r] per step (n_steps < 2^31). Returns (steps, neurons, trial ends, unsure): trial i's
     events are [ends[i - 1], ends[i]); an unsure trial has none here (flyhpc.drive draws it with numpy)."""
     n_trials, n_rows = keys.shape[0], neurons.size
-    steps, candidates, buf = np.empty(1024, np.int64), np.empty(0, np.int64), np.empty(4, np.uint64)
+    steps, candidates, buf = np.empty(1024, np.int64), np.empty(0, np.int64), np.empty(8, np.uint64)
     ends, unsure = np.zeros(n_trials, np.int64), np.zeros(n_trials, np.bool_)
-    bounds = np.zeros(n_rows + 1, np.int64)  # the trial's runs, from its first event
+    order = np.argsort(neurons, kind="mergesort")  # walked in ascending neuron: sorted by step, (step, neuron)
     n_out = 0
     for t in range(n_trials):
         start = n_out
-        for row in range(n_rows):
-            bounds[row] = n_out - start
+        for row in order:
+            row_start = n_out
             steps, n_out, candidates, bad = _walk(keys[t, 0], keys[t, 1], neurons[row], p[row], candidate_p, n_steps,
                                                   steps, n_out, candidates, buf, thresholds, first_gap, window)
             if bad:
                 unsure[t] = True
                 n_out = start
                 break
+            if n_rows > 1:  # packed keys (step << 32) | neuron
+                steps[row_start:n_out] = (steps[row_start:n_out] << 32) | neurons[row]
         ends[t] = n_out
-        if unsure[t] or n_rows == 1:
-            continue
-        bounds[n_rows] = n_out - start
-        events = steps[start:n_out]
-        for row in range(n_rows):  # (step << 32) | neuron: each neuron's steps are a sorted run
-            events[bounds[row]:bounds[row + 1]] = (events[bounds[row]:bounds[row + 1]] << 32) | neurons[row]
-        _merge_runs(events, bounds)
+        if n_rows > 1 and not unsure[t]:
+            _sort_by_step(steps[start:n_out], n_steps)
     out = np.empty(n_out, np.int32)
     for t in range(n_trials):
         lo = ends[t - 1] if t else 0
