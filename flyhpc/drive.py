@@ -14,10 +14,11 @@ draws; a rate above P also reads the uniforms of the other steps, from a stream 
 exactly the law of one uniform per step. Keys: Philox (numpy's Philox4x64), key = SeedSequence((DRIVE_VERSION,
 base seed, round, trial)), neuron j's candidate stream starting at counter (0, 0, j, 0) and its per-step stream
 at (0, 0, j, 1), so neurons never share numbers and a longer run extends a shorter one. A gap is
-floor(log1p(-u) / log1p(-P)) + 1 with numpy's np.log1p (`_gaps`, which on AVX512 is SVML's and differs from
-glibc's in the last bit for ~4 % of arguments). The numpy code here states the definition and draws the rare
-neuron the compiled drawing (flyhpc.drive_kernel, loaded on the first draw: ~10 us for a neuron-second at
-200 Hz) leaves to it. No simulator is imported here. Entry points: `TrialDrive`, `Drive`, `make_drive`, `experiment_drive`, `trial_drive`, `DRIVE_VERSION`.
+floor(log1p(-u) / log1p(-P)) + 1 with numpy's np.log1p (`_gaps`; on AVX512 numpy's log1p is SVML's, which
+differs from glibc's in the last bit for ~4 % of arguments). The numpy code here (`_neuron_steps`) states the
+definition and draws the rare neuron that the compiled drawing (flyhpc.drive_kernel, loaded on the first draw;
+~10 us per neuron-second at 200 Hz) leaves to it. No simulator is imported here. Entry points: `TrialDrive`,
+`Drive`, `make_drive`, `experiment_drive`, `trial_drive`, `DRIVE_VERSION`.
 """
 
 from __future__ import annotations
@@ -156,8 +157,9 @@ def _set_steps(streams: _Streams, neurons: np.ndarray, p: float, n_steps: int) -
     """`_neuron_steps` of every neuron of one set, one after the other: (steps, counts per neuron), same values.
 
     Compiled (flyhpc.drive_kernel.draw_set: the same streams, gaps looked up in `_gap_table`); a neuron with
-    a gap uniform within `_WINDOW` of a threshold (about 1e-11 per gap) is drawn by `_neuron_steps`, so the
-    gaps are np.log1p's wherever another log1p could round across an integer."""
+    a gap uniform within `_WINDOW` of a threshold (under 2e-10 per gap: 2 x 1,024 of the 2^53 uniforms around
+    each of 716 thresholds) is drawn by `_neuron_steps`, so a gap is np.log1p's even where another log1p would
+    round across an integer."""
     if p <= 0.0 or n_steps <= 0 or not neurons.size:
         return np.zeros(0, np.int64), np.zeros(neurons.size, np.int64)
     steps, counts, unsure = _kernel().draw_set(streams.key, neurons, p, n_steps, CANDIDATE_P, *_gap_table(),
@@ -199,6 +201,9 @@ def _trials(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int,
     else:
         neurons = np.concatenate([neurons for neurons, _ in sets])
         p = np.concatenate([np.full(neurons.size, p) for neurons, p in sets])
+    if neurons.size > 1:  # the kernel takes its rows in ascending neuron order
+        order = np.argsort(neurons, kind="stable")
+        neurons, p = neurons[order], p[order]
     keys = _trial_keys(int(base_seed), int(round_), int(first_trial), int(n_trials))
     steps, events, ends, unsure = _kernel().draw_trials(keys, neurons, p, n_steps, CANDIDATE_P, *_gap_table(),
                                                         _WINDOW)

@@ -216,16 +216,16 @@ def _sort_by_step(keys, n_steps):
 @njit(cache=True, nogil=True)
 def draw_trials(keys, neurons, p, n_steps, candidate_p, thresholds, first_gap, window):
     """The events of one trial per Philox key (row of `keys`), each sorted by (step, neuron): neuron neurons[r]
-    kicked with probability p[r] per step (n_steps < 2^31). Returns (steps, neurons, trial ends, unsure): trial i's
-    events are [ends[i - 1], ends[i]); an unsure trial has none here (flyhpc.drive draws it with numpy)."""
+    kicked with probability p[r] per step (n_steps < 2^31; neurons in ascending order, which a stable sort by
+    step keeps within a step). Returns (steps, neurons, trial ends, unsure): trial i's events are
+    [ends[i - 1], ends[i]); an unsure trial has none here (flyhpc.drive draws it with numpy)."""
     n_trials, n_rows = keys.shape[0], neurons.size
     steps, candidates, buf = np.empty(1024, np.int64), np.empty(0, np.int64), np.empty(8, np.uint64)
     ends, unsure = np.zeros(n_trials, np.int64), np.zeros(n_trials, np.bool_)
-    order = np.argsort(neurons, kind="mergesort")  # walked in ascending neuron: sorted by step, (step, neuron)
     n_out = 0
     for t in range(n_trials):
         start = n_out
-        for row in order:
+        for row in range(n_rows):
             row_start = n_out
             steps, n_out, candidates, bad = _walk(keys[t, 0], keys[t, 1], neurons[row], p[row], candidate_p, n_steps,
                                                   steps, n_out, candidates, buf, thresholds, first_gap, window)
@@ -234,16 +234,16 @@ def draw_trials(keys, neurons, p, n_steps, candidate_p, thresholds, first_gap, w
                 n_out = start
                 break
             if n_rows > 1:  # packed keys (step << 32) | neuron
-                steps[row_start:n_out] = (steps[row_start:n_out] << 32) | neurons[row]
+                for i in range(row_start, n_out):
+                    steps[i] = (steps[i] << 32) | neurons[row]
         ends[t] = n_out
         if n_rows > 1 and not unsure[t]:
             _sort_by_step(steps[start:n_out], n_steps)
     out = np.empty(n_out, np.int32)
-    for t in range(n_trials):
-        lo = ends[t - 1] if t else 0
-        if n_rows == 1:
-            out[lo:ends[t]] = neurons[0]
-        else:
-            out[lo:ends[t]] = steps[lo:ends[t]] & 0xFFFFFFFF
-            steps[lo:ends[t]] >>= 32
+    if n_rows == 1:
+        out[:] = neurons[0]
+    else:
+        for i in range(n_out):
+            out[i] = steps[i] & 0xFFFFFFFF
+            steps[i] >>= 32
     return steps[:n_out].copy(), out, ends, unsure
