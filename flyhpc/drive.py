@@ -194,7 +194,7 @@ def _trials(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int,
     dt_s = dt_ms / 1000.0
     sets = [(np.asarray(s.indices, dtype=np.int32), s.rate_hz * dt_s) for s in drive_sets]
     sets = [(neurons, p) for neurons, p in sets if neurons.size and not p <= 0.0]  # `_set_steps`'s test
-    if not sets or n_steps <= 0 or n_steps >= 2**31:  # no events, or beyond what a packed (step, neuron) holds
+    if not sets or n_steps <= 0 or n_steps >= 2**31 or n_trials <= 0:  # no events, or past a packed key's room
         return tuple(_trial_drive(drive_sets, dt_ms, n_steps, base_seed, round_, t) for t in trials)
     if len(sets) == 1:
         neurons, p = sets[0][0], np.full(sets[0][0].size, sets[0][1])
