@@ -95,7 +95,8 @@ class NativeBackend(Backend):
         return BuildReport(cached=False, work_dir="", versions=probe.versions)
 
     def _run(self, drive: Drive) -> RunReport:
-        """Simulate every trial of `drive`, min(n_threads, n_trials) trials at a time.
+        """Simulate every trial of `drive`, min(n_threads, n_trials) trials at a time (lazy: a trial on several
+        threads when there are fewer trials than threads).
 
         Raises
         ------
@@ -121,10 +122,12 @@ class NativeBackend(Backend):
         opts = self.options
         settings = LazySettings(clock_on=float(opts.clock_on), clock_off=float(opts.clock_off))
         threads = max(1, min(self.n_threads, drive.n_trials))
+        if opts.engine == "lazy":  # fewer trials than threads: each trial on several (run_trials, split_run)
+            threads *= max(1, self.n_threads // max(1, drive.n_trials))
         if hand_over is None and self._undo is not None:
-            self._results = self._run_driven_first(drive, opts.engine, threads, settings)
+            self._results = self._run_driven_first(drive, opts.engine, self.n_threads, settings)
         else:
-            self._results = run_trials(self._net, drive.trials, opts.engine, threads, settings, hand_over)
+            self._results = run_trials(self._net, drive.trials, opts.engine, self.n_threads, settings, hand_over)
         stats = (stats or []) + [r.stats for r in self._results]
         notes = {"engine": opts.engine, "dtype": self.precision, "device": "cpu", "threads": str(threads)}
         for key in ("clock_steps", "switches", "max_queue", "synaptic_events"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -20,6 +20,7 @@ from numba import njit
 from flyhpc.drive import TrialDrive
 from flyhpc.backends.native.clock import clock_trial
 from flyhpc.backends.native.lazy import clean_workspace, lazy_trial
+from flyhpc.backends.native.split_run import run_split, split_bounds
 from flyhpc.backends.native.tables import Tables, make_tables
 from flyhpc.errors import ConfigError
 from flyhpc.model import Params
@@ -87,6 +88,7 @@ class EngineNetwork:
     delay_steps: int
     n_steps: int
     weight_unit_mv: float = 1.0
+    split_layouts: dict = field(default_factory=dict, compare=False, repr=False)  # split_run.layout_for's cache
 
     @property
     def n_neurons(self) -> int:
@@ -232,15 +234,22 @@ def _workspace(n: int, n_steps: int) -> list:
     return ws
 
 
-def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings):
+def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: int = 1, bounds=None):
+    """One lazy trial, on `parts` threads when > 1 (or on len(bounds) - 1, the cut given: tests)."""
     t = net.tables
     ws = _workspace(net.n_neurons, net.n_steps)
     _LOCAL.lazy_clean = False
-    *out, ws[7] = lazy_trial(*common, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio),
-                             float(t.coef_c_max), int(settings.wheel_bits), float(settings.clock_on),
-                             float(settings.clock_off), int(settings.window_steps), float(settings.predict_cost), *ws)
+    if bounds is not None or parts > 1:
+        steps, neurons = common[-2:]
+        cut = split_bounds(net.indptr, net.indices, parts) if bounds is None else np.asarray(bounds, np.int64)
+        *arrays, stats = run_split(net, steps, neurons, settings, cut, ws[:5])
+    else:
+        *arrays, stats, ws[7] = lazy_trial(*common, t.log_a, t.log_b, t.kappa, t.peak_bound,
+                                           float(t.peak_bins_per_ratio), float(t.coef_c_max),
+                                           int(settings.wheel_bits), float(settings.clock_on),
+                                           float(settings.clock_off), int(settings.window_steps),
+                                           float(settings.predict_cost), *ws)
     _LOCAL.lazy_clean = True
-    *arrays, stats = out
     return (*arrays, dict(zip(STAT_NAMES, stats.tolist())))
 
 
@@ -251,21 +260,22 @@ def _run_clock(net: EngineNetwork, common: tuple):
 
 
 def _run_checked(net: EngineNetwork, trial_id: int, steps: np.ndarray, neurons: np.ndarray, engine: str,
-                 settings: LazySettings) -> TrialResult:
-    """One trial whose drive (`_check_drive`) and engine name are already checked."""
+                 settings: LazySettings, parts: int = 1, bounds=None) -> TrialResult:
+    """One trial whose drive (`_check_drive`) and engine name are already checked (lazy on `parts` threads)."""
     t = net.tables
     common = (net.indptr, net.indices, net.weights_mv, net.weight_unit_mv, net.refractory_steps, t.pow_a, t.pow_b,
               t.coef_c,
               t.u_th_mv, t.u_rst_mv, net.kick_mv, net.delay_steps, net.n_steps, steps, neurons)
-    out = _run_lazy(net, common, settings) if engine == "lazy" else _run_clock(net, common)
+    out = _run_lazy(net, common, settings, parts, bounds) if engine == "lazy" else _run_clock(net, common)
     rec, starts, ids, anchor, u0, g0, stats = out
     return TrialResult(trial=int(trial_id), spike_neurons=rec, step_starts=starts, n_neurons=net.n_neurons,
                        state_neurons=ids, state_anchor=anchor, state_u0_mv=u0, state_g0_mv=g0, stats=stats)
 
 
 def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
-              settings: LazySettings = LazySettings()) -> TrialResult:
-    """Simulate one trial with the `engine` ("lazy" or "clock"); releases the GIL while stepping.
+              settings: LazySettings = LazySettings(), n_threads: int = 1, bounds=None) -> TrialResult:
+    """Simulate one trial with the `engine` ("lazy" or "clock"); releases the GIL while stepping. The lazy
+    engine runs on `n_threads` threads (split_run: the same result), cut at `bounds` when given.
 
     Raises
     ------
@@ -274,12 +284,14 @@ def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
     """
     steps, neurons = _check_drive(net, trial)
     _check_engine(engine)
-    return _run_checked(net, trial.trial, steps, neurons, engine, settings)
+    parts = max(1, min(int(n_threads), net.n_neurons))
+    return _run_checked(net, trial.trial, steps, neurons, engine, settings, parts, bounds)
 
 
 def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int = 1,
                settings: LazySettings = LazySettings(), hand_over=None) -> list[TrialResult]:
-    """Simulate every trial, `n_threads` at a time (results in the order of `trials`).
+    """Simulate every trial, `n_threads` at a time (results in the order of `trials`); with fewer lazy trials
+    than threads, each trial runs on n_threads // n_trials threads (split_run: the same results).
 
     Every drive is checked once, before any work (errors as `run_trial`). With `hand_over`, each finished trial
     goes to `hand_over(result)` on the calling thread, in the order of `trials`, while later trials still run;
@@ -289,10 +301,11 @@ def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int 
     _check_engine(engine)
     jobs = [(tr.trial, *_check_drive(net, tr)) for tr in trials]
     workers = max(1, min(int(n_threads), len(jobs)))
+    parts = max(1, min(int(n_threads) // workers, net.n_neurons)) if engine == "lazy" else 1
     if workers == 1 and hand_over is None:
-        return [_run_checked(net, *job, engine, settings) for job in jobs]
+        return [_run_checked(net, *job, engine, settings, parts) for job in jobs]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flyhpc-native") as pool:
-        futures = [pool.submit(_run_checked, net, *job, engine, settings) for job in jobs]
+        futures = [pool.submit(_run_checked, net, *job, engine, settings, parts) for job in jobs]
         if hand_over is None:
             return [f.result() for f in futures]
         try:
