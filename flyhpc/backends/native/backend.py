@@ -122,7 +122,7 @@ class NativeBackend(Backend):
         opts = self.options
         settings = LazySettings(clock_on=float(opts.clock_on), clock_off=float(opts.clock_off))
         threads = max(1, min(self.n_threads, drive.n_trials))
-        if opts.engine == "lazy":  # fewer trials than threads: each trial on several (run_trials, split_run)
+        if opts.engine == "lazy" and drive.n_steps >= settings.split_min_steps:  # a trial on several threads
             threads *= max(1, self.n_threads // max(1, drive.n_trials))
         if hand_over is None and self._undo is not None:
             self._results = self._run_driven_first(drive, opts.engine, self.n_threads, settings)

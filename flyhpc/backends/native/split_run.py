@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flyhpc.backends.native import split as kernel
+from flyhpc.backends.native.split import (PAD, RING_EXTRA, merge_records, part_of_neurons, partition_rows,
+                                          split_layout, split_worker)
 from flyhpc.errors import ConfigError
 
 
@@ -33,14 +34,17 @@ def split_bounds(indptr: np.ndarray, indices: np.ndarray, n_parts: int) -> np.nd
 
 @dataclass(frozen=True)
 class SplitLayout:
-    """A network's rows for one cut: worker p reads row pre at [split[pre, p], split[pre, p + 1]) of
-    indices/weights (the network's own arrays when every row is already ordered by target part)."""
+    """A network's rows for one cut: worker p reads row pre at [split[pre, p], split[pre, p + 1]) of the
+    network's own indices/weights when every row is already ordered by target part (every connectome: its rows
+    ascend by target), else of indices and net.weights_mv[order] (gathered per trial: weights change in place)."""
 
     bounds: np.ndarray  # int64, n_parts + 1
     split: np.ndarray  # int64, (n, n_parts + 1)
     indices: np.ndarray
-    weights: np.ndarray
-    copied: bool
+    order: np.ndarray | None  # edge positions of the stably partitioned rows; None: the network's order
+
+    def weights(self, net) -> np.ndarray:
+        return net.weights_mv if self.order is None else net.weights_mv[self.order]
 
 
 def layout_for(net, bounds: np.ndarray) -> SplitLayout:
@@ -51,13 +55,13 @@ def layout_for(net, bounds: np.ndarray) -> SplitLayout:
         b = np.asarray(key, np.int64)
         if b[0] != 0 or b[-1] != net.n_neurons or np.any(np.diff(b) < 1):
             raise ConfigError(f"split bounds {list(key)} are not ascending parts of 0..{net.n_neurons}")
-        part = kernel.part_of_neurons(net.n_neurons, b)
-        split, ordered = kernel.split_layout(net.indptr, net.indices, part)
-        indices, weights = net.indices, net.weights_mv
+        part = part_of_neurons(net.n_neurons, b)
+        split, ordered = split_layout(net.indptr, net.indices, part)
+        indices, order = net.indices, None
         if not ordered:
-            indices, weights = kernel.partition_rows(net.indptr, net.indices, net.weights_mv, part, split)
-        cache.clear()  # one cut kept per network (a second copy of 15 M synapses would be ~90 MB)
-        cache[key] = SplitLayout(bounds=b, split=split, indices=indices, weights=weights, copied=not ordered)
+            indices, order = partition_rows(net.indptr, net.indices, np.arange(net.indices.size), part, split)
+        cache.clear()  # one cut kept per network
+        cache[key] = SplitLayout(bounds=b, split=split, indices=indices, order=order)
     return cache[key]
 
 
@@ -75,15 +79,16 @@ def run_split(net, steps: np.ndarray, neurons: np.ndarray, settings, bounds: np.
     an upper bound of the queue's).
     """
     layout = layout_for(net, bounds)
+    weights = layout.weights(net)
     b = layout.bounds
     n_workers = b.shape[0] - 1
     t = net.tables
-    n_slots = 2 * net.delay_steps + kernel.RING_EXTRA
+    n_slots = 2 * net.delay_steps + RING_EXTRA
     widest = int(np.diff(b).max())
     ring = np.empty((n_workers, n_slots, widest), np.int32)
     ring_step = np.full((n_workers, n_slots), -1, np.int64)
     ring_count = np.zeros((n_workers, n_slots), np.int64)
-    progress = np.zeros((n_workers + 1) * kernel.PAD, np.int64)  # last line: the abort flag
+    progress = np.zeros((n_workers + 1) * PAD, np.int64)  # last line: the abort flag
     results: list = [None] * n_workers
     errors: list = []
 
@@ -91,8 +96,8 @@ def run_split(net, steps: np.ndarray, neurons: np.ndarray, settings, bounds: np.
         lo, hi = int(b[w]), int(b[w + 1])
         kick_steps, kick_neurons = _own_kicks(steps, neurons, lo, hi)
         try:
-            results[w] = kernel.split_worker(
-                w, b, layout.split, layout.indices, layout.weights, net.weight_unit_mv, net.refractory_steps,
+            results[w] = split_worker(
+                w, b, layout.split, layout.indices, weights, net.weight_unit_mv, net.refractory_steps,
                 t.pow_a, t.pow_b, t.coef_c, t.u_th_mv, t.u_rst_mv, net.kick_mv, net.delay_steps, net.n_steps,
                 kick_steps, kick_neurons, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio),
                 float(t.coef_c_max), int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
@@ -100,7 +105,7 @@ def run_split(net, steps: np.ndarray, neurons: np.ndarray, settings, bounds: np.
                 np.empty(hi - lo, np.int32), np.empty(hi - lo, np.int32), np.empty(net.n_steps + 1, np.int64),
                 np.empty(max(1024, 2 * (hi - lo)), np.int32), ring, ring_step, ring_count, progress)
         except BaseException as exc:  # noqa: BLE001 - raised again below, after every worker stopped
-            progress[n_workers * kernel.PAD] = 1
+            progress[n_workers * PAD] = 1
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(w,), name=f"flyhpc-split-{w}") for w in range(1, n_workers)]
@@ -115,7 +120,7 @@ def run_split(net, steps: np.ndarray, neurons: np.ndarray, settings, bounds: np.
         raise RuntimeError("a split worker stopped on the abort flag but no worker reported an error")
     own = [r[7][:r[1][-1]] for r in results]
     offsets = np.concatenate([[0], np.cumsum([x.size for x in own])]).astype(np.int64)
-    spikes, starts = kernel.merge_records(np.stack([r[1] for r in results]), np.concatenate(own), offsets)
+    spikes, starts = merge_records(np.stack([r[1] for r in results]), np.concatenate(own), offsets)
     ids, anchor, u0, g0 = (np.concatenate([r[k] for r in results]) for k in range(2, 6))
     order = np.argsort(ids, kind="stable")
     stats = np.stack([r[6] for r in results])

@@ -44,6 +44,7 @@ class LazySettings:
     window_steps: int = 32
     predict_cost: float = 6.0
     wheel_bits: int = 10
+    split_min_steps: int = 20_000
 
 
 COMPACT_BLOCK = 1 << 20  # weights checked per block (no full-size float64 temporaries)
@@ -291,7 +292,8 @@ def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
 def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int = 1,
                settings: LazySettings = LazySettings(), hand_over=None) -> list[TrialResult]:
     """Simulate every trial, `n_threads` at a time (results in the order of `trials`); with fewer lazy trials
-    than threads, each trial runs on n_threads // n_trials threads (split_run: the same results).
+    than threads, each trial of settings.split_min_steps steps or more runs on n_threads // n_trials threads
+    (split_run: the same results).
 
     Every drive is checked once, before any work (errors as `run_trial`). With `hand_over`, each finished trial
     goes to `hand_over(result)` on the calling thread, in the order of `trials`, while later trials still run;
@@ -301,7 +303,9 @@ def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int 
     _check_engine(engine)
     jobs = [(tr.trial, *_check_drive(net, tr)) for tr in trials]
     workers = max(1, min(int(n_threads), len(jobs)))
-    parts = max(1, min(int(n_threads) // workers, net.n_neurons)) if engine == "lazy" else 1
+    parts = 1
+    if engine == "lazy" and net.n_steps >= settings.split_min_steps:
+        parts = max(1, min(int(n_threads) // workers, net.n_neurons))
     if workers == 1 and hand_over is None:
         return [_run_checked(net, *job, engine, settings, parts) for job in jobs]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flyhpc-native") as pool:

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from flyhpc.backends.native import split as kernel
+from flyhpc.backends.native import split_run
 from flyhpc.backends.native.split_run import split_bounds
 from flyhpc.backends.native.trials import EngineNetwork, LazySettings, run_trial, run_trials
 from flyhpc.errors import ConfigError
@@ -73,21 +73,23 @@ def test_quiet_stretches_and_rows_already_in_part_order():
     trial = dataclasses.replace(poisson_drive([0], 10, 0.0, 0), steps=steps, neurons=np.zeros(steps.size, np.int32))
     for bounds in ([0, 200, 400], [0, 10, 20, 400]):
         _check(net, trial, LazySettings(), bounds, min_spikes=50)
-        assert not net.split_layouts[tuple(bounds)].copied
+        assert net.split_layouts[tuple(bounds)].order is None
     unsorted = _net(n_steps=3000)
     _check(unsorted, trial, LazySettings(), [0, 200, 400], min_spikes=50)
-    assert unsorted.split_layouts[(0, 200, 400)].copied  # random rows: a stably partitioned copy
+    assert unsorted.split_layouts[(0, 200, 400)].order is not None  # random rows: stably partitioned
 
 
 def test_run_trials_splits_when_fewer_trials_than_threads():
     net = _net(seed=4)
     trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=9 + k, trial=k) for k in range(2)]
     serial = run_trials(net, trials, "lazy", n_threads=1)
-    assert not net.split_layouts
-    one = run_trials(net, trials[:1], "lazy", n_threads=3)
+    short = run_trials(net, trials[:1], "lazy", n_threads=2)  # 2500 steps: below the default split_min_steps
+    assert same_state(serial[0], short[0]) and not net.split_layouts
+    settings = LazySettings(split_min_steps=net.n_steps)
+    one = run_trials(net, trials[:1], "lazy", n_threads=3, settings=settings)
     assert same_state(serial[0], one[0]) and len(net.split_layouts) == 1
     assert len(next(iter(net.split_layouts))) == 4  # three parts
-    pair = run_trials(net, trials, "lazy", n_threads=4)  # two trials at once, each on two threads
+    pair = run_trials(net, trials, "lazy", n_threads=4, settings=settings)  # two trials at once, two threads each
     assert all(same_state(s, p) for s, p in zip(serial, pair))
     clock = run_trials(net, trials[:1], "clock", n_threads=2)
     assert same_state(serial[0], clock[0])
@@ -112,20 +114,20 @@ def test_a_failing_worker_stops_the_others_and_its_error_is_raised(monkeypatch):
     net = _net(seed=6)
     trial = poisson_drive(range(20), net.n_steps, 200.0, seed=1)
     expected = run_trial(net, trial, "lazy")
-    real = kernel.split_worker
+    real = split_run.split_worker
 
     def failing(w, *args):
         if w == 1:
             raise MemoryError("worker 1 out of memory")
         return real(w, *args)
 
-    monkeypatch.setattr(kernel, "split_worker", failing)
+    monkeypatch.setattr(split_run, "split_worker", failing)
     done = []
     runner = threading.Thread(target=lambda: done.append(_raises(net, trial)))
     runner.start()
     runner.join(timeout=60)
     assert done == ["worker 1 out of memory"]
-    monkeypatch.setattr(kernel, "split_worker", real)
+    monkeypatch.setattr(split_run, "split_worker", real)
     assert same_state(expected, run_trial(net, trial, "lazy", bounds=[0, 200, 400]))
 
 
@@ -135,3 +137,15 @@ def _raises(net, trial):
     except MemoryError as exc:
         return str(exc)
     return "no error"
+
+
+@pytest.mark.parametrize("sort_rows", [False, True])
+def test_weights_zeroed_in_place_after_the_layout_is_kept(sort_rows):
+    """A screen silences neurons by zeroing their weights in the built network: a kept layout sees it."""
+    net = _net(seed=7, sort_rows=sort_rows)
+    trial = poisson_drive(range(20), net.n_steps, 200.0, seed=2)
+    before = _check(net, trial, LazySettings(), [0, 200, 400])[0]
+    for pre in range(20, 30):
+        net.weights_mv[net.indptr[pre]:net.indptr[pre + 1]] = 0.0
+    after = _check(net, trial, LazySettings(), [0, 200, 400])[0]
+    assert not same_state(before, after)
