@@ -6,7 +6,7 @@ a stably partitioned copy of indices and weights (built once per network and cut
 runs one trial on that many threads (worker 0 on the calling thread) and returns what `lazy.lazy_trial` does,
 state sorted by neuron id. A worker that raises raises the abort flag (the others stop waiting) and the error
 is raised here. No backend protocol, files or timing here.
-Entry points: `split_bounds`, `layout_for`, `run_split`.
+Entry points: `split_bounds`, `cut_for`, `layout_for`, `run_split`.
 """
 
 from __future__ import annotations
@@ -47,10 +47,18 @@ class SplitLayout:
         return net.weights_mv if self.order is None else net.weights_mv[self.order]
 
 
+def cut_for(net, n_parts: int) -> np.ndarray:
+    """`split_bounds` of `net` (an EngineNetwork), computed once per n_parts and kept on the network."""
+    cuts = net.split_layouts.setdefault("cuts", {})
+    if n_parts not in cuts:
+        cuts[n_parts] = split_bounds(net.indptr, net.indices, n_parts)
+    return cuts[n_parts]
+
+
 def layout_for(net, bounds: np.ndarray) -> SplitLayout:
-    """The layout of `net` (an EngineNetwork) for `bounds`, built once and kept on the network."""
+    """The layout of `net` (an EngineNetwork) for `bounds`, built once and kept on the network (one cut)."""
     key = tuple(int(b) for b in bounds)
-    cache = net.split_layouts
+    cache = net.split_layouts.setdefault("layouts", {})
     if key not in cache:
         b = np.asarray(key, np.int64)
         if b[0] != 0 or b[-1] != net.n_neurons or np.any(np.diff(b) < 1):
@@ -60,7 +68,7 @@ def layout_for(net, bounds: np.ndarray) -> SplitLayout:
         indices, order = net.indices, None
         if not ordered:
             indices, order = partition_rows(net.indptr, net.indices, np.arange(net.indices.size), part, split)
-        cache.clear()  # one cut kept per network
+        cache.clear()  # one layout kept per network
         cache[key] = SplitLayout(bounds=b, split=split, indices=indices, order=order)
     return cache[key]
 

@@ -20,7 +20,7 @@ from numba import njit
 from flyhpc.drive import TrialDrive
 from flyhpc.backends.native.clock import clock_trial
 from flyhpc.backends.native.lazy import clean_workspace, lazy_trial
-from flyhpc.backends.native.split_run import run_split, split_bounds
+from flyhpc.backends.native.split_run import cut_for, run_split
 from flyhpc.backends.native.tables import Tables, make_tables
 from flyhpc.errors import ConfigError
 from flyhpc.model import Params
@@ -89,7 +89,7 @@ class EngineNetwork:
     delay_steps: int
     n_steps: int
     weight_unit_mv: float = 1.0
-    split_layouts: dict = field(default_factory=dict, compare=False, repr=False)  # split_run.layout_for's cache
+    split_layouts: dict = field(default_factory=dict, compare=False, repr=False)  # split_run's cut and layout
 
     @property
     def n_neurons(self) -> int:
@@ -242,7 +242,7 @@ def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: 
     _LOCAL.lazy_clean = False
     if bounds is not None or parts > 1:
         steps, neurons = common[-2:]
-        cut = split_bounds(net.indptr, net.indices, parts) if bounds is None else np.asarray(bounds, np.int64)
+        cut = cut_for(net, parts) if bounds is None else np.asarray(bounds, np.int64)
         *arrays, stats = run_split(net, steps, neurons, settings, cut, ws[:5])
     else:
         *arrays, stats, ws[7] = lazy_trial(*common, t.log_a, t.log_b, t.kappa, t.peak_bound,

@@ -73,10 +73,10 @@ def test_quiet_stretches_and_rows_already_in_part_order():
     trial = dataclasses.replace(poisson_drive([0], 10, 0.0, 0), steps=steps, neurons=np.zeros(steps.size, np.int32))
     for bounds in ([0, 200, 400], [0, 10, 20, 400]):
         _check(net, trial, LazySettings(), bounds, min_spikes=50)
-        assert net.split_layouts[tuple(bounds)].order is None
+        assert net.split_layouts["layouts"][tuple(bounds)].order is None
     unsorted = _net(n_steps=3000)
     _check(unsorted, trial, LazySettings(), [0, 200, 400], min_spikes=50)
-    assert unsorted.split_layouts[(0, 200, 400)].order is not None  # random rows: stably partitioned
+    assert unsorted.split_layouts["layouts"][(0, 200, 400)].order is not None  # random rows: stably partitioned
 
 
 def test_run_trials_splits_when_fewer_trials_than_threads():
@@ -87,8 +87,8 @@ def test_run_trials_splits_when_fewer_trials_than_threads():
     assert same_state(serial[0], short[0]) and not net.split_layouts
     settings = LazySettings(split_min_steps=net.n_steps)
     one = run_trials(net, trials[:1], "lazy", n_threads=3, settings=settings)
-    assert same_state(serial[0], one[0]) and len(net.split_layouts) == 1
-    assert len(next(iter(net.split_layouts))) == 4  # three parts
+    assert same_state(serial[0], one[0]) and len(net.split_layouts["layouts"]) == 1
+    assert len(next(iter(net.split_layouts["layouts"]))) == 4 and 3 in net.split_layouts["cuts"]  # three parts
     pair = run_trials(net, trials, "lazy", n_threads=4, settings=settings)  # two trials at once, two threads each
     assert all(same_state(s, p) for s, p in zip(serial, pair))
     clock = run_trials(net, trials[:1], "clock", n_threads=2)
