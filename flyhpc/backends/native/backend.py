@@ -117,13 +117,12 @@ class NativeBackend(Backend):
         return self._run_trials(drive, hand_over, stats)
 
     def _run_trials(self, drive: Drive, hand_over, stats=None) -> RunReport:
-        from flyhpc.backends.native.trials import LazySettings, run_trials
+        from flyhpc.backends.native.trials import LazySettings, run_trials, threads_per_trial
 
         opts = self.options
         settings = LazySettings(clock_on=float(opts.clock_on), clock_off=float(opts.clock_off))
         threads = max(1, min(self.n_threads, drive.n_trials))
-        if opts.engine == "lazy" and drive.n_steps >= settings.split_min_steps:  # a trial on several threads
-            threads *= max(1, self.n_threads // max(1, drive.n_trials))
+        threads *= threads_per_trial(self._net, drive.n_trials, self.n_threads, opts.engine, settings)
         if hand_over is None and self._undo is not None:
             self._results = self._run_driven_first(drive, opts.engine, self.n_threads, settings)
         else:

@@ -4,7 +4,7 @@
 is exact, else float64 mV: two numba signatures per kernel), `run_trials`
 runs the trials of a drive on a thread pool (the kernels release the GIL), `warm_up` compiles or
 loads the cached kernels on a tiny network. No backend protocol, files or timing here.
-Entry points: `EngineNetwork`, `LazySettings`, `TrialResult`, `run_trials`, `warm_up`.
+Entry points: `EngineNetwork`, `LazySettings`, `TrialResult`, `run_trials`, `threads_per_trial`, `warm_up`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from flyhpc.backends.native.split_run import cut_for, run_split
 from flyhpc.backends.native.tables import Tables, make_tables
 from flyhpc.errors import ConfigError
 from flyhpc.model import Params
+from flyhpc.timing import usable_cpus
 from flyhpc.network import NetworkSpec
 
 ENGINES = ("lazy", "clock")
@@ -289,11 +290,20 @@ def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
     return _run_checked(net, trial.trial, steps, neurons, engine, settings, parts, bounds)
 
 
+def threads_per_trial(net: EngineNetwork, n_trials: int, n_threads: int, engine: str,
+                      settings: LazySettings) -> int:
+    """Threads each trial of `run_trials` runs on: n_threads // n_trials for lazy trials of split_min_steps or
+    more, at most the CPUs this process may use (split workers wait on each other step by step: on fewer CPUs
+    than workers they would take turns), else 1."""
+    if engine != "lazy" or net.n_steps < settings.split_min_steps or n_trials < 1:
+        return 1
+    return max(1, min(int(n_threads) // n_trials, usable_cpus(), net.n_neurons))
+
+
 def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int = 1,
                settings: LazySettings = LazySettings(), hand_over=None) -> list[TrialResult]:
     """Simulate every trial, `n_threads` at a time (results in the order of `trials`); with fewer lazy trials
-    than threads, each trial of settings.split_min_steps steps or more runs on n_threads // n_trials threads
-    (split_run: the same results).
+    than threads, each runs on `threads_per_trial` threads (split_run: the same results).
 
     Every drive is checked once, before any work (errors as `run_trial`). With `hand_over`, each finished trial
     goes to `hand_over(result)` on the calling thread, in the order of `trials`, while later trials still run;
@@ -303,9 +313,7 @@ def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int 
     _check_engine(engine)
     jobs = [(tr.trial, *_check_drive(net, tr)) for tr in trials]
     workers = max(1, min(int(n_threads), len(jobs)))
-    parts = 1
-    if engine == "lazy" and net.n_steps >= settings.split_min_steps:
-        parts = max(1, min(int(n_threads) // workers, net.n_neurons))
+    parts = threads_per_trial(net, len(jobs), n_threads, engine, settings)
     if workers == 1 and hand_over is None:
         return [_run_checked(net, *job, engine, settings, parts) for job in jobs]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flyhpc-native") as pool:

@@ -12,7 +12,8 @@ import pytest
 
 from flyhpc.backends.native import split_run
 from flyhpc.backends.native.split_run import split_bounds
-from flyhpc.backends.native.trials import EngineNetwork, LazySettings, run_trial, run_trials
+from flyhpc.backends.native import trials as trials_module
+from flyhpc.backends.native.trials import EngineNetwork, LazySettings, run_trial, run_trials, threads_per_trial
 from flyhpc.errors import ConfigError
 from tests.unit.backends.native.test_engines import P, poisson_drive, random_net, same_state
 
@@ -79,7 +80,8 @@ def test_quiet_stretches_and_rows_already_in_part_order():
     assert unsorted.split_layouts["layouts"][(0, 200, 400)].order is not None  # random rows: stably partitioned
 
 
-def test_run_trials_splits_when_fewer_trials_than_threads():
+def test_run_trials_splits_when_fewer_trials_than_threads(monkeypatch):
+    monkeypatch.setattr(trials_module, "usable_cpus", lambda: 8)
     net = _net(seed=4)
     trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=9 + k, trial=k) for k in range(2)]
     serial = run_trials(net, trials, "lazy", n_threads=1)
@@ -93,6 +95,9 @@ def test_run_trials_splits_when_fewer_trials_than_threads():
     assert all(same_state(s, p) for s, p in zip(serial, pair))
     clock = run_trials(net, trials[:1], "clock", n_threads=2)
     assert same_state(serial[0], clock[0])
+    assert threads_per_trial(net, 1, 4, "lazy", settings) == 4 and threads_per_trial(net, 3, 4, "lazy", settings) == 1
+    monkeypatch.setattr(trials_module, "usable_cpus", lambda: 1)  # workers never take turns on one CPU
+    assert threads_per_trial(net, 1, 4, "lazy", settings) == 1
 
 
 def test_bounds_balance_in_degree_and_bad_cuts_are_named():
