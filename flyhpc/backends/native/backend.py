@@ -9,6 +9,7 @@ touching its target), so a screen builds the network and compiles the kernels on
 trial first runs with the driven neurons alone and is kept where `undriven` proves that no undriven neuron
 could have fired (most of an atlas), else runs again in full. It streams
 (`Backend._run_streamed`): trials finish in drive order per thread and go to the sink as the next ones run.
+With fewer trials than threads, a long lazy trial runs on several threads (split_run; the same spikes).
 Entry points: `NativeBackend` (key "native"), `NativeOptions`.
 """
 
@@ -57,7 +58,7 @@ class NativeOptions:
 
 
 class NativeBackend(Backend):
-    """flyhpc's numba engines: one trial per thread, spikes kept in memory until `spikes()` (or handed to a sink
+    """flyhpc's numba engines: one trial per thread (or one on several, `threads_per_trial`), spikes kept in memory until `spikes()` (or handed to a sink
     trial by trial: `run(drive, sink)`)."""
 
     name: ClassVar[str] = "native"
