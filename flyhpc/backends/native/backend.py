@@ -58,8 +58,8 @@ class NativeOptions:
 
 
 class NativeBackend(Backend):
-    """flyhpc's numba engines: one trial per thread (or one on several, `threads_per_trial`), spikes kept in memory until `spikes()` (or handed to a sink
-    trial by trial: `run(drive, sink)`)."""
+    """flyhpc's numba engines: one trial per thread (or one on several, `threads_per_trial`), spikes kept in
+    memory until `spikes()` (or handed to a sink trial by trial: `run(drive, sink)`)."""
 
     name: ClassVar[str] = "native"
     Options: ClassVar[type] = NativeOptions
