@@ -10,10 +10,11 @@ final states those of `lazy.lazy_trial`, whatever the cut.
 Synchronisation without a barrier per step: a spike of step s reaches its targets at s + delay_steps, so a
 worker delivering at step s waits only until every other worker has published the spikes of step s - delay
 (`progress`, one cache line per worker, acquire/release atomics, pause then sched_yield while spinning, an
-abort flag read in every wait). Spikes travel through per-worker rings of RING_EXTRA + 2 x delay slots, each
-tagged with its step; the parts are ascending id ranges, so a step's spikes in ascending id order are the
-workers' lists one after the other. A lazy stretch is passed in one go only as far as the spikes it knows
-reach (`_quiet_stop`). Each worker decides its own switch to clock-driven steps on its own work per neuron.
+abort flag read in every wait; the last value read is kept, so a worker ahead costs no read). Spikes travel
+through per-worker rings of 2 x delay + RING_EXTRA slots, each tagged with its step (ring_meta: step, count);
+the parts are ascending id ranges, so a step's spikes in ascending id order are the workers' lists one after
+the other. A lazy stretch is passed in one go only as far as the spikes it knows reach (`_quiet_stop`). Each
+worker decides its own switch to clock-driven steps on its own work per neuron.
 Entry points: `split_layout`, `split_worker`, `merge_records` (threads: flyhpc.backends.native.split_run).
 """
 
@@ -88,13 +89,15 @@ def _sched_yield(typingctx):
 
 
 @njit(cache=True, nogil=True)
-def _wait_all(progress, w, n_workers, need):
-    """Spin until every other worker's progress is >= need; False when the abort flag is raised."""
+def _wait_all(progress, w, n_workers, need, seen):
+    """Spin until every other worker's progress is >= need; False when the abort flag is raised. seen[v]: the
+    last progress read of worker v (progress only grows: no read, so no cache-line transfer, while it suffices)."""
     for v in range(n_workers):
-        if v == w:
+        if v == w or seen[v] >= need:
             continue
         spins = 0
-        while _load_acquire(progress, v * PAD) < need:
+        seen[v] = _load_acquire(progress, v * PAD)
+        while seen[v] < need:
             if _load_acquire(progress, n_workers * PAD) != 0:
                 return False
             spins += 1
@@ -103,16 +106,18 @@ def _wait_all(progress, w, n_workers, need):
             else:
                 _sched_yield()
                 spins = 0
+            seen[v] = _load_acquire(progress, v * PAD)
     return True
 
 
 @njit(cache=True, nogil=True)
-def _known(progress, w, n_workers, own):
+def _known(progress, w, n_workers, own, seen):
     """Steps below this have their spikes published by every worker (own: this worker's progress)."""
     k = own
     for v in range(n_workers):
         if v != w:
-            k = min(k, _load_acquire(progress, v * PAD))
+            seen[v] = _load_acquire(progress, v * PAD)
+            k = min(k, seen[v])
     return k
 
 
@@ -181,18 +186,17 @@ def _clock_threshold_range(step, lo, hi, st, pow_a, coef_c, u_th, out, n_out):
 
 
 @njit(cache=True, nogil=True)
-def _quiet_stop(step, n_steps, known, kick_stop, delay_steps, ring_step, ring_count, block_work, block_len,
-                window_steps):
+def _quiet_stop(step, n_steps, known, kick_stop, delay_steps, ring_meta, block_work, block_len, window_steps):
     """The first step from `step` on at which a worker with nothing queued may have work, as far as it knows:
     its next kick, a delivery of a spike published by any worker (steps < known), or known + delay (spikes not
     yet published); before a block end when the block has work (`lazy._quiet_until`)."""
     stop = min(kick_stop, known + delay_steps)
-    n_slots = ring_step.shape[1]
+    n_slots = ring_meta.shape[1]
     src = max(step - delay_steps, 0)
     while src < stop - delay_steps:
         slot = src % n_slots
-        for v in range(ring_step.shape[0]):
-            if ring_step[v, slot] == src and ring_count[v, slot] > 0:
+        for v in range(ring_meta.shape[0]):
+            if ring_meta[v, slot, 0] == src and ring_meta[v, slot, 1] > 0:
                 stop = src + delay_steps
                 break
         src += 1
@@ -205,7 +209,7 @@ def _quiet_stop(step, n_steps, known, kick_stop, delay_steps, ring_step, ring_co
 def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th,
                  u_rst, kick_mv, delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound,
                  peak_per_ratio, coef_c_max, wheel_bits, clock_on, clock_off, window_steps, predict_cost, st, pred,
-                 queued, nxt, prv, touched, dirty, starts, rec, ring, ring_step, ring_count, progress):
+                 queued, nxt, prv, touched, dirty, starts, rec, ring, ring_meta, progress):
     """Worker w's share of one lazy trial: neurons bounds[w] .. bounds[w + 1] - 1 (see the module docstring;
     arguments as `lazy.lazy_trial`, the kicks those of its own neurons in drive order, `split` from
     `split_layout` with `indices`/`weights` in that order). touched and dirty hold the part, rec grows.
@@ -216,7 +220,7 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
     n_workers = bounds.shape[0] - 1
     lo, hi = bounds[w], bounds[w + 1]
     n_part = hi - lo
-    n_slots = ring_step.shape[1]
+    n_slots = ring_meta.shape[1]
     last = pow_a.shape[0] - 1
     wheel = 1 << wheel_bits
     mask = wheel - 1
@@ -224,6 +228,7 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
     a1 = pow_a[1] if last >= 1 else np.exp(log_a)
     b1 = pow_b[1] if last >= 1 else np.exp(log_b)
     head = np.full(wheel, -1, np.int32)
+    seen = np.zeros(n_workers, np.int64)
     n_rec = n_dirty = kp = queue = max_queue = n_predictions = n_events = 0
     n_kicks = kick_steps.shape[0]
     clock = False
@@ -233,13 +238,13 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
     step = 0
     while step < n_steps:
         if not clock and queue == 0:
-            if not _wait_all(progress, w, n_workers, step - delay_steps + 1):
+            if not _wait_all(progress, w, n_workers, step - delay_steps + 1, seen):
                 ok = False
                 break
-            known = _known(progress, w, n_workers, step)
+            known = _known(progress, w, n_workers, step, seen)
             kick_stop = kick_steps[kp] if kp < n_kicks else n_steps
-            stop = _quiet_stop(step, n_steps, known, kick_stop, delay_steps, ring_step, ring_count, block_work,
-                               block_len, window_steps)
+            stop = _quiet_stop(step, n_steps, known, kick_stop, delay_steps, ring_meta, block_work, block_len,
+                               window_steps)
             if stop > step:  # nothing to do before `stop`: no spike recorded, none published
                 starts[step:stop] = n_rec
                 block_len = (block_len + stop - step) % window_steps if window_steps > 0 else block_len + stop - step
@@ -267,8 +272,8 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
         slot = step % n_slots  # publish (the slot's last reader is done: see the ring size)
         count = n_rec - starts[step]
         ring[w, slot, :count] = rec[starts[step]:n_rec]
-        ring_count[w, slot] = count
-        ring_step[w, slot] = step
+        ring_meta[w, slot, 0] = step
+        ring_meta[w, slot, 1] = count
         _store_release(progress, w * PAD, step + 1)
         for i in range(starts[step], n_rec):
             j = rec[i]
@@ -287,15 +292,15 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
         n_touched = 0
         events_before = n_events
         if step >= delay_steps:
-            if not _wait_all(progress, w, n_workers, step - delay_steps + 1):
+            if not _wait_all(progress, w, n_workers, step - delay_steps + 1, seen):
                 ok = False
                 break
             src = step - delay_steps
             src_slot = src % n_slots
             for v in range(n_workers):  # ascending ids: the parts in order, each list ascending
-                if ring_step[v, src_slot] != src:
+                if ring_meta[v, src_slot, 0] != src:
                     continue
-                for i in range(ring_count[v, src_slot]):
+                for i in range(ring_meta[v, src_slot, 1]):
                     pre = ring[v, src_slot, i]
                     a, b = split[pre, w], split[pre, w + 1]
                     if b > a:

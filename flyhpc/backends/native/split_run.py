@@ -94,8 +94,7 @@ def run_split(net, steps: np.ndarray, neurons: np.ndarray, settings, bounds: np.
     n_slots = 2 * net.delay_steps + RING_EXTRA
     widest = int(np.diff(b).max())
     ring = np.empty((n_workers, n_slots, widest), np.int32)
-    ring_step = np.full((n_workers, n_slots), -1, np.int64)
-    ring_count = np.zeros((n_workers, n_slots), np.int64)
+    ring_meta = np.full((n_workers, n_slots, 2), -1, np.int64)  # (step, count) of each slot
     progress = np.zeros((n_workers + 1) * PAD, np.int64)  # last line: the abort flag
     results: list = [None] * n_workers
     errors: list = []
@@ -111,7 +110,7 @@ def run_split(net, steps: np.ndarray, neurons: np.ndarray, settings, bounds: np.
                 float(t.coef_c_max), int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
                 int(settings.window_steps), float(settings.predict_cost), *workspace,
                 np.empty(hi - lo, np.int32), np.empty(hi - lo, np.int32), np.empty(net.n_steps + 1, np.int64),
-                np.empty(max(1024, 2 * (hi - lo)), np.int32), ring, ring_step, ring_count, progress)
+                np.empty(max(1024, 2 * (hi - lo)), np.int32), ring, ring_meta, progress)
         except BaseException as exc:  # noqa: BLE001 - raised again below, after every worker stopped
             progress[n_workers * PAD] = 1
             errors.append(exc)
