@@ -319,7 +319,7 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
         if not clock:
             n_predictions += n_touched
             for i in range(n_touched):
-                t = touched[i]
+                t = np.uint32(touched[i])  # unsigned: no wraparound code (as lazy_trial)
                 if queued[t]:
                     _unlink(t, pred, queued, nxt, prv, head, mask)
                     queue -= 1
