@@ -20,6 +20,8 @@ Entry points: `split_layout`, `split_worker`, `merge_records` (threads: flyhpc.b
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -225,8 +227,8 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
     wheel = 1 << wheel_bits
     mask = wheel - 1
     no_weights = weights[:0]
-    a1 = pow_a[1] if last >= 1 else np.exp(log_a)
-    b1 = pow_b[1] if last >= 1 else np.exp(log_b)
+    a1 = pow_a[1] if last >= 1 else math.exp(log_a)
+    b1 = pow_b[1] if last >= 1 else math.exp(log_b)
     head = np.full(wheel, -1, np.int32)
     seen = np.zeros(n_workers, np.int64)
     n_rec = n_dirty = kp = queue = max_queue = n_predictions = n_events = 0

@@ -115,10 +115,17 @@ def run_split(net, steps: np.ndarray, neurons: np.ndarray, settings, bounds: np.
             progress[n_workers * PAD] = 1
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(w,), name=f"flyhpc-split-{w}") for w in range(1, n_workers)]
-    for th in threads:
-        th.start()
-    work(0)
+    threads = []
+    try:
+        for w in range(1, n_workers):
+            threads.append(threading.Thread(target=work, args=(w,), name=f"flyhpc-split-{w}"))
+            threads[-1].start()
+    except BaseException as exc:  # no thread to start: the started ones must not wait for it
+        progress[n_workers * PAD] = 1
+        errors.append(exc)
+        threads = [th for th in threads if th.ident is not None]
+    else:
+        work(0)
     for th in threads:
         th.join()
     if errors:

@@ -136,10 +136,10 @@ def test_a_failing_worker_stops_the_others_and_its_error_is_raised(monkeypatch):
     assert same_state(expected, run_trial(net, trial, "lazy", bounds=[0, 200, 400]))
 
 
-def _raises(net, trial):
+def _raises(net, trial, bounds=(0, 200, 400), error=MemoryError):
     try:
-        run_trial(net, trial, "lazy", bounds=[0, 200, 400])
-    except MemoryError as exc:
+        run_trial(net, trial, "lazy", bounds=bounds)
+    except error as exc:
         return str(exc)
     return "no error"
 
@@ -154,3 +154,25 @@ def test_weights_zeroed_in_place_after_the_layout_is_kept(sort_rows):
         net.weights_mv[net.indptr[pre]:net.indptr[pre + 1]] = 0.0
     after = _check(net, trial, LazySettings(), [0, 200, 400])[0]
     assert not same_state(before, after)
+
+
+def test_a_thread_that_cannot_start_stops_the_started_ones(monkeypatch):
+    """The third worker's thread fails to start: the second (already waiting for it) stops, the error is raised."""
+    net = _net(seed=8)
+    trial = poisson_drive(range(20), net.n_steps, 200.0, seed=1)
+    real = threading.Thread
+    started = []
+
+    class Refusing(real):
+        def start(self):
+            if started:
+                raise RuntimeError("can't start new thread")
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(split_run.threading, "Thread", Refusing)
+    done = []
+    runner = real(target=lambda: done.append(_raises(net, trial, [0, 100, 200, 400], RuntimeError)))
+    runner.start()
+    runner.join(timeout=60)
+    assert done == ["can't start new thread"] and not started[0].is_alive()
