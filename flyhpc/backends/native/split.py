@@ -90,7 +90,7 @@ def _sched_yield(typingctx):
     return types.void(), codegen
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")  # a call with arrays costs reference counts
 def _wait_all(progress, w, n_workers, need, seen):
     """Spin until every other worker's progress is >= need; False when the abort flag is raised. seen[v]: the
     last progress read of worker v (progress only grows: no read, so no cache-line transfer, while it suffices)."""
@@ -112,7 +112,7 @@ def _wait_all(progress, w, n_workers, need, seen):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")  # a call with arrays costs reference counts
 def _known(progress, w, n_workers, own, seen):
     """Steps below this have their spikes published by every worker (own: this worker's progress)."""
     k = own
@@ -187,7 +187,7 @@ def _clock_threshold_range(step, lo, hi, st, pow_a, coef_c, u_th, out, n_out):
     return n_out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")  # a call with arrays costs reference counts
 def _quiet_stop(step, n_steps, known, kick_stop, delay_steps, ring_meta, block_work, block_len, window_steps):
     """The first step from `step` on at which a worker with nothing queued may have work, as far as it knows:
     its next kick, a delivery of a spike published by any worker (steps < known), or known + delay (spikes not
@@ -248,7 +248,8 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
             stop = _quiet_stop(step, n_steps, known, kick_stop, delay_steps, ring_meta, block_work, block_len,
                                window_steps)
             if stop > step:  # nothing to do before `stop`: no spike recorded, none published
-                starts[step:stop] = n_rec
+                for s in range(step, stop):  # loops, not slices: no array view (reference counts) per step
+                    starts[s] = n_rec
                 block_len = (block_len + stop - step) % window_steps if window_steps > 0 else block_len + stop - step
                 step = stop
                 _store_release(progress, w * PAD, step)
@@ -273,7 +274,8 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
                 rec[starts[step]:n_rec].sort()
         slot = step % n_slots  # publish (the slot's last reader is done: see the ring size)
         count = n_rec - starts[step]
-        ring[w, slot, :count] = rec[starts[step]:n_rec]
+        for i in range(count):
+            ring[w, slot, i] = rec[starts[step] + i]
         ring_meta[w, slot, 0] = step
         ring_meta[w, slot, 1] = count
         _store_release(progress, w * PAD, step + 1)
