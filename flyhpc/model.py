@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Sequence
@@ -109,7 +108,7 @@ class Experiment:
 
     def __post_init__(self) -> None:
         for attr in ("activate", "activate2", "silence"):
-            object.__setattr__(self, attr, tuple(int(x) for x in getattr(self, attr)))
+            object.__setattr__(self, attr, tuple(map(int, getattr(self, attr))))
         if self.by not in ("id", "index"):
             raise ConfigError(f"experiment {self.name!r}: neurons must be selected by 'id' or 'index', not {self.by!r}")
         if self.silence_mode not in SILENCE_MODES:
@@ -120,14 +119,15 @@ class Experiment:
                 raise ConfigError(f"experiment {self.name!r}: {label} must be a finite rate >= 0 Hz, got {rate!r}")
         if not self.activate and not self.activate2:
             raise ConfigError(f"experiment {self.name!r}: no neuron to activate (give --activate IDS)")
+        # the set checks only where they can find something (a screen plans 100,000s of experiments)
         for label, values in (("activate", self.activate), ("activate2", self.activate2), ("silence", self.silence)):
-            dup = sorted({v for v in values if values.count(v) > 1})
-            if dup:
+            if len(values) > 1 and len(set(values)) != len(values):
+                dup = sorted({v for v in values if values.count(v) > 1})
                 raise ConfigError(f"experiment {self.name!r}: {label} lists {_show(dup)} more than once")
-        both = sorted(set(self.activate) & set(self.activate2))
+        both = sorted(set(self.activate) & set(self.activate2)) if self.activate2 else ()
         if both:
             raise ConfigError(f"experiment {self.name!r}: {_show(both)} in both activation sets")
-        clash = sorted((set(self.activate) | set(self.activate2)) & set(self.silence))
+        clash = sorted((set(self.activate) | set(self.activate2)) & set(self.silence)) if self.silence else ()
         if clash:
             raise ConfigError(f"experiment {self.name!r}: {_show(clash)} both driven and silenced")
         for label, values, rate in (("rate", self.activate, self.rate_hz), ("rate2", self.activate2, self.rate2_hz)):
@@ -142,14 +142,15 @@ class Experiment:
         "both"), so every experiment of the default mode keeps the digest (and drive, and task key) it had
         before modes existed.
         """
-        body = {
-            "activate": list(self.activate), "rate_hz": float(self.rate_hz),
-            "activate2": list(self.activate2), "rate2_hz": float(self.rate2_hz),
-            "silence": list(self.silence), "by": self.by,
-        }
-        if self.silence and self.silence_mode != "both":
-            body["silence_mode"] = self.silence_mode
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        # the bytes of json.dumps(body, sort_keys=True) for body {"activate": [...], "rate_hz": float, "activate2":
+        # [...], "rate2_hz": float, "silence": [...], "by": str (+ "silence_mode")}, written out (a third of
+        # json.dumps's time: screens digest every experiment; tests/unit/test_model.py compares the two)
+        mode = f', "silence_mode": "{self.silence_mode}"' if self.silence and self.silence_mode != "both" else ""
+        body = (f'{{"activate": [{", ".join(map(str, self.activate))}], '
+                f'"activate2": [{", ".join(map(str, self.activate2))}], "by": "{self.by}", '
+                f'"rate2_hz": {float(self.rate2_hz)!r}, "rate_hz": {float(self.rate_hz)!r}, '
+                f'"silence": [{", ".join(map(str, self.silence))}]{mode}}}')
+        return hashlib.sha256(body.encode()).hexdigest()
 
     def resolve(self, flywire_ids: np.ndarray) -> "ResolvedExperiment":
         """Map the experiment's neurons to row indices of `flywire_ids`.

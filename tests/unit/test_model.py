@@ -88,6 +88,27 @@ def test_digest_ignores_display_name_but_not_content():
     assert a.digest() != Experiment(name="a", activate=(1,), rate_hz=6).digest()
 
 
+def _json_digest(e: Experiment) -> str:
+    """The digest as it was defined: sha256 of json.dumps of the experiment's body, keys sorted."""
+    body = {"activate": list(e.activate), "rate_hz": float(e.rate_hz), "activate2": list(e.activate2),
+            "rate2_hz": float(e.rate2_hz), "silence": list(e.silence), "by": e.by}
+    if e.silence and e.silence_mode != "both":
+        body["silence_mode"] = e.silence_mode
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("fields", [
+    dict(activate=(1,), rate_hz=5),
+    dict(activate=(720575940627652358, 720575940635872101), rate_hz=100.0, activate2=(3, -4), rate2_hz=1e-7),
+    dict(activate=(7,), rate_hz=1e16, silence=(2, 9), silence_mode="outgoing", by="index"),
+    dict(activate=(), rate_hz=0, activate2=(np.int64(5),), rate2_hz=0.1 + 0.2, silence=(6,), silence_mode="both"),
+    dict(activate=(True,), rate_hz=200, silence=(12345678901234567890,)),
+])
+def test_digest_is_the_json_of_the_body(fields):
+    e = Experiment(name="x", **fields)
+    assert e.digest() == _json_digest(e)
+
+
 def test_silence_mode_is_checked_and_digested_only_where_it_changes_the_network():
     with pytest.raises(ConfigError, match="silence_mode must be one of both, outgoing, got 'in'"):
         Experiment(name="x", activate=(1,), rate_hz=5, silence=(2,), silence_mode="in")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
+import pyarrow as pa
 import pytest
 
 from flyhpc.errors import DataError
 from flyhpc.screens import load_screen, plan_experiments
-from flyhpc.screens.plan_file import plan_bytes, read_plan, write_plan
+from flyhpc.results.parquet import parquet_bytes
+from flyhpc.screens.plan_file import _IDS, PLAN_SCHEMA, _screen_json, plan_bytes, read_plan, write_plan
 
 SCREEN = """
 [screen]
@@ -42,6 +44,22 @@ def test_a_plan_reads_back_as_planned_in_slices(tmp_path, conn, write_screen):
     part = read_plan(tmp_path / "plan.parquet", sha, 2, 5)
     assert part.experiments == tuple(exps[2:5]) and part.first == 2
     assert [e.experiment.digest()[:16] for e in part.experiments] == [e.key for e in part.experiments]
+
+
+def test_plan_bytes_are_those_of_one_list_per_row(conn, write_screen):
+    """The plan's list columns are built from flat values and offsets: the very bytes of the row-by-row arrays they
+    replaced (plans written before keep their sha256, so their labels' identities hold)."""
+    screen = load_screen(str(write_screen(SCREEN)))
+    exps = plan_experiments(screen, conn)
+    x = [e.experiment for e in exps]
+    table = pa.Table.from_arrays([
+        pa.array([e.key for e in exps], pa.string()), pa.array([e.name for e in exps], pa.string()),
+        pa.array([list(e.activate) for e in x], _IDS), pa.array([e.rate_hz for e in x], pa.float64()),
+        pa.array([list(e.activate2) for e in x], _IDS), pa.array([e.rate2_hz for e in x], pa.float64()),
+        pa.array([list(e.silence) for e in x], _IDS)], schema=PLAN_SCHEMA)
+    assert any(len(e.activate) > 1 for e in x) and any(e.silence for e in x) and all(e.activate2 for e in x)
+    assert exps[0].name.endswith(": base")
+    assert plan_bytes(screen, exps) == parquet_bytes(table, {"flyhpc.screen": _screen_json(screen, exps[0].key)})
 
 
 def test_a_changed_or_short_plan_is_refused(tmp_path, conn, write_screen):
