@@ -3,8 +3,8 @@ global results CSV that several labels share.
 
 Every table a collect writes goes through here, so a second collect of an unchanged label leaves every file (and
 its mtime) alone; `read_rows`, `read_effects`, `read_manifest_frame` and `read_results_frame` read them back.
-Entry points: `csv_text`, `write_if_changed`, `write_bytes_if_changed`, `concat_csv`, `upsert_rows`, `read_rows`,
-`read_effects`, `read_manifest_frame`, `read_results_frame`.
+Entry points: `csv_text`, `frame_csv`, `write_if_changed`, `write_bytes_if_changed`, `concat_csv`, `upsert_rows`,
+`read_rows`, `read_effects`, `read_manifest_frame`, `read_results_frame`.
 """
 
 from __future__ import annotations
@@ -98,3 +98,41 @@ def upsert_rows(path: Path, rows: list[dict[str, str]], columns: Sequence[str], 
             merged.append(new.pop(found) if found in new else row)
         merged.extend(new.values())
         write_if_changed(path, csv_text(columns, merged))
+
+
+_SPECIAL = ',"\r\n'  # what makes the csv module quote a cell (QUOTE_MINIMAL, delimiter ",")
+
+
+def _quoted(value: str) -> str:
+    """One CSV cell as the csv module writes it (QUOTE_MINIMAL, doubled quotes)."""
+    if not any(c in value for c in _SPECIAL):
+        return value
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([value])
+    return out.getvalue()[:-1]
+
+
+def frame_csv(frame, columns: Sequence[str], float_format: str) -> str:
+    """`frame.to_csv(index=False, columns=columns, float_format=float_format, lineterminator="\\n")`, the very text,
+    made column by column (pandas formats and writes cell by cell: ~1 s for the atlas's 138,639 effects, this
+    ~0.2 s). Numbers need no quotes; text cells are quoted as the csv module pandas writes with quotes them. A
+    missing value is an empty cell, as pandas writes it."""
+    import numpy as np
+
+    cells = []
+    for name in columns:
+        column = frame[name]
+        if column.dtype.kind == "f":
+            values = [float_format % v for v in column.to_numpy(dtype=np.float64, na_value=np.nan).tolist()]
+        elif column.dtype.kind in "iub":
+            values = list(map(str, column.tolist()))
+        else:
+            values = list(map(str, column.tolist()))
+            if any(c in "".join(values) for c in _SPECIAL):  # one look at the whole column, then cell by cell
+                values = list(map(_quoted, values))
+        missing = column.isna().to_numpy()
+        if missing.any():
+            values = ["" if m else v for v, m in zip(values, missing.tolist())]
+        cells.append(values)
+    header = ",".join(_quoted(str(c)) for c in columns)
+    return "\n".join([header, *map(",".join, zip(*cells))]) + "\n"

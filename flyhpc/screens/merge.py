@@ -20,7 +20,7 @@ import pyarrow as pa
 from flyhpc.bundle import BundlePaths
 from flyhpc.results.parquet import parquet_bytes
 from flyhpc.results.screen_tables import read_experiments, read_screen_table
-from flyhpc.results.tables import concat_csv, write_bytes_if_changed, write_if_changed
+from flyhpc.results.tables import concat_csv, frame_csv, write_bytes_if_changed, write_if_changed
 from flyhpc.screens.effects import EFFECT_COLUMNS, Readout, paired_effects
 from flyhpc.screens.plan_file import read_plan
 
@@ -64,8 +64,7 @@ def write_merged(paths: BundlePaths, chunks: list) -> list[Path]:
                                                    "trial_spikes"])
     effects, neurons = paired_effects(experiments, rates, base_key=plan.base_key, n_run=chunks[0].n_run,
                                       t_run_s=chunks[0].t_run_s, readout=readout)
-    write_if_changed(paths.screen_effects, effects.to_csv(index=False, columns=list(EFFECT_COLUMNS),
-                                                          float_format="%.6g", lineterminator="\n"))
+    write_if_changed(paths.screen_effects, frame_csv(effects, EFFECT_COLUMNS, "%.6g"))
     write_bytes_if_changed(paths.screen_neuron_effects,
                            parquet_bytes(pa.Table.from_pandas(neurons, preserve_index=False), meta))
     return [*written, paths.screen_effects, paths.screen_neuron_effects]
