@@ -7,7 +7,6 @@ the result with rich. No scheduling logic here.
 
 from __future__ import annotations
 
-import time
 
 import click
 from rich.console import Console, Group
@@ -150,7 +149,8 @@ def _status_view(report, experiments: tuple[int, int] | None = None) -> Group:
 @click.argument("run_label")
 @results_root_option
 @click.option("--watch", is_flag=True, help="Refresh until no task is pending or running, then exit with the code.")
-@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes.")
+@click.option("--interval", type=float, default=5.0, show_default=True,
+              help="Seconds between refreshes (a label run on this machine: sooner, when a task writes its files).")
 @click.option("--deep", is_flag=True, help="Hash every parquet against its record (else: size, footer, row count).")
 @click.option("--retry-for", type=float, default=600.0, show_default=True,
               help="With --watch: seconds to keep retrying a failing sacct/slurmdbd before giving up.")
@@ -162,13 +162,14 @@ def status(ctx, run_label, results_root, watch, interval, deep, retry_for):
     console = Console()
     retry = dict(retry_s=retry_for if watch else 0.0,
                  on_retry=lambda msg: console.print(f"[yellow]sacct failed[/]: {msg}"))
+    wait = slurm_status.news_waiter(results_root, run_label, interval) if watch else None  # before the first look
     report = slurm_status.status(results_root, run_label, deep=deep, **retry)
     counter = _experiments_counter(results_root, run_label)
     view = lambda rep: _status_view(rep, counter(rep) if counter else None)  # noqa: E731
     if watch:
         with Live(view(report), refresh_per_second=1, console=console) as live:
             while report.active:
-                time.sleep(interval)
+                wait()
                 report = slurm_status.status(results_root, run_label, deep=deep, **retry)
                 live.update(view(report))
         if not console.is_terminal:

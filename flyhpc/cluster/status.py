@@ -12,12 +12,14 @@ scheduler's verdict on it decides (a local job that ended leaves none: missing),
 the job and quotes the earlier record. Damage to the label itself (a screen plan whose sha256 is
 not the planned one, a task removed from submission.json) is listed in `StatusReport.damaged`. Exit
 codes for scripts: `StatusReport.exit_code`. Imports no submitit and submits nothing. Entry points:
-`status`, `StatusReport`, `TaskStatus`, `label_damage`, `EXIT_*` (the states themselves:
+`status`, `StatusReport`, `TaskStatus`, `label_damage`, `news_waiter`, `EXIT_*` (the states themselves:
 `flyhpc.results.states`).
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,3 +227,36 @@ def label_damage(paths: BundlePaths, record: dict) -> tuple[tuple[str, str], ...
         found.append((paths.submission.name, f"{len(lost)} planned task(s) removed from it (plan.log lists them): "
                       f"{', '.join(lost[:3])}{more}"))
     return tuple(found)
+
+
+LOCAL_EXECUTORS = ("local", "debug")  # their status asks no service: a pid check and the files
+
+
+def news_waiter(results_root: str | Path, run_label: str, interval_s: float, poll_s: float = 0.2) -> Callable[[], None]:
+    """A wait between two refreshes of `status --watch`: `interval_s`, or for a label whose every job runs on this
+    machine less, until one of its task folders changes (a record or progress file written there; a folder's mtime
+    is one stat), so a watch sees the last task end within `poll_s` instead of up to a whole interval later. A
+    label with Slurm jobs waits the whole interval (each status asks sacct).
+    """
+    record = load_submission(results_root, run_label)
+    asked = {sched.name for sched, _ in schedulers.by_scheduler(record["submissions"])}
+    if asked - set(LOCAL_EXECUTORS):
+        return lambda: time.sleep(interval_s)
+    paths = BundlePaths(results_root, run_label)
+    folders = sorted({paths.record(task_from_dict(data)).parent for data in record["tasks"].values()})
+
+    def stamp() -> tuple[int, ...]:
+        return tuple(os.stat(f).st_mtime_ns if f.is_dir() else 0 for f in folders)
+
+    seen = [stamp()]  # the folders as the last refresh may have seen them
+
+    def wait() -> None:
+        end = time.monotonic() + interval_s
+        while time.monotonic() < end:
+            time.sleep(min(poll_s, max(0.0, end - time.monotonic())))
+            now = stamp()
+            if now != seen[0]:
+                break
+        seen[0] = stamp()
+
+    return wait

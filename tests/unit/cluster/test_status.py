@@ -11,7 +11,7 @@ import time
 import pytest
 
 from flyhpc.bundle import BundlePaths
-from flyhpc.cluster.status import EXIT_ACTIVE, EXIT_DONE, EXIT_UNFINISHED, status
+from flyhpc.cluster.status import EXIT_ACTIVE, EXIT_DONE, EXIT_UNFINISHED, news_waiter, status
 from flyhpc.errors import ConfigError
 
 from tests.unit.bundles import fake_result, make_task, plan
@@ -77,6 +77,47 @@ def test_a_live_local_job_makes_its_tasks_pending_or_running_and_exits_75(tmp_pa
     report = status(tmp_path, "lab")
     assert [r.state for r in report.rows] == ["failed", "running"]
     assert report.exit_code == EXIT_UNFINISHED  # a failure wins over tasks still running
+
+
+def _with_jobs(root, executor, *tasks):
+    paths = BundlePaths(root, "lab")
+    record = json.loads(paths.submission.read_text())
+    record["submissions"].append({"submitted_at": "2000-01-01T00:00:00+00:00", "executor": executor,
+                                  "backend": "brian2cpp", "tasks": [t.key for t in tasks],
+                                  "jobs": [{"job_id": str(os.getpid()), "tasks": [t.key for t in tasks]}]})
+    paths.submission.write_text(json.dumps(record))
+
+
+def test_a_watch_of_local_jobs_wakes_when_a_task_writes_its_files(tmp_path):
+    """status --watch waits its interval, unless a task of a label run on this machine writes a file: then at once."""
+    import threading
+
+    task = make_task(tmp_path)
+    plan(task)
+    _with_jobs(tmp_path, "local", task)
+    wait = news_waiter(tmp_path, "lab", interval_s=0.6, poll_s=0.02)
+    t0 = time.monotonic()
+    wait()  # nothing happens: the whole interval
+    assert time.monotonic() - t0 >= 0.6
+    writer = threading.Timer(0.1, fake_result, [task])
+    writer.start()
+    t0 = time.monotonic()
+    wait()
+    woke = time.monotonic() - t0
+    writer.join()
+    assert 0.1 <= woke < 0.45, woke  # woken by the record, well before the 0.6 s interval
+    assert status(tmp_path, "lab").rows[0].state == "done"
+
+
+def test_a_watch_of_slurm_jobs_waits_its_whole_interval(tmp_path):
+    task = make_task(tmp_path)
+    plan(task)
+    _with_jobs(tmp_path, "slurm", task)
+    wait = news_waiter(tmp_path, "lab", interval_s=0.3, poll_s=0.02)
+    fake_result(task)  # a change, but asking sacct again at once is not for a watch
+    t0 = time.monotonic()
+    wait()
+    assert time.monotonic() - t0 >= 0.3
 
 
 def _by_job(record_path, job_id, started_utc="2026-12-01T00:00:00Z"):
