@@ -86,3 +86,14 @@ def test_a_chunks_rates_equal_each_experiments_own(n_run):
             hit = counts.neuron_index == row
             assert readout[k, col] == (mean[hit][0] if hit.any() else 0.0)
     assert lo == got.num_rows and summary["rates_s"].tolist() == [0.5] * 12
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 212, 5000])
+def test_unique_inverse_is_numpys(size):
+    from flyhpc.screens.results import _unique_inverse
+
+    values = np.random.default_rng(size).integers(0, max(1, size // 3), size).astype(np.int32)
+    rows, inverse = _unique_inverse(values)
+    want_rows, want_inverse = np.unique(values, return_inverse=True)
+    assert rows.dtype == want_rows.dtype and np.array_equal(rows, want_rows)
+    assert np.array_equal(inverse, want_inverse) and np.array_equal(rows[inverse], values)
