@@ -112,18 +112,21 @@ def _quoted(value: str) -> str:
     return out.getvalue()[:-1]
 
 
-def frame_csv(frame, columns: Sequence[str], float_format: str) -> str:
+def frame_csv(frame, columns: Sequence[str], float_format: str | None = None) -> str:
     """`frame.to_csv(index=False, columns=columns, float_format=float_format, lineterminator="\\n")`, the very text,
     made column by column (pandas formats and writes cell by cell: ~1 s for the atlas's 138,639 effects, this
-    ~0.2 s). Numbers need no quotes; text cells are quoted as the csv module pandas writes with quotes them. A
-    missing value is an empty cell, as pandas writes it."""
+    ~0.2 s). Floats without a format are numpy's `astype(str)`, as pandas writes them; numbers need no quotes;
+    text cells are quoted as the csv module pandas writes with quotes them. A missing value is an empty cell, as
+    pandas writes it."""
     import numpy as np
 
     cells = []
     for name in columns:
         column = frame[name]
         if column.dtype.kind == "f":
-            values = [float_format % v for v in column.to_numpy(dtype=np.float64, na_value=np.nan).tolist()]
+            floats = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            values = (floats.astype(str).tolist() if float_format is None
+                      else [float_format % v for v in floats.tolist()])
         elif column.dtype.kind in "iub":
             values = list(map(str, column.tolist()))
         else:

@@ -24,6 +24,7 @@ import pyarrow as pa
 from flyhpc.files import atomic_path
 from flyhpc.results.parquet import write_parquet
 from flyhpc.results.screen_tables import ROLES, SUMMARY_COLUMNS, TIDY_SCHEMA
+from flyhpc.results.tables import frame_csv
 from flyhpc.screens.engine import ExperimentRun
 from flyhpc.screens.expand import ScreenExperiment
 from flyhpc.results.spikes import SpikeTable
@@ -231,7 +232,7 @@ class ChunkTables:
         table, summary, readout = self._tables(metadata)
         write_parquet(files.rates, table)
         with atomic_path(files.experiments) as tmp:
-            summary.to_csv(tmp, index=False)
+            tmp.write_text(frame_csv(summary, list(summary.columns)), encoding="utf-8")  # to_csv's text, 4x faster
         if files.readout:
             frame = pd.DataFrame(readout, columns=list(self._readout_labels))
             frame.insert(0, "experiment_name", [e.name for e in self._experiments])

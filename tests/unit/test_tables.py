@@ -20,13 +20,15 @@ def _frame() -> pd.DataFrame:
     })
 
 
-@pytest.mark.parametrize("fmt", ["%.6g", "%.3f"])
+@pytest.mark.parametrize("fmt", ["%.6g", "%.3f", None])
 def test_frame_csv_is_the_text_of_to_csv(fmt):
     frame = _frame()
     columns = ["a,b", "name", "x", "n", "flag", "obj", "maybe", "fl"]
     want = frame.to_csv(index=False, columns=columns, float_format=fmt, lineterminator="\n")
     assert frame_csv(frame, columns, fmt) == want
     assert '"a, b"' in want and '"say ""hi"""' in want and ",inf," in want  # the cases above are exercised
+    if fmt is None:
+        assert frame_csv(frame, columns) == want and "1e-300" in want and "0.30000000000000004" in want
 
 
 def test_frame_csv_of_no_rows():
