@@ -91,6 +91,8 @@ def _id_lists(sets: Sequence[tuple[int, ...]]) -> pa.Array:
 def _id_tuples(column: pa.ChunkedArray) -> list[tuple[int, ...]]:
     """The list<int64> column as one tuple of ints per row (what `Experiment` holds)."""
     lists = column.combine_chunks()
+    if not len(lists):
+        return []
     offsets = np.asarray(lists.offsets).tolist()
     values = lists.values.slice(offsets[0], offsets[-1] - offsets[0]).to_numpy(zero_copy_only=False).tolist()
     base = offsets[0]
