@@ -109,7 +109,8 @@ class SlurmScheduler(Scheduler):
 
     def cancel(self, entries: Sequence[dict], run_label: str) -> list[str]:
         """scancel the jobs that squeue still holds pending or running under the label's job name (ids of a
-        recreated cluster that now belong to someone else's jobs are left alone).
+        recreated cluster that now belong to someone else's jobs are left alone; a job already COMPLETING is
+        ending: nothing to cancel).
 
         Raises
         ------
@@ -124,7 +125,7 @@ class SlurmScheduler(Scheduler):
             expected = entry.get("sbatch", {}).get("job_name") or executors.job_name(run_label, entry["backend"])
             ids |= {js.job_id.split("_")[0] for js in states.values()
                     if js.job_id.split("_")[0] == entry["job_id"] and js.name == expected
-                    and js.category in ("pending", "running")}
+                    and js.category in ("pending", "running") and js.state != "COMPLETING"}
         if ids:
             proc = subprocess.run(["scancel", *sorted(ids)], capture_output=True, text=True)
             if proc.returncode != 0:
