@@ -7,7 +7,6 @@ the result with rich. No scheduling logic here.
 
 from __future__ import annotations
 
-
 import click
 from rich.console import Console, Group
 from rich.live import Live

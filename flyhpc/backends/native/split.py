@@ -14,7 +14,11 @@ abort flag read in every wait; the last value read is kept, so a worker ahead co
 through per-worker rings of 2 x delay + RING_EXTRA slots, each tagged with its step (ring_meta: step, count);
 the parts are ascending id ranges, so a step's spikes in ascending id order are the workers' lists one after
 the other. A lazy stretch is passed in one go only as far as the spikes it knows reach (`_quiet_stop`). Each
-worker decides its own switch to clock-driven steps on its own work per neuron.
+worker decides its own switch to clock-driven steps on its own work per neuron. The per-step loops (reset,
+re-prediction, the return from clock-driven steps) are written out as in `lazy.lazy_trial`, not shared: numba
+compiles inlined helpers that hold loops badly (measured: one-neuron atlas trials 1.7-2.5x slower, sugar +5 %),
+so a change to one of those loops must be made in both files (tests/unit/backends/native/test_split.py
+compares the two engines bit for bit).
 Entry points: `split_layout`, `split_worker`, `merge_records` (threads: flyhpc.backends.native.split_run).
 """
 
