@@ -33,7 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from flyhpc.backends.native.kernel_cache import track_sources
-from flyhpc.backends.native.lazy import _apply_inputs, _grow, _link, _take_state, _unlink
+from flyhpc.backends.native.lazy import FIRST, _apply_inputs, _grow, _link, _take_state, _unlink
 from flyhpc.backends.native.predict import cannot_cross, peak_ruled_out, predict_crossing, ruled_out
 
 PAD = 8  # int64 slots per worker in `progress`: one cache line each (no false sharing)
@@ -214,8 +214,8 @@ def _quiet_stop(step, n_steps, known, kick_stop, delay_steps, ring_meta, block_w
 @njit(cache=True, nogil=True)
 def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th,
                  u_rst, kick_mv, delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound,
-                 peak_per_ratio, coef_c_max, wheel_bits, clock_on, clock_off, window_steps, predict_cost, st, pred,
-                 queued, nxt, prv, touched, dirty, starts, rec, ring, ring_meta, progress):
+                 peak_per_ratio, coef_c_max, props, wheel_bits, clock_on, clock_off, window_steps, predict_cost, st,
+                 pred, queued, nxt, prv, touched, dirty, starts, rec, ring, ring_meta, progress):
     """Worker w's share of one lazy trial: neurons bounds[w] .. bounds[w + 1] - 1 (see the module docstring;
     arguments as `lazy.lazy_trial`, the kicks those of its own neurons in drive order, `split` from
     `split_layout` with `indices`/`weights` in that order). touched and dirty hold the part, rec grows.
@@ -297,7 +297,7 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
                 if m >= 0:
                     _link(j, m, pred, queued, nxt, prv, head, mask)
                     queue += 1
-        n_touched = 0
+        listed = 0
         events_before = n_events
         if step >= delay_steps:
             if not _wait_all(progress, w, n_workers, step - delay_steps + 1, seen):
@@ -313,24 +313,28 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
                     a, b = split[pre, w], split[pre, w + 1]
                     if b > a:
                         n_events += b - a
-                        n_touched, n_dirty = _apply_inputs(step, indices[a:b], 0.0, weights[a:b], weight_unit, st,
-                                                           pow_a, pow_b, coef_c, touched, n_touched, dirty, n_dirty)
+                        listed, n_dirty = _apply_inputs(step, indices[a:b], 0.0, weights[a:b], weight_unit, st,
+                                                        props, touched, listed, dirty, n_dirty, queued, u_th, kappa,
+                                                        coef_c_max)
         block_work += n_events - events_before
         kp_end = kp
         while kp_end < n_kicks and kick_steps[kp_end] == step:
             kp_end += 1
         if kp_end > kp:
-            n_touched, n_dirty = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, 1.0, st, pow_a,
-                                               pow_b, coef_c, touched, n_touched, dirty, n_dirty)
+            listed, n_dirty = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, 1.0, st, props,
+                                            touched, listed, dirty, n_dirty, queued, u_th, kappa, coef_c_max)
             kp = kp_end
-        block_work += predict_cost * n_touched
+        n_touched = listed & (FIRST - 1)
+        block_work += predict_cost * (listed >> 32)  # as lazy_trial
         if not clock:
             n_predictions += n_touched
             for i in range(n_touched):
                 t = np.uint32(touched[i])  # unsigned: no wraparound code (as lazy_trial)
-                if queued[t]:
+                if queued[t] & 1:
                     _unlink(t, pred, queued, nxt, prv, head, mask)
                     queue -= 1
+                else:
+                    queued[t] = 0  # no longer listed
                 u0 = st[t, 0]
                 g0 = st[t, 1]
                 if cannot_cross(u0, g0, u_th, kappa, coef_c_max):
@@ -344,6 +348,9 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
                     _link(t, m, pred, queued, nxt, prv, head, mask)
                     queue += 1
             max_queue = max(max_queue, queue)
+        else:
+            for i in range(n_touched):  # clock-driven: nothing queued, only the marks to clear
+                queued[np.uint32(touched[i])] = 0
         block_len += 1
         if block_len == window_steps:
             per_step = block_work / (window_steps * n_part) if n_part > 0 else 0.0

@@ -21,7 +21,7 @@ from flyhpc.drive import TrialDrive
 from flyhpc.backends.native.clock import clock_trial
 from flyhpc.backends.native.lazy import clean_workspace, lazy_trial
 from flyhpc.backends.native.split_run import cut_for, run_split
-from flyhpc.backends.native.tables import Tables, make_tables
+from flyhpc.backends.native.tables import Tables, aligned_rows, make_tables
 from flyhpc.errors import ConfigError
 from flyhpc.model import Params
 from flyhpc.timing import usable_cpus
@@ -211,13 +211,6 @@ def _check_engine(engine: str) -> None:
 _LOCAL = threading.local()
 
 
-def _rows(n: int) -> np.ndarray:
-    """An (n, 4) float64 array whose 32-byte rows start on 64-byte boundaries (one cache line each)."""
-    buf = np.empty(4 * n + 8)
-    skip = (-buf.ctypes.data % 64) // 8
-    return buf[skip:skip + 4 * n].reshape(n, 4)
-
-
 def _workspace(n: int, n_steps: int) -> list:
     """This thread's reusable lazy-engine buffers for n neurons and n_steps (warm pages, no faults), at rest.
 
@@ -226,7 +219,7 @@ def _workspace(n: int, n_steps: int) -> list:
     """
     ws = getattr(_LOCAL, "lazy", None)
     if ws is None or ws[0].shape[0] != n or ws[6].shape[0] != n_steps + 1:
-        ws = [_rows(n), np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32),
+        ws = [aligned_rows(n), np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32),
               np.empty(n, np.int32), np.empty(n_steps + 1, np.int64), np.empty(max(1024, 2 * n), np.int32),
               np.empty(n, np.int32)]
         _LOCAL.lazy, _LOCAL.lazy_clean = ws, False
@@ -247,7 +240,7 @@ def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: 
         *arrays, stats = run_split(net, steps, neurons, settings, cut, ws[:5])
     else:
         *arrays, stats, ws[7] = lazy_trial(*common, t.log_a, t.log_b, t.kappa, t.peak_bound,
-                                           float(t.peak_bins_per_ratio), float(t.coef_c_max),
+                                           float(t.peak_bins_per_ratio), float(t.coef_c_max), t.propagators,
                                            int(settings.wheel_bits), float(settings.clock_on),
                                            float(settings.clock_off), int(settings.window_steps),
                                            float(settings.predict_cost), *ws)

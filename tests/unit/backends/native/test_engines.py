@@ -264,6 +264,31 @@ def test_runaway_switches_to_clock_with_identical_spikes_and_bounded_queue():
     assert pure.stats["max_queue"] <= net.n_neurons and switching.stats["max_queue"] <= net.n_neurons
 
 
+def test_many_inputs_per_neuron_in_a_step_list_each_neuron_once():
+    """40 neurons, each exciting all 40 strongly: a step with several spikes delivers several inputs to every
+    neuron, most left able to cross. Each neuron is re-predicted at most once per step it is reached in (the
+    touched list holds n entries), and the spikes stay the clock engine's."""
+    n, n_steps, refractory = 40, 400, 22
+    indptr = np.arange(n + 1, dtype=np.int64) * n
+    indices = np.tile(np.arange(n, dtype=np.int32), n)
+    net = EngineNetwork.from_arrays(indptr, indices, np.full(n * n, 20 * P.w_syn_mv),
+                                    np.full(n, refractory, np.int64), P, n_steps)
+    trial = poisson_drive(range(n), n_steps, 300.0, seed=5)
+    clock = run_trial(net, trial, "clock")
+    lazy = run_trial(net, trial, "lazy", PURE_LAZY)
+    assert same_state(clock, lazy)
+    counts = np.diff(clock.step_starts)
+    d = net.delay_steps
+    assert (counts[:n_steps - d] > 1).sum() > 50  # steps delivering several inputs to each neuron
+    frozen = np.zeros((n_steps, n), bool)
+    for step, j in zip(clock.spike_steps, clock.spike_neurons):
+        frozen[step:step + refractory, j] = True
+    reached = np.zeros((n_steps, n), bool)
+    reached[d:][counts[:n_steps - d] > 0] = True
+    reached[trial.steps, trial.neurons] = True
+    assert 0.5 * (reached & ~frozen).sum() < lazy.stats["predictions"] <= (reached & ~frozen).sum()
+
+
 def test_switching_back_and_forth_keeps_identity(active_net):
     """Thresholds so low that the engine flips mode every few windows: still bit-identical."""
     _, net, trial = active_net
