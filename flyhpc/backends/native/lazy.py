@@ -166,15 +166,24 @@ def _apply_inputs(step, targets, du, dg, unit, st, props, touched, listed, dirty
 
 @njit(cache=True, nogil=True, inline="always")
 def _deliver(step, first, stop, rec, indptr, indices, weights, unit, st, props, touched, listed, dirty, n_dirty,
-             queued, u_th, kappa, coef_c_max):
-    """Synapses slot: spikes rec[first:stop] (ascending) reach their targets in CSR order (weights x unit mV).
+             queued, u_th, kappa, coef_c_max, slot, xlat, row_stamp, stamp):
+    """Synapses slot: spikes rec[first:stop] (neuron ids, ascending) reach their targets in CSR order (weights x
+    unit mV). With stamp > 0 the rows are ordered apart from ids: a neuron's targets are translated to rows
+    (slot) into xlat the first time it spikes in the trial (row_stamp[pre] == stamp from then on).
     Returns (listed, dirty count, synaptic events), listed as `_apply_inputs`."""
     n_events = 0
     for i in range(first, stop):
         pre = rec[i]
         lo, hi = indptr[pre], indptr[pre + 1]
         n_events += hi - lo
-        listed, n_dirty = _apply_inputs(step, indices[lo:hi], 0.0, weights[lo:hi], unit, st, props, touched, listed,
+        targets = indices
+        if stamp > 0:
+            if row_stamp[pre] != stamp:
+                for e in range(lo, hi):
+                    xlat[e] = slot[np.uint32(indices[e])]
+                row_stamp[pre] = stamp
+            targets = xlat
+        listed, n_dirty = _apply_inputs(step, targets[lo:hi], 0.0, weights[lo:hi], unit, st, props, touched, listed,
                                         dirty, n_dirty, queued, u_th, kappa, coef_c_max)
     return listed, n_dirty, n_events
 
@@ -260,7 +269,7 @@ def _take_state(st, pred, queued, nxt, prv, dirty, n_dirty):
 @njit(cache=True, nogil=True)
 def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
                delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound, peak_per_ratio,
-               coef_c_max, props, wheel_bits,
+               coef_c_max, props, slot, owner, xlat, row_stamp, stamp, wheel_bits,
                clock_on, clock_off, window_steps, predict_cost, st, pred, queued, nxt, prv, touched, starts,
                rec, dirty):
     """Simulate one trial lazily, switching to clock-driven steps while activity is high.
@@ -276,16 +285,21 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     (clock_on <= 0: never switches, a pure lazy run).
 
     Synapse e adds weights[e] x weight_unit mV (int16 synapse counts times w_syn, or float64 mV times 1.0).
+    State rows need not follow neuron ids (`row_order`): row slot[o] holds neuron o, owner[j] is the neuron of
+    row j, and stamp > 0 (this trial's number on this workspace) turns on the translation of out-rows into
+    xlat (as long as indices; row_stamp: n int32, see `_deliver`). kick_neurons, the workspace and the returned
+    state_neurons name rows; indptr, indices, refractory_steps and the spike record name neurons (spikes of a
+    step ascend by neuron id, whatever the rows). With stamp 0 both maps are the identity, xlat and row_stamp
+    are not read.
     Reject tests before a prediction: `cannot_cross` (max(u0, 0) + max(g0, 0) coef_c_max), `ruled_out` (sup
     over k >= 1 of the positive terms), then for
     p > 0 > q the tabulated sup of the continuous shape, p peak_bound[floor(r peak_per_ratio)] with
     r = -q / p (tables.peak_bounds); no exp or log on the common path.
 
-    Returns (spike_neurons, step_starts, state_neurons, anchor, u0, g0, stats, rec): spikes as `clock_trial`,
-    the final anchored state of the neurons that left rest (every other one is at anchor -1, u0 = g0 = 0),
+    Returns (spike_neurons, step_starts, state_rows, anchor, u0, g0, stats, rec): spikes as `clock_trial`,
+    the final anchored state of the rows that left rest (every other one is at anchor -1, u0 = g0 = 0),
     stats int64 [clock steps, mode switches, max queue entries, predictions (neurons re-predicted), synaptic
-    events] and rec the
-    record buffer (grown if it had to be).
+    events] and rec the record buffer (grown if it had to be).
     """
     n = indptr.shape[0] - 1
     last = pow_a.shape[0] - 1
@@ -326,6 +340,10 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
         if clock:
             clock_steps += 1
             n_rec = _clock_threshold(step, st, pow_a, coef_c, u_th, rec, n_rec)
+            for i in range(starts[step], n_rec):  # rows to neuron ids, ascending
+                rec[i] = owner[rec[i]]
+            if n_rec - starts[step] > 1:
+                rec[starts[step]:n_rec].sort()
         else:
             j = head[step & mask]
             while j >= 0:
@@ -333,15 +351,15 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
                 if pred[j] == step:
                     _unlink(j, pred, queued, nxt, prv, head, mask)
                     queue -= 1
-                    rec[n_rec] = j
+                    rec[n_rec] = owner[j]
                     n_rec += 1
                 j = following
             if n_rec - starts[step] > 1:
                 rec[starts[step]:n_rec].sort()
         # 4 (applied first, same effect): reset, frozen through `until`, inputs of this step dropped
         for i in range(starts[step], n_rec):
-            j = rec[i]
-            r = refractory_steps[j]
+            j = slot[rec[i]]
+            r = refractory_steps[rec[i]]
             until = step + (r if r > 0 else 1) - 1
             st[j, 0] = u_rst
             st[j, 1] = 0.0
@@ -361,7 +379,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
             if stop > first:
                 listed, n_dirty, events = _deliver(step, first, stop, rec, indptr, indices, weights, weight_unit,
                                                    st, props, touched, listed, dirty, n_dirty, queued, u_th,
-                                                      kappa, coef_c_max)
+                                                   kappa, coef_c_max, slot, xlat, row_stamp, stamp)
                 n_events += events
                 block_work += events
         kp_end = kp

@@ -2,17 +2,20 @@
 
 `EngineNetwork.from_spec` fixes every array's dtype (weights as int16 synapse counts times w_syn when that
 is exact, else float64 mV: two numba signatures per kernel), `run_trials`
-runs the trials of a drive on a thread pool (the kernels release the GIL), `warm_up` compiles or
+runs the trials of a drive on a thread pool (the kernels release the GIL; long lazy runs with state rows
+ordered by a pilot's activity, `row_order`), `warm_up` compiles or
 loads the cached kernels on a tiny network. No backend protocol, files or timing here.
-Entry points: `EngineNetwork`, `LazySettings`, `TrialResult`, `run_trials`, `threads_per_trial`, `warm_up`.
+Entry points: `EngineNetwork`, `LazySettings`, `TrialResult`, `run_trials`, `pilot_order`, `threads_per_trial`,
+`warm_up`.
 """
 
 from __future__ import annotations
 
 import math
+import mmap
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numba import njit
@@ -20,6 +23,7 @@ from numba import njit
 from flyhpc.drive import TrialDrive
 from flyhpc.backends.native.clock import clock_trial
 from flyhpc.backends.native.lazy import clean_workspace, lazy_trial
+from flyhpc.backends.native.row_order import RowOrder, identity_order, order_by_inputs
 from flyhpc.backends.native.split_run import cut_for, run_split
 from flyhpc.backends.native.tables import Tables, aligned_rows, make_tables
 from flyhpc.errors import ConfigError
@@ -37,7 +41,9 @@ class LazySettings:
 
     clock_on: switch to clock-driven stepping above this (<= 0: never); clock_off: back to lazy
     below this; window_steps: steps per decision; predict_cost: one prediction in synaptic events;
-    wheel_bits: log2 of the timing wheel's slots.
+    wheel_bits: log2 of the timing wheel's slots; split_min_steps: see `threads_per_trial`;
+    order_min_steps: `run_trials` orders state rows by a pilot's activity when each thread has this many
+    steps of trials or more (the pilot and the order cost ~50 ms at full scale); pilot_steps: the pilot's length.
     """
 
     clock_on: float = 0.5
@@ -46,6 +52,8 @@ class LazySettings:
     predict_cost: float = 6.0
     wheel_bits: int = 10
     split_min_steps: int = 20_000
+    order_min_steps: int = 300_000
+    pilot_steps: int = 5_000
 
 
 COMPACT_BLOCK = 1 << 20  # weights checked per block (no full-size float64 temporaries)
@@ -91,6 +99,7 @@ class EngineNetwork:
     n_steps: int
     weight_unit_mv: float = 1.0
     split_layouts: dict = field(default_factory=dict, compare=False, repr=False)  # split_run's cut and layout
+    row_orders: dict = field(default_factory=dict, compare=False, repr=False)  # the identity RowOrder, once
 
     @property
     def n_neurons(self) -> int:
@@ -215,22 +224,54 @@ def _workspace(n: int, n_steps: int) -> list:
     """This thread's reusable lazy-engine buffers for n neurons and n_steps (warm pages, no faults), at rest.
 
     A trial leaves them at rest itself; they are cleaned here (O(n)) only when new, or when the last
-    trial on this thread did not finish.
+    trial on this thread did not finish. Another n_steps (a pilot) only swaps the step-starts buffer.
     """
     ws = getattr(_LOCAL, "lazy", None)
-    if ws is None or ws[0].shape[0] != n or ws[6].shape[0] != n_steps + 1:
-        ws = [aligned_rows(n), np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32),
-              np.empty(n, np.int32), np.empty(n_steps + 1, np.int64), np.empty(max(1024, 2 * n), np.int32),
-              np.empty(n, np.int32)]
+    if ws is None or ws[0].shape[0] != n:
+        ws = [aligned_rows(n), np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.int32),
+              np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n_steps + 1, np.int64),
+              np.empty(max(1024, 2 * n), np.int32), np.empty(n, np.int32)]
         _LOCAL.lazy, _LOCAL.lazy_clean = ws, False
+    if ws[6].shape[0] != n_steps + 1:
+        ws[6] = np.empty(n_steps + 1, np.int64)
     if not _LOCAL.lazy_clean:
         clean_workspace(*ws[:5])
         _LOCAL.lazy_clean = True
     return ws
 
 
-def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: int = 1, bounds=None):
-    """One lazy trial, on `parts` threads when > 1 (or on len(bounds) - 1, the cut given: tests)."""
+def _identity(net: EngineNetwork) -> RowOrder:
+    if "identity" not in net.row_orders:
+        net.row_orders["identity"] = identity_order(net.n_neurons)
+    return net.row_orders["identity"]
+
+
+_NO_ROWS = np.empty(0, np.int32)
+STAMP_MAX = np.iinfo(np.int32).max
+
+
+def _translation(n_neurons: int, n_synapses: int) -> tuple:
+    """This thread's out-row translation buffers (xlat, row_stamp) and a stamp no earlier trial on it used.
+
+    xlat is as long as the synapse list but only the rows of neurons that spike are written: an anonymous map
+    of small pages, each zeroed on first touch (numpy's large arrays get huge pages: 70 ms to first write a
+    sugar trial's 390 rows at full scale, 2 ms here); row_stamp is cleared when the stamps wrap.
+    """
+    buffers = getattr(_LOCAL, "translation", None)
+    if buffers is None or buffers[0].shape[0] != n_synapses or buffers[1].shape[0] != n_neurons:
+        xlat = np.frombuffer(mmap.mmap(-1, 4 * max(1, n_synapses)), np.int32)[:n_synapses]
+        buffers = _LOCAL.translation = [xlat, np.zeros(n_neurons, np.int32), 0]
+    if buffers[2] == STAMP_MAX:
+        buffers[1][:] = 0
+        buffers[2] = 0
+    buffers[2] += 1
+    return buffers[0], buffers[1], buffers[2]
+
+
+def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: int = 1, bounds=None,
+              order: RowOrder | None = None):
+    """One lazy trial, on `parts` threads when > 1 (or on len(bounds) - 1, the cut given: tests), else with
+    state rows in `order` (None: by id)."""
     t = net.tables
     ws = _workspace(net.n_neurons, net.n_steps)
     _LOCAL.lazy_clean = False
@@ -239,11 +280,18 @@ def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: 
         cut = cut_for(net, parts) if bounds is None else np.asarray(bounds, np.int64)
         *arrays, stats = run_split(net, steps, neurons, settings, cut, ws[:5])
     else:
-        *arrays, stats, ws[7] = lazy_trial(*common, t.log_a, t.log_b, t.kappa, t.peak_bound,
+        order = _identity(net) if order is None else order
+        if order.identity:
+            kicks, translation = common[-1], (_NO_ROWS, _NO_ROWS, 0)
+        else:
+            kicks, translation = order.slot[common[-1]], _translation(net.n_neurons, net.indices.shape[0])
+        *arrays, stats, ws[7] = lazy_trial(*common[:-1], kicks, t.log_a, t.log_b, t.kappa, t.peak_bound,
                                            float(t.peak_bins_per_ratio), float(t.coef_c_max), t.propagators,
-                                           int(settings.wheel_bits), float(settings.clock_on),
-                                           float(settings.clock_off), int(settings.window_steps),
-                                           float(settings.predict_cost), *ws)
+                                           order.slot, order.owner, *translation, int(settings.wheel_bits),
+                                           float(settings.clock_on), float(settings.clock_off),
+                                           int(settings.window_steps), float(settings.predict_cost), *ws)
+        if not order.identity:
+            arrays[2] = order.owner[arrays[2]]  # the rows that left rest, as neuron ids
     _LOCAL.lazy_clean = True
     return (*arrays, dict(zip(STAT_NAMES, stats.tolist())))
 
@@ -255,22 +303,25 @@ def _run_clock(net: EngineNetwork, common: tuple):
 
 
 def _run_checked(net: EngineNetwork, trial_id: int, steps: np.ndarray, neurons: np.ndarray, engine: str,
-                 settings: LazySettings, parts: int = 1, bounds=None) -> TrialResult:
-    """One trial whose drive (`_check_drive`) and engine name are already checked (lazy on `parts` threads)."""
+                 settings: LazySettings, parts: int = 1, bounds=None, order: RowOrder | None = None) -> TrialResult:
+    """One trial whose drive (`_check_drive`) and engine name are already checked (lazy on `parts` threads, or
+    with state rows in `order`)."""
     t = net.tables
     common = (net.indptr, net.indices, net.weights_mv, net.weight_unit_mv, net.refractory_steps, t.pow_a, t.pow_b,
               t.coef_c,
               t.u_th_mv, t.u_rst_mv, net.kick_mv, net.delay_steps, net.n_steps, steps, neurons)
-    out = _run_lazy(net, common, settings, parts, bounds) if engine == "lazy" else _run_clock(net, common)
+    out = _run_lazy(net, common, settings, parts, bounds, order) if engine == "lazy" else _run_clock(net, common)
     rec, starts, ids, anchor, u0, g0, stats = out
     return TrialResult(trial=int(trial_id), spike_neurons=rec, step_starts=starts, n_neurons=net.n_neurons,
                        state_neurons=ids, state_anchor=anchor, state_u0_mv=u0, state_g0_mv=g0, stats=stats)
 
 
 def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
-              settings: LazySettings = LazySettings(), n_threads: int = 1, bounds=None) -> TrialResult:
+              settings: LazySettings = LazySettings(), n_threads: int = 1, bounds=None,
+              order: RowOrder | None = None) -> TrialResult:
     """Simulate one trial with the `engine` ("lazy" or "clock"); releases the GIL while stepping. The lazy
-    engine runs on `n_threads` threads (split_run: the same result), cut at `bounds` when given.
+    engine runs on `n_threads` threads (split_run: the same result), cut at `bounds` when given, or on one with
+    state rows in `order` (row_order: the same result).
 
     Raises
     ------
@@ -280,7 +331,7 @@ def run_trial(net: EngineNetwork, trial: TrialDrive, engine: str = "lazy",
     steps, neurons = _check_drive(net, trial)
     _check_engine(engine)
     parts = max(1, min(int(n_threads), net.n_neurons))
-    return _run_checked(net, trial.trial, steps, neurons, engine, settings, parts, bounds)
+    return _run_checked(net, trial.trial, steps, neurons, engine, settings, parts, bounds, order)
 
 
 def threads_per_trial(net: EngineNetwork, n_trials: int, n_threads: int, engine: str,
@@ -291,6 +342,28 @@ def threads_per_trial(net: EngineNetwork, n_trials: int, n_threads: int, engine:
     if engine != "lazy" or net.n_steps < settings.split_min_steps or n_trials < 1:
         return 1
     return max(1, min(int(n_threads) // n_trials, usable_cpus(), net.n_neurons))
+
+
+def pilot_order(net: EngineNetwork, steps: np.ndarray, neurons: np.ndarray, settings: LazySettings) -> RowOrder:
+    """State rows by the inputs of a pilot: the first settings.pilot_steps steps of a checked drive, rows by id."""
+    n_pilot = min(int(settings.pilot_steps), net.n_steps)
+    t = net.tables
+    length = min(n_pilot + 1, t.pow_a.shape[0])  # a prefix of the tables: the same values (make_tables)
+    tables = replace(t, pow_a=t.pow_a[:length], pow_b=t.pow_b[:length], coef_c=t.coef_c[:length],
+                                 propagators=t.propagators[:length])
+    pilot_net = replace(net, tables=tables, n_steps=n_pilot, split_layouts={}, row_orders={})
+    m = int(np.searchsorted(steps, n_pilot))
+    pilot = _run_checked(pilot_net, 0, steps[:m], neurons[:m], "lazy", settings)
+    return order_by_inputs(net.indptr, net.indices, pilot.spike_neurons)
+
+
+def _order_for(net: EngineNetwork, jobs: list, engine: str, workers: int, parts: int,
+               settings: LazySettings) -> RowOrder | None:
+    """A pilot's order for lazy trials on one thread each when every thread has order_min_steps steps or more
+    to run (else None: rows by id)."""
+    if engine != "lazy" or parts > 1 or not jobs or len(jobs) * net.n_steps < settings.order_min_steps * workers:
+        return None
+    return pilot_order(net, jobs[0][1], jobs[0][2], settings)
 
 
 def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int = 1,
@@ -307,10 +380,11 @@ def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int 
     jobs = [(tr.trial, *_check_drive(net, tr)) for tr in trials]
     workers = max(1, min(int(n_threads), len(jobs)))
     parts = threads_per_trial(net, len(jobs), n_threads, engine, settings)
+    order = _order_for(net, jobs, engine, workers, parts, settings)
     if workers == 1 and hand_over is None:
-        return [_run_checked(net, *job, engine, settings, parts) for job in jobs]
+        return [_run_checked(net, *job, engine, settings, parts, None, order) for job in jobs]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flyhpc-native") as pool:
-        futures = [pool.submit(_run_checked, net, *job, engine, settings, parts) for job in jobs]
+        futures = [pool.submit(_run_checked, net, *job, engine, settings, parts, None, order) for job in jobs]
         if hand_over is None:
             return [f.result() for f in futures]
         try:
