@@ -1,16 +1,17 @@
 """The exact lazy event-driven engine: a neuron is computed only when an input reaches it.
 
-On every input the neuron is advanced to the current step from its anchor (shared propagator
-tables, the same arithmetic as flyhpc.backends.native.clock, read as one row per k), the input is added, and
-the cheapest reject test (`cannot_cross`) is run at once, in the same pass: only a neuron it does not rule
-out, or one that is queued, is listed for re-prediction after the step's inputs. There the first step at
-which it will cross the threshold is predicted (flyhpc.backends.native.predict: the reject bounds again, on
-the step's final state, then the continuous closed form locates the step the table value decides). Predictions live in a timing wheel of
-intrusive doubly linked lists (one slot per neuron, so the queue never holds more than n_neurons entries and
+On every input the neuron is advanced to the current step from its anchor (shared propagator tables, the same
+arithmetic as flyhpc.backends.native.clock, read as one row per k), the input is added, and the cheapest reject
+test (`cannot_cross`) is run at once, in the same pass: only a neuron it does not rule out, or one that is
+queued, is listed for re-prediction after the step's inputs. There the first step at which it will cross the
+threshold is predicted (flyhpc.backends.native.predict: the reject bounds again, on the step's final state,
+then the continuous closed form locates the step the table value decides). Predictions live in a timing wheel
+of intrusive doubly linked lists (one slot per neuron, so the queue never holds more than n_neurons entries and
 nothing stale). When the estimated work per step exceeds a clock-driven step, the trial continues
 clock-driven from the exact current state, and returns to lazy when activity falls.
 State lives in one 32-byte row per neuron (u0, g0, anchor, frozen_until as float64; steps are exact
-integers in float64), prefetched PREFETCH_AHEAD inputs ahead. Weights are read as stored (int16 synapse
+integers in float64), prefetched PREFETCH_AHEAD inputs ahead; rows may be ordered apart from neuron ids
+(`row_order`, see `lazy_trial`). Weights are read as stored (int16 synapse
 counts or float64 mV) times one unit. An input of exactly 0 mV (a zeroed weight) touches nothing, and a
 trial's cost outside its inputs does not grow with n_neurons: the workspace is left at rest by
 putting back only the neurons the trial reached, and a lazy stretch with nothing queued, delivered or
@@ -280,7 +281,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     (and, lazy, nothing per step where nothing is queued, delivered or kicked).
 
     Mode switch: over each block of `window_steps` steps the work of the lazy scheme is estimated as
-    predict_cost x (neurons listed for re-prediction) + (synaptic events); the trial goes clock-driven when that
+    predict_cost x (neurons an input reached) + (synaptic events); the trial goes clock-driven when that
     exceeds clock_on x n_neurons per step and back to lazy when it falls below clock_off x n_neurons
     (clock_on <= 0: never switches, a pure lazy run).
 

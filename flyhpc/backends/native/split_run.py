@@ -107,8 +107,8 @@ def run_split(net, steps: np.ndarray, neurons: np.ndarray, settings, bounds: np.
                 w, b, layout.split, layout.indices, weights, net.weight_unit_mv, net.refractory_steps,
                 t.pow_a, t.pow_b, t.coef_c, t.u_th_mv, t.u_rst_mv, net.kick_mv, net.delay_steps, net.n_steps,
                 kick_steps, kick_neurons, t.log_a, t.log_b, t.kappa, t.peak_bound, float(t.peak_bins_per_ratio),
-                float(t.coef_c_max), t.propagators, int(settings.wheel_bits), float(settings.clock_on), float(settings.clock_off),
-                int(settings.window_steps), float(settings.predict_cost), *workspace,
+                float(t.coef_c_max), t.propagators, int(settings.wheel_bits), float(settings.clock_on),
+                float(settings.clock_off), int(settings.window_steps), float(settings.predict_cost), *workspace,
                 np.empty(hi - lo, np.int32), np.empty(hi - lo, np.int32), np.empty(net.n_steps + 1, np.int64),
                 np.empty(max(1024, 2 * (hi - lo)), np.int32), ring, ring_meta, progress)
         except BaseException as exc:  # noqa: BLE001 - raised again below, after every worker stopped

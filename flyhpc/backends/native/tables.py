@@ -118,6 +118,6 @@ def make_tables(params: Params, n_steps: int) -> Tables:
     propagators = aligned_rows(pow_a.shape[0])
     propagators[:, 0], propagators[:, 1], propagators[:, 2], propagators[:, 3] = pow_a, pow_b, coef_c, 0.0
     bound, bins_per_ratio = peak_bounds(log_a, log_b)
-    return Tables(pow_a=pow_a, pow_b=pow_b, coef_c=coef_c, propagators=propagators, log_a=log_a, log_b=log_b, kappa=kappa,
-                  u_th_mv=u_th, u_rst_mv=u_rst, peak_bound=bound, peak_bins_per_ratio=bins_per_ratio,
+    return Tables(pow_a=pow_a, pow_b=pow_b, coef_c=coef_c, propagators=propagators, log_a=log_a, log_b=log_b,
+                  kappa=kappa, u_th_mv=u_th, u_rst_mv=u_rst, peak_bound=bound, peak_bins_per_ratio=bins_per_ratio,
                   coef_c_max=float(coef_c.max()))

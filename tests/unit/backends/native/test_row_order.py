@@ -80,6 +80,8 @@ def test_pilot_order_puts_the_most_reached_first(net):
         np.add.at(inputs, net.indices[net.indptr[j]:net.indptr[j + 1]], c)
     assert inputs[order.owner[0]] == inputs.max() > 0
     assert np.all(np.diff(inputs[order.owner]) <= 0)
+    late = trial.steps >= 1000  # a drive that starts after the pilot: rows stay by id
+    assert pilot_order(net, trial.steps[late], trial.neurons[late], LazySettings(pilot_steps=1000)).identity
 
 
 @pytest.mark.parametrize("threads", [1, 2])
