@@ -2,7 +2,7 @@
 
 A sugar trial's inputs go mostly to a few thousand neurons scattered over the ids (the top 10 % of the neurons
 reached take about 90 % of the inputs). Given adjacent rows, their 32-byte states share cache lines and stay
-closer to the core: -9 to -12 % sim time on sugar trials of the full-scale synthetic connectome. The order is
+closer to the core: -7 to -12 % sim time on sugar trials of the full-scale synthetic connectome. The order is
 read from a short pilot of the task's first trial (its spike counts times its neurons' out-rows give each
 neuron's inputs), serves every trial of the task, and changes no result: `lazy.lazy_trial` takes the two maps,
 translates the out-row of a neuron to rows the first time it spikes in a trial (rewriting all 15 M targets up
