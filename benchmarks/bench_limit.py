@@ -183,6 +183,8 @@ def _atlas(label: str, data_dir: Path, n_run: int = 1) -> dict:
         screen = "atlas"
         if n_run != 1:
             text = (ROOT / "jobs" / "screens" / "atlas.toml").read_text()
+            if "n_run = 1\n" not in text:  # else the "10-trial" figure would be the 1-trial atlas's
+                raise SystemExit("jobs/screens/atlas.toml has no 'n_run = 1' line to change")
             screen = str(Path(tmp) / f"atlas-{n_run}.toml")
             Path(screen).write_text(text.replace("n_run = 1\n", f"n_run = {n_run}\n", 1))
         env = {**os.environ, "PYTHONPATH": str(ROOT), "FLYHPC_DATA": str(data_dir.resolve())}

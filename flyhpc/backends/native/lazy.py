@@ -391,7 +391,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
                                             touched, listed, dirty, n_dirty, queued, u_th, kappa, coef_c_max)
             kp = kp_end
         n_touched = listed & (FIRST - 1)
-        block_work += predict_cost * (listed >> 32)  # neurons an input reached: the estimate as a full pass
+        block_work += predict_cost * (listed // FIRST)  # neurons an input reached: the estimate as a full pass
         # re-predict the neurons the inputs listed (queued, or not ruled out by cannot_cross)
         if not clock:
             n_predictions += n_touched

@@ -38,10 +38,9 @@ def order_by_inputs(indptr: np.ndarray, indices: np.ndarray, spike_neurons: np.n
     they do not reach in id order."""
     n = indptr.shape[0] - 1
     fired, counts = np.unique(np.asarray(spike_neurons, dtype=np.int64), return_counts=True)
-    lo, hi = indptr[fired], indptr[fired + 1]
-    lengths = hi - lo
-    edges = np.repeat(lo - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
-    inputs = np.bincount(indices[edges], weights=np.repeat(counts, lengths), minlength=n)
+    rows = [indices[indptr[j]:indptr[j + 1]] for j in fired]  # the out-rows of the few neurons that fired
+    weights = np.repeat(counts, [row.size for row in rows])
+    inputs = np.bincount(np.concatenate(rows or [indices[:0]]), weights=weights, minlength=n)
     owner = np.argsort(-inputs, kind="stable").astype(np.int32)
     slot = np.empty(n, np.int32)
     slot[owner] = np.arange(n, dtype=np.int32)

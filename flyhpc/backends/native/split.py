@@ -325,7 +325,7 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
                                             touched, listed, dirty, n_dirty, queued, u_th, kappa, coef_c_max)
             kp = kp_end
         n_touched = listed & (FIRST - 1)
-        block_work += predict_cost * (listed >> 32)  # as lazy_trial
+        block_work += predict_cost * (listed // FIRST)  # as lazy_trial
         if not clock:
             n_predictions += n_touched
             for i in range(n_touched):

@@ -16,6 +16,7 @@ import mmap
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 from numba import njit
@@ -99,11 +100,15 @@ class EngineNetwork:
     n_steps: int
     weight_unit_mv: float = 1.0
     split_layouts: dict = field(default_factory=dict, compare=False, repr=False)  # split_run's cut and layout
-    row_orders: dict = field(default_factory=dict, compare=False, repr=False)  # the identity RowOrder, once
 
     @property
     def n_neurons(self) -> int:
         return int(self.indptr.shape[0] - 1)
+
+    @cached_property
+    def rows_by_id(self) -> RowOrder:
+        """State rows in neuron id order (the maps made once per network)."""
+        return identity_order(self.n_neurons)
 
     @classmethod
     def from_spec(cls, spec: NetworkSpec, n_steps: int) -> "EngineNetwork":
@@ -240,12 +245,6 @@ def _workspace(n: int, n_steps: int) -> list:
     return ws
 
 
-def _identity(net: EngineNetwork) -> RowOrder:
-    if "identity" not in net.row_orders:
-        net.row_orders["identity"] = identity_order(net.n_neurons)
-    return net.row_orders["identity"]
-
-
 _NO_ROWS = np.empty(0, np.int32)
 STAMP_MAX = np.iinfo(np.int32).max
 
@@ -280,7 +279,7 @@ def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: 
         cut = cut_for(net, parts) if bounds is None else np.asarray(bounds, np.int64)
         *arrays, stats = run_split(net, steps, neurons, settings, cut, ws[:5])
     else:
-        order = _identity(net) if order is None else order
+        order = net.rows_by_id if order is None else order
         if order.identity:
             kicks, translation = common[-1], (_NO_ROWS, _NO_ROWS, 0)
         else:
@@ -352,11 +351,11 @@ def pilot_order(net: EngineNetwork, steps: np.ndarray, neurons: np.ndarray, sett
     length = min(n_pilot + 1, t.pow_a.shape[0])  # a prefix of the tables: the same values (make_tables)
     tables = replace(t, pow_a=t.pow_a[:length], pow_b=t.pow_b[:length], coef_c=t.coef_c[:length],
                      propagators=t.propagators[:length])
-    pilot_net = replace(net, tables=tables, n_steps=n_pilot, split_layouts={}, row_orders={})
+    pilot_net = replace(net, tables=tables, n_steps=n_pilot, split_layouts={})
     m = int(np.searchsorted(steps, n_pilot))
     pilot = _run_checked(pilot_net, 0, steps[:m], neurons[:m], "lazy", settings)
     if pilot.spike_neurons.size == 0:
-        return _identity(net)
+        return net.rows_by_id
     return order_by_inputs(net.indptr, net.indices, pilot.spike_neurons)
 
 

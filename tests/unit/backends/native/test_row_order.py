@@ -12,8 +12,7 @@ from flyhpc.backends.native import trials as trials_module
 from flyhpc.backends.native.row_order import RowOrder, order_by_inputs
 from flyhpc.backends.native.trials import EngineNetwork, LazySettings, pilot_order, run_trial, run_trials
 from tests.unit.backends.native.test_engines import P, PURE_LAZY, poisson_drive, random_net, same_state
-
-FLAPPY = LazySettings(clock_on=0.01, clock_off=0.008, window_steps=8)
+from tests.unit.backends.native.test_split import FLAPPY
 
 
 @pytest.fixture(scope="module")
