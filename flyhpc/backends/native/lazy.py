@@ -16,8 +16,10 @@ counts or float64 mV) times one unit. An input of exactly 0 mV (a zeroed weight)
 trial's cost outside its inputs does not grow with n_neurons: the workspace is left at rest by
 putting back only the neurons the trial reached, and a lazy stretch with nothing queued, delivered or
 kicked is passed in one step (`_quiet_until`; a one-neuron atlas trial is mostly such stretches).
-The helpers the trial loop calls are inlined (`inline="always"`): a call of a compiled function that takes
-arrays costs an atomic reference count per array both ways, ~20 % of a one-neuron atlas trial.
+The step loop (`_run_steps`) is compiled without numba's reference counting (`_nrt=False`): it allocates
+nothing (`lazy_trial` grows the spike record between its calls), and there an array passed to a helper, inlined
+or not, or sliced costs no atomic increment and decrement (they were ~14 % of a sugar trial, and a call of a
+compiled function taking arrays ~20 % of a one-neuron atlas trial). Its helpers are inlined (`inline="always"`).
 Entry points: `lazy_trial`, `clean_workspace`.
 """
 
@@ -34,6 +36,7 @@ from numba.extending import intrinsic
 from flyhpc.backends.native.kernel_cache import track_sources
 from flyhpc.backends.native.predict import cannot_cross, peak_ruled_out, predict_crossing, ruled_out
 
+CARRY = 12  # int64 loop state of _run_steps (see there)
 PREFETCH_AHEAD = 16  # inputs between a row's prefetch and its use
 FIRST = 1 << 32  # unit of the first-touch count packed in `listed` (see _apply_inputs)
 LISTED = 2  # queued[j] bit: j is in this step's touched list (bit 0: j is in the wheel)
@@ -189,7 +192,24 @@ def _deliver(step, first, stop, rec, indptr, indices, weights, unit, st, props, 
     return listed, n_dirty, n_events
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def _sort_span(a, lo, hi):
+    """Sort a[lo:hi] in place (Shell sort, gaps 3h + 1; allocates nothing, unlike ndarray.sort)."""
+    gap = 1
+    while gap < (hi - lo) // 3:
+        gap = 3 * gap + 1
+    while gap > 0:
+        for i in range(lo + gap, hi):
+            x = a[i]
+            j = i
+            while j >= lo + gap and a[j - gap] > x:
+                a[j] = a[j - gap]
+                j -= gap
+            a[j] = x
+        gap //= 3
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def _clock_threshold(step, st, pow_a, coef_c, u_th, out, n_out):
     """Clock-driven thresholds of `step`: every neuron evaluated, spikers appended (ascending) to out."""
     last = pow_a.shape[0] - 1
@@ -302,28 +322,43 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     stats int64 [clock steps, mode switches, max queue entries, predictions (neurons re-predicted), synaptic
     events] and rec the record buffer (grown if it had to be).
     """
+    head = np.full(1 << wheel_bits, -1, np.int32)
+    carry = np.zeros(CARRY, np.int64)
+    block_work = np.zeros(1)
+    while not _run_steps(indptr, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst,
+                         kick_mv, delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound,
+                         peak_per_ratio, coef_c_max, props, slot, owner, xlat, row_stamp, stamp, wheel_bits, clock_on,
+                         clock_off, window_steps, predict_cost, st, pred, queued, nxt, prv, touched, starts, rec,
+                         dirty, head, carry, block_work):
+        rec = _grow(rec)
+    n_rec = carry[1]
+    stats = np.array([carry[9], carry[10], carry[5], carry[6], carry[7]], np.int64)
+    ids, anchor, u0, g0 = _take_state(st, pred, queued, nxt, prv, dirty, carry[2])
+    return rec[:n_rec].copy(), starts.copy(), ids, anchor, u0, g0, stats, rec
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _run_steps(indptr, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
+               delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound, peak_per_ratio,
+               coef_c_max, props, slot, owner, xlat, row_stamp, stamp, wheel_bits, clock_on, clock_off, window_steps,
+               predict_cost, st, pred, queued, nxt, prv, touched, starts, rec, dirty, head, carry, block_work_carry):
+    """The step loop of `lazy_trial`, from the state in carry (CARRY int64: step, spikes recorded, dirty rows,
+    next kick, queue length, max queue, predictions, synaptic events, clock-driven, clock steps, switches, block
+    length) and block_work_carry[0]. Returns True when the trial is done, False (state saved) when rec has no
+    room for every neuron spiking in the next step: the caller grows rec and calls again.
+    Compiled without reference counting (see the module docstring): it allocates nothing.
+    """
     n = indptr.shape[0] - 1
     last = pow_a.shape[0] - 1
-    wheel = 1 << wheel_bits
-    mask = wheel - 1
+    mask = (1 << wheel_bits) - 1
     no_weights = weights[:0]  # kicks add to u only (same array type: one compiled _apply_inputs)
     a1 = pow_a[1] if last >= 1 else math.exp(log_a)
     b1 = pow_b[1] if last >= 1 else math.exp(log_b)
-    head = np.full(wheel, -1, np.int32)
-    n_rec = 0
-    n_dirty = 0
-    kp = 0
     n_kicks = kick_steps.shape[0]
-    queue = 0
-    max_queue = 0
-    n_predictions = 0
-    n_events = 0
-    clock = False
-    clock_steps = 0
-    switches = 0
-    block_work = 0.0
-    block_len = 0
-    step = 0
+    step, n_rec, n_dirty, kp, queue, max_queue = carry[0], carry[1], carry[2], carry[3], carry[4], carry[5]
+    n_predictions, n_events, clock = carry[6], carry[7], carry[8] != 0
+    clock_steps, switches, block_len = carry[9], carry[10], carry[11]
+    block_work = block_work_carry[0]
     while step < n_steps:
         if not clock:  # nothing queued, delivered or kicked before `stop`: those steps only record no spike
             stop = _quiet_until(step, n_steps, queue, n_rec, starts, delay_steps, kick_steps, kp, block_work,
@@ -335,16 +370,15 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
                 step = stop
                 continue
         starts[step] = n_rec
-        while n_rec + n > rec.shape[0]:  # room for every neuron spiking in this step
-            rec = _grow(rec)
+        if n_rec + n > rec.shape[0]:  # no room for every neuron spiking in this step: the caller grows rec
+            break
         # 1 + 2: groups and thresholds
         if clock:
             clock_steps += 1
             n_rec = _clock_threshold(step, st, pow_a, coef_c, u_th, rec, n_rec)
             for i in range(starts[step], n_rec):  # rows to neuron ids, ascending
                 rec[i] = owner[rec[i]]
-            if n_rec - starts[step] > 1:
-                rec[starts[step]:n_rec].sort()
+            _sort_span(rec, starts[step], n_rec)
         else:
             j = head[step & mask]
             while j >= 0:
@@ -355,8 +389,7 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
                     rec[n_rec] = owner[j]
                     n_rec += 1
                 j = following
-            if n_rec - starts[step] > 1:
-                rec[starts[step]:n_rec].sort()
+            _sort_span(rec, starts[step], n_rec)
         # 4 (applied first, same effect): reset, frozen through `until`, inputs of this step dropped
         for i in range(starts[step], n_rec):
             j = slot[rec[i]]
@@ -451,11 +484,16 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
             block_work = 0.0
             block_len = 0
         step += 1
-    starts[n_steps] = n_rec
-    stats = np.array([clock_steps, switches, max_queue, n_predictions, n_events], np.int64)
-    ids, anchor, u0, g0 = _take_state(st, pred, queued, nxt, prv, dirty, n_dirty)
-    return rec[:n_rec].copy(), starts.copy(), ids, anchor, u0, g0, stats, rec
+    done = step >= n_steps
+    if done:
+        starts[n_steps] = n_rec
+    carry[0], carry[1], carry[2], carry[3], carry[4], carry[5] = step, n_rec, n_dirty, kp, queue, max_queue
+    carry[6], carry[7], carry[8] = n_predictions, n_events, 1 if clock else 0
+    carry[9], carry[10], carry[11] = clock_steps, switches, block_len
+    block_work_carry[0] = block_work
+    return done
 
 
-# numba's cache keys lazy_trial on this file only; it compiles predict.py's functions in (trap: stale code)
+# numba's cache keys a kernel on its own file only; both compile predict.py's functions in (trap: stale code)
+track_sources(_run_steps, "flyhpc.backends.native.predict")
 track_sources(lazy_trial, "flyhpc.backends.native.predict")

@@ -61,7 +61,7 @@ def _shape(p, q, pow_a, pow_b, log_a, log_b, k):
     return p * math.exp(log_a * k) + q * math.exp(log_b * k)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # allocates nothing: no reference counting of its arrays
 def predict_crossing(a0, u0, g0, kmin, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b, kappa):
     """First step a0 + k (k >= kmin, step < n_steps) where the table value u0 a^k + g0 c_k > u_th; -1 if none.
 

@@ -33,7 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from flyhpc.backends.native.kernel_cache import track_sources
-from flyhpc.backends.native.lazy import FIRST, _apply_inputs, _grow, _link, _take_state, _unlink
+from flyhpc.backends.native.lazy import CARRY, FIRST, _apply_inputs, _grow, _link, _sort_span, _take_state, _unlink
 from flyhpc.backends.native.predict import cannot_cross, peak_ruled_out, predict_crossing, ruled_out
 
 PAD = 8  # int64 slots per worker in `progress`: one cache line each (no false sharing)
@@ -176,7 +176,7 @@ def partition_rows(indptr, indices, weights, part, split):
     return out_i, out_w
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _clock_threshold_range(step, lo, hi, st, pow_a, coef_c, u_th, out, n_out):
     """Clock-driven thresholds of `step` over neurons lo .. hi - 1, spikers appended (ascending) to out."""
     last = pow_a.shape[0] - 1
@@ -223,25 +223,52 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
     Returns (ok, starts, state ids, anchor, u0, g0, stats, rec): ok False when another worker aborted; starts
     and rec this worker's own spikes (merge with `merge_records`); stats as lazy_trial's over its part.
     """
+    head = np.full(1 << wheel_bits, -1, np.int32)
+    seen = np.zeros(bounds.shape[0] - 1, np.int64)
+    carry = np.zeros(CARRY + 1, np.int64)  # lazy's loop state, then ok
+    carry[CARRY] = 1
+    block_work = np.zeros(1)
+    while not _worker_steps(w, bounds, split, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c,
+                            u_th, u_rst, kick_mv, delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa,
+                            peak_bound, peak_per_ratio, coef_c_max, props, wheel_bits, clock_on, clock_off,
+                            window_steps, predict_cost, st, pred, queued, nxt, prv, touched, dirty, starts, rec, ring,
+                            ring_meta, progress, head, seen, carry, block_work):
+        rec = _grow(rec)
+    ok = carry[CARRY] != 0
+    if ok:
+        _store_release(progress, w * PAD, n_steps)
+    starts[n_steps] = carry[1]
+    stats = np.array([carry[9], carry[10], carry[5], carry[6], carry[7]], np.int64)
+    ids, anchor, u0, g0 = _take_state(st, pred, queued, nxt, prv, dirty, carry[2])
+    return ok, starts, ids, anchor, u0, g0, stats, rec
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _worker_steps(w, bounds, split, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th,
+                  u_rst, kick_mv, delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound,
+                  peak_per_ratio, coef_c_max, props, wheel_bits, clock_on, clock_off, window_steps, predict_cost, st,
+                  pred, queued, nxt, prv, touched, dirty, starts, rec, ring, ring_meta, progress, head, seen, carry,
+                  block_work_carry):
+    """The step loop of `split_worker`, from the state in carry (lazy.CARRY entries as `lazy._run_steps`'s, then
+    ok) and block_work_carry[0]. Returns True when the part is done or a worker aborted (carry[CARRY] 0), False
+    (state saved) when rec has no room for every neuron of the part spiking in the next step: the caller grows
+    rec and calls again. Compiled without reference counting, as `lazy._run_steps`.
+    """
     n_workers = bounds.shape[0] - 1
     lo, hi = bounds[w], bounds[w + 1]
     n_part = hi - lo
     n_slots = ring_meta.shape[1]
     last = pow_a.shape[0] - 1
-    wheel = 1 << wheel_bits
-    mask = wheel - 1
+    mask = (1 << wheel_bits) - 1
     no_weights = weights[:0]
     a1 = pow_a[1] if last >= 1 else math.exp(log_a)
     b1 = pow_b[1] if last >= 1 else math.exp(log_b)
-    head = np.full(wheel, -1, np.int32)
-    seen = np.zeros(n_workers, np.int64)
-    n_rec = n_dirty = kp = queue = max_queue = n_predictions = n_events = 0
     n_kicks = kick_steps.shape[0]
-    clock = False
-    clock_steps = switches = block_len = 0
-    block_work = 0.0
+    step, n_rec, n_dirty, kp, queue, max_queue = carry[0], carry[1], carry[2], carry[3], carry[4], carry[5]
+    n_predictions, n_events, clock = carry[6], carry[7], carry[8] != 0
+    clock_steps, switches, block_len = carry[9], carry[10], carry[11]
+    block_work = block_work_carry[0]
     ok = True
-    step = 0
     while step < n_steps:
         if not clock and queue == 0:
             if not _wait_all(progress, w, n_workers, step - delay_steps + 1, seen):
@@ -259,8 +286,8 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
                 _store_release(progress, w * PAD, step)
                 continue
         starts[step] = n_rec
-        while n_rec + n_part > rec.shape[0]:
-            rec = _grow(rec)
+        if n_rec + n_part > rec.shape[0]:  # no room for every neuron of the part spiking: the caller grows rec
+            break
         if clock:
             clock_steps += 1
             n_rec = _clock_threshold_range(step, lo, hi, st, pow_a, coef_c, u_th, rec, n_rec)
@@ -274,8 +301,7 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
                     rec[n_rec] = j
                     n_rec += 1
                 j = following
-            if n_rec - starts[step] > 1:
-                rec[starts[step]:n_rec].sort()
+            _sort_span(rec, starts[step], n_rec)
         slot = step % n_slots  # publish (the slot's last reader is done: see the ring size)
         count = n_rec - starts[step]
         for i in range(count):
@@ -380,12 +406,13 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
             block_work = 0.0
             block_len = 0
         step += 1
-    if ok:
-        _store_release(progress, w * PAD, n_steps)
-    starts[n_steps] = n_rec
-    stats = np.array([clock_steps, switches, max_queue, n_predictions, n_events], np.int64)
-    ids, anchor, u0, g0 = _take_state(st, pred, queued, nxt, prv, dirty, n_dirty)
-    return ok, starts, ids, anchor, u0, g0, stats, rec
+    done = step >= n_steps or not ok
+    carry[0], carry[1], carry[2], carry[3], carry[4], carry[5] = step, n_rec, n_dirty, kp, queue, max_queue
+    carry[6], carry[7], carry[8] = n_predictions, n_events, 1 if clock else 0
+    carry[9], carry[10], carry[11] = clock_steps, switches, block_len
+    carry[CARRY] = 1 if ok else 0
+    block_work_carry[0] = block_work
+    return done
 
 
 @njit(cache=True, nogil=True)
@@ -407,4 +434,5 @@ def merge_records(starts_all, flat, offsets):
 
 
 # the worker compiles in lazy.py's and predict.py's functions (numba's cache tracks only this file)
+track_sources(_worker_steps, "flyhpc.backends.native.lazy", "flyhpc.backends.native.predict")
 track_sources(split_worker, "flyhpc.backends.native.lazy", "flyhpc.backends.native.predict")

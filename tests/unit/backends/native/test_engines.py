@@ -397,6 +397,25 @@ def test_workspace_is_left_at_rest_and_reused(active_net):
         fresh.state_neurons.size
 
 
+@pytest.mark.parametrize("settings", [PURE_LAZY, LazySettings(clock_on=0.01, clock_off=0.008, window_steps=8)])
+def test_a_record_buffer_that_fills_up_grows_mid_trial_with_the_same_results(active_net, settings):
+    """The step loop returns to be given a larger spike record and goes on where it stopped (lazy or
+    clock-driven, its counts and mode-switch window kept): from an empty record, several times in the trial."""
+    from flyhpc.backends.native import trials as mod
+
+    _, net, trial = active_net
+    clock = run_trial(net, trial, "clock")
+    mod._LOCAL.lazy = None
+    roomy = run_trial(net, trial, "lazy", settings)  # on a fresh workspace: room for this trial's spikes
+    mod._LOCAL.lazy[7] = np.empty(0, np.int32)
+    grown = run_trial(net, trial, "lazy", settings)
+    assert same_state(clock, grown) and grown.stats == roomy.stats  # the same switches at the same steps
+    # 0 -> 1024 -> 2048 -> 4096 entries (room for n more spikes before each step): the last two mid-trial
+    assert mod._LOCAL.lazy[7].size == 4096 and 2048 - net.n_neurons < grown.spike_neurons.size <= 4096
+    if settings is not PURE_LAZY:
+        assert grown.stats["switches"] >= 4
+
+
 def test_each_drive_is_checked_once(active_net, monkeypatch):
     from flyhpc.backends.native import trials as mod
 
