@@ -4,7 +4,8 @@ A neuron anchored at (u0, g0) has the table value u0 a^k + g0 c_k after k steps 
 flyhpc.backends.native.tables) and the continuous shape u(t) = P a^t + Q b^t with P = u0 - kappa g0, Q = kappa g0.
 Three reject tests, cheapest first, rule most neurons out with no exp, log or division: `cannot_cross`
 (max(u0, 0) + max(g0, 0) max c_k), `ruled_out` (the positive terms from the first step on), `peak_ruled_out`
-(the tabulated sup of the shape, tables.peak_bounds). `predict_crossing` then reads the table values of the next
+(the tabulated sup of the shape, tables.peak_bounds); the engine's input pass runs `quickly_below`, a weaker
+`cannot_cross` against a constant (`quick_bounds`). `predict_crossing` then reads the table values of the next
 SCAN_STEPS steps, and beyond them locates the candidate step on the continuous shape (k = kmin test, then a
 bisection up to its maximum) and decides on the table value, v > v_th
 strictly, so a skipped step is always <= u_th - margin, far below the value's rounding.
@@ -26,6 +27,24 @@ def cannot_cross(u0, g0, u_th, kappa, coef_c_max):
     bound it by max(u0, 0) + max(g0, 0) coef_c_max (the first and cheapest reject test, the C peer's)."""
     margin = 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))
     return max(u0, 0.0) + max(g0, 0.0) * coef_c_max <= u_th - margin
+
+
+@njit(cache=True, nogil=True, inline="always")
+def quick_bounds(u_th, kappa, coef_c_max):
+    """(t, lo) for `quickly_below`: every state it passes has |u0|, |g0| <= lo, so its margin in `cannot_cross`
+    is at most m = 1e-10 (1 + lo + lo (1 + |kappa|)), and t = u_th - 2 m stays below u_th - margin whatever
+    the rounding. Without tables to bound by (coef_c_max 0) t is -inf: nothing passes."""
+    if not coef_c_max > 0.0:
+        return -math.inf, 0.0
+    lo = max(1e3, 2.0 * u_th, 2.0 * u_th / coef_c_max)
+    return u_th - 2e-10 * (1.0 + lo + lo * (1.0 + abs(kappa))), lo
+
+
+@njit(cache=True, nogil=True, inline="always")
+def quickly_below(u0, g0, t, lo, coef_c_max):
+    """`cannot_cross` without its margin to compute (t, lo from `quick_bounds`): true only where it is true
+    (the same bound, computed alike, against a lower constant), false also within ~1e-7 mV of its limit."""
+    return max(u0, 0.0) + max(g0, 0.0) * coef_c_max <= t and min(u0, g0) >= -lo
 
 
 @njit(cache=True, nogil=True, inline="always")

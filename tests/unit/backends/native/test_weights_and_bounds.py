@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from flyhpc.backends.native.predict import cannot_cross
+from flyhpc.backends.native.predict import cannot_cross, quick_bounds, quickly_below
 from flyhpc.backends.native.tables import make_tables
 from flyhpc.backends.native.trials import EngineNetwork, compact_weights, run_trial
 from flyhpc.model import Params
@@ -70,3 +70,33 @@ def test_cheapest_reject_never_drops_a_crossing(params):
             rejected += 1
             assert brute_first_crossing(tabs, 0, u, g, 0, 3000) == -1
     assert 500 < rejected < 4000  # both outcomes exercised
+
+
+@pytest.mark.parametrize("params", [P, Params(tau_s_ms=30.0), Params(v_th_mv=1e4)], ids=["P", "slow", "high"])
+def test_the_quick_in_pass_test_passes_only_states_cannot_cross_rules_out(params):
+    """quickly_below (the input pass) => cannot_cross (the re-prediction), on wide random states and on states a
+    few ulps either side of both limits, where rounding decides: a neuron it rules out is one the full test would."""
+    tabs = make_tables(params, 3000)
+    u_th, kappa, c_max = tabs.u_th_mv, tabs.kappa, tabs.coef_c_max
+    t, lo = quick_bounds(u_th, kappa, c_max)
+    rng = np.random.default_rng(7)
+    wide = np.column_stack([rng.uniform(-2 * lo, 2 * u_th, 3000), rng.uniform(-2 * lo, 2 * lo, 3000)])
+    edges = []
+    for limit in (t, u_th - 1e-10 * (1.0 + u_th)):  # the quick limit, about where the full one is (g = 0)
+        for g in (0.0, 0.25 * u_th / c_max, -lo, -lo * (1 + 1e-15)):
+            u = limit - max(g, 0.0) * c_max
+            edges += [(v, g) for v in u + np.spacing(u) * np.arange(-8, 9)]
+    def counts(states):  # (states quickly_below passes, states in its range cannot_cross rules out)
+        quick = full = 0
+        for u, g in states:
+            if quickly_below(u, g, t, lo, c_max):
+                quick += 1
+                assert cannot_cross(u, g, u_th, kappa, c_max), (u, g)
+            full += min(u, g) >= -lo and cannot_cross(u, g, u_th, kappa, c_max)
+        return quick, full
+
+    quick, full = counts(map(tuple, wide))
+    assert 0.99 * full <= quick <= full and quick > 300  # within its range as strong, on states of every kind
+    quick, full = counts(edges)
+    assert 0 < quick < full  # near the limits: some pass both, some only the full test
+    assert quick_bounds(u_th, kappa, 0.0)[0] == -np.inf  # no tables to bound by: nothing passes
