@@ -44,7 +44,7 @@ def quick_bounds(u_th, kappa, coef_c_max):
 def quickly_below(u0, g0, t, lo, coef_c_max):
     """`cannot_cross` without its margin to compute (t, lo from `quick_bounds`): true only where it is true
     (the same bound, computed alike, against a lower constant), false also within ~1e-7 mV of its limit."""
-    return max(u0, 0.0) + max(g0, 0.0) * coef_c_max <= t and min(u0, g0) >= -lo
+    return (max(u0, 0.0) + max(g0, 0.0) * coef_c_max <= t) & (min(u0, g0) >= -lo)  # one branch, not two
 
 
 @njit(cache=True, nogil=True, inline="always")
