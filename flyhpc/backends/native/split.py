@@ -15,10 +15,11 @@ through per-worker rings of 2 x delay + RING_EXTRA slots, each tagged with its s
 the parts are ascending id ranges, so a step's spikes in ascending id order are the workers' lists one after
 the other. A lazy stretch is passed in one go only as far as the spikes it knows reach (`_quiet_stop`). Each
 worker decides its own switch to clock-driven steps on its own work per neuron. The per-step loops (reset,
-re-prediction, the return from clock-driven steps) are written out as in `lazy.lazy_trial`, not shared: numba
+re-prediction, the return from clock-driven steps) are written out as in `lazy._run_steps`, not shared: numba
 compiles inlined helpers that hold loops badly (measured: one-neuron atlas trials 1.7-2.5x slower, sugar +5 %),
 so a change to one of those loops must be made in both files (tests/unit/backends/native/test_split.py
-compares the two engines bit for bit).
+compares the two engines bit for bit). The worker's step loop (`_worker_steps`) is compiled without reference
+counting and allocates nothing, as lazy's (see flyhpc.backends.native.lazy).
 Entry points: `split_layout`, `split_worker`, `merge_records` (threads: flyhpc.backends.native.split_run).
 """
 
@@ -351,11 +352,11 @@ def _worker_steps(w, bounds, split, indices, weights, weight_unit, refractory_st
                                             touched, listed, dirty, n_dirty, queued, u_th, kappa, coef_c_max)
             kp = kp_end
         n_touched = listed & (FIRST - 1)
-        block_work += predict_cost * (listed // FIRST)  # as lazy_trial
+        block_work += predict_cost * (listed // FIRST)  # as lazy._run_steps
         if not clock:
             n_predictions += n_touched
             for i in range(n_touched):
-                t = np.uint32(touched[i])  # unsigned: no wraparound code (as lazy_trial)
+                t = np.uint32(touched[i])  # unsigned: no wraparound code (as lazy._run_steps)
                 if queued[t] & 1:
                     _unlink(t, pred, queued, nxt, prv, head, mask)
                     queue -= 1
