@@ -34,8 +34,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from flyhpc.backends.native.kernel_cache import track_sources
-from flyhpc.backends.native.lazy import CARRY, FIRST, _apply_inputs, _grow, _link, _sort_span, _take_state, _unlink
-from flyhpc.backends.native.predict import cannot_cross, peak_ruled_out, predict_crossing, ruled_out
+from flyhpc.backends.native.lazy import (CARRY, FIRST, _apply_inputs, _carry_stats, _grow, _link, _sort_span,
+                                        _take_state, _unlink)
+from flyhpc.backends.native.predict import cannot_cross, peak_ruled_out, predict_crossing, quick_bounds, ruled_out
 
 PAD = 8  # int64 slots per worker in `progress`: one cache line each (no false sharing)
 RING_EXTRA = 2  # ring slots beyond 2 x delay (a worker publishes a step's spikes before its deliveries)
@@ -239,7 +240,7 @@ def split_worker(w, bounds, split, indices, weights, weight_unit, refractory_ste
     if ok:
         _store_release(progress, w * PAD, n_steps)
     starts[n_steps] = carry[1]
-    stats = np.array([carry[9], carry[10], carry[5], carry[6], carry[7]], np.int64)
+    stats = _carry_stats(carry)
     ids, anchor, u0, g0 = _take_state(st, pred, queued, nxt, prv, dirty, carry[2])
     return ok, starts, ids, anchor, u0, g0, stats, rec
 
@@ -264,6 +265,7 @@ def _worker_steps(w, bounds, split, indices, weights, weight_unit, refractory_st
     no_weights = weights[:0]
     a1 = pow_a[1] if last >= 1 else math.exp(log_a)
     b1 = pow_b[1] if last >= 1 else math.exp(log_b)
+    t_quick, lo_quick = quick_bounds(u_th, kappa, coef_c_max)  # as lazy._run_steps
     n_kicks = kick_steps.shape[0]
     step, n_rec, n_dirty, kp, queue, max_queue = carry[0], carry[1], carry[2], carry[3], carry[4], carry[5]
     n_predictions, n_events, clock = carry[6], carry[7], carry[8] != 0
@@ -341,15 +343,16 @@ def _worker_steps(w, bounds, split, indices, weights, weight_unit, refractory_st
                     if b > a:
                         n_events += b - a
                         listed, n_dirty = _apply_inputs(step, indices[a:b], 0.0, weights[a:b], weight_unit, st,
-                                                        props, touched, listed, dirty, n_dirty, queued, u_th, kappa,
-                                                        coef_c_max)
+                                                        props, touched, listed, dirty, n_dirty, queued, t_quick,
+                                                        lo_quick, coef_c_max)
         block_work += n_events - events_before
         kp_end = kp
         while kp_end < n_kicks and kick_steps[kp_end] == step:
             kp_end += 1
         if kp_end > kp:
             listed, n_dirty = _apply_inputs(step, kick_neurons[kp:kp_end], kick_mv, no_weights, 1.0, st, props,
-                                            touched, listed, dirty, n_dirty, queued, u_th, kappa, coef_c_max)
+                                            touched, listed, dirty, n_dirty, queued, t_quick, lo_quick,
+                                            coef_c_max)
             kp = kp_end
         n_touched = listed & (FIRST - 1)
         block_work += predict_cost * (listed // FIRST)  # as lazy._run_steps
