@@ -17,20 +17,23 @@ at (0, 0, j, 1), so neurons never share numbers and a longer run extends a short
 floor(log1p(-u) / log1p(-P)) + 1 with numpy's np.log1p (`_gaps`; on AVX512 numpy's log1p is SVML's, which
 differs from glibc's in the last bit for ~4 % of arguments). The numpy code here (`_neuron_steps`) states the
 definition and draws the rare neuron that the compiled drawing (flyhpc.drive_kernel, loaded on the first draw;
-~10 us per neuron-second at 200 Hz) leaves to it. No simulator is imported here. Entry points: `TrialDrive`,
-`Drive`, `make_drive`, `experiment_drive`, `trial_drive`, `DRIVE_VERSION`.
+~10 us per neuron-second at 200 Hz; a large batch of trials is split over the usable CPUs) leaves to it. No
+simulator is imported here. Entry points: `TrialDrive`, `Drive`, `make_drive`, `experiment_drive`, `trial_drive`,
+`DRIVE_VERSION`.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from flyhpc.model import DriveSet, Params
 from flyhpc.network import NetworkSpec
+from flyhpc.timing import usable_cpus
 
 DRIVE_VERSION = 2  # 1: one generator per experiment (digest-keyed), unpaired; 2: per neuron, paired (this module)
 CANDIDATE_P = 0.05  # per-step probability of the candidate steps; rates above it read the per-step stream too
@@ -41,6 +44,7 @@ _UNIT = 1.0 / 9007199254740992.0  # 2^-53: uniform = (64-bit draw >> 11) * 2^-53
 # threshold by under 0.75 e uniforms (2^-53), so any log1p within ~500 ulp (glibc, SVML: a few) gives the table's
 # gap to every uniform farther away
 _WINDOW = 1024
+DRAW_EVENTS_PER_THREAD = 2_000_000  # ~0.1 s of drawing: below that a thread costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -205,14 +209,30 @@ def _trials(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int,
         order = np.argsort(neurons, kind="stable")
         neurons, p = neurons[order], p[order]
     keys = _trial_keys(int(base_seed), int(round_), int(first_trial), int(n_trials))
-    steps, events, ends, unsure = _kernel().draw_trials(keys, neurons, p, n_steps, CANDIDATE_P, *_gap_table(),
-                                                        _WINDOW)
-    out, lo = [], 0
-    for trial, hi, redraw in zip(trials, ends.tolist(), unsure.tolist()):
-        out.append(_trial_drive(drive_sets, dt_ms, n_steps, base_seed, round_, trial) if redraw
-                   else TrialDrive(trial=trial, steps=steps[lo:hi], neurons=events[lo:hi]))
-        lo = hi
+    out = []
+    for steps, events, ends, unsure in _draw_parts(keys, neurons, p, n_steps):
+        lo = 0
+        for hi, redraw in zip(ends.tolist(), unsure.tolist()):
+            trial = trials[len(out)]
+            out.append(_trial_drive(drive_sets, dt_ms, n_steps, base_seed, round_, trial) if redraw
+                       else TrialDrive(trial=trial, steps=steps[lo:hi], neurons=events[lo:hi]))
+            lo = hi
     return tuple(out)
+
+
+def _draw_parts(keys: np.ndarray, neurons: np.ndarray, p: np.ndarray, n_steps: int) -> list[tuple]:
+    """`draw_trials` of the trials (rows of `keys`), as the results of consecutive runs of trials drawn on up to
+    usable_cpus() threads at once (the kernel releases the GIL; a trial's events depend only on its key) when
+    they expect DRAW_EVENTS_PER_THREAD events per thread or more (the paper's 32 x 100 s: 13 M events, 0.7 s on
+    one thread); one part otherwise."""
+    args = (neurons, p, n_steps, CANDIDATE_P, *_gap_table(), _WINDOW)
+    expected = float(p.sum()) * n_steps * keys.shape[0]
+    n_parts = max(1, min(usable_cpus(), keys.shape[0], int(expected // DRAW_EVENTS_PER_THREAD)))
+    if n_parts == 1:
+        return [_kernel().draw_trials(keys, *args)]
+    bounds = np.linspace(0, keys.shape[0], n_parts + 1).astype(int).tolist()
+    with ThreadPoolExecutor(n_parts, thread_name_prefix="flyhpc-drive") as pool:
+        return list(pool.map(lambda lo, hi: _kernel().draw_trials(keys[lo:hi], *args), bounds[:-1], bounds[1:]))
 
 
 def _trial_drive(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int, trial: int) -> TrialDrive:

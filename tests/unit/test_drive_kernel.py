@@ -115,3 +115,23 @@ def test_uniforms_next_to_a_threshold_are_drawn_by_numpy_with_the_same_trains(mo
     assert sorted(calls) == [1, 1, 4, 4, 6, 6, 90, 90]
     for a, b in zip(fast.trials, slow.trials):
         assert np.array_equal(a.steps, b.steps) and np.array_equal(a.neurons, b.neurons) and a.steps.size > 1000
+
+
+
+@pytest.mark.parametrize("window", [drive._WINDOW, 2**60])
+def test_trials_drawn_on_threads_equal_trials_drawn_in_one_call(monkeypatch, window):
+    """Many expected events: consecutive runs of trials are drawn on threads (parts of 2-3 trials here); the
+    trials, their numbers and order are those of one call, also where every trial is left to numpy (window)."""
+    sets = (DriveSet(np.array([4, 1, 90], np.int32), 200.0), DriveSet(np.array([6], np.int32), 700.0))
+    monkeypatch.setattr(drive, "_WINDOW", window)
+    monkeypatch.setattr(drive, "usable_cpus", lambda: 1)
+    one = experiment_drive(sets, Params(), 20_000, 7, base_seed=3, first_trial=5)
+    monkeypatch.setattr(drive, "usable_cpus", lambda: 3)
+    monkeypatch.setattr(drive, "DRAW_EVENTS_PER_THREAD", 1000)
+    real, parts = drive._kernel().draw_trials, []
+    monkeypatch.setattr(drive._kernel(), "draw_trials", lambda keys, *a: parts.append(len(keys)) or real(keys, *a))
+    threaded = experiment_drive(sets, Params(), 20_000, 7, base_seed=3, first_trial=5)
+    assert sorted(parts) == [2, 2, 3]
+    assert [t.trial for t in threaded.trials] == [t.trial for t in one.trials] == list(range(5, 12))
+    for a, b in zip(one.trials, threaded.trials):
+        assert np.array_equal(a.steps, b.steps) and np.array_equal(a.neurons, b.neurons) and a.steps.size > 1000
