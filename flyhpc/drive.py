@@ -226,9 +226,10 @@ def _draw_parts(keys: np.ndarray, neurons: np.ndarray, p: np.ndarray, n_steps: i
     they expect DRAW_EVENTS_PER_THREAD events per thread or more (the paper's 32 x 100 s: 13 M events, 0.7 s on
     one thread); one part otherwise."""
     args = (neurons, p, n_steps, CANDIDATE_P, *_gap_table(), _WINDOW)
-    expected = float(p.sum()) * n_steps * keys.shape[0]
-    n_parts = max(1, min(usable_cpus(), keys.shape[0], int(expected // DRAW_EVENTS_PER_THREAD)))
-    if n_parts == 1:
+    n_parts = min(keys.shape[0], int(float(p.sum()) * n_steps * keys.shape[0] // DRAW_EVENTS_PER_THREAD))
+    if n_parts > 1:  # asked only then: a screen draws ~10^5 small batches
+        n_parts = min(n_parts, usable_cpus())
+    if n_parts <= 1:
         return [_kernel().draw_trials(keys, *args)]
     bounds = np.linspace(0, keys.shape[0], n_parts + 1).astype(int).tolist()
     with ThreadPoolExecutor(n_parts, thread_name_prefix="flyhpc-drive") as pool:
