@@ -228,7 +228,7 @@ def check_backend(backend: str, plan: CheckPlan, inputs: _Inputs | None = None, 
         return _judged(report)
     probe = cls.probe()
     report.update(device=cls.caps.device, versions=probe.versions, verified_here_in_code=cls.caps.verified_here,
-                  precision=plan.precision or cls.caps.precisions[0])
+                  precision=cls.caps.precision(plan.precision))
     if not probe.ok:
         report.update(status="unavailable", reason=probe.reason)
         return _judged(report)

@@ -226,7 +226,7 @@ def execute(*, backend: str, experiment: Experiment, t_run_s: float, n_run: int,
     log(f"connectome {conn.source} ({conn.n_neurons} neurons, {conn.n_edges} edges, digest {conn.digest[:12]})")
     meta = {"flyhpc.connectome_source": conn.source, "flyhpc.connectome_digest": conn.digest,
             "flyhpc.synthetic_connectome": str(conn.is_synthetic).lower(), "flyhpc.backend": backend,
-            "flyhpc.dtype": precision or cls.caps.precisions[0], "flyhpc.drive": cls.caps.drive,
+            "flyhpc.dtype": cls.caps.precision(precision), "flyhpc.drive": cls.caps.drive,
             "flyhpc.drive_version": str(drive.version), **(parquet_meta or {})}
     exp_name, counts, rate_frame = file_stem(backend, t_run_s, n_run), None, None
     with contextlib.ExitStack() as files:

@@ -78,6 +78,10 @@ class Capabilities:
         if self.gpus is None:
             object.__setattr__(self, "gpus", 1 if self.device == "gpu" else 0)
 
+    def precision(self, asked: str | None) -> str:
+        """The state dtype a run asking for `asked` gets: that one, or the default (the first) when none."""
+        return asked or self.precisions[0]
+
     def framework(self, device: str = "") -> str:
         """`display_name` for a run on `device` ("cuda", "cuda:1" or "gpu" give "CUDA", anything else "CPU")."""
         return self.display_name.format(device="CUDA" if device.startswith(("gpu", "cuda")) else "CPU")
@@ -161,7 +165,7 @@ class Backend(abc.ABC):
         self._probe = probe  # the caller's `probe()` of this class (pipeline.simulate ran it): not run again
         self.options = options if options is not None else make_options(type(self), env_options(self.name))
         self.n_threads = max(1, n_threads or usable_cpus())
-        self.precision = precision or self.caps.precisions[0]
+        self.precision = self.caps.precision(precision)
         if self.precision not in self.caps.precisions:
             raise UnsupportedFeature(
                 f"backend {self.name!r} does not support precision {self.precision!r}; "
