@@ -65,3 +65,10 @@ def test_options_reject_bad_values():
         NestGpuOptions(max_attempts=0)
     with pytest.raises(ConfigError, match="use_gpu"):
         Brian2GeNNOptions(use_gpu="no")
+
+
+def test_a_run_gets_the_precision_it_asks_for_else_the_backends_first():
+    caps = GeNNBackend.caps  # ("float64", "float32"): the default is the first, not merely one of them
+    assert caps.precision(None) == caps.precision("") == "float64"
+    assert caps.precision("float32") == "float32"
+    assert NestGpuBackend.caps.precision(None) == "float32"
