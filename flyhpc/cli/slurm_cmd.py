@@ -103,11 +103,12 @@ def warn_if_clamped(console: Console, sp) -> None:
 def _experiments_counter(results_root, run_label):
     """report -> (units done, planned) where the label's kind counts more than tasks (a screen: experiments, chunks
     as far as they got); else None."""
-    from flyhpc.cluster.submission import label_kind, load_submission
+    from flyhpc.cluster.submission import load_submission, record_kind
     from flyhpc.kinds import task_from_dict
 
-    kind = label_kind(results_root, run_label)
-    tasks = {k: task_from_dict(v) for k, v in load_submission(results_root, run_label)["tasks"].items()}
+    record = load_submission(results_root, run_label)
+    kind = record_kind(record)
+    tasks = {k: task_from_dict(v) for k, v in record["tasks"].items()}
     if kind.progress(results_root, run_label, [], tasks) is None:
         return None
     return lambda report: kind.progress(results_root, run_label, report.rows, tasks)
@@ -224,10 +225,10 @@ def resubmit(run_label, results_root, failed, missing, time_factor, profile, no_
 def _repair_label(console: Console, results_root, run_label) -> None:
     """The label's own damaged or lost files repaired by its kind (a screen's plan file, rewritten from its screen
     file; else the error says what to run)."""
-    from flyhpc.cluster.submission import label_kind, load_submission
+    from flyhpc.cluster.submission import load_submission, record_kind
 
-    done = label_kind(results_root, run_label).repair(results_root, run_label,
-                                                      load_submission(results_root, run_label))
+    record = load_submission(results_root, run_label)
+    done = record_kind(record).repair(results_root, run_label, record)
     if done:
         console.print(done)
 

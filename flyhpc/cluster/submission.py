@@ -123,7 +123,11 @@ def label_kind(results_root: str | Path, run_label: str) -> type:
     ConfigError
         The label was never submitted.
     """
-    record = load_submission(results_root, run_label)
+    return record_kind(load_submission(results_root, run_label))
+
+
+def record_kind(record: dict) -> type:
+    """The task class of a loaded submission.json (`load_submission`): its identity's kind, else its tasks'."""
     name = record.get("identity", {}).get("kind")
     if name is None:
         name = next((t.get("kind", DEFAULT_KIND) for t in record["tasks"].values()), DEFAULT_KIND)
