@@ -156,6 +156,19 @@ def test_prediction_equals_brute_force_on_random_states():
     assert 300 < hits < 2700  # both outcomes exercised
 
 
+@pytest.mark.parametrize("n_steps", [3, 9, 17, 26, 33])
+def test_prediction_equals_brute_force_where_the_scan_meets_the_run_end(n_steps):
+    """Short runs: the eight-at-a-time scan stops at the run's (and the table's) end, the rest one by one."""
+    tabs = make_tables(P, n_steps)
+    rng = np.random.default_rng(n_steps)
+    hits = 0
+    for u0, g0, a0 in zip(rng.uniform(-20, 14, 600), rng.lognormal(3.5, 1.0, 600), rng.integers(0, 3, 600)):
+        want = brute_first_crossing(tabs, int(a0), u0, g0, 1, n_steps)
+        assert predict(tabs, int(a0), u0, g0, 1, n_steps) == want, (u0, g0, a0)
+        hits += want >= 0
+    assert 0 < hits < 600
+
+
 def adversarial_weights(tabs, k_star, u0=0.0, n_ulps=4):
     """Weights g0 whose table value at step k_star sits within a few ulps of the threshold."""
     g = (tabs.u_th_mv - u0 * tabs.pow_a[k_star]) / tabs.coef_c[k_star]
