@@ -35,8 +35,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from flyhpc.backends.native.kernel_cache import track_sources
-from flyhpc.backends.native.predict import (cannot_cross, peak_ruled_out, predict_crossing, quick_bounds,
-                                           quickly_below, ruled_out)
+from flyhpc.backends.native.predict import (BEYOND_SCAN, SCAN_STEPS, cannot_cross, peak_ruled_out, predict_crossing,
+                                           quick_bounds, quickly_below, ruled_out, scan_crossing)
 
 CARRY = 12  # int64 loop state of _run_steps (see there)
 PREFETCH_AHEAD = 16  # inputs between a row's prefetch and its use
@@ -455,8 +455,10 @@ def _run_steps(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
                     continue
                 if peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
                     continue
-                m = predict_crossing(step, u0, g0, 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
-                                     kappa)
+                m = scan_crossing(step, u0, g0, n_steps, pow_a, coef_c, u_th)
+                if m == BEYOND_SCAN:
+                    m = predict_crossing(step, u0, g0, SCAN_STEPS + 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
+                                         kappa)
                 if m >= 0:
                     _link(t, m, pred, queued, nxt, prv, head, mask)
                     queue += 1

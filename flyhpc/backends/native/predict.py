@@ -7,8 +7,9 @@ Three reject tests, cheapest first, rule most neurons out with no exp, log or di
 (the tabulated sup of the shape, tables.peak_bounds); the engine's input pass runs `quickly_below`, a weaker
 `cannot_cross` against a constant (`quick_bounds`). `predict_crossing` then reads the table values of the next
 SCAN_STEPS steps, eight at a time (`_first_above`: one vector of table values, the same IEEE multiplications and
-addition per lane, -5 % on sugar trials), and beyond them locates the candidate step on the continuous shape (k = kmin test, then a
-bisection up to its maximum) and decides on the table value, v > v_th
+addition per lane, -5 % on sugar trials; `scan_crossing` is that scan inlined in the engines' step loops, which
+call `predict_crossing` only beyond it, -5 % again), and beyond them locates the candidate step on the
+continuous shape (k = kmin test, then a bisection up to its maximum) and decides on the table value, v > v_th
 strictly, so a skipped step is always <= u_th - margin, far below the value's rounding.
 Compiled into `lazy.lazy_trial`, whose numba cache is told of this file (see `kernel_cache`).
 """
@@ -117,6 +118,31 @@ def _shape(p, q, pow_a, pow_b, log_a, log_b, k):
     if k < pow_a.shape[0]:
         return p * pow_a[k] + q * pow_b[k]
     return p * math.exp(log_a * k) + q * math.exp(log_b * k)
+
+
+BEYOND_SCAN = -2  # `scan_crossing`: no crossing in the steps it read, and the run goes on after them
+
+
+@njit(cache=True, nogil=True, inline="always")
+def scan_crossing(a0, u0, g0, n_steps, pow_a, coef_c, u_th):
+    """`predict_crossing` with kmin 1 for its first SCAN_STEPS steps, inlined where it is called (most crossings
+    come within them: the call is then saved): the first step a0 + k (1 <= k <= SCAN_STEPS, step < n_steps) with
+    table value > u_th; -1 when there is none and the run ends within them; BEYOND_SCAN when there is none and
+    the run goes on (then `predict_crossing` from kmin SCAN_STEPS + 1 answers)."""
+    kmax = n_steps - 1 - a0
+    last = pow_a.shape[0] - 1
+    k = 1
+    stop = min(kmax, SCAN_STEPS)
+    while k + SCAN_LANES - 1 <= min(stop, last):
+        j = _first_above(pow_a, coef_c, k, u0, g0, u_th)
+        if j < SCAN_LANES:
+            return a0 + k + j
+        k += SCAN_LANES
+    while k <= stop:
+        if u0 * pow_a[min(k, last)] + g0 * coef_c[min(k, last)] > u_th:
+            return a0 + k
+        k += 1
+    return -1 if k > kmax else BEYOND_SCAN
 
 
 @njit(cache=True, nogil=True, _nrt=False)  # allocates nothing: no reference counting of its arrays

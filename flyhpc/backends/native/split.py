@@ -36,7 +36,8 @@ from numba.extending import intrinsic
 from flyhpc.backends.native.kernel_cache import track_sources
 from flyhpc.backends.native.lazy import (CARRY, FIRST, _apply_inputs, _carry_stats, _grow, _link, _sort_span,
                                         _take_state, _unlink)
-from flyhpc.backends.native.predict import cannot_cross, peak_ruled_out, predict_crossing, quick_bounds, ruled_out
+from flyhpc.backends.native.predict import (BEYOND_SCAN, SCAN_STEPS, cannot_cross, peak_ruled_out, predict_crossing,
+                                           quick_bounds, ruled_out, scan_crossing)
 
 PAD = 8  # int64 slots per worker in `progress`: one cache line each (no false sharing)
 RING_EXTRA = 2  # ring slots beyond 2 x delay (a worker publishes a step's spikes before its deliveries)
@@ -373,7 +374,10 @@ def _worker_steps(w, bounds, split, indices, weights, weight_unit, refractory_st
                     continue
                 if peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
                     continue
-                m = predict_crossing(step, u0, g0, 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b, kappa)
+                m = scan_crossing(step, u0, g0, n_steps, pow_a, coef_c, u_th)
+                if m == BEYOND_SCAN:
+                    m = predict_crossing(step, u0, g0, SCAN_STEPS + 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
+                                         kappa)
                 if m >= 0:
                     _link(t, m, pred, queued, nxt, prv, head, mask)
                     queue += 1

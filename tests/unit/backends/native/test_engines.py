@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flyhpc.drive import TrialDrive
-from flyhpc.backends.native.predict import predict_crossing
+from flyhpc.backends.native.predict import BEYOND_SCAN, SCAN_STEPS, predict_crossing, scan_crossing
 from flyhpc.backends.native.trials import EngineNetwork, LazySettings, run_trial, run_trials
 from flyhpc.backends.native.tables import make_tables
 from flyhpc.errors import ConfigError, UnsupportedFeature
@@ -167,6 +167,26 @@ def test_prediction_equals_brute_force_where_the_scan_meets_the_run_end(n_steps)
         assert predict(tabs, int(a0), u0, g0, 1, n_steps) == want, (u0, g0, a0)
         hits += want >= 0
     assert 0 < hits < 600
+
+
+def test_the_inlined_first_scan_then_the_prediction_beyond_it_equal_brute_force():
+    """The engine's re-prediction: `scan_crossing` (steps 1 .. SCAN_STEPS), then `predict_crossing` from
+    SCAN_STEPS + 1 only when the scan says BEYOND_SCAN; crossings on both sides of the scan's end, runs ending
+    inside it and after it."""
+    rng = np.random.default_rng(11)
+    outcomes = set()
+    for n_steps in (20, 30, 3000):
+        tabs = make_tables(P, n_steps)
+        for u0, g0 in zip(rng.uniform(-20, 14, 1500), rng.lognormal(3.0, 1.2, 1500)):
+            m = scan_crossing(0, u0, g0, n_steps, tabs.pow_a, tabs.coef_c, tabs.u_th_mv)
+            if m == BEYOND_SCAN:
+                outcomes.add("beyond")
+                m = predict(tabs, 0, u0, g0, SCAN_STEPS + 1, n_steps)
+            else:
+                outcomes.add("in scan" if m >= 0 else "run ends")
+            assert m == brute_first_crossing(tabs, 0, u0, g0, 1, n_steps), (n_steps, u0, g0)
+            outcomes.add(("crossing after the scan", m > SCAN_STEPS) if m >= 0 else "none")
+    assert outcomes >= {"beyond", "in scan", "run ends", ("crossing after the scan", True), "none"}
 
 
 def adversarial_weights(tabs, k_star, u0=0.0, n_ulps=4):
