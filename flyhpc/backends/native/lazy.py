@@ -457,8 +457,8 @@ def _run_steps(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
                     continue
                 m = scan_crossing(step, u0, g0, n_steps, pow_a, coef_c, u_th)
                 if m == BEYOND_SCAN:
-                    m = predict_crossing(step, u0, g0, SCAN_STEPS + 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
-                                         kappa)
+                    m = predict_crossing(step, u0, g0, SCAN_STEPS + 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a,
+                                         log_b, kappa)
                 if m >= 0:
                     _link(t, m, pred, queued, nxt, prv, head, mask)
                     queue += 1

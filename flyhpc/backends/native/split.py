@@ -376,8 +376,8 @@ def _worker_steps(w, bounds, split, indices, weights, weight_unit, refractory_st
                     continue
                 m = scan_crossing(step, u0, g0, n_steps, pow_a, coef_c, u_th)
                 if m == BEYOND_SCAN:
-                    m = predict_crossing(step, u0, g0, SCAN_STEPS + 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a, log_b,
-                                         kappa)
+                    m = predict_crossing(step, u0, g0, SCAN_STEPS + 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a,
+                                         log_b, kappa)
                 if m >= 0:
                     _link(t, m, pred, queued, nxt, prv, head, mask)
                     queue += 1
