@@ -124,15 +124,16 @@ BEYOND_SCAN = -2  # `scan_crossing`: no crossing in the steps it read, and the r
 
 
 @njit(cache=True, nogil=True, inline="always")
-def scan_crossing(a0, u0, g0, n_steps, pow_a, coef_c, u_th):
-    """`predict_crossing` with kmin 1 for its first SCAN_STEPS steps, inlined where it is called (most crossings
-    come within them: the call is then saved): the first step a0 + k (1 <= k <= SCAN_STEPS, step < n_steps) with
-    table value > u_th; -1 when there is none and the run ends within them; BEYOND_SCAN when there is none and
-    the run goes on (then `predict_crossing` from kmin SCAN_STEPS + 1 answers)."""
+def scan_crossing(a0, u0, g0, kmin, n_steps, pow_a, coef_c, u_th):
+    """The table values of steps kmin .. kmin + SCAN_STEPS - 1 read one by one (eight at a time), the definition
+    itself: the first step a0 + k there (step < n_steps) with table value > u_th; -1 when there is none and the
+    run ends within them; BEYOND_SCAN when there is none and the run goes on (then `predict_crossing` from kmin +
+    SCAN_STEPS answers). `predict_crossing` starts with it; the engines' step loops call it inlined before
+    `predict_crossing` (most crossings come within it: the call is then saved)."""
     kmax = n_steps - 1 - a0
     last = pow_a.shape[0] - 1
-    k = 1
-    stop = min(kmax, SCAN_STEPS)
+    k = kmin
+    stop = min(kmax, kmin + SCAN_STEPS - 1)
     while k + SCAN_LANES - 1 <= min(stop, last):
         j = _first_above(pow_a, coef_c, k, u0, g0, u_th)
         if j < SCAN_LANES:
@@ -164,20 +165,10 @@ def predict_crossing(a0, u0, g0, kmin, n_steps, pow_a, pow_b, coef_c, u_th, log_
         return -1
     # most crossings come within a few steps (sugar: median 14): read those table values first, the
     # definition itself; the search below then starts after them
-    k = kmin
-    stop = min(kmax, kmin + SCAN_STEPS - 1)
-    while k + SCAN_LANES - 1 <= min(stop, last):
-        j = _first_above(pow_a, coef_c, k, u0, g0, u_th)
-        if j < SCAN_LANES:
-            return a0 + k + j
-        k += SCAN_LANES
-    while k <= stop:
-        if u0 * pow_a[min(k, last)] + g0 * coef_c[min(k, last)] > u_th:
-            return a0 + k
-        k += 1
-    if k > kmax:
-        return -1
-    kmin = k
+    m = scan_crossing(a0, u0, g0, kmin, n_steps, pow_a, coef_c, u_th)
+    if m != BEYOND_SCAN:
+        return m
+    kmin += SCAN_STEPS
     p = u0 - kappa * g0
     q = kappa * g0
     theta = u_th - 1e-10 * (1.0 + abs(u0) + abs(g0) * (1.0 + abs(kappa)))

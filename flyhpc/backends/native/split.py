@@ -374,7 +374,7 @@ def _worker_steps(w, bounds, split, indices, weights, weight_unit, refractory_st
                     continue
                 if peak_ruled_out(u0, g0, u_th, kappa, peak_bound, peak_per_ratio):
                     continue
-                m = scan_crossing(step, u0, g0, n_steps, pow_a, coef_c, u_th)
+                m = scan_crossing(step, u0, g0, 1, n_steps, pow_a, coef_c, u_th)
                 if m == BEYOND_SCAN:
                     m = predict_crossing(step, u0, g0, SCAN_STEPS + 1, n_steps, pow_a, pow_b, coef_c, u_th, log_a,
                                          log_b, kappa)

@@ -178,7 +178,7 @@ def test_the_inlined_first_scan_then_the_prediction_beyond_it_equal_brute_force(
     for n_steps in (20, 30, 3000):
         tabs = make_tables(P, n_steps)
         for u0, g0 in zip(rng.uniform(-20, 14, 1500), rng.lognormal(3.0, 1.2, 1500)):
-            m = scan_crossing(0, u0, g0, n_steps, tabs.pow_a, tabs.coef_c, tabs.u_th_mv)
+            m = scan_crossing(0, u0, g0, 1, n_steps, tabs.pow_a, tabs.coef_c, tabs.u_th_mv)
             if m == BEYOND_SCAN:
                 outcomes.add("beyond")
                 m = predict(tabs, 0, u0, g0, SCAN_STEPS + 1, n_steps)
