@@ -225,15 +225,15 @@ def _draw_parts(keys: np.ndarray, neurons: np.ndarray, p: np.ndarray, n_steps: i
     usable_cpus() threads at once (the kernel releases the GIL; a trial's events depend only on its key) when
     they expect DRAW_EVENTS_PER_THREAD events per thread or more (the paper's 32 x 100 s: 13 M events, 0.7 s on
     one thread); one part otherwise."""
-    args = (neurons, p, n_steps, CANDIDATE_P, *_gap_table(), _WINDOW)
+    draw, args = _kernel().draw_trials, (neurons, p, n_steps, CANDIDATE_P, *_gap_table(), _WINDOW)
     n_parts = min(keys.shape[0], int(float(p.sum()) * n_steps * keys.shape[0] // DRAW_EVENTS_PER_THREAD))
     if n_parts > 1:  # asked only then: a screen draws ~10^5 small batches
         n_parts = min(n_parts, usable_cpus())
     if n_parts <= 1:
-        return [_kernel().draw_trials(keys, *args)]
+        return [draw(keys, *args)]
     bounds = np.linspace(0, keys.shape[0], n_parts + 1).astype(int).tolist()
     with ThreadPoolExecutor(n_parts, thread_name_prefix="flyhpc-drive") as pool:
-        return list(pool.map(lambda lo, hi: _kernel().draw_trials(keys[lo:hi], *args), bounds[:-1], bounds[1:]))
+        return list(pool.map(lambda lo, hi: draw(keys[lo:hi], *args), bounds[:-1], bounds[1:]))
 
 
 def _trial_drive(drive_sets, dt_ms: float, n_steps: int, base_seed: int, round_: int, trial: int) -> TrialDrive:
