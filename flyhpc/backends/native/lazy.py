@@ -21,7 +21,7 @@ The step loop (`_run_steps`) is compiled without numba's reference counting (`_n
 nothing (`lazy_trial` grows the spike record between its calls), and there an array passed to a helper, inlined
 or not, or sliced costs no atomic increment and decrement (they were ~14 % of a sugar trial, and a call of a
 compiled function taking arrays ~20 % of a one-neuron atlas trial). Its helpers are inlined (`inline="always"`).
-Entry points: `lazy_trial`, `clean_workspace`.
+Entry points: `lazy_trial`, `fresh_run`, `move_rows`, `clean_workspace`.
 """
 
 from __future__ import annotations
@@ -297,16 +297,51 @@ def _take_state(st, pred, queued, nxt, prv, dirty, n_dirty):
     return ids, anchor, u0, g0
 
 
+def fresh_run(wheel_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The run state `lazy_trial` starts a trial from: (head, carry, block_work), an empty wheel at step 0."""
+    return np.full(1 << int(wheel_bits), -1, np.int32), np.zeros(CARRY, np.int64), np.zeros(1)
+
+
+@njit(cache=True, nogil=True)
+def move_rows(slot, st, pred, queued, nxt, prv, dirty, n_dirty, head):
+    """Move a paused trial from rows by neuron id to rows slot[id]: the rows that left rest (dirty[:n_dirty],
+    rewritten as the new rows) with their predictions, the wheel relinked (the order within a wheel slot decides
+    nothing: a step's spikes are sorted). Every other row is at rest before and after."""
+    mask = head.shape[0] - 1
+    ids = dirty[:n_dirty].copy()
+    rows = np.empty((n_dirty, 4))
+    steps = np.empty(n_dirty, np.int64)
+    for i in range(n_dirty):
+        j = ids[i]
+        rows[i, :] = st[j, :]
+        steps[i] = pred[j]
+        st[j, 0] = 0.0
+        st[j, 1] = 0.0
+        st[j, 2] = -1.0
+        st[j, 3] = -1.0
+        pred[j] = -1
+        queued[j] = 0
+        nxt[j] = -1
+        prv[j] = -1
+    head[:] = -1
+    for i in range(n_dirty):
+        j = slot[ids[i]]
+        dirty[i] = j
+        st[j, :] = rows[i, :]
+        if steps[i] >= 0:
+            _link(j, steps[i], pred, queued, nxt, prv, head, mask)
+
+
 @njit(cache=True, nogil=True)
 def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
                delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound, peak_per_ratio,
                coef_c_max, props, slot, owner, xlat, row_stamp, stamp, wheel_bits,
                clock_on, clock_off, window_steps, predict_cost, st, pred, queued, nxt, prv, touched, starts,
-               rec, dirty):
+               rec, dirty, head, carry, block_work, pause_at):
     """Simulate one trial lazily, switching to clock-driven steps while activity is high.
 
     st .. dirty are a reusable workspace (sizes (n, 4), n, n, n, n, n, n_steps + 1, any, n) that must
-    come in clean (`clean_workspace`) and is left clean: only the rows of the neurons an input reached
+    come in clean (`clean_workspace`) for a new trial and is left clean when it ends: only the rows of the neurons an input reached
     (the `dirty` list) are read out and put back to rest, so a quiet trial costs nothing per neuron
     (and, lazy, nothing per step where nothing is queued, delivered or kicked).
 
@@ -327,22 +362,27 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     p > 0 > q the tabulated sup of the continuous shape, p peak_bound[floor(r peak_per_ratio)] with
     r = -q / p (tables.peak_bounds); no exp or log on the common path.
 
+    The run goes on from the state in the workspace, head (the wheel's 1 << wheel_bits list heads), carry and
+    block_work (see `_run_steps`; a trial starts from `fresh_run`) up to step `pause_at` (n_steps: to the end).
+    Paused (pause_at < n_steps; the spikes of the steps before carry[0] are in rec[:carry[1]]), it returns no spikes
+    and no state, and another call continues the trial (`move_rows` may move it to other rows in between).
+
     Returns (spike_neurons, step_starts, state_rows, anchor, u0, g0, stats, rec): spikes as `clock_trial`,
     the final anchored state of the rows that left rest (every other one is at anchor -1, u0 = g0 = 0),
     stats int64 [clock steps, mode switches, max queue entries, predictions (neurons re-predicted), synaptic
     events] and rec the record buffer (grown if it had to be).
     """
-    head = np.full(1 << wheel_bits, -1, np.int32)
-    carry = np.zeros(CARRY, np.int64)
-    block_work = np.zeros(1)
     while not _run_steps(indptr, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst,
                          kick_mv, delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound,
                          peak_per_ratio, coef_c_max, props, slot, owner, xlat, row_stamp, stamp, wheel_bits, clock_on,
                          clock_off, window_steps, predict_cost, st, pred, queued, nxt, prv, touched, starts, rec,
-                         dirty, head, carry, block_work):
+                         dirty, head, carry, block_work, pause_at):
         rec = _grow(rec)
     n_rec = carry[1]
     stats = _carry_stats(carry)
+    if carry[0] < n_steps:  # paused
+        return (rec[:0].copy(), starts[:0].copy(), dirty[:0].copy(), starts[:0].copy(), st[:0, 0].copy(),
+                st[:0, 1].copy(), stats, rec)
     ids, anchor, u0, g0 = _take_state(st, pred, queued, nxt, prv, dirty, carry[2])
     return rec[:n_rec].copy(), starts.copy(), ids, anchor, u0, g0, stats, rec
 
@@ -351,11 +391,13 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
 def _run_steps(indptr, indices, weights, weight_unit, refractory_steps, pow_a, pow_b, coef_c, u_th, u_rst, kick_mv,
                delay_steps, n_steps, kick_steps, kick_neurons, log_a, log_b, kappa, peak_bound, peak_per_ratio,
                coef_c_max, props, slot, owner, xlat, row_stamp, stamp, wheel_bits, clock_on, clock_off, window_steps,
-               predict_cost, st, pred, queued, nxt, prv, touched, starts, rec, dirty, head, carry, block_work_carry):
+               predict_cost, st, pred, queued, nxt, prv, touched, starts, rec, dirty, head, carry, block_work_carry,
+               pause_at):
     """The step loop of `lazy_trial`, from the state in carry (CARRY int64: step, spikes recorded, dirty rows,
     next kick, queue length, max queue, predictions, synaptic events, clock-driven, clock steps, switches, block
-    length) and block_work_carry[0]. Returns True when the trial is done, False (state saved) when rec has no
-    room for every neuron spiking in the next step: the caller grows rec and calls again.
+    length) and block_work_carry[0]. Returns True when the trial is done or has reached step `pause_at` (a quiet
+    stretch may pass it), False (state saved) when rec has no room for every neuron spiking in the next step: the
+    caller grows rec and calls again.
     Compiled without reference counting (see the module docstring): it allocates nothing.
     """
     n = indptr.shape[0] - 1
@@ -370,7 +412,7 @@ def _run_steps(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     n_predictions, n_events, clock = carry[6], carry[7], carry[8] != 0
     clock_steps, switches, block_len = carry[9], carry[10], carry[11]
     block_work = block_work_carry[0]
-    while step < n_steps:
+    while step < pause_at:
         if not clock:  # nothing queued, delivered or kicked before `stop`: those steps only record no spike
             stop = _quiet_until(step, n_steps, queue, n_rec, starts, delay_steps, kick_steps, kp, block_work,
                                 block_len, window_steps)
@@ -498,14 +540,13 @@ def _run_steps(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
             block_work = 0.0
             block_len = 0
         step += 1
-    done = step >= n_steps
-    if done:
+    if step >= n_steps:
         starts[n_steps] = n_rec
     carry[0], carry[1], carry[2], carry[3], carry[4], carry[5] = step, n_rec, n_dirty, kp, queue, max_queue
     carry[6], carry[7], carry[8] = n_predictions, n_events, 1 if clock else 0
     carry[9], carry[10], carry[11] = clock_steps, switches, block_len
     block_work_carry[0] = block_work
-    return done
+    return step >= pause_at
 
 
 # numba's cache keys a kernel on its own file only; both compile predict.py's functions in (trap: stale code)

@@ -3,8 +3,9 @@
 A sugar trial's inputs go mostly to a few thousand neurons scattered over the ids (the top 10 % of the neurons
 reached take about 90 % of the inputs). Given adjacent rows, their 32-byte states share cache lines and stay
 closer to the core: -7 to -12 % sim time on sugar trials of the full-scale synthetic connectome. The order is
-read from a short pilot of the task's first trial (its spike counts times its neurons' out-rows give each
-neuron's inputs), serves every trial of the task, and changes no result: `lazy.lazy_trial` takes the two maps,
+read from the first steps of the task's first trial (its spike counts times its neurons' out-rows give each
+neuron's inputs; `trials.SharedPilot`), serves every trial of the task, and changes no result: `lazy.lazy_trial`
+takes the two maps,
 translates the out-row of a neuron to rows the first time it spikes in a trial (rewriting all 15 M targets up
 front cost 36 ms a task) and records spikes by neuron id; the caller maps the final state back
 (`trials._run_lazy`).
@@ -41,7 +42,9 @@ def order_by_inputs(indptr: np.ndarray, indices: np.ndarray, spike_neurons: np.n
     rows = [indices[indptr[j]:indptr[j + 1]] for j in fired]  # the out-rows of the few neurons that fired
     weights = np.repeat(counts, [row.size for row in rows])
     inputs = np.bincount(np.concatenate(rows or [indices[:0]]), weights=weights, minlength=n)
-    owner = np.argsort(-inputs, kind="stable").astype(np.int32)
+    reached = np.flatnonzero(inputs)  # sorting only these: 0.5 ms, the whole argsort 4 ms at full scale
+    owner = np.concatenate([reached[np.argsort(-inputs[reached], kind="stable")],
+                            np.flatnonzero(inputs == 0)]).astype(np.int32)
     slot = np.empty(n, np.int32)
     slot[owner] = np.arange(n, dtype=np.int32)
     return RowOrder(slot=slot, owner=owner, identity=False)

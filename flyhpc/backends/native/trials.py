@@ -3,9 +3,9 @@
 `EngineNetwork.from_spec` fixes every array's dtype (weights as int16 synapse counts times w_syn when that
 is exact, else float64 mV: two numba signatures per kernel), `run_trials`
 runs the trials of a drive on a thread pool (the kernels release the GIL; long lazy runs with state rows
-ordered by a pilot's activity, `row_order`), `warm_up` compiles or
+ordered by the activity of their first trial's first steps, `row_order` and `SharedPilot`), `warm_up` compiles or
 loads the cached kernels on a tiny network. No backend protocol, files or timing here.
-Entry points: `EngineNetwork`, `LazySettings`, `TrialResult`, `run_trials`, `pilot_order`, `threads_per_trial`,
+Entry points: `EngineNetwork`, `LazySettings`, `TrialResult`, `run_trials`, `SharedPilot`, `threads_per_trial`,
 `warm_up`.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import mmap
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -23,7 +23,7 @@ from numba import njit
 
 from flyhpc.drive import TrialDrive
 from flyhpc.backends.native.clock import clock_trial
-from flyhpc.backends.native.lazy import clean_workspace, lazy_trial
+from flyhpc.backends.native.lazy import clean_workspace, fresh_run, lazy_trial, move_rows
 from flyhpc.backends.native.row_order import RowOrder, identity_order, order_by_inputs
 from flyhpc.backends.native.split_run import cut_for, run_split
 from flyhpc.backends.native.tables import Tables, aligned_rows, make_tables
@@ -44,7 +44,8 @@ class LazySettings:
     below this; window_steps: steps per decision; predict_cost: one prediction in synaptic events;
     wheel_bits: log2 of the timing wheel's slots; split_min_steps: see `threads_per_trial`;
     order_min_steps: `run_trials` orders state rows by a pilot's activity when each thread has this many
-    steps of trials or more (pilot and order: ~16 ms at full scale); pilot_steps: the pilot's length.
+    steps of trials or more (`SharedPilot`); pilot_steps: the pilot's length, the first steps of the first trial
+    (run once, with rows by id, then the trial goes on in the order).
     """
 
     clock_on: float = 0.5
@@ -267,11 +268,82 @@ def _translation(n_neurons: int, n_synapses: int) -> tuple:
     return buffers[0], buffers[1], buffers[2]
 
 
-def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: int = 1, bounds=None,
-              order: RowOrder | None = None):
-    """One lazy trial, on `parts` threads when > 1 (or on len(bounds) - 1, the cut given: tests), else with
-    state rows in `order` (None: by id)."""
+class SharedPilot:
+    """The state-row order of one `run_trials` call, read from the spikes of the first `steps` steps of its
+    first trial (`order_by_inputs`; rows by id when there are none) and shared by all its trials (at most
+    n_steps - 1 steps: a trial paused has a step left).
+
+    That stretch is not run twice: the first trial of each thread runs its first `steps` steps with rows by id,
+    the first trial publishes the order from its spikes, and each goes on in the order from where it paused
+    (`lazy.move_rows`); the other trials run in it from the start.
+    """
+
+    def __init__(self, net: EngineNetwork, steps: int):
+        self.net, self.steps = net, max(0, min(int(steps), net.n_steps - 1))
+        self._order: Future = Future()
+
+    def publish(self, spike_neurons: np.ndarray) -> None:
+        net = self.net
+        self._order.set_result(order_by_inputs(net.indptr, net.indices, spike_neurons) if spike_neurons.size
+                               else net.rows_by_id)
+
+    def fail(self, exc: BaseException) -> None:
+        """No order will come (the first trial failed before it): every trial waiting for it raises `exc`."""
+        self._order.set_exception(exc)
+
+    def wait(self) -> RowOrder:
+        return self._order.result()
+
+
+@dataclass(frozen=True)
+class PilotTurn:
+    """A trial's part in a SharedPilot: `pauses` (runs the pilot's steps by id first), `publishes` (the trial
+    whose spikes give the order)."""
+
+    pilot: SharedPilot
+    pauses: bool
+    publishes: bool
+
+
+def _lazy_call(net: EngineNetwork, common: tuple, settings: LazySettings, ws: list, run: tuple, order: RowOrder,
+               pause_at: int):
+    """`lazy_trial` on this thread's workspace from the run state `run`, rows in `order`, up to step `pause_at`."""
     t = net.tables
+    if order.identity:
+        kicks, translation = common[-1], (_NO_ROWS, _NO_ROWS, 0)
+    else:
+        kicks, translation = order.slot[common[-1]], _translation(net.n_neurons, net.indices.shape[0])
+    *arrays, stats, ws[7] = lazy_trial(*common[:-1], kicks, t.log_a, t.log_b, t.kappa, t.peak_bound,
+                                       float(t.peak_bins_per_ratio), float(t.coef_c_max), t.propagators,
+                                       order.slot, order.owner, *translation, int(settings.wheel_bits),
+                                       float(settings.clock_on), float(settings.clock_off),
+                                       int(settings.window_steps), float(settings.predict_cost), *ws, *run, pause_at)
+    return arrays, stats
+
+
+def _pilot_rows(net: EngineNetwork, common: tuple, settings: LazySettings, ws: list, run: tuple,
+                turn: PilotTurn) -> RowOrder:
+    """The rows a trial with this `turn` goes on in: it runs the pilot's steps by id first when it pauses (and
+    publishes the order from their spikes), waits for the order and moves its rows there."""
+    if turn.pauses:
+        try:
+            _lazy_call(net, common, settings, ws, run, net.rows_by_id, turn.pilot.steps)
+            if turn.publishes:
+                turn.pilot.publish(ws[7][:run[1][1]])
+        except BaseException as exc:
+            if turn.publishes:
+                turn.pilot.fail(exc)
+            raise
+    order = turn.pilot.wait()
+    if turn.pauses and not order.identity:
+        move_rows(order.slot, *ws[:5], ws[8], run[1][2], run[0])
+    return order
+
+
+def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: int = 1, bounds=None,
+              order: RowOrder | PilotTurn | None = None):
+    """One lazy trial, on `parts` threads when > 1 (or on len(bounds) - 1, the cut given: tests), else with
+    state rows in `order` (None: by id; a PilotTurn: the pilot's)."""
     ws = _workspace(net.n_neurons, net.n_steps)
     _LOCAL.lazy_clean = False
     if bounds is not None or parts > 1:
@@ -279,16 +351,11 @@ def _run_lazy(net: EngineNetwork, common: tuple, settings: LazySettings, parts: 
         cut = cut_for(net, parts) if bounds is None else np.asarray(bounds, np.int64)
         *arrays, stats = run_split(net, steps, neurons, settings, cut, ws[:5])
     else:
+        run = fresh_run(settings.wheel_bits)
+        if isinstance(order, PilotTurn):
+            order = _pilot_rows(net, common, settings, ws, run, order)
         order = net.rows_by_id if order is None else order
-        if order.identity:
-            kicks, translation = common[-1], (_NO_ROWS, _NO_ROWS, 0)
-        else:
-            kicks, translation = order.slot[common[-1]], _translation(net.n_neurons, net.indices.shape[0])
-        *arrays, stats, ws[7] = lazy_trial(*common[:-1], kicks, t.log_a, t.log_b, t.kappa, t.peak_bound,
-                                           float(t.peak_bins_per_ratio), float(t.coef_c_max), t.propagators,
-                                           order.slot, order.owner, *translation, int(settings.wheel_bits),
-                                           float(settings.clock_on), float(settings.clock_off),
-                                           int(settings.window_steps), float(settings.predict_cost), *ws)
+        arrays, stats = _lazy_call(net, common, settings, ws, run, order, net.n_steps)
         if not order.identity:
             arrays[2] = order.owner[arrays[2]]  # the rows that left rest, as neuron ids
     _LOCAL.lazy_clean = True
@@ -302,7 +369,8 @@ def _run_clock(net: EngineNetwork, common: tuple):
 
 
 def _run_checked(net: EngineNetwork, trial_id: int, steps: np.ndarray, neurons: np.ndarray, engine: str,
-                 settings: LazySettings, parts: int = 1, bounds=None, order: RowOrder | None = None) -> TrialResult:
+                 settings: LazySettings, parts: int = 1, bounds=None,
+                 order: RowOrder | PilotTurn | None = None) -> TrialResult:
     """One trial whose drive (`_check_drive`) and engine name are already checked (lazy on `parts` threads, or
     with state rows in `order`)."""
     t = net.tables
@@ -343,29 +411,15 @@ def threads_per_trial(net: EngineNetwork, n_trials: int, n_threads: int, engine:
     return max(1, min(int(n_threads) // n_trials, usable_cpus(), net.n_neurons))
 
 
-def pilot_order(net: EngineNetwork, steps: np.ndarray, neurons: np.ndarray, settings: LazySettings) -> RowOrder:
-    """State rows by the inputs of a pilot: the first settings.pilot_steps steps of a checked drive (rows by id
-    when the pilot has no spike)."""
-    n_pilot = min(int(settings.pilot_steps), net.n_steps)
-    t = net.tables
-    length = min(n_pilot + 1, t.pow_a.shape[0])  # a prefix of the tables: the same values (make_tables)
-    tables = replace(t, pow_a=t.pow_a[:length], pow_b=t.pow_b[:length], coef_c=t.coef_c[:length],
-                     propagators=t.propagators[:length])
-    pilot_net = replace(net, tables=tables, n_steps=n_pilot, split_layouts={})
-    m = int(np.searchsorted(steps, n_pilot))
-    pilot = _run_checked(pilot_net, 0, steps[:m], neurons[:m], "lazy", settings)
-    if pilot.spike_neurons.size == 0:
-        return net.rows_by_id
-    return order_by_inputs(net.indptr, net.indices, pilot.spike_neurons)
-
-
-def _order_for(net: EngineNetwork, jobs: list, engine: str, workers: int, parts: int,
-               settings: LazySettings) -> RowOrder | None:
-    """A pilot's order for lazy trials on one thread each when every thread has order_min_steps steps or more
-    to run (else None: rows by id)."""
-    if engine != "lazy" or parts > 1 or not jobs or len(jobs) * net.n_steps < settings.order_min_steps * workers:
-        return None
-    return pilot_order(net, jobs[0][1], jobs[0][2], settings)
+def _turns(net: EngineNetwork, n_jobs: int, engine: str, workers: int, parts: int,
+           settings: LazySettings) -> list:
+    """Each job's PilotTurn in one SharedPilot of settings.pilot_steps, for lazy trials on one thread each when
+    every thread has order_min_steps steps or more to run (else None each: rows by id). The first `workers` jobs
+    are the first on their threads (the pool takes jobs in order)."""
+    if engine != "lazy" or parts > 1 or n_jobs * net.n_steps < settings.order_min_steps * workers:
+        return [None] * n_jobs
+    pilot = SharedPilot(net, settings.pilot_steps)
+    return [PilotTurn(pilot, pauses=k < workers, publishes=k == 0) for k in range(n_jobs)]
 
 
 def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int = 1,
@@ -382,11 +436,12 @@ def run_trials(net: EngineNetwork, trials, engine: str = "lazy", n_threads: int 
     jobs = [(tr.trial, *_check_drive(net, tr)) for tr in trials]
     workers = max(1, min(int(n_threads), len(jobs)))
     parts = threads_per_trial(net, len(jobs), n_threads, engine, settings)
-    order = _order_for(net, jobs, engine, workers, parts, settings)
+    turns = _turns(net, len(jobs), engine, workers, parts, settings)
     if workers == 1 and hand_over is None:
-        return [_run_checked(net, *job, engine, settings, parts, None, order) for job in jobs]
+        return [_run_checked(net, *job, engine, settings, parts, None, turn) for job, turn in zip(jobs, turns)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flyhpc-native") as pool:
-        futures = [pool.submit(_run_checked, net, *job, engine, settings, parts, None, order) for job in jobs]
+        futures = [pool.submit(_run_checked, net, *job, engine, settings, parts, None, turn)
+                   for job, turn in zip(jobs, turns)]
         if hand_over is None:
             return [f.result() for f in futures]
         try:

@@ -1,8 +1,12 @@
 """State rows ordered apart from neuron ids (row_order): the same spikes, step starts and final states as rows
 by id, bit for bit, lazy and through clock-driven stretches; the pilot's order puts the most reached neurons
-first; run_trials orders rows only for long runs, with the same results."""
+first; run_trials orders rows only for long runs, from the first trial's first steps, with the same results
+wherever the trials pause to move to it."""
 
 from __future__ import annotations
+
+import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +14,7 @@ import pytest
 from flyhpc.drive import TrialDrive
 from flyhpc.backends.native import trials as trials_module
 from flyhpc.backends.native.row_order import RowOrder, order_by_inputs
-from flyhpc.backends.native.trials import EngineNetwork, LazySettings, pilot_order, run_trial, run_trials
+from flyhpc.backends.native.trials import EngineNetwork, LazySettings, SharedPilot, run_trial, run_trials
 from tests.unit.backends.native.test_engines import P, PURE_LAZY, poisson_drive, random_net, same_state
 from tests.unit.backends.native.test_split import FLAPPY
 
@@ -66,34 +70,83 @@ def test_order_by_inputs_counts_each_spike_times_its_row():
     assert not order.identity
 
 
-def test_pilot_order_puts_the_most_reached_first(net):
-    trial = poisson_drive(range(20), net.n_steps, 200.0, seed=2)
-    order = pilot_order(net, trial.steps, trial.neurons, LazySettings(pilot_steps=1000))
-    keep = trial.steps < 1000
-    pilot = run_trial(EngineNetwork.from_arrays(*random_net(1000, 50, 3.0, seed=1), P, 1000),
-                      TrialDrive(0, trial.steps[keep], trial.neurons[keep]))
-    assert pilot.spike_neurons.size > 100
-    fired, counts = np.unique(pilot.spike_neurons, return_counts=True)
+def _recording(monkeypatch, make=order_by_inputs):
+    """order_by_inputs in trials replaced by `make`, each call's spikes and order recorded."""
+    calls = []
+
+    def recorded(indptr, indices, spike_neurons):
+        calls.append((spike_neurons.copy(), make(indptr, indices, spike_neurons)))
+        return calls[-1][1]
+    monkeypatch.setattr(trials_module, "order_by_inputs", recorded)
+    return calls
+
+
+def test_the_order_comes_from_the_first_trials_first_steps_most_reached_first(net, monkeypatch):
+    calls = _recording(monkeypatch)
+    trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=s, trial=s) for s in (2, 3)]
+    run_trials(net, trials, "lazy", 2, LazySettings(order_min_steps=0, pilot_steps=1000))
+    [(spikes, order)] = calls
+    first = run_trial(net, trials[0], "lazy")
+    assert spikes.size > 100
+    assert np.array_equal(spikes, first.spike_neurons[:first.step_starts[1000]])
+    fired, counts = np.unique(spikes, return_counts=True)
     inputs = np.zeros(net.n_neurons)
     for j, c in zip(fired, counts):
         np.add.at(inputs, net.indices[net.indptr[j]:net.indptr[j + 1]], c)
     assert inputs[order.owner[0]] == inputs.max() > 0
     assert np.all(np.diff(inputs[order.owner]) <= 0)
-    late = trial.steps >= 1000  # a drive that starts after the pilot: rows stay by id
-    assert pilot_order(net, trial.steps[late], trial.neurons[late], LazySettings(pilot_steps=1000)).identity
+
+
+def test_a_pilot_without_spikes_keeps_rows_by_id(net):
+    pilot = SharedPilot(net, 1000)
+    pilot.publish(np.empty(0, np.int32))
+    assert pilot.wait().identity
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_run_trials_orders_rows_for_long_runs_with_the_same_results(net, threads, monkeypatch):
-    pilots = []
-    monkeypatch.setattr(trials_module, "pilot_order", lambda *a: pilots.append(a) or pilot_order(*a))
+    calls = _recording(monkeypatch)
     trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=s, trial=s) for s in range(3)]
     by_id = run_trials(net, trials, "lazy", threads, LazySettings(order_min_steps=10 ** 9))
-    assert not pilots
+    assert not calls
     ordered = run_trials(net, trials, "lazy", threads, LazySettings(order_min_steps=3 * net.n_steps // threads,
                                                                     pilot_steps=500))
-    assert len(pilots) == 1
-    assert all(same_state(a, b) and a.trial == b.trial for a, b in zip(by_id, ordered))
+    assert len(calls) == 1 and not calls[0][1].identity
+    assert all(same_state(a, b) and a.trial == b.trial and a.stats == b.stats for a, b in zip(by_id, ordered))
+
+
+@pytest.mark.parametrize("settings", [PURE_LAZY, FLAPPY], ids=["lazy", "flappy"])
+def test_trials_paused_anywhere_go_on_in_the_new_rows_alike(net, settings, monkeypatch):
+    """The first trials of both threads pause after pilot_steps steps (in a quiet stretch, mid clock-driven,
+    at the last step, after the end) and move to a random order: the same trials as rows by id."""
+    _recording(monkeypatch, lambda *a: _random_order(net, 9))
+    trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=s, trial=s) for s in range(3)]
+    by_id = run_trials(net, trials, "lazy", 2, replace(settings, order_min_steps=10 ** 9))
+    if settings is FLAPPY:
+        assert by_id[0].stats["clock_steps"] > 0 and by_id[0].stats["switches"] >= 2
+    for pause in (1, 17, 18, 401, 1234, 2222, net.n_steps - 1, net.n_steps, 10 ** 6):
+        moved = run_trials(net, trials, "lazy", 2, replace(settings, order_min_steps=0, pilot_steps=pause))
+        assert all(same_state(a, b) and a.stats == b.stats for a, b in zip(by_id, moved)), pause
+
+
+def test_a_failed_pilot_fails_every_waiting_trial_instead_of_hanging(net, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no order")
+    monkeypatch.setattr(trials_module, "order_by_inputs", broken)
+    trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=s, trial=s) for s in range(3)]
+    outcome = []
+
+    def run():
+        try:
+            run_trials(net, trials, "lazy", 2, LazySettings(order_min_steps=0, pilot_steps=500))
+        except RuntimeError as exc:
+            outcome.append(exc)
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "run_trials hangs after its pilot failed"
+    assert [str(e) for e in outcome] == ["no order"]
+    assert same_state(run_trial(net, trials[1], "lazy"), run_trials(net, trials[1:2], "lazy")[0])
 
 
 def test_wrapped_stamps_translate_rows_again(net, monkeypatch):
