@@ -325,18 +325,19 @@ def _pilot_rows(net: EngineNetwork, common: tuple, settings: LazySettings, ws: l
                 turn: PilotTurn) -> RowOrder:
     """The rows a trial with this `turn` goes on in: it runs the pilot's steps by id first when it pauses (and
     publishes the order from their spikes), waits for the order and moves its rows there."""
+    head, carry, _ = run  # carry[1]: spikes recorded, carry[2]: rows that left rest (lazy._run_steps)
     if turn.pauses:
         try:
             _lazy_call(net, common, settings, ws, run, net.rows_by_id, turn.pilot.steps)
             if turn.publishes:
-                turn.pilot.publish(ws[7][:run[1][1]])
+                turn.pilot.publish(ws[7][:carry[1]])
         except BaseException as exc:
             if turn.publishes:
                 turn.pilot.fail(exc)
             raise
     order = turn.pilot.wait()
     if turn.pauses and not order.identity:
-        move_rows(order.slot, *ws[:5], ws[8], run[1][2], run[0])
+        move_rows(order.slot, *ws[:5], ws[8], carry[2], head)
     return order
 
 
