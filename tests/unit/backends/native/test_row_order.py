@@ -117,14 +117,14 @@ def test_run_trials_orders_rows_for_long_runs_with_the_same_results(net, threads
 
 @pytest.mark.parametrize("settings", [PURE_LAZY, FLAPPY], ids=["lazy", "flappy"])
 def test_trials_paused_anywhere_go_on_in_the_new_rows_alike(net, settings, monkeypatch):
-    """The first trials of both threads pause after pilot_steps steps (in a quiet stretch, mid clock-driven,
-    at the last step, after the end) and move to a random order: the same trials as rows by id."""
+    """The first trials of both threads pause after pilot_steps steps (before the first, in a quiet stretch, mid
+    clock-driven, at the last step, after the end) and move to a random order: the same trials as rows by id."""
     _recording(monkeypatch, lambda *a: _random_order(net, 9))
     trials = [poisson_drive(range(20), net.n_steps, 200.0, seed=s, trial=s) for s in range(3)]
     by_id = run_trials(net, trials, "lazy", 2, replace(settings, order_min_steps=10 ** 9))
     if settings is FLAPPY:
         assert by_id[0].stats["clock_steps"] > 0 and by_id[0].stats["switches"] >= 2
-    for pause in (1, 17, 18, 401, 1234, 2222, net.n_steps - 1, net.n_steps, 10 ** 6):
+    for pause in (0, 1, 17, 18, 401, 1234, 2222, net.n_steps - 1, net.n_steps, 10 ** 6):
         moved = run_trials(net, trials, "lazy", 2, replace(settings, order_min_steps=0, pilot_steps=pause))
         assert all(same_state(a, b) and a.stats == b.stats for a, b in zip(by_id, moved)), pause
 
