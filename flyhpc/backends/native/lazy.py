@@ -341,9 +341,9 @@ def lazy_trial(indptr, indices, weights, weight_unit, refractory_steps, pow_a, p
     """Simulate one trial lazily, switching to clock-driven steps while activity is high.
 
     st .. dirty are a reusable workspace (sizes (n, 4), n, n, n, n, n, n_steps + 1, any, n) that must
-    come in clean (`clean_workspace`) for a new trial and is left clean when it ends: only the rows of the neurons an input reached
-    (the `dirty` list) are read out and put back to rest, so a quiet trial costs nothing per neuron
-    (and, lazy, nothing per step where nothing is queued, delivered or kicked).
+    come in clean (`clean_workspace`) for a new trial and is left clean when it ends: only the rows of the
+    neurons an input reached (the `dirty` list) are read out and put back to rest, so a quiet trial costs nothing
+    per neuron (and, lazy, nothing per step where nothing is queued, delivered or kicked).
 
     Mode switch: over each block of `window_steps` steps the work of the lazy scheme is estimated as
     predict_cost x (neurons an input reached) + (synaptic events); the trial goes clock-driven when that

@@ -5,10 +5,9 @@ reached take about 90 % of the inputs). Given adjacent rows, their 32-byte state
 closer to the core: -7 to -12 % sim time on sugar trials of the full-scale synthetic connectome. The order is
 read from the first steps of the task's first trial (its spike counts times its neurons' out-rows give each
 neuron's inputs; `trials.SharedPilot`), serves every trial of the task, and changes no result: `lazy.lazy_trial`
-takes the two maps,
-translates the out-row of a neuron to rows the first time it spikes in a trial (rewriting all 15 M targets up
-front cost 36 ms a task) and records spikes by neuron id; the caller maps the final state back
-(`trials._run_lazy`).
+takes the two maps, translates the out-row of a neuron to rows the first time it spikes in a trial (rewriting
+all 15 M targets up front cost 36 ms a task) and records spikes by neuron id; the caller maps the final state
+back (`trials._run_lazy`).
 Entry points: `RowOrder`, `identity_order`, `order_by_inputs`.
 """
 
