@@ -274,6 +274,19 @@ def _carry_stats(carry):
     return np.array([carry[9], carry[10], carry[5], carry[6], carry[7]], np.int64)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _put_to_rest(j, st, pred, queued, nxt, prv):
+    """Row j back to rest with nothing queued (as `clean_workspace` leaves every row)."""
+    st[j, 0] = 0.0
+    st[j, 1] = 0.0
+    st[j, 2] = -1.0
+    st[j, 3] = -1.0
+    pred[j] = -1
+    queued[j] = 0
+    nxt[j] = -1
+    prv[j] = -1
+
+
 @njit(cache=True, nogil=True)
 def _take_state(st, pred, queued, nxt, prv, dirty, n_dirty):
     """The final state of the neurons dirty[:n_dirty] (ids, anchor int64, u0, g0), each put back to rest."""
@@ -286,14 +299,7 @@ def _take_state(st, pred, queued, nxt, prv, dirty, n_dirty):
         anchor[i] = int(st[j, 2])
         u0[i] = st[j, 0]
         g0[i] = st[j, 1]
-        st[j, 0] = 0.0
-        st[j, 1] = 0.0
-        st[j, 2] = -1.0
-        st[j, 3] = -1.0
-        pred[j] = -1
-        queued[j] = 0
-        nxt[j] = -1
-        prv[j] = -1
+        _put_to_rest(j, st, pred, queued, nxt, prv)
     return ids, anchor, u0, g0
 
 
@@ -315,14 +321,7 @@ def move_rows(slot, st, pred, queued, nxt, prv, dirty, n_dirty, head):
         j = ids[i]
         rows[i, :] = st[j, :]
         steps[i] = pred[j]
-        st[j, 0] = 0.0
-        st[j, 1] = 0.0
-        st[j, 2] = -1.0
-        st[j, 3] = -1.0
-        pred[j] = -1
-        queued[j] = 0
-        nxt[j] = -1
-        prv[j] = -1
+        _put_to_rest(j, st, pred, queued, nxt, prv)
     head[:] = -1
     for i in range(n_dirty):
         j = slot[ids[i]]
